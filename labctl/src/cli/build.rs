@@ -1,0 +1,13 @@
+//! `labctl kernel build`.
+
+use super::{not_implemented, Ctx};
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10.
+    pub version: String,
+}
+
+pub fn run(_a: BuildArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
+    not_implemented("kernel build")
+}
