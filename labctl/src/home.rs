@@ -93,6 +93,19 @@ impl Home {
         f.lock().ctx("lock", &path)?;
         Ok(LockGuard { _file: f, path })
     }
+
+    /// Like [`Home::lock`] but never waits: `Ok(None)` when another holder has it
+    /// (cache pruning skips entries that are in use).
+    pub fn try_lock(&self, name: &str) -> Result<Option<LockGuard>> {
+        let dir = self.ensure(self.locks())?;
+        let path = dir.join(format!("{}.lock", sanitize(name)));
+        let f = File::options().create(true).truncate(false).write(true).open(&path).ctx("open lock", &path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { _file: f, path })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        }
+    }
 }
 
 fn sanitize(name: &str) -> String {
