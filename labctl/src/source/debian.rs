@@ -150,7 +150,9 @@ pub fn load_index(home: &Home, http: &Http, base: &str, suite: &str, ttl: Durati
         .map_err(|e| SourceError::Index { url: url.clone(), message: format!("not a valid xz-compressed Sources file: {e}") })?;
     let entries = parse_sources(&text);
     let data = serde_json::to_vec(&CachedIndex { url: url.clone(), entries: entries.clone() }).expect("serializable");
-    crate::home::write_atomic(&path, &data).map_err(|e| SourceError::Usage(e.to_string()))?;
+    if let Err(e) = crate::home::write_atomic(&path, &data) {
+        sink.warn(format!("cannot cache {suite}'s index: {e}"));
+    }
     Ok(entries)
 }
 

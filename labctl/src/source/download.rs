@@ -43,10 +43,10 @@ pub struct Http {
     pub net: NetOptions,
 }
 
-/// A GET that did not produce a body.
-fn net_error(url: &str, e: &reqwest::Error) -> SourceError {
+/// An error and its causes on one line, without repeats.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut src = e.source();
     while let Some(s) = src {
         let t = s.to_string();
         if !msg.contains(&t) {
@@ -55,6 +55,12 @@ fn net_error(url: &str, e: &reqwest::Error) -> SourceError {
         }
         src = s.source();
     }
+    msg
+}
+
+/// A GET that did not produce a body.
+fn net_error(url: &str, e: &reqwest::Error) -> SourceError {
+    let msg = error_chain(e);
     if e.is_timeout() {
         SourceError::Timeout { url: url.to_string(), message: msg }
     } else {
@@ -266,14 +272,15 @@ fn transfer(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 let _ = file.flush();
-                let timed_out = e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timed out");
+                let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                    || e.get_ref().and_then(|i| i.downcast_ref::<reqwest::Error>()).is_some_and(|r| r.is_timeout());
                 let err = if timed_out {
                     SourceError::Timeout {
                         url: url.to_string(),
                         message: format!("no data for {}s after {} (stalled)", http.net.read_timeout.as_secs_f64(), crate::home::human_bytes(*have)),
                     }
                 } else {
-                    SourceError::Network { url: url.to_string(), message: format!("transfer cut after {}: {e}", crate::home::human_bytes(*have)) }
+                    SourceError::Network { url: url.to_string(), message: format!("transfer cut after {}: {}", crate::home::human_bytes(*have), error_chain(&e)) }
                 };
                 return Ok(Attempt::Retry(err));
             }
