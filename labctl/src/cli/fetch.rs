@@ -17,7 +17,7 @@ use super::Ctx;
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct SourceArgs {
     /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10 (its newest release).
-    #[arg(value_name = "VERSION")]
+    #[arg(value_name = "VERSION", allow_negative_numbers = true)]
     pub version: String,
     /// Where to get it: auto, kernel.org, debian, an http(s) URL, or a local tarball/tree PATH.
     #[arg(long, value_name = "SOURCE", default_value = "auto")]
