@@ -198,6 +198,18 @@ mod tests {
     }
 
     #[test]
+    fn docs_explain_every_fragment_line() {
+        let doc = include_str!("../../../docs/kconfig.md");
+        for f in embedded_fragments() {
+            assert!(doc.contains(&format!("### {}", f.name)), "docs/kconfig.md has no section for {}", f.name);
+            for e in dotconfig::parse(&f.text, true).unwrap() {
+                let row = format!("| `{}={}` |", e.symbol, e.value);
+                assert!(doc.contains(&row), "docs/kconfig.md does not explain {} from {}", row, f.name);
+            }
+        }
+    }
+
+    #[test]
     fn seed_list_is_in_bpf_config_and_dwarf_choice_only_from_5_18() {
         let bpf = embedded_fragment("bpf").unwrap();
         let (e, _) = bpf.entries(&KernelVersion::new(5, 10, 46)).unwrap();
