@@ -110,8 +110,11 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
     let got = tri(&final_value);
     let is_tri = matches!(sym.kind, Kind::Bool | Kind::Tristate);
 
-    // Asked higher than we got.
-    if is_tri && want > got {
+    // Asked higher than we got (for string/int/hex: the symbol vanished from the .config,
+    // which means it is not visible).
+    let vanished = !is_tri && !fin.mentions(&r.symbol);
+    let want = if vanished { 1 } else { want };
+    if (is_tri && want > got) || vanished {
         // A bool asked to be m ends up y (or n when blocked).
         // Dependencies: the best definition's unmet deps.
         let mut best: Option<(u8, Vec<String>, String)> = None;
@@ -128,7 +131,7 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
             if lim < want {
                 row.status = Status::UnmetDependency;
                 let mut blockers = unmet;
-                if want == 1 && fin.get("MODULES") != "y" && !blockers.iter().any(|b| b.starts_with("MODULES=")) {
+                if r.value == "m" && fin.get("MODULES") != "y" && !blockers.iter().any(|b| b.starts_with("MODULES=")) {
                     blockers.insert(0, format!("MODULES={}", fin.get("MODULES")));
                 }
                 row.reason = format!(
@@ -140,7 +143,7 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
                 return row;
             }
         }
-        if want == 1 && fin.get("MODULES") != "y" {
+        if r.value == "m" && fin.get("MODULES") != "y" {
             row.status = Status::UnmetDependency;
             row.reason = format!("asked for a module but modules are disabled (MODULES={})", fin.get("MODULES"));
             row.blockers = vec![format!("MODULES={}", fin.get("MODULES"))];
@@ -377,6 +380,15 @@ config NR
         assert_eq!(rows[6].blockers, ["A_ONE=y"]);
         assert!(rows[2].core && !rows[0].core);
         assert_eq!(rows[0].final_value, "n");
+    }
+
+    #[test]
+    fn a_string_option_behind_an_unmet_dependency() {
+        let db = KconfigDb::from_text("config CMDLINE_BOOL\n\tbool \"cmdline\"\nconfig CMDLINE\n\tstring \"c\"\n\tdepends on CMDLINE_BOOL\n", Path::new("/x"));
+        let fin = DotConfig::parse("# CONFIG_CMDLINE_BOOL is not set\n");
+        let rows = verify(&[req("CMDLINE", "\"console=ttyS0\"")], &fin, &db);
+        assert_eq!(rows[0].status, Status::UnmetDependency, "{}", rows[0].reason);
+        assert_eq!(rows[0].blockers, ["CMDLINE_BOOL=n"]);
     }
 
     #[test]
