@@ -260,14 +260,16 @@ impl Catalogue {
 
     /// Entries whose detector matches `line`.
     pub fn matching_line<'a>(&'a self, line: &str) -> impl Iterator<Item = &'a Fix> + 'a {
-        let line = line.to_string();
+        let line = normalize(line);
         self.fixes.iter().zip(&self.patterns).filter(move |(_, ps)| ps.iter().any(|p| p.is_match(&line))).map(|(f, _)| f)
     }
 
     /// Match a whole log: each entry that matched once, with the first line that matched.
     pub fn diagnose_log(&self, log: &str) -> Vec<Diagnosis> {
         let mut out: Vec<Diagnosis> = Vec::new();
-        for line in log.lines() {
+        for raw in log.lines() {
+            let line = normalize(raw);
+            let line = line.as_str();
             for (f, ps) in self.fixes.iter().zip(&self.patterns) {
                 if out.iter().any(|d| d.id == f.id) {
                     continue;
@@ -279,6 +281,33 @@ impl Catalogue {
         }
         out
     }
+}
+
+/// Make a log line comparable whatever the locale: typographic quotes (GCC in a UTF-8
+/// locale) become ASCII quotes and terminal colour codes are removed.
+pub fn normalize(line: &str) -> String {
+    strip_ansi(line).replace(['\u{2018}', '\u{2019}'], "'")
+}
+
+/// Remove ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            if it.peek() == Some(&'[') {
+                it.next();
+                for d in it.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One catalogue entry that explains a failed build's log.
@@ -769,5 +798,9 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].id, "gcc12-libsubcmd-use-after-free");
         assert!(d[0].line.starts_with("subcmd-util.h:56:23"));
+        // The same line from GCC in a UTF-8 locale (typographic quotes), as seen on this host.
+        let utf8 = "subcmd-util.h:56:23: error: pointer may be used after \u{2018}realloc\u{2019} [-Werror=use-after-free]";
+        assert_eq!(Catalogue::builtin().diagnose_log(utf8)[0].id, "gcc12-libsubcmd-use-after-free");
+        assert_eq!(strip_ansi("libelf: [ \u{1b}[32mon\u{1b}[m  ]"), "libelf: [ on  ]");
     }
 }

@@ -28,8 +28,11 @@ const BUILD_ENV: &[(&str, &str)] = &[
     ("KBUILD_BUILD_USER", "labctl"),
     ("KBUILD_BUILD_HOST", "labctl"),
     ("KBUILD_BUILD_VERSION", "1"),
-    // Error texts must be English for the catalogue's detectors.
-    ("LC_ALL", "C"),
+    // Error texts must be English for the catalogue's detectors. The kernel's Makefile
+    // unexports LC_ALL, so set the individual categories.
+    ("LANG", "C"),
+    ("LC_MESSAGES", "C"),
+    ("LC_CTYPE", "C"),
 ];
 
 struct Ctx<'a> {
@@ -327,7 +330,7 @@ struct Step {
 }
 
 fn kmake(cx: &Ctx, extra: &[String], vars: &[(String, String)]) -> Cmd {
-    let mut c = Cmd::new("make").cwd(&cx.src).arg(format!("O={}", cx.obj.display()));
+    let mut c = Cmd::new("make").cwd(&cx.src).env_remove("LC_ALL").arg(format!("O={}", cx.obj.display()));
     for (k, v) in &cx.env {
         c = c.env(k, v);
     }
@@ -471,7 +474,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     }
     append_log(&cx.dir.join("build.log"), &log);
     let out = result?;
-    if step.compile.is_some() {
+    if step.compile.is_some() && out.code == Some(0) {
         cx.meta.objects = objects;
         let v = cx.req.tree.version;
         ObjectStats::record(&cx.home.builds(), &format!("{}.{}", v.major, v.minor), &cx.req.config.hash, objects);
@@ -488,8 +491,8 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
         step: step.name.to_string(),
         command: step.cmd.reproducer(),
         status: crate::process::status_text(out.code),
-        first_error: diagnose::first_error_line(&text),
-        tail: out.tail.clone(),
+        first_error: diagnose::first_error_line(&text).map(|l| catalogue::normalize(&l)),
+        tail: out.tail.iter().map(|l| catalogue::strip_ansi(l)).collect(),
         log: log.clone(),
         diagnosis: Catalogue::builtin().diagnose_log(&text),
         applied: plan.apply.clone(),
