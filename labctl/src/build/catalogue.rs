@@ -776,6 +776,19 @@ mod tests {
     }
 
     #[test]
+    fn troubleshooting_doc_has_one_entry_per_catalogue_item() {
+        let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/troubleshooting.md")).unwrap();
+        for f in &Catalogue::builtin().fixes {
+            let anchor = format!("<a id=\"{}\"></a>", f.docs);
+            assert_eq!(doc.matches(&anchor).count(), 1, "docs/troubleshooting.md needs exactly one {anchor}");
+            let section = doc.split(&anchor).nth(1).unwrap().split("<a id=").next().unwrap();
+            for part in ["**Error text**", "**Cause.**", "**What labctl does.**", "**Manual fix.**", f.title.as_str()] {
+                assert!(section.contains(part), "{}: section lacks {part:?}", f.id);
+            }
+        }
+    }
+
+    #[test]
     fn edit_refuses_a_tree_that_differs() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f.c");
