@@ -189,6 +189,12 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     assert!(build::find_build(&f.home, &VersionReq::Exact(KernelVersion::new(5, 10, 47))).is_none());
     assert_eq!(build::local_builds(&f.home).len(), 1);
 
+    // reproduce.sh really repeats the build (here: every make step runs again).
+    let o = std::process::Command::new("sh").arg(&out.reproduce).output().unwrap();
+    assert!(o.status.success(), "reproduce.sh failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(out.dir.join("obj/count.txt")).unwrap(), "built\nbuilt\n");
+    assert_eq!(std::fs::read_to_string(f.tree.join("tools/lib/subcmd/subcmd-util.h")).unwrap(), SUBCMD, "reproduce.sh wrote through to the shared tree");
+
     // A changed config is a new folder.
     let other = build::build(&f.home, &request(&f, "1234567890abcdef"), &VecSink::default()).unwrap();
     assert_ne!(other.dir, out.dir);

@@ -398,12 +398,19 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
     if let Some(p) = cx.vars.iter().find(|(k, _)| k == "PAHOLE") {
         s.push_str(&format!("# {} is a small wrapper labctl wrote (see the file).\n", p.1));
     }
+    s.push_str("\n# Environment of every make run (fixed so builds reproduce and ccache hits).\n");
+    s.push_str("unset LC_ALL\n");
+    for (k, v) in &cx.env {
+        s.push_str(&format!("export {k}={}\n", crate::process::shell_quote(std::ffi::OsStr::new(v))));
+    }
+    s.push_str(&format!("cd {}\n\n", q(&cx.src)));
     for st in steps {
         if st.name == "modules_install" {
             s.push_str(&format!("rm -rf {}\n", q(&cx.dir.join("artifacts").join("modules"))));
         }
-        s.push_str(&st.cmd.reproducer());
-        s.push('\n');
+        s.push_str(&format!("# {}\n", st.stage));
+        let args: Vec<String> = st.cmd.get_args().iter().map(|a| crate::process::shell_quote(a)).collect();
+        s.push_str(&format!("make {}\n", args.join(" ")));
     }
     let path = cx.dir.join("reproduce.sh");
     write_atomic(&path, s.as_bytes())?;
