@@ -133,7 +133,7 @@ pub struct HostFacts {
     pub distro: Distro,
 }
 
-const PROGRAMS: &[&str] = &["make", "gcc", "ld", "flex", "bison", "bc", "perl", "rsync", "cpio", "pahole", "clang", "llc", "qemu-system-x86_64", "busybox", "vng", "ccache"];
+const PROGRAMS: &[&str] = &["make", "gcc", "ld", "flex", "bison", "bc", "perl", "rsync", "cpio", "depmod", "pahole", "clang", "llc", "qemu-system-x86_64", "busybox", "vng", "ccache"];
 
 impl HostFacts {
     pub fn gather(home: &Path, sink: &dyn EventSink) -> HostFacts {
@@ -225,6 +225,8 @@ pub fn evaluate(h: &HostFacts, opts: &Options) -> Vec<Check> {
         let ok = h.has(id);
         push(id, id, ok, if ok { format!("found ({why})") } else { format!("not found on PATH; needed for {why}") }, Need::Build);
     }
+    let dm = h.has("depmod");
+    push("kmod", "depmod (kmod)", dm, if dm { "found (`modules_install` runs depmod)".into() } else { "not found; `make modules_install` runs depmod".into() }, Need::Build);
     for (id, title, why) in [("libelf", "libelf headers", "objtool, resolve_btfids, samples/bpf"), ("openssl", "OpenSSL headers", "sign-file and extract-cert")] {
         let ok = h.header(id);
         push(id, title, ok, if ok { format!("found ({why})") } else { format!("headers missing; needed for {why}") }, Need::Build);
