@@ -1,13 +1,170 @@
-//! `labctl kernel build`.
+//! `labctl kernel build`: fetch → config → fixes → compile → modules → headers →
+//! samples/bpf, through `labctl::build::build`. Prints the artifacts on success; on
+//! failure the error carries the first error line, the last 30 lines, the log path and
+//! the known-fix catalogue's diagnosis (exit 2).
 
-use super::{not_implemented, Ctx};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use labctl::build::{self, BuildRequest, CcWrapper};
+use labctl::kconfig::ConfigReport;
+use labctl::source::SourceTree;
+use labctl::version::VersionReq;
+
+use super::Ctx;
+
+const AFTER_HELP: &str = "\
+Examples:
+  labctl kernel build 5.10.46                 fetch, configure (lab profile), fix, build
+  labctl kernel build 5.10 --jobs 8           newest 5.10.y with 8 make jobs
+  labctl kernel build 5.10.46 --no-fixes      show what breaks without the known fixes
+  labctl kernel build 5.16.10 --cc-wrapper none --no-samples
+
+The build folder is $LABCTL_HOME/builds/<version>-<config8>-<toolchain8>/ with artifacts/
+(bzImage, vmlinux, config, System.map, modules/, headers/, samples/), build.json, build.log,
+logs/ and reproduce.sh. Building the same version, config and toolchain again does nothing.
+Known fixes and their manual equivalents: docs/troubleshooting.md.";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub struct BuildArgs {
-    /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10.
+    /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10 (its newest release).
     pub version: String,
+    /// Parallel make jobs (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Do not apply the known-fix catalogue; a failure then names the entry that fixes it.
+    #[arg(long)]
+    pub no_fixes: bool,
+    /// Compiler wrapper for CC/HOSTCC: auto = ccache when installed (cache kept in the labctl home).
+    #[arg(long, value_enum, default_value_t = WrapperArg::Auto, value_name = "WRAPPER")]
+    pub cc_wrapper: WrapperArg,
+    /// Do not build samples/bpf (headers are still installed).
+    #[arg(long)]
+    pub no_samples: bool,
+    /// Do not build or stage modules.
+    #[arg(long)]
+    pub no_modules: bool,
+    /// Skip the host checks (`labctl doctor`) that normally run first.
+    #[arg(long)]
+    pub skip_doctor: bool,
+    /// Build this already extracted kernel tree instead of fetching (it is never modified).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub tree: Option<PathBuf>,
+    /// Use this .config as is instead of running `kernel config`.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub config: Option<PathBuf>,
 }
 
-pub fn run(_a: BuildArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("kernel build")
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum WrapperArg {
+    Auto,
+    Ccache,
+    Sccache,
+    Distcc,
+    None,
+}
+
+impl From<WrapperArg> for CcWrapper {
+    fn from(w: WrapperArg) -> Self {
+        match w {
+            WrapperArg::Auto => CcWrapper::Auto,
+            WrapperArg::Ccache => CcWrapper::Ccache,
+            WrapperArg::Sccache => CcWrapper::Sccache,
+            WrapperArg::Distcc => CcWrapper::Distcc,
+            WrapperArg::None => CcWrapper::None,
+        }
+    }
+}
+
+/// Hash of a .config for `--config FILE` (set options, sorted; comments ignored).
+fn config_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("CONFIG_")).collect();
+    lines.sort_unstable();
+    let mut h = Sha256::new();
+    for l in lines {
+        h.update(l.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// `VERSION`, `PATCHLEVEL`, `SUBLEVEL` from a tree's top Makefile.
+fn tree_version(dir: &std::path::Path) -> Option<labctl::KernelVersion> {
+    let text = std::fs::read_to_string(dir.join("Makefile")).ok()?;
+    let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.trim().strip_prefix('=')).map(|v| v.trim().to_string()));
+    labctl::KernelVersion::parse_plain(&format!("{}.{}.{}", get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL")?))
+}
+
+pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let req: VersionReq = a.version.parse()?;
+    let sink = ctx.sink();
+    let tree = match &a.tree {
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir).with_context(|| format!("--tree {}", dir.display()))?;
+            let version = tree_version(&dir).with_context(|| format!("{} has no kernel Makefile with VERSION/PATCHLEVEL/SUBLEVEL", dir.display()))?;
+            if !req.matches(&version) {
+                anyhow::bail!("--tree {} holds linux {version}, not {req}", dir.display());
+            }
+            SourceTree { version, path: dir.clone(), sha256: "unknown (local tree)".into(), source: "path".into(), url: dir.display().to_string() }
+        }
+        None => {
+            let _t = sink.stage("fetch", format!("linux {req}"));
+            let tree = labctl::source::fetch(&ctx.home, &req, &labctl::source::SourceSpec::Auto, &Default::default(), sink)?;
+            _t.ok();
+            tree
+        }
+    };
+    let config = match &a.config {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("--config {}", file.display()))?;
+            ConfigReport { config_path: std::fs::canonicalize(file)?, hash: config_hash(&text) }
+        }
+        None => {
+            let t = sink.stage("config", format!("lab profile for linux {}", tree.version));
+            let plan = labctl::kconfig::ConfigPlan { profile: labctl::kconfig::Profile::Lab, fragments: vec![], sets: vec![], strict: false };
+            let r = labctl::kconfig::configure(&ctx.home, &tree, &plan, sink)?;
+            t.ok();
+            r
+        }
+    };
+    let mut breq = BuildRequest::new(tree, config);
+    breq.profile = if a.config.is_some() { "file".into() } else { "lab".into() };
+    breq.jobs = a.jobs.unwrap_or(0);
+    breq.fixes = !a.no_fixes;
+    breq.cc_wrapper = a.cc_wrapper.into();
+    breq.samples = !a.no_samples;
+    breq.modules = !a.no_modules;
+    breq.preflight = !a.skip_doctor;
+    let out = build::build(&ctx.home, &breq, sink)?;
+    if ctx.global.json {
+        let meta = build::BuildJson::read(&out.dir);
+        ctx.print_json(&serde_json::json!({ "output": out, "build": meta }))?;
+        return Ok(super::EXIT_OK);
+    }
+    let meta = build::BuildJson::read(&out.dir);
+    ctx.out(format!("linux {} {}", out.release, if out.reused { "(already built, nothing to do)" } else { "built" }));
+    ctx.out(format!("  folder       {}", out.dir.display()));
+    ctx.out(format!("  bzImage      {}", out.bzimage.display()));
+    ctx.out(format!("  vmlinux      {}", out.vmlinux.display()));
+    ctx.out(format!("  config       {}", out.config.display()));
+    ctx.out(format!("  modules      {}", out.modules.display()));
+    ctx.out(format!("  headers      {}", out.headers.display()));
+    ctx.out(format!("  samples/bpf  {}", out.samples.display()));
+    ctx.out(format!("  log          {}", out.log.display()));
+    ctx.out(format!("  reproduce    {}", out.reproduce.display()));
+    if let Some(m) = meta {
+        let fixes: Vec<&str> = m.fixes_applied.iter().map(|(id, _)| id.as_str()).collect();
+        ctx.out(format!("  fixes        {}", if fixes.is_empty() { "none".to_string() } else { fixes.join(", ") }));
+        let stages: Vec<String> = m.stages.iter().map(|s| format!("{} {:.0}s", s.stage, s.seconds)).collect();
+        if !stages.is_empty() {
+            ctx.out(format!("  stages       {}", stages.join(", ")));
+        }
+        if m.samples_ok == Some(false) {
+            ctx.out("  warning      samples/bpf did not build completely (see build.log)");
+        }
+    }
+    Ok(super::EXIT_OK)
 }
