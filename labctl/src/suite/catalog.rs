@@ -13,6 +13,13 @@ use super::SuiteError;
 
 pub const SAMPLES_TOML: &str = include_str!("../../../examples-bpf/samples.toml");
 pub const TEST_BPF_TOML: &str = include_str!("../../../examples-bpf/test_bpf.toml");
+/// The options `kernel/config` checks by default (fragment syntax).
+pub const LAB_CONFIG: &str = include_str!("../../../examples-bpf/lab-config.frag");
+
+/// `SYMBOL=value` pairs (without `CONFIG_`) from fragment text; `# CONFIG_X is not set` is `n`.
+pub fn fragment_pairs(text: &str) -> Vec<(String, String)> {
+    super::parse::parse_config(text).into_iter().collect()
+}
 
 /// What a test is, i.e. which guest command runs it and which judge decides it.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,6 +290,15 @@ mod tests {
     fn bad_regex_in_data_is_an_error() {
         let e = parse_samples("[[sample]]\nname='a'\nkind='k'\nsince='5.4'\ntrigger='t'\ntimeout_s=1\nexpect='('\n").unwrap_err();
         assert!(e.to_string().contains("bad expect regex"), "{e}");
+    }
+
+    #[test]
+    fn lab_fragment_has_the_seed_options() {
+        let p = fragment_pairs(LAB_CONFIG);
+        for want in ["BPF", "BPF_SYSCALL", "BPF_JIT", "DEBUG_INFO_BTF", "KPROBES", "TEST_BPF"] {
+            assert!(p.iter().any(|(k, _)| k == want), "{want}");
+        }
+        assert!(p.contains(&("TEST_BPF".to_string(), "m".to_string())));
     }
 
     #[test]
