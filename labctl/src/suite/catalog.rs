@@ -54,6 +54,9 @@ pub struct TestDef {
     pub timeout: Duration,
     /// One line for `--list`.
     pub about: String,
+    /// May run concurrently with the other parallel tests (after the serial ones):
+    /// mostly-sleeping samples and the CPU-bound test_bpf overlap on 2 vCPUs.
+    pub parallel: bool,
 }
 
 /// One samples/bpf program from samples.toml.
@@ -89,6 +92,9 @@ pub struct Sample {
     /// The program runs until killed: reaching the timeout is fine if `expect` matched.
     #[serde(default)]
     pub runs_forever: bool,
+    /// Safe to run concurrently with test_bpf and the other parallel samples.
+    #[serde(default)]
+    pub parallel: bool,
 }
 
 impl Sample {
@@ -199,23 +205,23 @@ pub fn test_bpf_expect(text: &str, v: &KernelVersion, full: bool) -> Result<Opti
 pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteError> {
     let secs = Duration::from_secs;
     let mut out = vec![
-        TestDef { name: "kernel/btf".into(), kind: Kind::Btf, timeout: secs(30), about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into() },
-        TestDef { name: "kernel/jit".into(), kind: Kind::Jit, timeout: secs(10), about: "net.core.bpf_jit_enable is 1".into() },
-        TestDef { name: "kernel/config".into(), kind: Kind::Config, timeout: secs(10), about: "/proc/config.gz agrees with the requested options".into() },
-        TestDef { name: "hello".into(), kind: Kind::Hello, timeout: secs(30), about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into() },
-        TestDef { name: "cbpf-port80".into(), kind: Kind::CbpfPort80, timeout: secs(30), about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into() },
-        TestDef { name: "core-hello".into(), kind: Kind::CoreHello, timeout: secs(30), about: "CO-RE task_struct reads, one object for every kernel".into() },
-        TestDef { name: "hello-bcc".into(), kind: Kind::HelloBcc, timeout: secs(600), about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into() },
+        TestDef { name: "kernel/btf".into(), kind: Kind::Btf, timeout: secs(30), about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into(), parallel: false },
+        TestDef { name: "kernel/jit".into(), kind: Kind::Jit, timeout: secs(10), about: "net.core.bpf_jit_enable is 1".into(), parallel: false },
+        TestDef { name: "kernel/config".into(), kind: Kind::Config, timeout: secs(10), about: "/proc/config.gz agrees with the requested options".into(), parallel: false },
+        TestDef { name: "hello".into(), kind: Kind::Hello, timeout: secs(30), about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into(), parallel: false },
+        TestDef { name: "cbpf-port80".into(), kind: Kind::CbpfPort80, timeout: secs(30), about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into(), parallel: false },
+        TestDef { name: "core-hello".into(), kind: Kind::CoreHello, timeout: secs(30), about: "CO-RE task_struct reads, one object for every kernel".into(), parallel: false },
+        TestDef { name: "hello-bcc".into(), kind: Kind::HelloBcc, timeout: secs(600), about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(), parallel: false },
     ];
     let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full)?.unwrap_or((
         TestBpfExpect { params: vec![], jit: JitCount::All, full },
         secs(300),
     ));
     let about = if expect.params.is_empty() { format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit) } else { format!("lib/test_bpf.ko {} , expect {} JIT'ed", expect.params.join(" "), expect.jit) };
-    out.push(TestDef { name: "test_bpf".into(), kind: Kind::TestBpf(expect), timeout, about });
+    out.push(TestDef { name: "test_bpf".into(), kind: Kind::TestBpf(expect), timeout, about, parallel: true });
     for s in parse_samples(SAMPLES_TOML)? {
         if s.exists_in(v)? {
-            out.push(TestDef { name: format!("samples/{}", s.name), timeout: secs(s.timeout_s), about: format!("{}: {}", s.kind, s.trigger), kind: Kind::Sample(s) });
+            out.push(TestDef { name: format!("samples/{}", s.name), timeout: secs(s.timeout_s), about: format!("{}: {}", s.kind, s.trigger), parallel: s.parallel, kind: Kind::Sample(s) });
         }
     }
     Ok(out)
@@ -280,7 +286,7 @@ mod tests {
 
     #[test]
     fn sample_version_ranges() {
-        let s = Sample { name: "x".into(), kind: "k".into(), since: "5.4".into(), until: Some("5.15.999".into()), objects: vec![], args: vec![], trigger: "t".into(), pre: None, timeout_s: 1, expect: ".".into(), reject: None, runs_forever: false };
+        let s = Sample { name: "x".into(), kind: "k".into(), since: "5.4".into(), until: Some("5.15.999".into()), objects: vec![], args: vec![], trigger: "t".into(), pre: None, timeout_s: 1, expect: ".".into(), reject: None, runs_forever: false, parallel: false };
         assert!(s.exists_in(&v("5.10.46")).unwrap());
         assert!(!s.exists_in(&v("6.1.8")).unwrap());
         assert!(!s.exists_in(&v("4.19")).unwrap());

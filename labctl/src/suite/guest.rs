@@ -112,14 +112,44 @@ pub fn bcc_script(hello_py: &str, timeout_s: u64) -> String {
     )
 }
 
-/// The whole runner script for `tests`, in order. Names must pass [`safe_name`].
+fn serial(s: &mut String, t: &TestDef, ctx: &ScriptCtx) {
+    debug_assert!(safe_name(&t.name));
+    s.push_str(&format!("\n# --- {} ---\nbegin {}\n", t.name, t.name));
+    s.push_str(&body(t, ctx));
+    s.push_str(&format!("end {} $rc\n", t.name));
+}
+
+/// The whole runner script for `tests`. Names must pass [`safe_name`]. Order: the
+/// serial tests before the first parallel one, then the parallel batch (each in a
+/// background subshell with its own output file; frames printed in order once all
+/// finished), then the remaining serial tests.
 pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
     let mut s = String::from(PRELUDE);
-    for t in tests {
-        debug_assert!(safe_name(&t.name));
-        s.push_str(&format!("\n# --- {} ---\nbegin {}\n", t.name, t.name));
-        s.push_str(&body(t, ctx));
-        s.push_str(&format!("end {} $rc\n", t.name));
+    let first_par = tests.iter().position(|t| t.parallel).unwrap_or(tests.len());
+    for t in &tests[..first_par] {
+        serial(&mut s, t, ctx);
+    }
+    let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
+    if !par.is_empty() {
+        s.push_str("\n# --- parallel batch ---\nP=/tmp/labctl-par\nmkdir -p $P\n");
+        for (i, t) in par.iter().enumerate() {
+            debug_assert!(safe_name(&t.name));
+            s.push_str(&format!(
+                "( OUT=$P/{i}.run; t0=$(now); echo \"<2>labctl-suite: start {n}\" > /dev/kmsg 2>/dev/null\n{{\n{b}}} > $P/{i}.out 2>&1\necho \"$rc $t0 $(now)\" > $P/{i}.rc ) &\n",
+                n = t.name,
+                b = body(t, ctx)
+            ));
+        }
+        s.push_str("wait\n");
+        for (i, t) in par.iter().enumerate() {
+            s.push_str(&format!(
+                "rc=; t0=; t1=; read rc t0 t1 < $P/{i}.rc 2>/dev/null\necho \"@@LABCTL-BEGIN {n} t=$t0\"; cat $P/{i}.out 2>/dev/null\n[ -n \"$rc\" ] && echo \"@@LABCTL-END {n} rc=$rc t=$t1\"\n",
+                n = t.name
+            ));
+        }
+    }
+    for t in tests[first_par..].iter().filter(|t| !t.parallel) {
+        serial(&mut s, t, ctx);
     }
     s.push_str("\n[ -n \"$PRINTK\" ] && echo \"$PRINTK\" > /proc/sys/kernel/printk 2>/dev/null\necho @@LABCTL-DONE\nexit 0\n");
     s
@@ -139,7 +169,8 @@ mod tests {
 
     #[test]
     fn every_test_is_framed_once_and_the_script_ends_with_done() {
-        let tests = all_510();
+        let mut tests = all_510();
+        tests.iter_mut().for_each(|t| t.parallel = false);
         let s = runner_script(&tests, &ScriptCtx::default());
         assert!(s.starts_with("#!/bin/sh\n"));
         for t in &tests {
@@ -156,6 +187,7 @@ mod tests {
             kind: Kind::TestBpf(TestBpfExpect { params: vec!["test_suite=test_bpf".into(), "test_range=0,299".into()], jit: JitCount::All, full: false }),
             timeout: Duration::from_secs(120),
             about: String::new(),
+            parallel: false,
         };
         let s = runner_script(&[t], &ScriptCtx { test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()) });
         assert!(s.contains("run 120 insmod \"$M\" test_suite=test_bpf test_range=0,299 > /dev/null"), "{s}");
@@ -185,10 +217,28 @@ mod tests {
         assert!(!safe_name(""));
     }
 
+    #[test]
+    fn parallel_tests_run_in_one_background_batch_and_are_framed_in_order() {
+        let tests = all_510();
+        let s = runner_script(&tests, &ScriptCtx::default());
+        let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
+        assert!(par.len() >= 2, "test_bpf and some samples run in parallel");
+        assert_eq!(s.matches("\nwait\n").count(), 1);
+        let wait_at = s.find("\nwait\n").unwrap();
+        for t in &par {
+            let start = s.find(&format!("labctl-suite: start {}\"", t.name)).unwrap();
+            let frame = s.find(&format!("@@LABCTL-BEGIN {} t=$t0", t.name)).unwrap();
+            assert!(start < wait_at && wait_at < frame, "{}", t.name);
+        }
+        for t in tests.iter().filter(|t| !t.parallel) {
+            assert_eq!(s.matches(&format!("\nbegin {}\n", t.name)).count(), 1, "{}", t.name);
+        }
+    }
+
     /// The generated scripts are valid sh.
     #[test]
     fn script_is_valid_sh() {
-        let s = runner_script(&all_510()[..2], &ScriptCtx::default());
+        let s = runner_script(&all_510(), &ScriptCtx::default());
         let out = crate::process::Cmd::new("sh").arg("-n").stdin_bytes(s.clone()).run(&crate::events::NullSink).unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
         let b = bcc_script("/x y/hello.py", 600);

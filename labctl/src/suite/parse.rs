@@ -536,7 +536,7 @@ bpf_jit_enable=1
     }
 
     fn sample(expect: &str, forever: bool) -> Sample {
-        Sample { name: "sockex1".into(), kind: "socket filter".into(), since: "5.4".into(), until: None, objects: vec![], args: vec![], trigger: "t".into(), pre: None, timeout_s: 10, expect: expect.into(), reject: None, runs_forever: forever }
+        Sample { name: "sockex1".into(), kind: "socket filter".into(), since: "5.4".into(), until: None, objects: vec![], args: vec![], trigger: "t".into(), pre: None, timeout_s: 10, expect: expect.into(), reject: None, runs_forever: forever, parallel: false }
     }
 
     #[test]
