@@ -23,6 +23,8 @@ Examples:
   labctl vm test 6.12 --full          the whole test_bpf set (~150 s under TCG on 6.12)
   labctl vm test 5.10 --json --junit results.xml
   labctl vm test --list 5.10          the test ids and what each proves
+  labctl vm test 5.10 --inject jit-off,kprobes-off
+                                      see the suite fail for known reasons
   labctl vm test 5.10.46 --kernel obj/arch/x86/boot/bzImage --obj obj
                                       a kernel built by hand (O=obj with samples/bpf)
 
@@ -57,6 +59,11 @@ pub struct TestArgs {
     /// Check these kconfig fragments in kernel/config instead of the lab default. Repeatable.
     #[arg(long = "fragment", value_name = "FILE")]
     pub fragments: Vec<PathBuf>,
+    /// Break the guest on purpose before the tests, to see the suite catch it:
+    /// jit-off (bpf_jit_enable=0), kprobes-off (kprobes disarmed), btf-hidden (empty
+    /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
+    #[arg(long, value_name = "FAULT", value_delimiter = ',')]
+    pub inject: Vec<suite::guest::Fault>,
     /// Do not run hello-bcc even when the host has BCC and virtme-ng.
     #[arg(long)]
     pub no_bcc: bool,
@@ -237,6 +244,7 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         filter: a.filter.clone(),
         full: a.full,
         bcc: bcc_plan(&a, ctx),
+        inject: a.inject.clone(),
         run_dir,
     };
     let accel = match a.accel {

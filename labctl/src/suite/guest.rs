@@ -56,11 +56,51 @@ run() { t=$1; shift; setsid timeout -s KILL "$t" "$@" > $OUT 2>&1 < /dev/null; r
 run_int() { t=$1; shift; setsid timeout -s INT -k 5 "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
 "#;
 
+/// A fault injected into the guest before the tests, to see the suite fail for a
+/// known reason without building a broken kernel (`labctl vm test --inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// net.core.bpf_jit_enable=0: kernel/jit fails, test_bpf must report 0 JIT'ed, cbpf-port80 reports "interpreted".
+    JitOff,
+    /// /sys/kernel/debug/kprobes/enabled=0: kprobes attach but never fire, so hello fails.
+    KprobesOff,
+    /// An empty file bind-mounted over /sys/kernel/btf/vmlinux: kernel/btf and core-hello fail.
+    BtfHidden,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 3] = [Fault::JitOff, Fault::KprobesOff, Fault::BtfHidden];
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::JitOff => "jit-off",
+            Fault::KprobesOff => "kprobes-off",
+            Fault::BtfHidden => "btf-hidden",
+        }
+    }
+    fn shell(self) -> &'static str {
+        match self {
+            Fault::JitOff => "echo 0 > /proc/sys/net/core/bpf_jit_enable",
+            Fault::KprobesOff => "echo 0 > /sys/kernel/debug/kprobes/enabled",
+            Fault::BtfHidden => ": > /tmp/labctl-empty-btf && mount -o bind /tmp/labctl-empty-btf /sys/kernel/btf/vmlinux",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Fault::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| format!("unknown fault {s:?}; known: jit-off, kprobes-off, btf-hidden"))
+    }
+}
+
 /// Extra facts the script needs.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptCtx {
     /// test_bpf.ko payload path in the guest, if the host supplied one.
     pub test_bpf_ko: Option<String>,
+    /// Faults to inject before the first test.
+    pub inject: Vec<Fault>,
 }
 
 /// The shell lines of one test (between begin and end). Sets `rc`.
@@ -125,6 +165,9 @@ fn serial(s: &mut String, t: &TestDef, ctx: &ScriptCtx) {
 /// finished), then the remaining serial tests.
 pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
     let mut s = String::from(PRELUDE);
+    for f in &ctx.inject {
+        s.push_str(&format!("if {}; then echo 'labctl: injected fault {n}'; else echo 'labctl: could not inject fault {n}'; fi\n", f.shell(), n = f.name()));
+    }
     let first_par = tests.iter().position(|t| t.parallel).unwrap_or(tests.len());
     for t in &tests[..first_par] {
         serial(&mut s, t, ctx);
@@ -189,7 +232,7 @@ mod tests {
             about: String::new(),
             parallel: false,
         };
-        let s = runner_script(&[t], &ScriptCtx { test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()) });
+        let s = runner_script(&[t], &ScriptCtx { test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()), inject: vec![] });
         assert!(s.contains("run 120 insmod \"$M\" test_suite=test_bpf test_range=0,299 > /dev/null"), "{s}");
         assert!(s.contains("M=/labctl/suite/modules/test_bpf.ko"));
     }
@@ -235,10 +278,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn faults_are_injected_before_the_first_test() {
+        let ctx = ScriptCtx { test_bpf_ko: None, inject: vec![Fault::JitOff, Fault::BtfHidden] };
+        let s = runner_script(&all_510(), &ctx);
+        let first = s.find("\nbegin ").unwrap();
+        let jit = s.find("echo 0 > /proc/sys/net/core/bpf_jit_enable").unwrap();
+        let btf = s.find("mount -o bind /tmp/labctl-empty-btf /sys/kernel/btf/vmlinux").unwrap();
+        assert!(jit < first && btf < first);
+        assert_eq!("kprobes-off".parse::<Fault>().unwrap(), Fault::KprobesOff);
+        assert!("bogus".parse::<Fault>().unwrap_err().contains("jit-off"));
+    }
+
     /// The generated scripts are valid sh.
     #[test]
     fn script_is_valid_sh() {
-        let s = runner_script(&all_510(), &ScriptCtx::default());
+        let s = runner_script(&all_510(), &ScriptCtx { test_bpf_ko: Some("/x".into()), inject: Fault::ALL.to_vec() });
         let out = crate::process::Cmd::new("sh").arg("-n").stdin_bytes(s.clone()).run(&crate::events::NullSink).unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
         let b = bcc_script("/x y/hello.py", 600);

@@ -131,6 +131,8 @@ pub struct SuiteInput {
     /// `--full`: the whole test_bpf set.
     pub full: bool,
     pub bcc: Bcc,
+    /// Faults to inject in the guest before the tests (`--inject`).
+    pub inject: Vec<guest::Fault>,
     /// `home.runs()/<time>-<ver>/`.
     pub run_dir: PathBuf,
 }
@@ -238,7 +240,7 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
             files.push(GuestFile { host: ex.bin.join(o), guest: format!("{}/bin/{o}", guest::GUEST_DIR), with_libs: false });
         }
     }
-    let mut ctx = guest::ScriptCtx::default();
+    let mut ctx = guest::ScriptCtx { test_bpf_ko: None, inject: input.inject.clone() };
     if let Some(ko) = &input.test_bpf_ko {
         if in_guest.iter().any(|t| matches!(t.kind, Kind::TestBpf(_))) && ko.is_file() {
             let g = format!("{}/modules/test_bpf.ko", guest::GUEST_DIR);
