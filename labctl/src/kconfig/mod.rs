@@ -402,6 +402,8 @@ pub fn tree_at(path: &Path) -> Result<SourceTree, KconfigError> {
             sha256: String::new(),
             source: "path".into(),
             url: String::new(),
+            verified: "not verified: a tree given by path".into(),
+            reused: true,
         }),
         _ => Err(KconfigError::NotATree(path.to_path_buf())),
     }
