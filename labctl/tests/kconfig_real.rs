@@ -216,3 +216,22 @@ fn a_core_option_that_cannot_land_is_an_error() {
         other => panic!("expected Unsatisfied, got {other:?}"),
     }
 }
+
+#[test]
+fn kconfig_reader_reads_the_whole_5_10_tree() {
+    use labctl::kconfig::lang::{Env, KconfigDb, Kind};
+    let tree = tree_5_10();
+    let db = KconfigDb::load(&tree.path, &Env::default()).unwrap();
+    assert!(db.missing_files.is_empty(), "unresolved source lines: {:?}", db.missing_files);
+    assert!(db.files_read > 1000 && db.symbols.len() > 10000, "{} files, {} symbols", db.files_read, db.symbols.len());
+    let t = db.get("TEST_BPF").unwrap();
+    assert_eq!(t.kind, Kind::Tristate);
+    let d = &t.defs[0];
+    assert_eq!(d.file, "lib/Kconfig.debug");
+    assert!(d.inherited.iter().any(|e| e.to_string() == "RUNTIME_TESTING_MENU"), "{:?}", d.inherited);
+    assert!(d.depends.iter().any(|e| e.to_string() == "m && NET"), "{:?}", d.depends);
+    assert!(!db.get("BPF_EVENTS").unwrap().user_settable());
+    assert!(db.selected_by["KALLSYMS"].iter().any(|s| s.by == "KPROBES"));
+    // x86's own Kconfig was found through source "arch/$(SRCARCH)/Kconfig".
+    assert!(db.selected_by["HAVE_EBPF_JIT"].iter().any(|s| s.by == "X86"));
+}
