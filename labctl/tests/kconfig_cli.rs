@@ -25,7 +25,7 @@ fn labctl(args: &[&str]) -> (i32, String, String) {
         .arg("--color")
         .arg("never")
         .args(args)
-        .arg("--tree")
+        .arg("--source")
         .arg(&tree)
         .output()
         .unwrap();

@@ -68,38 +68,18 @@ impl ConfigOpts {
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
 pub struct ConfigArgs {
-    /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10.
-    pub version: String,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceArgs,
     #[command(flatten)]
     pub(crate) opts: ConfigOpts,
     /// Also copy the final .config to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Configure this already extracted source tree instead of fetching (its Makefile must
-    /// name VERSION). Temporary until the sources engine is wired in.
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub tree: Option<PathBuf>,
 }
 
 pub fn run(a: ConfigArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let req: labctl::VersionReq = a.version.parse()?;
     let plan = a.opts.plan()?;
-    let tree = match &a.tree {
-        Some(dir) => {
-            let t = kconfig::tree_at(dir)?;
-            if !req.matches(&t.version) {
-                return Err(labctl::Error::Usage(format!("{} holds linux-{}, not {req}", dir.display(), t.version)).into());
-            }
-            t
-        }
-        None => labctl::source::fetch(
-            &ctx.home,
-            &req,
-            &labctl::source::SourceSpec::Auto,
-            &labctl::source::FetchOptions::default(),
-            ctx.sink(),
-        )?,
-    };
+    let tree = a.source.fetch(ctx)?;
     let result = kconfig::configure(&ctx.home, &tree, &plan, ctx.sink());
     let report = match &result {
         Ok(r) => r,

@@ -179,6 +179,32 @@ pub struct ConfigReport {
 }
 
 impl ConfigReport {
+    /// A report for a .config that labctl did not write (tests, a user's finished config):
+    /// no requested symbols, hash computed the same way as `configure` does.
+    pub fn for_existing(config_path: &Path, version: KernelVersion, tree: &Path) -> Result<ConfigReport, KconfigError> {
+        let text = std::fs::read_to_string(config_path).map_err(|source| KconfigError::Io { op: "read", path: config_path.to_path_buf(), source })?;
+        let dot = dotconfig::DotConfig::parse(&text);
+        Ok(ConfigReport {
+            config_path: config_path.to_path_buf(),
+            hash: dot.hash(),
+            version,
+            tree: tree.to_path_buf(),
+            profile: "file".into(),
+            base: format!("{} (as is)", config_path.display()),
+            fragments: vec![],
+            sets: vec![],
+            symbols: vec![],
+            base_fixes: vec![],
+            overrides: vec![],
+            warnings: vec![],
+            core_failed: vec![],
+            strict: false,
+            options_set: dot.iter().filter(|(_, v)| *v != "n").count(),
+            cc_version_text: dot.get("CC_VERSION_TEXT").trim_matches('"').to_string(),
+            duration_secs: 0.0,
+        })
+    }
+
     /// True when no core option failed and (with --strict) nothing else did.
     pub fn ok(&self) -> bool {
         self.core_failed.is_empty() && !(self.strict && self.mismatches().next().is_some())
@@ -402,6 +428,8 @@ pub fn tree_at(path: &Path) -> Result<SourceTree, KconfigError> {
             sha256: String::new(),
             source: "path".into(),
             url: String::new(),
+            verified: "not verified: a tree given by path".into(),
+            reused: true,
         }),
         _ => Err(KconfigError::NotATree(path.to_path_buf())),
     }
