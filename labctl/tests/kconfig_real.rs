@@ -3,30 +3,27 @@
 //! no-op on it, the source tree is left untouched, and a fragment with an unknown symbol
 //! and one with an unmet dependency get the right reasons.
 //!
-//! The tree: `$LABCTL_TEST_TREE_5_10` if set, else the extracted seed tree at
-//! /var/tmp/seed/linux-5.10.46 (until the sources engine lands and these tests fetch
-//! 5.10.46 from Debian into the persistent test home). Outputs go to the persistent test
-//! home (`$LABCTL_TEST_HOME`, default ~/.cache/labctl-test).
+//! The tree: 5.10.46 fetched from Debian's archive (`--source debian`) into the persistent
+//! test home (`$LABCTL_TEST_HOME`, default ~/.cache/labctl-test), downloaded once and reused.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use labctl::events::NullSink;
 use labctl::kconfig::{self, ConfigPlan, DotConfig, KconfigError, Profile, Status};
 use labctl::process::Cmd;
+use labctl::source::{FetchOptions, SourceSpec};
 use labctl::version::KernelVersion;
 use labctl::Home;
 
 fn test_home() -> Home {
-    let root = std::env::var_os("LABCTL_TEST_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"));
-    std::fs::create_dir_all(&root).unwrap();
-    Home::new(root)
+    Home::new(common::persistent_test_home())
 }
 
 fn tree_5_10() -> labctl::source::SourceTree {
-    let dir = std::env::var_os("LABCTL_TEST_TREE_5_10").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/seed/linux-5.10.46"));
-    let t = kconfig::tree_at(&dir).unwrap_or_else(|e| panic!("no 5.10.46 tree at {}: {e}", dir.display()));
+    let req: labctl::VersionReq = "5.10.46".parse().unwrap();
+    let t = labctl::source::fetch(&test_home(), &req, &SourceSpec::Debian, &FetchOptions::default(), &NullSink).expect("fetch 5.10.46 from Debian");
     assert_eq!(t.version, KernelVersion::new(5, 10, 46));
     t
 }
