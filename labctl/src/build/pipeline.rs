@@ -477,7 +477,15 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     for (i, (name, start)) in timers.iter().enumerate() {
         let end = timers.get(i + 1).map(|(_, s)| *s).unwrap_or(now);
         let ok = i + 1 < timers.len() || matches!(&result, Ok(o) if o.code == Some(0));
-        cx.meta.stages.push(StageRecord { stage: name.clone(), seconds: ((end - *start).as_secs_f64() * 10.0).round() / 10.0, ok });
+        let secs = ((end - *start).as_secs_f64() * 10.0).round() / 10.0;
+        match cx.meta.stages.last_mut() {
+            // modules + modules_install are one stage.
+            Some(last) if last.stage == *name => {
+                last.seconds = ((last.seconds + secs) * 10.0).round() / 10.0;
+                last.ok &= ok;
+            }
+            _ => cx.meta.stages.push(StageRecord { stage: name.clone(), seconds: secs, ok }),
+        }
     }
     append_log(&cx.dir.join("build.log"), &log);
     let out = result?;
