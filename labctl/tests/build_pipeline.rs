@@ -105,8 +105,18 @@ fn gcc12() -> Toolchain {
 }
 
 fn request(f: &Fixture, hash: &str) -> BuildRequest {
-    let tree = SourceTree { version: KernelVersion::new(5, 10, 46), path: f.tree.clone(), sha256: "0".repeat(64), source: "test".into(), url: "file:///fake".into() };
-    let mut r = BuildRequest::new(tree, ConfigReport { config_path: f.config.clone(), hash: hash.into() });
+    let tree = SourceTree {
+        version: KernelVersion::new(5, 10, 46),
+        path: f.tree.clone(),
+        sha256: "0".repeat(64),
+        source: "test".into(),
+        url: "file:///fake".into(),
+        verified: "test fixture".into(),
+        reused: true,
+    };
+    let mut config = ConfigReport::for_existing(&f.config, tree.version, &f.tree).unwrap();
+    config.hash = hash.into();
+    let mut r = BuildRequest::new(tree, config);
     r.jobs = 2;
     r.cc_wrapper = CcWrapper::None;
     r.preflight = false;

@@ -6,8 +6,7 @@
 //! later runs are no-ops.
 //!
 //! The tree comes from `source::fetch` (Debian archive) and the config from
-//! `kconfig::configure` (lab profile). `LABCTL_TEST_TREE` / `LABCTL_TEST_CONFIG` point
-//! at an extracted pristine 5.10.46 tree and a .config instead (scratch runs).
+//! `kconfig::configure` (lab profile).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,23 +26,16 @@ fn test_home() -> Home {
 }
 
 fn tree_and_config(home: &Home, v: KernelVersion) -> (SourceTree, ConfigReport) {
-    let tree = match std::env::var_os("LABCTL_TEST_TREE") {
-        Some(p) => SourceTree { version: v, path: PathBuf::from(p), sha256: "local".into(), source: "path".into(), url: String::new() },
-        None => labctl::source::fetch(home, &VersionReq::Exact(v), &labctl::source::SourceSpec::Debian, &Default::default(), &NullSink).expect("fetch 5.10.46 from Debian's archive"),
+    let tree = labctl::source::fetch(home, &VersionReq::Exact(v), &labctl::source::SourceSpec::Debian, &Default::default(), &NullSink)
+        .expect("fetch 5.10.46 from Debian's archive");
+    let plan = labctl::kconfig::ConfigPlan {
+        profile: labctl::kconfig::Profile::Lab,
+        fragments: vec![],
+        sets: vec![],
+        strict: false,
+        no_default_fragments: false,
     };
-    let config = match std::env::var_os("LABCTL_TEST_CONFIG") {
-        Some(p) => {
-            use sha2::{Digest, Sha256};
-            let text = std::fs::read_to_string(&p).unwrap();
-            let mut lines: Vec<&str> = text.lines().filter(|l| l.starts_with("CONFIG_")).collect();
-            lines.sort_unstable();
-            ConfigReport { config_path: PathBuf::from(p), hash: hex::encode(Sha256::digest(lines.join("\n").as_bytes())) }
-        }
-        None => {
-            let plan = labctl::kconfig::ConfigPlan { profile: labctl::kconfig::Profile::Lab, fragments: vec![], sets: vec![], strict: false };
-            labctl::kconfig::configure(home, &tree, &plan, &NullSink).expect("lab config for 5.10.46")
-        }
-    };
+    let config = labctl::kconfig::configure(home, &tree, &plan, &NullSink).expect("lab config for 5.10.46");
     (tree, config)
 }
 

@@ -3,14 +3,9 @@
 //! failure the error carries the first error line, the last 30 lines, the log path and
 //! the known-fix catalogue's diagnosis (exit 2).
 
-use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::ValueEnum;
 use labctl::build::{self, BuildRequest, CcWrapper};
-use labctl::kconfig::ConfigReport;
-use labctl::source::SourceTree;
-use labctl::version::VersionReq;
 
 use super::Ctx;
 
@@ -29,8 +24,10 @@ Known fixes and their manual equivalents: docs/troubleshooting.md.";
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
 pub struct BuildArgs {
-    /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10 (its newest release).
-    pub version: String,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceArgs,
+    #[command(flatten)]
+    pub(crate) config: super::config::ConfigOpts,
     /// Parallel make jobs (default: the number of CPUs).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -49,12 +46,6 @@ pub struct BuildArgs {
     /// Skip the host checks (`labctl doctor`) that normally run first.
     #[arg(long)]
     pub skip_doctor: bool,
-    /// Build this already extracted kernel tree instead of fetching (it is never modified).
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub tree: Option<PathBuf>,
-    /// Use this .config as is instead of running `kernel config`.
-    #[arg(long, value_name = "FILE", hide = true)]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -78,60 +69,23 @@ impl From<WrapperArg> for CcWrapper {
     }
 }
 
-/// Hash of a .config for `--config FILE` (set options, sorted; comments ignored).
-fn config_hash(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("CONFIG_")).collect();
-    lines.sort_unstable();
-    let mut h = Sha256::new();
-    for l in lines {
-        h.update(l.as_bytes());
-        h.update(b"\n");
-    }
-    hex::encode(h.finalize())
-}
-
-/// `VERSION`, `PATCHLEVEL`, `SUBLEVEL` from a tree's top Makefile.
-fn tree_version(dir: &std::path::Path) -> Option<labctl::KernelVersion> {
-    let text = std::fs::read_to_string(dir.join("Makefile")).ok()?;
-    let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.trim().strip_prefix('=')).map(|v| v.trim().to_string()));
-    labctl::KernelVersion::parse_plain(&format!("{}.{}.{}", get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL")?))
-}
-
 pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let req: VersionReq = a.version.parse()?;
     let sink = ctx.sink();
-    let tree = match &a.tree {
-        Some(dir) => {
-            let dir = std::fs::canonicalize(dir).with_context(|| format!("--tree {}", dir.display()))?;
-            let version = tree_version(&dir).with_context(|| format!("{} has no kernel Makefile with VERSION/PATCHLEVEL/SUBLEVEL", dir.display()))?;
-            if !req.matches(&version) {
-                anyhow::bail!("--tree {} holds linux {version}, not {req}", dir.display());
-            }
-            SourceTree { version, path: dir.clone(), sha256: "unknown (local tree)".into(), source: "path".into(), url: dir.display().to_string() }
-        }
-        None => {
-            let _t = sink.stage("fetch", format!("linux {req}"));
-            let tree = labctl::source::fetch(&ctx.home, &req, &labctl::source::SourceSpec::Auto, &Default::default(), sink)?;
-            _t.ok();
-            tree
-        }
+    let plan = a.config.plan()?;
+    let tree = {
+        let t = sink.stage("fetch", format!("linux {}", a.source.version));
+        let tree = a.source.fetch(ctx)?;
+        t.ok();
+        tree
     };
-    let config = match &a.config {
-        Some(file) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("--config {}", file.display()))?;
-            ConfigReport { config_path: std::fs::canonicalize(file)?, hash: config_hash(&text) }
-        }
-        None => {
-            let t = sink.stage("config", format!("lab profile for linux {}", tree.version));
-            let plan = labctl::kconfig::ConfigPlan { profile: labctl::kconfig::Profile::Lab, fragments: vec![], sets: vec![], strict: false };
-            let r = labctl::kconfig::configure(&ctx.home, &tree, &plan, sink)?;
-            t.ok();
-            r
-        }
+    let config = {
+        let t = sink.stage("config", format!("{} profile for linux {}", a.config.profile, tree.version));
+        let r = labctl::kconfig::configure(&ctx.home, &tree, &plan, sink)?;
+        t.ok();
+        r
     };
     let mut breq = BuildRequest::new(tree, config);
-    breq.profile = if a.config.is_some() { "file".into() } else { "lab".into() };
+    breq.profile = a.config.profile.clone();
     breq.jobs = a.jobs.unwrap_or(0);
     breq.fixes = !a.no_fixes;
     breq.cc_wrapper = a.cc_wrapper.into();

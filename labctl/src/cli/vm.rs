@@ -1,25 +1,305 @@
-//! `labctl vm boot` and `labctl vm run`.
+//! `labctl vm boot` and `labctl vm run`: argument parsing, resolving VERSION or
+//! --kernel to a bzImage, and printing the guest's output / mapping its exit code.
 
-use super::{not_implemented, Ctx};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
-pub struct BootArgs {
-    /// Kernel version of a labctl build (or use --kernel).
+use anyhow::Context;
+use clap::ValueEnum;
+use labctl::vm::{self, AccelChoice, Backend, GuestFile, VmSpec};
+
+use super::Ctx;
+
+const RUN_HELP: &str = "\
+Examples:
+  labctl vm run 5.10.46 -- uname -r                 a labctl build, one argv
+  labctl vm run --kernel bzImage -- 'dmesg | tail'   one word = a shell command line
+  labctl vm run 5.10 --module test_bpf -- 'dmesg | grep test_bpf'
+  labctl vm run 5.10 --file ./prog:/root/prog -- /root/prog
+  labctl vm run 5.10 --backend vng -- python3 -c 'print(1)'   host userland over 9p
+
+The command's stdout+stderr arrive over a second serial port (ttyS1) and are printed on
+stdout; labctl exits with the command's exit code. Kernel panics, boot and command
+timeouts exit 2 with a console excerpt. The run's console.log, results.bin and
+result.json are kept in $LABCTL_HOME/runs/.";
+
+const BOOT_HELP: &str = "\
+Examples:
+  labctl vm boot 5.10.46                   busybox shell on the serial console
+  labctl vm boot --kernel arch/x86/boot/bzImage --modules /tmp/mods
+
+Leave with `exit` (or Ctrl-D): the guest reboots and QEMU ends. Ctrl-A X kills QEMU,
+Ctrl-A C switches to the QEMU monitor. The terminal is restored afterwards.";
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccelArg {
+    /// KVM if /dev/kvm works (probed once per host boot), else TCG.
+    Auto,
+    /// Force KVM (fails if /dev/kvm cannot be opened).
+    Kvm,
+    /// Force TCG software emulation (-cpu max).
+    Tcg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// labctl's hermetic initramfs guest under QEMU.
+    Qemu,
+    /// virtme-ng (`pip install virtme-ng`): host root shared over 9p.
+    Vng,
+}
+
+/// Options shared by `vm boot` and `vm run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GuestArgs {
+    /// Kernel version of a labctl build (5.10.46, or 5.10 for the newest built 5.10.y); or use --kernel.
     pub version: Option<String>,
+    /// Boot this bzImage instead of a labctl build.
+    #[arg(long, value_name = "PATH", conflicts_with = "version")]
+    pub kernel: Option<PathBuf>,
+    /// modules_install staging dir (holds lib/modules/<release>) to put into the guest.
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// Load this module at boot (name for modprobe, or a guest path to a .ko). Repeatable.
+    #[arg(long = "module", value_name = "NAME")]
+    pub load_modules: Vec<String>,
+    /// Copy HOST[:GUEST] into the guest (default guest path: /root/<name>); ELF programs bring their shared libraries. Repeatable.
+    #[arg(long = "file", value_name = "HOST[:GUEST]")]
+    pub files: Vec<String>,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Who boots the guest.
+    #[arg(long, value_enum, default_value_t = BackendArg::Qemu)]
+    pub backend: BackendArg,
+    /// Extra kernel command-line word. Repeatable.
+    #[arg(long = "append", value_name = "WORD")]
+    pub append: Vec<String>,
+    /// Show the full kernel log on the console (default: quiet, warnings and worse).
+    #[arg(long)]
+    pub verbose_console: bool,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = BOOT_HELP)]
+pub struct BootArgs {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = RUN_HELP)]
 pub struct RunArgs {
-    /// Kernel version of a labctl build (or use --kernel).
-    pub version: Option<String>,
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Seconds the command may run after boot (default 120 under KVM, 600 under TCG).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Seconds the guest may take to boot (default 30 under KVM, 120 under TCG).
+    #[arg(long, value_name = "SECS")]
+    pub boot_timeout: Option<u64>,
     /// The command to run in the guest, after `--`.
-    #[arg(last = true)]
+    #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
-pub fn run_boot(_a: BootArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("vm boot")
+/// The kernel (and modules) to boot.
+fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<PathBuf>, String)> {
+    if let Some(k) = &g.kernel {
+        return Ok((
+            k.clone(),
+            g.modules.clone(),
+            k.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "kernel".into()),
+        ));
+    }
+    let Some(v) = &g.version else {
+        return Err(labctl::Error::Usage(
+            "say which kernel: a VERSION of a labctl build (e.g. 5.10.46) or --kernel PATH to a bzImage".into(),
+        )
+        .into());
+    };
+    let req: labctl::VersionReq = v.parse()?;
+    let b = find_build(&ctx.home, &req).ok_or_else(|| {
+        labctl::Error::Usage(format!(
+            "no finished labctl build of {req} in {}: run `labctl kernel build {req}` first, or pass --kernel PATH",
+            ctx.home.builds().display()
+        ))
+    })?;
+    let modules = g
+        .modules
+        .clone()
+        .or_else(|| b.modules.join("lib/modules").is_dir().then(|| b.modules.clone()));
+    Ok((b.bzimage.clone(), modules, b.release.clone()))
 }
-pub fn run_run(_a: RunArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("vm run")
+
+/// TEMPORARY until `labctl::build::find_build` lands on main (the build helper owns it):
+/// the newest `builds/*/build.json` whose release matches `req` and whose bzImage exists.
+fn find_build(home: &labctl::Home, req: &labctl::VersionReq) -> Option<labctl::build::BuildOutput> {
+    let mut found: Vec<(labctl::KernelVersion, labctl::build::BuildOutput)> = Vec::new();
+    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
+        let Ok(text) = std::fs::read(e.path().join("build.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        // Accept the BuildOutput at top level or under "output"/"artifacts".
+        let b = ["", "output", "artifacts"]
+            .iter()
+            .filter_map(|k| if k.is_empty() { Some(v.clone()) } else { v.get(*k).cloned() })
+            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
+        let Some(b) = b else { continue };
+        let ver = b
+            .release
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .and_then(labctl::KernelVersion::parse_plain);
+        if let Some(ver) = ver.filter(|v| req.matches(v)) {
+            if b.bzimage.is_file() {
+                found.push((ver, b));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.pop().map(|(_, b)| b)
+}
+
+fn parse_file(s: &str) -> anyhow::Result<GuestFile> {
+    let (host, guest) = match s.rsplit_once(':') {
+        Some((h, g)) if g.starts_with('/') => (PathBuf::from(h), g.to_string()),
+        _ => {
+            let h = PathBuf::from(s);
+            let name = h
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .context("--file needs a file name")?;
+            (h, format!("/root/{name}"))
+        }
+    };
+    Ok(GuestFile {
+        host,
+        guest,
+        with_libs: true,
+    })
+}
+
+fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec> {
+    let (kernel, modules, label) = resolve_kernel(g, ctx)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let safe: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    let run_dir = ctx.home.runs().join(format!("{stamp}-vm-{safe}"));
+    let mut spec = VmSpec::new(kernel, run_dir, script);
+    spec.modules = modules;
+    spec.load_modules = g.load_modules.clone();
+    spec.files = g.files.iter().map(|f| parse_file(f)).collect::<anyhow::Result<_>>()?;
+    spec.accel = match g.accel {
+        AccelArg::Auto => AccelChoice::Auto,
+        AccelArg::Kvm => AccelChoice::Kvm,
+        AccelArg::Tcg => AccelChoice::Tcg,
+    };
+    spec.backend = match g.backend {
+        BackendArg::Qemu => Backend::Qemu,
+        BackendArg::Vng => Backend::Vng,
+    };
+    spec.memory_mb = g.memory;
+    spec.cpus = g.cpus;
+    spec.kernel_args = g.append.clone();
+    spec.verbose_console = g.verbose_console;
+    Ok(spec)
+}
+
+pub fn run_run(a: RunArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let mut spec = spec_from(&a.guest, ctx, vm::script_from_words(&a.command))?;
+    spec.timeout = a.timeout.map(Duration::from_secs);
+    spec.boot_timeout = a.boot_timeout.map(Duration::from_secs);
+    let out = vm::run(&ctx.home, &spec, ctx.sink())?;
+    ctx.renderer.finish();
+    if ctx.global.json {
+        let v = serde_json::json!({
+            "exit_code": out.exit_code,
+            "output": String::from_utf8_lossy(&out.output),
+            "accel": out.accel,
+            "accel_reason": out.accel_reason,
+            "release": out.release,
+            "duration_s": out.duration.as_secs_f64(),
+            "boot_s": out.boot_time.map(|d| d.as_secs_f64()),
+            "console_log": out.console_log,
+        });
+        ctx.print_json(&v)?;
+    } else {
+        ctx.renderer.suspend(|| {
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(&out.output);
+            let _ = so.flush();
+        });
+    }
+    Ok(u8::try_from(out.exit_code).unwrap_or(if out.exit_code < 0 { 2 } else { 255 }))
+}
+
+pub fn run_boot(a: BootArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let mut spec = spec_from(&a.guest, ctx, String::new())?;
+    spec.interactive = true;
+    let saved = TermState::save();
+    let r = vm::run(&ctx.home, &spec, ctx.sink());
+    drop(saved);
+    let out = r?;
+    Ok(if out.exit_code == 0 { 0 } else { super::EXIT_INFRA })
+}
+
+/// Saved termios of stdin, restored on drop (QEMU puts the terminal into raw mode and
+/// a killed QEMU cannot restore it).
+struct TermState(Option<libc::termios>);
+impl TermState {
+    fn save() -> Self {
+        // SAFETY: tcgetattr writes into a zeroed termios; fd 0 may not be a tty (then we keep None).
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return TermState(None);
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                TermState(Some(t))
+            } else {
+                TermState(None)
+            }
+        }
+    }
+}
+impl Drop for TermState {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // SAFETY: restoring attributes we read from the same fd.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_args() {
+        let f = parse_file("./prog:/usr/bin/prog").unwrap();
+        assert_eq!((f.host, f.guest.as_str()), (PathBuf::from("./prog"), "/usr/bin/prog"));
+        let f = parse_file("/x/y/tool").unwrap();
+        assert_eq!(f.guest, "/root/tool");
+    }
 }

@@ -2,10 +2,551 @@
 //! pure functions, accelerator probing (KVM only when it proves alive, else TCG),
 //! console + results channels, watchdog. Owns [`VmSpec`] and [`VmOutcome`].
 //!
-//! (Skeleton: filled in by the VM issue.)
+//! A run: decide the accelerator ([`accel`]) → build or reuse the base image and append
+//! the per-run archive ([`initramfs`]) → start QEMU ([`qemu`]) with the console on its
+//! stdout (streamed into `console.log`, scanned by [`watchdog`]) and the results channel
+//! (ttyS1) in `results.bin` → read the framed exit status. See docs/vm.md.
+
+pub mod accel;
+pub mod cpio;
+pub mod elf;
+pub mod initramfs;
+pub mod qemu;
+pub mod vng;
+pub mod watchdog;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use accel::{AccelChoice, AccelVerdict};
+pub use qemu::Accel;
+pub use watchdog::Alarm;
+
+use crate::events::{EventSink, SinkExt};
+use crate::home::{write_atomic, Home};
+use crate::process::{Cmd, LineAction, ProcessError};
+
+/// Which program boots the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// labctl's own initramfs guest under QEMU (hermetic, fast).
+    #[default]
+    Qemu,
+    /// virtme-ng: the host's root filesystem shared read-only over 9p.
+    Vng,
+}
+
+/// A file (or directory tree) copied into the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFile {
+    pub host: PathBuf,
+    /// Absolute path in the guest.
+    pub guest: String,
+    /// Also copy the shared libraries the ELF programs among these files need.
+    pub with_libs: bool,
+}
+
+/// What to boot and what to run.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    /// bzImage.
+    pub kernel: PathBuf,
+    /// modules_install staging dir (contains lib/modules/<release>).
+    pub modules: Option<PathBuf>,
+    /// insmod (paths, `*.ko`) or modprobe (names) these at boot, before the script.
+    pub load_modules: Vec<String>,
+    /// Payload.
+    pub files: Vec<GuestFile>,
+    /// /bin/sh script run by the init as the command (its cwd is /root).
+    pub script: String,
+    pub accel: AccelChoice,
+    pub memory_mb: u32,
+    pub cpus: u32,
+    /// None = defaults scaled for TCG ([`default_timeouts`]).
+    pub boot_timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
+    /// console.log, results.bin, initrd.img, result.json go here.
+    pub run_dir: PathBuf,
+    pub backend: Backend,
+    /// `vm boot`: shell on the console, terminal handed to QEMU.
+    pub interactive: bool,
+    /// Extra kernel command-line words.
+    pub kernel_args: Vec<String>,
+    /// Full kernel log on the console instead of `quiet`.
+    pub verbose_console: bool,
+    /// How long a KVM probe guest may stay silent (auto only).
+    pub probe_timeout: Duration,
+    /// QEMU program; None = `$LABCTL_QEMU`, else `qemu-system-x86_64` (tests use a fake).
+    pub qemu: Option<PathBuf>,
+    /// The KVM device `auto` checks (default /dev/kvm; tests point it elsewhere).
+    pub kvm_device: PathBuf,
+}
+
+impl VmSpec {
+    /// A spec with the defaults `labctl vm run` uses.
+    pub fn new(kernel: impl Into<PathBuf>, run_dir: impl Into<PathBuf>, script: impl Into<String>) -> Self {
+        VmSpec {
+            kernel: kernel.into(),
+            modules: None,
+            load_modules: Vec::new(),
+            files: Vec::new(),
+            script: script.into(),
+            accel: AccelChoice::Auto,
+            memory_mb: 512,
+            cpus: 2,
+            boot_timeout: None,
+            timeout: None,
+            run_dir: run_dir.into(),
+            backend: Backend::Qemu,
+            interactive: false,
+            kernel_args: Vec::new(),
+            verbose_console: false,
+            probe_timeout: accel::DEFAULT_PROBE_TIMEOUT,
+            qemu: None,
+            kvm_device: PathBuf::from("/dev/kvm"),
+        }
+    }
+}
+
+/// The result of a run whose guest reported back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VmOutcome {
+    pub exit_code: i32,
+    /// The script's stdout+stderr via the results channel.
+    #[serde(skip)]
+    pub output: Vec<u8>,
+    pub console_log: PathBuf,
+    pub accel: String,
+    pub accel_reason: String,
+    pub duration: Duration,
+    /// `uname -r` of the guest as the init reported it.
+    pub release: Option<String>,
+    /// From QEMU start to the init running.
+    pub boot_time: Option<Duration>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    #[error("`labctl vm` is not implemented yet")]
-    NotImplemented,
+    #[error("kernel image {} not found (build one with `labctl kernel build VERSION`, or pass --kernel PATH to a bzImage)", path.display())]
+    KernelMissing { path: PathBuf },
+    #[error("no usable static busybox: {detail}; install it (Debian/Ubuntu: `apt install busybox-static`, Fedora: `dnf install busybox`) or point LABCTL_BUSYBOX at one")]
+    BusyboxMissing { detail: String },
+    #[error(transparent)]
+    Elf(#[from] elf::ElfError),
+    #[error("modules dir {}: {detail}", path.display())]
+    Modules { path: PathBuf, detail: String },
+    #[error("guest file {}: {detail}", path.display())]
+    Payload { path: PathBuf, detail: String },
+    #[error("cannot write the guest image: {detail}")]
+    Image { detail: String },
+    #[error("--accel kvm: {reason}; use --accel auto or tcg")]
+    KvmUnavailable { reason: String },
+    #[error("cannot run `{program}`: {detail} (Debian: `apt install qemu-system-x86`; `labctl doctor` checks the host)")]
+    QemuMissing { program: String, detail: String },
+    #[error("the guest hit a {}; QEMU was stopped. Console excerpt:\n{excerpt}\n(full console: {})", kind.describe(), log.display())]
+    Panic { kind: Alarm, excerpt: String, log: PathBuf },
+    #[error("the guest did not finish booting within {}s (no `labctl-init: up` on the console); raise --boot-timeout or check the kernel's console options (SERIAL_8250_CONSOLE, BLK_DEV_INITRD, RD_GZIP, DEVTMPFS). Console excerpt:\n{excerpt}\n(full console: {})", timeout.as_secs(), log.display())]
+    BootTimeout { timeout: Duration, excerpt: String, log: PathBuf },
+    #[error("the command did not finish within {}s and QEMU was stopped (raise --timeout). Output so far:\n{output}\n(full console: {})", timeout.as_secs(), log.display())]
+    CommandTimeout { timeout: Duration, output: String, log: PathBuf },
+    #[error("the guest ended without reporting an exit status on the results channel (ttyS1: does the kernel have SERIAL_8250_NR_UARTS >= 2 and SERIAL_8250_RUNTIME_UARTS >= 2?). Console excerpt:\n{excerpt}\n(full console: {})", log.display())]
+    NoResult { excerpt: String, log: PathBuf },
+    #[error("QEMU failed ({status}) before the guest reported back:\n{excerpt}\n(full log: {})", log.display())]
+    QemuFailed { status: String, excerpt: String, log: PathBuf },
+    #[error("virtme-ng: {detail}")]
+    Vng { detail: String },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> VmError + 'a {
+    move |source| VmError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// (boot, command) timeouts when the spec leaves them unset: generous under TCG,
+/// where everything runs 5-20x slower than under KVM.
+pub fn default_timeouts(accel: Accel) -> (Duration, Duration) {
+    match accel {
+        Accel::Kvm => (Duration::from_secs(30), Duration::from_secs(120)),
+        Accel::Tcg => (Duration::from_secs(120), Duration::from_secs(600)),
+    }
+}
+
+/// Find the framed exit status for `nonce` and split off the output before it.
+pub fn parse_results(bytes: &[u8], nonce: &str) -> Option<(Vec<u8>, i32)> {
+    let marker = format!("\n<<<labctl-exit {nonce} ");
+    let m = marker.as_bytes();
+    let pos = bytes.windows(m.len()).rposition(|w| w == m)?;
+    let rest = &bytes[pos + m.len()..];
+    let end = rest.windows(3).position(|w| w == b">>>")?;
+    let code: i32 = std::str::from_utf8(&rest[..end]).ok()?.trim().parse().ok()?;
+    Some((bytes[..pos].to_vec(), code))
+}
+
+fn new_nonce() -> String {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}{:x}", hex::encode(b), t as u64 & 0xffff)
+}
+
+/// Boot the guest described by `spec` and run its script (or a shell, for `vm boot`).
+pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
+    if !spec.kernel.is_file() {
+        return Err(VmError::KernelMissing { path: spec.kernel.clone() });
+    }
+    std::fs::create_dir_all(&spec.run_dir).map_err(io_err("create run directory", &spec.run_dir))?;
+    let qemu_prog = spec.qemu.clone().unwrap_or_else(qemu::qemu_program);
+    let verdict = accel::decide(
+        home,
+        &accel::Decide {
+            choice: spec.accel,
+            kernel: &spec.kernel,
+            qemu: &qemu_prog,
+            kvm_dev: &spec.kvm_device,
+            probe_timeout: spec.probe_timeout,
+            probe_log: spec.run_dir.join("kvm-probe.log"),
+        },
+        sink,
+    )?;
+    if verdict.accel == Accel::Tcg && spec.accel == AccelChoice::Auto {
+        sink.info(format!(
+            "using TCG (no KVM): {}{}",
+            verdict.reason,
+            if verdict.cached { " [cached for this host boot]" } else { "" }
+        ));
+    }
+    match spec.backend {
+        Backend::Vng => vng::run(spec, &verdict, sink),
+        Backend::Qemu => run_qemu(home, spec, &verdict, &qemu_prog, sink),
+    }
+}
+
+#[derive(Default)]
+struct Watch {
+    booted_at: Option<Instant>,
+    release: Option<String>,
+    alarm: Option<(Alarm, Instant)>,
+    fired: Option<Fired>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fired {
+    Boot,
+    Command,
+    Alarm,
+}
+
+fn kill_pidfile(pidfile: &Path) -> bool {
+    let pid: i32 = match std::fs::read_to_string(pidfile).ok().and_then(|s| s.trim().parse().ok()) {
+        Some(p) if p > 1 => p,
+        _ => return false,
+    };
+    // SAFETY: plain syscalls. QEMU leads its own process group (Cmd starts every child
+    // in a new group), so the group kill also reaches anything it started.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    true
+}
+
+fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
+    let start = Instant::now();
+    let busybox = initramfs::find_busybox()?;
+    let image = {
+        let st = sink.stage("image", "guest initramfs (busybox, init, modules, payload)");
+        let img = initramfs::base_image(home, &busybox, spec.modules.as_deref(), &spec.files)?;
+        sink.debug(format!(
+            "guest image {} ({} entries, {})",
+            img.path.display(),
+            img.entries,
+            if img.built { "built" } else { "cached" }
+        ));
+        st.ok();
+        img
+    };
+    let nonce = new_nonce();
+    let settings = initramfs::RunSettings {
+        interactive: spec.interactive,
+        nonce: nonce.clone(),
+        modules: spec.load_modules.clone(),
+        ld_path: image.ld_path.clone(),
+        script: spec.script.clone(),
+    };
+    let run_dir = &spec.run_dir;
+    let initrd = run_dir.join("initrd.img");
+    initramfs::assemble_initrd(&image, &settings, &initrd)?;
+    let results = run_dir.join("results.bin");
+    let pidfile = run_dir.join("qemu.pid");
+    let console_log = run_dir.join("console.log");
+    let result_json = run_dir.join("result.json");
+    for p in [&results, &pidfile] {
+        let _ = std::fs::remove_file(p);
+    }
+    // Pre-write a failure: a guest that dies without reporting is never a pass.
+    write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#).map_err(|e| VmError::Image { detail: e.to_string() })?;
+
+    let mut args = spec.kernel_args.clone();
+    if spec.interactive {
+        args.push("TERM=linux".into());
+    }
+    let q = qemu::QemuArgs {
+        kernel: spec.kernel.clone(),
+        initrd: Some(initrd.clone()),
+        append: qemu::kernel_cmdline(!spec.verbose_console && !spec.interactive, &args),
+        memory_mb: spec.memory_mb,
+        cpus: spec.cpus,
+        accel: verdict.accel,
+        console: if spec.interactive {
+            qemu::Console::Interactive
+        } else {
+            qemu::Console::Captured
+        },
+        results: Some(results.clone()),
+        pidfile: Some(pidfile.clone()),
+    };
+    let cmd = Cmd::new(qemu_prog).args(qemu::argv(&q));
+    let spawn_err = |e: ProcessError| match e {
+        ProcessError::Spawn { program, source } => VmError::QemuMissing {
+            program,
+            detail: source.to_string(),
+        },
+        e => VmError::Process(e),
+    };
+
+    if spec.interactive {
+        let _st = sink.stage(
+            "boot",
+            format!("{} under {} (Ctrl-A X quits QEMU)", spec.kernel.display(), verdict.accel.name()),
+        );
+        let out = cmd.inherit_stdio().run(sink).map_err(spawn_err)?;
+        _st.ok();
+        return Ok(VmOutcome {
+            exit_code: out.code.unwrap_or(-1),
+            output: Vec::new(),
+            console_log,
+            accel: verdict.accel.name().into(),
+            accel_reason: verdict.reason.clone(),
+            duration: start.elapsed(),
+            release: None,
+            boot_time: None,
+        });
+    }
+
+    let (def_boot, def_cmd) = default_timeouts(verdict.accel);
+    let boot_timeout = spec.boot_timeout.unwrap_or(def_boot);
+    let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
+    // After an alarm, give the kernel a moment to print the whole report.
+    let alarm_grace = Duration::from_secs(if verdict.accel == Accel::Tcg { 3 } else { 1 });
+    let watch = Arc::new(Mutex::new(Watch::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let qemu_start = Instant::now();
+    let watchdog = {
+        let (watch, done, pidfile) = (watch.clone(), done.clone(), pidfile.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                let fire = {
+                    let w = watch.lock().unwrap();
+                    if w.fired.is_some() {
+                        None
+                    } else if let Some((_, at)) = w.alarm {
+                        (now >= at + alarm_grace).then_some(Fired::Alarm)
+                    } else if let Some(b) = w.booted_at {
+                        (now >= b + cmd_timeout).then_some(Fired::Command)
+                    } else {
+                        (now >= qemu_start + boot_timeout).then_some(Fired::Boot)
+                    }
+                };
+                if let Some(f) = fire {
+                    if kill_pidfile(&pidfile) {
+                        watch.lock().unwrap().fired = Some(f);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let stage = sink.stage("boot", format!("{} under {}", spec.kernel.display(), verdict.accel.name()));
+    // Backstop: process' own timeout in case the pidfile never appeared.
+    let backstop = boot_timeout + cmd_timeout + Duration::from_secs(30);
+    let streamed = {
+        let watch = watch.clone();
+        let mut in_run = false;
+        cmd.timeout(backstop).run_streaming(sink, &console_log, move |line| {
+            match watchdog::scan(line) {
+                Some(watchdog::ConsoleEvent::Booted { release }) => {
+                    let mut w = watch.lock().unwrap();
+                    w.booted_at = Some(Instant::now());
+                    w.release = Some(release);
+                    in_run = true;
+                }
+                Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
+                Some(watchdog::ConsoleEvent::Alarm(a)) => {
+                    let mut w = watch.lock().unwrap();
+                    if w.alarm.is_none() {
+                        w.alarm = Some((a, Instant::now()));
+                    }
+                }
+                Some(watchdog::ConsoleEvent::EndOfReport) => {
+                    if watch.lock().unwrap().alarm.is_some() {
+                        return LineAction::Kill;
+                    }
+                }
+                None => {}
+            }
+            let _ = in_run;
+            LineAction::Continue
+        })
+    };
+    done.store(true, Ordering::SeqCst);
+    let _ = watchdog.join();
+    let w = std::mem::take(&mut *watch.lock().unwrap());
+    let console_text = || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
+    let results_bytes = || std::fs::read(&results).unwrap_or_default();
+    let out = match streamed {
+        Ok(o) => o,
+        Err(ProcessError::Timeout { .. }) => {
+            // The backstop fired: classify like the watchdog would have.
+            return Err(if w.booted_at.is_some() {
+                VmError::CommandTimeout {
+                    timeout: cmd_timeout,
+                    output: tail_text(&results_bytes(), 20),
+                    log: console_log,
+                }
+            } else {
+                VmError::BootTimeout {
+                    timeout: boot_timeout,
+                    excerpt: watchdog::excerpt(&console_text(), 25),
+                    log: console_log,
+                }
+            });
+        }
+        Err(e) => return Err(spawn_err(e)),
+    };
+    let boot_time = w.booted_at.map(|b| b.duration_since(qemu_start));
+    if let Some((kind, _)) = w.alarm {
+        return Err(VmError::Panic {
+            kind,
+            excerpt: watchdog::excerpt(&console_text(), 40),
+            log: console_log,
+        });
+    }
+    match w.fired {
+        Some(Fired::Boot) => {
+            return Err(VmError::BootTimeout {
+                timeout: boot_timeout,
+                excerpt: watchdog::excerpt(&console_text(), 25),
+                log: console_log,
+            })
+        }
+        Some(Fired::Command) => {
+            return Err(VmError::CommandTimeout {
+                timeout: cmd_timeout,
+                output: tail_text(&results_bytes(), 20),
+                log: console_log,
+            })
+        }
+        _ => {}
+    }
+    match parse_results(&results_bytes(), &nonce) {
+        Some((output, exit_code)) => {
+            stage.ok();
+            let outcome = VmOutcome {
+                exit_code,
+                output,
+                console_log,
+                accel: verdict.accel.name().into(),
+                accel_reason: verdict.reason.clone(),
+                duration: start.elapsed(),
+                release: w.release,
+                boot_time,
+            };
+            let json = serde_json::json!({"status": "exited", "exit_code": exit_code, "accel": outcome.accel, "accel_reason": outcome.accel_reason,
+                "duration_s": outcome.duration.as_secs_f64(), "boot_s": boot_time.map(|d| d.as_secs_f64()), "release": outcome.release});
+            let _ = write_atomic(&result_json, serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes());
+            Ok(outcome)
+        }
+        None if out.code != Some(0) => Err(VmError::QemuFailed {
+            status: crate::process::status_text(out.code),
+            excerpt: watchdog::excerpt(&console_text(), 25),
+            log: console_log,
+        }),
+        None => Err(VmError::NoResult {
+            excerpt: watchdog::excerpt(&console_text(), 25),
+            log: console_log,
+        }),
+    }
+}
+
+fn tail_text(bytes: &[u8], n: usize) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Turn `vm run -- CMD...` words into the guest script: one word is a shell command
+/// line (`-- 'dmesg | tail'`), several are an argv (quoted, run as-is).
+pub fn script_from_words(words: &[String]) -> String {
+    match words {
+        [] => String::from("true\n"),
+        [one] => format!("{one}\n"),
+        many => {
+            let q: Vec<String> = many.iter().map(|w| crate::process::shell_quote(std::ffi::OsStr::new(w))).collect();
+            format!("exec {}\n", q.join(" "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_frame_parsing() {
+        let b = b"5.10.46\n\n<<<labctl-exit abc 7>>>\n";
+        assert_eq!(parse_results(b, "abc"), Some((b"5.10.46\n".to_vec(), 7)));
+        // A forged frame with another nonce in the output does not count.
+        let b = b"\n<<<labctl-exit zzz 0>>>\nreal\n<<<labctl-exit abc 3>>>\n";
+        assert_eq!(parse_results(b, "abc"), Some((b"\n<<<labctl-exit zzz 0>>>\nreal".to_vec(), 3)));
+        assert_eq!(parse_results(b"output only", "abc"), None);
+        assert_eq!(parse_results(b"\n<<<labctl-exit abc 1", "abc"), None, "cut-off frame");
+    }
+
+    #[test]
+    fn words_become_a_script() {
+        assert_eq!(script_from_words(&["uname -r".into()]), "uname -r\n");
+        assert_eq!(
+            script_from_words(&["sh".into(), "-c".into(), "exit 7".into()]),
+            "exec sh -c 'exit 7'\n"
+        );
+        assert_eq!(script_from_words(&[]), "true\n");
+    }
+
+    #[test]
+    fn tcg_timeouts_are_longer() {
+        let (kb, kc) = default_timeouts(Accel::Kvm);
+        let (tb, tc) = default_timeouts(Accel::Tcg);
+        assert!(tb > kb && tc > kc);
+    }
 }

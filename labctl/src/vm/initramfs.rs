@@ -1,0 +1,567 @@
+//! Guest image assembly: the base initramfs (our init, static busybox, the build's
+//! modules, payload files with the shared libraries they need), cached in
+//! `home.guests()/<hash>.cpio.gz` by a hash of its content, plus a tiny per-run archive
+//! (`/labctl/env`, `/labctl/run.sh`) appended uncompressed. The kernel unpacks
+//! concatenated archives in order, so the cached part never changes between runs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::cpio::CpioWriter;
+use super::elf;
+use super::{GuestFile, VmError};
+use crate::home::{write_atomic, Home};
+
+/// The guest's PID 1 (busybox sh script), kept in the repository's top-level `vm/`.
+pub const INIT_SCRIPT: &str = include_str!("../../../vm/init");
+
+/// Bumped when the image layout changes, so old cache entries are not reused.
+const LAYOUT_VERSION: &str = "labctl-guest-v1";
+
+/// Where one image entry's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Host(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File { guest: String, mode: u32, source: Source },
+    Dir { guest: String, mode: u32 },
+    Symlink { guest: String, target: String },
+    CharDev { guest: String, mode: u32, major: u32, minor: u32 },
+}
+
+impl Entry {
+    fn guest(&self) -> &str {
+        match self {
+            Entry::File { guest, .. } | Entry::Dir { guest, .. } | Entry::Symlink { guest, .. } | Entry::CharDev { guest, .. } => guest,
+        }
+    }
+}
+
+/// A cached base image and what the per-run part must know about it.
+#[derive(Debug, Clone)]
+pub struct GuestImage {
+    pub path: PathBuf,
+    pub hash: String,
+    /// Directories holding copied shared libraries (the guest's LD_LIBRARY_PATH).
+    pub ld_path: Vec<String>,
+    pub entries: usize,
+    /// True when this run built the image (false: reused from the cache).
+    pub built: bool,
+}
+
+/// Find the host's busybox and check it can run in an empty initramfs.
+pub fn find_busybox() -> Result<PathBuf, VmError> {
+    let candidates = [PathBuf::from("/bin/busybox"), PathBuf::from("/usr/bin/busybox")];
+    let found = std::env::var_os("LABCTL_BUSYBOX")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(candidates)
+        .chain(crate::process::which("busybox"))
+        .find(|p| p.is_file());
+    found.ok_or(VmError::BusyboxMissing {
+        detail: "no busybox found in /bin, /usr/bin or PATH".into(),
+    })
+}
+
+/// The base image's entries (pure except for reading ELF headers of host files).
+pub fn base_entries(busybox: &Path, modules: Option<&Path>, files: &[GuestFile]) -> Result<(Vec<Entry>, Vec<String>), VmError> {
+    let mut entries = vec![
+        Entry::File {
+            guest: "/init".into(),
+            mode: 0o755,
+            source: Source::Bytes(INIT_SCRIPT.as_bytes().to_vec()),
+        },
+        Entry::Dir {
+            guest: "/dev".into(),
+            mode: 0o755,
+        },
+        Entry::CharDev {
+            guest: "/dev/console".into(),
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+        Entry::CharDev {
+            guest: "/dev/null".into(),
+            mode: 0o666,
+            major: 1,
+            minor: 3,
+        },
+        Entry::Dir {
+            guest: "/root".into(),
+            mode: 0o700,
+        },
+        Entry::Dir {
+            guest: "/tmp".into(),
+            mode: 0o1777,
+        },
+        Entry::Dir {
+            guest: "/labctl".into(),
+            mode: 0o755,
+        },
+    ];
+    for d in ["/proc", "/sys", "/run", "/etc", "/bin", "/sbin", "/usr/bin", "/usr/sbin"] {
+        entries.push(Entry::Dir {
+            guest: d.into(),
+            mode: 0o755,
+        });
+    }
+    entries.push(Entry::File {
+        guest: "/etc/passwd".into(),
+        mode: 0o644,
+        source: Source::Bytes(b"root:x:0:0:root:/root:/bin/sh\n".to_vec()),
+    });
+    entries.push(Entry::File {
+        guest: "/etc/group".into(),
+        mode: 0o644,
+        source: Source::Bytes(b"root:x:0:\n".to_vec()),
+    });
+
+    let mut libs: Vec<elf::LibFile> = Vec::new();
+    let search = elf::host_search_dirs();
+    // busybox: must be static, or we carry its libraries.
+    let data = std::fs::read(busybox).map_err(|e| VmError::BusyboxMissing {
+        detail: format!("cannot read {}: {e}", busybox.display()),
+    })?;
+    let info = elf::inspect(&data).map_err(|e| VmError::BusyboxMissing {
+        detail: format!("{} is not an ELF program: {e}", busybox.display()),
+    })?;
+    if !info.is_static() {
+        libs.extend(elf::resolve_closure(busybox, &search).map_err(VmError::Elf)?);
+    }
+    entries.push(Entry::File {
+        guest: "/bin/busybox".into(),
+        mode: 0o755,
+        source: Source::Host(busybox.to_path_buf()),
+    });
+    entries.push(Entry::Symlink {
+        guest: "/bin/sh".into(),
+        target: "busybox".into(),
+    });
+
+    if let Some(m) = modules {
+        let root = m.join("lib/modules");
+        if !root.is_dir() {
+            return Err(VmError::Modules {
+                path: m.to_path_buf(),
+                detail: "has no lib/modules/<release> (pass the modules_install INSTALL_MOD_PATH)".into(),
+            });
+        }
+        walk(&root, "/lib/modules", &mut entries, &mut |p| {
+            // modules_install leaves `build`/`source` symlinks into the build tree.
+            !matches!(p.file_name().and_then(|n| n.to_str()), Some("build" | "source"))
+        })?;
+    }
+
+    for f in files {
+        if !f.guest.starts_with('/') {
+            return Err(VmError::Payload {
+                path: f.host.clone(),
+                detail: format!("guest path {:?} must be absolute", f.guest),
+            });
+        }
+        let meta = std::fs::metadata(&f.host).map_err(|e| VmError::Payload {
+            path: f.host.clone(),
+            detail: e.to_string(),
+        })?;
+        if meta.is_dir() {
+            walk(&f.host, &f.guest, &mut entries, &mut |_| true)?;
+            if f.with_libs {
+                for p in files_under(&f.host) {
+                    add_libs(&p, &search, &mut libs)?;
+                }
+            }
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            entries.push(Entry::File {
+                guest: f.guest.clone(),
+                mode: meta.permissions().mode() & 0o7777,
+                source: Source::Host(f.host.clone()),
+            });
+            if f.with_libs {
+                add_libs(&f.host, &search, &mut libs)?;
+            }
+        }
+    }
+    let ld_path = elf::lib_dirs(&libs);
+    for l in libs {
+        entries.push(Entry::File {
+            guest: l.guest,
+            mode: 0o755,
+            source: Source::Host(l.host),
+        });
+    }
+    Ok((dedup_last_wins(entries), ld_path))
+}
+
+fn add_libs(p: &Path, search: &[PathBuf], libs: &mut Vec<elf::LibFile>) -> Result<(), VmError> {
+    let head = read_head(p);
+    if !elf::is_elf(&head) {
+        return Ok(());
+    }
+    let data = std::fs::read(p).map_err(|e| VmError::Payload {
+        path: p.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    match elf::inspect(&data) {
+        Ok(i) if i.is_static() => Ok(()),
+        Ok(_) => {
+            for l in elf::resolve_closure(p, search).map_err(VmError::Elf)? {
+                if !libs.contains(&l) {
+                    libs.push(l);
+                }
+            }
+            Ok(())
+        }
+        Err(_) => Ok(()), // an ELF we cannot parse (e.g. a BPF object): no libraries
+    }
+}
+
+fn read_head(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = vec![0u8; 4];
+    match std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut b)) {
+        Ok(()) => b,
+        Err(_) => Vec::new(),
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => out.extend(files_under(&p)),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Add a host directory tree under `guest` (files, dirs and symlinks), sorted for a
+/// deterministic archive.
+fn walk(host: &Path, guest: &str, entries: &mut Vec<Entry>, keep: &mut dyn FnMut(&Path) -> bool) -> Result<(), VmError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |p: &Path, e: std::io::Error| VmError::Payload {
+        path: p.to_path_buf(),
+        detail: e.to_string(),
+    };
+    entries.push(Entry::Dir {
+        guest: guest.to_string(),
+        mode: 0o755,
+    });
+    let mut items: Vec<_> = std::fs::read_dir(host).map_err(|e| err(host, e))?.flatten().collect();
+    items.sort_by_key(|e| e.file_name());
+    for e in items {
+        let p = e.path();
+        if !keep(&p) {
+            continue;
+        }
+        let g = format!("{}/{}", guest.trim_end_matches('/'), e.file_name().to_string_lossy());
+        let meta = std::fs::symlink_metadata(&p).map_err(|x| err(&p, x))?;
+        if meta.file_type().is_symlink() {
+            let t = std::fs::read_link(&p).map_err(|x| err(&p, x))?;
+            entries.push(Entry::Symlink {
+                guest: g,
+                target: t.to_string_lossy().into_owned(),
+            });
+        } else if meta.is_dir() {
+            walk(&p, &g, entries, keep)?;
+        } else if meta.is_file() {
+            entries.push(Entry::File {
+                guest: g,
+                mode: meta.permissions().mode() & 0o7777,
+                source: Source::Host(p),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn dedup_last_wins(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<Entry> = entries
+        .into_iter()
+        .rev()
+        .filter(|e| seen.insert(e.guest().trim_end_matches('/').to_string()))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Content hash of an entry list (file bytes included, mtimes excluded).
+pub fn content_hash(entries: &[Entry]) -> Result<String, VmError> {
+    let mut h = Sha256::new();
+    h.update(LAYOUT_VERSION);
+    for e in entries {
+        match e {
+            Entry::File { guest, mode, source } => {
+                h.update(format!("\0F{guest}\0{mode:o}\0"));
+                match source {
+                    Source::Bytes(b) => h.update(b),
+                    Source::Host(p) => {
+                        let mut f = std::fs::File::open(p).map_err(|x| VmError::Payload {
+                            path: p.clone(),
+                            detail: x.to_string(),
+                        })?;
+                        std::io::copy(&mut f, &mut h).map_err(|x| VmError::Payload {
+                            path: p.clone(),
+                            detail: x.to_string(),
+                        })?;
+                    }
+                }
+            }
+            Entry::Dir { guest, mode } => h.update(format!("\0D{guest}\0{mode:o}")),
+            Entry::Symlink { guest, target } => h.update(format!("\0L{guest}\0{target}")),
+            Entry::CharDev { guest, mode, major, minor } => h.update(format!("\0C{guest}\0{mode:o}\0{major}:{minor}")),
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Write entries as a newc archive into `out`.
+pub fn write_cpio<W: Write>(entries: &[Entry], out: W) -> Result<W, VmError> {
+    let io = |e: std::io::Error| VmError::Image { detail: e.to_string() };
+    let mut w = CpioWriter::new(out);
+    for e in entries {
+        match e {
+            Entry::File { guest, mode, source } => {
+                let data = match source {
+                    Source::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
+                    Source::Host(p) => std::borrow::Cow::Owned(std::fs::read(p).map_err(|x| VmError::Payload {
+                        path: p.clone(),
+                        detail: x.to_string(),
+                    })?),
+                };
+                w.file(guest, *mode, &data).map_err(io)?;
+            }
+            Entry::Dir { guest, mode } => w.dir(guest, *mode).map_err(io)?,
+            Entry::Symlink { guest, target } => w.symlink(guest, target).map_err(io)?,
+            Entry::CharDev { guest, mode, major, minor } => w.char_dev(guest, *mode, *major, *minor).map_err(io)?,
+        }
+    }
+    w.finish().map_err(io)
+}
+
+/// Build (or reuse) the cached base image for these inputs.
+pub fn base_image(home: &Home, busybox: &Path, modules: Option<&Path>, files: &[GuestFile]) -> Result<GuestImage, VmError> {
+    let (entries, ld_path) = base_entries(busybox, modules, files)?;
+    let hash = content_hash(&entries)?;
+    let dir = home.guests();
+    let path = dir.join(format!("{}.cpio.gz", &hash[..16]));
+    let n = entries.len();
+    if path.is_file() {
+        return Ok(GuestImage {
+            path,
+            hash,
+            ld_path,
+            entries: n,
+            built: false,
+        });
+    }
+    let _lock = home
+        .lock(&format!("guest-{}", &hash[..16]))
+        .map_err(|e| VmError::Image { detail: e.to_string() })?;
+    if path.is_file() {
+        return Ok(GuestImage {
+            path,
+            hash,
+            ld_path,
+            entries: n,
+            built: false,
+        });
+    }
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let gz = write_cpio(&entries, gz)?;
+    let bytes = gz.finish().map_err(|e| VmError::Image { detail: e.to_string() })?;
+    write_atomic(&path, &bytes).map_err(|e| VmError::Image { detail: e.to_string() })?;
+    Ok(GuestImage {
+        path,
+        hash,
+        ld_path,
+        entries: n,
+        built: true,
+    })
+}
+
+/// The per-run settings the init reads from `/labctl/env`.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub interactive: bool,
+    pub nonce: String,
+    pub modules: Vec<String>,
+    pub ld_path: Vec<String>,
+    pub script: String,
+}
+
+/// `/labctl/env` text: shell assignments with single-quoted values.
+pub fn env_text(s: &RunSettings) -> String {
+    let q = |v: &str| format!("'{}'", v.replace('\'', r"'\''"));
+    format!(
+        "LABCTL_MODE={}\nLABCTL_NONCE={}\nLABCTL_MODULES={}\nLABCTL_LD_PATH={}\n",
+        if s.interactive { "boot" } else { "run" },
+        q(&s.nonce),
+        q(&s.modules.join(" ")),
+        q(&s.ld_path.join(":")),
+    )
+}
+
+/// The small uncompressed archive appended after the cached image.
+pub fn run_archive(s: &RunSettings) -> Result<Vec<u8>, VmError> {
+    let entries = vec![
+        Entry::File {
+            guest: "/labctl/env".into(),
+            mode: 0o644,
+            source: Source::Bytes(env_text(s).into_bytes()),
+        },
+        Entry::File {
+            guest: "/labctl/run.sh".into(),
+            mode: 0o755,
+            source: Source::Bytes(s.script.clone().into_bytes()),
+        },
+    ];
+    write_cpio(&entries, Vec::new())
+}
+
+/// Write `run_dir/initrd.img` = cached base image + per-run archive.
+pub fn assemble_initrd(base: &GuestImage, s: &RunSettings, out: &Path) -> Result<(), VmError> {
+    let mut bytes = std::fs::read(&base.path).map_err(|e| VmError::Image {
+        detail: format!("read {}: {e}", base.path.display()),
+    })?;
+    // Keep the appended archive 4-byte aligned after the gzip member.
+    while bytes.len() % 4 != 0 {
+        bytes.push(0);
+    }
+    bytes.extend(run_archive(s)?);
+    write_atomic(out, &bytes).map_err(|e| VmError::Image { detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(archive: &Path) -> Vec<String> {
+        let out = std::process::Command::new("cpio")
+            .args(["-t", "--quiet", "-F"])
+            .arg(archive)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn init_script_is_embedded_and_uses_reboot() {
+        assert!(INIT_SCRIPT.starts_with("#!/bin/busybox sh"));
+        assert!(INIT_SCRIPT.contains("reboot -f"));
+        assert!(INIT_SCRIPT.contains("ulimit -l unlimited"));
+        assert!(INIT_SCRIPT.contains("<<<labctl-exit"));
+    }
+
+    #[test]
+    fn env_quotes_values() {
+        let s = RunSettings {
+            interactive: false,
+            nonce: "ab12".into(),
+            modules: vec!["test_bpf".into(), "x'y".into()],
+            ld_path: vec!["/lib/x".into()],
+            script: String::new(),
+        };
+        let t = env_text(&s);
+        assert!(t.contains("LABCTL_MODE=run\n"), "{t}");
+        assert!(t.contains("LABCTL_MODULES='test_bpf x'\\''y'\n"), "{t}");
+        assert!(t.contains("LABCTL_LD_PATH='/lib/x'"), "{t}");
+    }
+
+    #[test]
+    fn image_is_cached_by_content_and_payload_brings_its_libs() {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::new(d.path().join("home"));
+        let mods = d.path().join("mods/lib/modules/5.10.46");
+        std::fs::create_dir_all(mods.join("kernel/lib")).unwrap();
+        std::fs::write(mods.join("kernel/lib/test_bpf.ko"), b"fake module").unwrap();
+        std::fs::write(mods.join("modules.dep"), b"kernel/lib/test_bpf.ko:\n").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/build", mods.join("build")).unwrap();
+        let files = vec![
+            GuestFile {
+                host: "/bin/ls".into(),
+                guest: "/usr/local/bin/ls".into(),
+                with_libs: true,
+            },
+            GuestFile {
+                host: mods.join("modules.dep"),
+                guest: "/data/dep.txt".into(),
+                with_libs: false,
+            },
+        ];
+        let bb = find_busybox().unwrap();
+        let img = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
+        assert!(img.built);
+        assert!(img.ld_path.iter().any(|p| p.ends_with("x86_64-linux-gnu")), "{:?}", img.ld_path);
+        let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
+        assert!(!again.built);
+        assert_eq!(again.path, img.path);
+        // Changing content changes the key.
+        std::fs::write(mods.join("modules.dep"), b"changed\n").unwrap();
+        let changed = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
+        assert!(changed.built && changed.hash != img.hash);
+
+        // gunzip + cpio -t: the layout the init expects.
+        let raw = d.path().join("base.cpio");
+        let gz = std::fs::read(&changed.path).unwrap();
+        let mut dec = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut dec).unwrap();
+        std::fs::write(&raw, dec).unwrap();
+        let names = list(&raw);
+        for want in [
+            "init",
+            "bin/busybox",
+            "bin/sh",
+            "dev/console",
+            "lib/modules/5.10.46/kernel/lib/test_bpf.ko",
+            "usr/local/bin/ls",
+            "data/dep.txt",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        }
+        assert!(names.iter().any(|n| n.ends_with("libc.so.6")), "{names:?}");
+        assert!(!names.iter().any(|n| n.ends_with("5.10.46/build")), "build symlink must be skipped");
+
+        // The per-run part appended to the image.
+        let s = RunSettings {
+            interactive: false,
+            nonce: "n".into(),
+            modules: vec![],
+            ld_path: changed.ld_path.clone(),
+            script: "uname -r\n".into(),
+        };
+        let initrd = d.path().join("run/initrd.img");
+        assemble_initrd(&changed, &s, &initrd).unwrap();
+        let all = std::fs::read(&initrd).unwrap();
+        let tail = &all[gz.len().div_ceil(4) * 4..];
+        let tail_path = d.path().join("tail.cpio");
+        std::fs::write(&tail_path, tail).unwrap();
+        assert_eq!(list(&tail_path), ["labctl", "labctl/env", "labctl/run.sh"]);
+    }
+
+    #[test]
+    fn relative_guest_path_is_refused() {
+        let files = vec![GuestFile {
+            host: "/bin/ls".into(),
+            guest: "usr/bin/ls".into(),
+            with_libs: false,
+        }];
+        let e = base_entries(&find_busybox().unwrap(), None, &files).unwrap_err();
+        assert!(e.to_string().contains("must be absolute"), "{e}");
+    }
+}
