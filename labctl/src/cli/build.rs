@@ -86,6 +86,7 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     };
     let mut breq = BuildRequest::new(tree, config);
     breq.profile = a.config.profile.clone();
+    breq.fragments = a.config.fragments.clone();
     breq.jobs = a.jobs.unwrap_or(0);
     breq.fixes = !a.no_fixes;
     breq.cc_wrapper = a.cc_wrapper.into();
