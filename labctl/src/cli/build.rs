@@ -14,6 +14,7 @@ Examples:
   labctl kernel build 5.10.46                 fetch, configure (lab profile), fix, build
   labctl kernel build 5.10 --jobs 8           newest 5.10.y with 8 make jobs
   labctl kernel build 5.10.46 --no-fixes      show what breaks without the known fixes
+  labctl kernel build 5.10.46 --profile defconfig --fragment bcc
   labctl kernel build 5.16.10 --cc-wrapper none --no-samples
 
 The build folder is $LABCTL_HOME/builds/<version>-<config8>-<toolchain8>/ with artifacts/
