@@ -14,6 +14,7 @@ Examples:
   labctl kernel build 5.10.46                 fetch, configure (lab profile), fix, build
   labctl kernel build 5.10 --jobs 8           newest 5.10.y with 8 make jobs
   labctl kernel build 5.10.46 --no-fixes      show what breaks without the known fixes
+  labctl kernel build 5.10.46 --profile defconfig --fragment bcc
   labctl kernel build 5.16.10 --cc-wrapper none --no-samples
 
 The build folder is $LABCTL_HOME/builds/<version>-<config8>-<toolchain8>/ with artifacts/
@@ -86,6 +87,7 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     };
     let mut breq = BuildRequest::new(tree, config);
     breq.profile = a.config.profile.clone();
+    breq.fragments = a.config.fragments.clone();
     breq.jobs = a.jobs.unwrap_or(0);
     breq.fixes = !a.no_fixes;
     breq.cc_wrapper = a.cc_wrapper.into();
