@@ -79,6 +79,10 @@ pub struct VmSpec {
     pub verbose_console: bool,
     /// How long a KVM probe guest may stay silent (auto only).
     pub probe_timeout: Duration,
+    /// QEMU program; None = `$LABCTL_QEMU`, else `qemu-system-x86_64` (tests use a fake).
+    pub qemu: Option<PathBuf>,
+    /// The KVM device `auto` checks (default /dev/kvm; tests point it elsewhere).
+    pub kvm_device: PathBuf,
 }
 
 impl VmSpec {
@@ -101,6 +105,8 @@ impl VmSpec {
             kernel_args: Vec::new(),
             verbose_console: false,
             probe_timeout: accel::DEFAULT_PROBE_TIMEOUT,
+            qemu: None,
+            kvm_device: PathBuf::from("/dev/kvm"),
         }
     }
 }
@@ -209,14 +215,14 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
         return Err(VmError::KernelMissing { path: spec.kernel.clone() });
     }
     std::fs::create_dir_all(&spec.run_dir).map_err(io_err("create run directory", &spec.run_dir))?;
-    let qemu_prog = qemu::qemu_program();
+    let qemu_prog = spec.qemu.clone().unwrap_or_else(qemu::qemu_program);
     let verdict = accel::decide(
         home,
         &accel::Decide {
             choice: spec.accel,
             kernel: &spec.kernel,
             qemu: &qemu_prog,
-            kvm_dev: Path::new("/dev/kvm"),
+            kvm_dev: &spec.kvm_device,
             probe_timeout: spec.probe_timeout,
             probe_log: spec.run_dir.join("kvm-probe.log"),
         },

@@ -1,0 +1,167 @@
+//! Shared helpers for the VM tests: the persistent test home and a real kernel to boot.
+//!
+//! Kernel choice, first that exists: a finished labctl build in the test home
+//! (`builds/*/build.json`), else a Debian cloud kernel package fetched once with
+//! `apt-get download` into `<test home>/vm-test-kernel/` (uses the host's apt sources).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use labctl::Home;
+
+/// `LABCTL_TEST_HOME`, default `$HOME/.cache/labctl-test` (never deleted by tests).
+pub fn test_home() -> PathBuf {
+    std::env::var_os("LABCTL_TEST_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"))
+}
+
+pub fn home() -> Home {
+    let h = Home::new(test_home());
+    std::fs::create_dir_all(h.root()).unwrap();
+    h
+}
+
+#[derive(Debug, Clone)]
+pub struct TestKernel {
+    pub bzimage: PathBuf,
+    /// modules_install staging dir of a lab build.
+    pub modules: Option<PathBuf>,
+    /// Where the kernel's own modules live (lib/modules/<release>), lab or Debian.
+    pub modules_tree: Option<PathBuf>,
+    pub release: String,
+    pub is_lab_build: bool,
+}
+
+fn lab_build(home: &Home) -> Option<TestKernel> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
+        let Ok(text) = std::fs::read(e.path().join("build.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let b = ["", "output", "artifacts"]
+            .iter()
+            .filter_map(|k| if k.is_empty() { Some(v.clone()) } else { v.get(*k).cloned() })
+            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
+        if let Some(b) = b.filter(|b| b.bzimage.is_file() && b.release.starts_with("5.10")) {
+            found.push(b);
+        }
+    }
+    found.sort_by(|a, b| a.release.cmp(&b.release));
+    let b = found.pop()?;
+    let tree = b.modules.join("lib/modules").join(&b.release);
+    Some(TestKernel {
+        bzimage: b.bzimage.clone(),
+        modules: tree.is_dir().then(|| b.modules.clone()),
+        modules_tree: tree.is_dir().then_some(tree),
+        release: b.release,
+        is_lab_build: true,
+    })
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn debian_kernel(home: &Home) -> TestKernel {
+    let dir = home.root().join("vm-test-kernel");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _lock = home.lock("vm-test-kernel").unwrap();
+    let done = dir.join("complete");
+    if !done.is_file() {
+        let deps = run(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]));
+        let pkg = deps
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-")))
+            .expect("apt-cache knows linux-image-cloud-amd64 (Debian archive in the apt sources)")
+            .trim()
+            .to_string();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "deb") {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        run(Command::new("apt-get").arg("download").arg(&pkg).current_dir(&dir));
+        let deb = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .unwrap();
+        let x = dir.join("x");
+        let _ = std::fs::remove_dir_all(&x);
+        run(Command::new("dpkg").arg("-x").arg(&deb).arg(&x));
+        let vmlinuz = std::fs::read_dir(x.join("boot"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
+            .unwrap();
+        let release = vmlinuz
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("vmlinuz-")
+            .to_string();
+        std::fs::write(&done, release).unwrap();
+    }
+    let release = std::fs::read_to_string(&done).unwrap();
+    let x = dir.join("x");
+    TestKernel {
+        bzimage: x.join("boot").join(format!("vmlinuz-{release}")),
+        modules: None,
+        modules_tree: Some(x.join("lib/modules").join(&release)),
+        release,
+        is_lab_build: false,
+    }
+}
+
+/// The kernel the VM tests boot.
+pub fn kernel() -> TestKernel {
+    let home = home();
+    lab_build(&home).unwrap_or_else(|| debian_kernel(&home))
+}
+
+/// A Debian cloud kernel (for tests that need a module Debian ships, e.g. `dummy`).
+pub fn debian() -> TestKernel {
+    debian_kernel(&home())
+}
+
+/// Is the process `pid` still running (not gone, not a zombie)?
+pub fn running(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("X")
+        .to_string();
+    !matches!(state.as_str(), "Z" | "X")
+}
+
+/// The pid QEMU wrote into a run directory.
+pub fn qemu_pid(run_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(run_dir.join("qemu.pid")).ok()?.trim().parse().ok()
+}
+
+/// Assert QEMU of this run is gone (polls briefly: the kill is asynchronous).
+pub fn assert_no_qemu_left(run_dir: &Path) {
+    let pid = qemu_pid(run_dir).expect("QEMU wrote its pidfile");
+    for _ in 0..50 {
+        if !running(pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("QEMU pid {pid} of {} is still running", run_dir.display());
+}
