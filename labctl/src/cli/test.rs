@@ -86,6 +86,8 @@ struct Kernel {
     modules: Option<PathBuf>,
     samples: Option<PathBuf>,
     test_bpf_ko: Option<PathBuf>,
+    /// The kernel's build folder (O=), for BCC's headers.
+    build_tree: Option<PathBuf>,
 }
 
 struct VmGuest<'a> {
@@ -174,6 +176,7 @@ fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> 
             modules: None,
             samples: obj.map(|o| o.join("samples/bpf")).filter(|p| p.is_dir()),
             test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
+            build_tree: obj.map(Path::to_path_buf),
         });
     }
     let b = find_build(&ctx.home, req).ok_or_else(|| {
@@ -188,22 +191,28 @@ fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> 
     });
     let modules = b.modules.join("lib/modules").is_dir().then(|| b.modules.clone());
     let test_bpf_ko = modules.as_ref().and_then(|m| first_match(&m.join("lib/modules"), "test_bpf.ko", 6));
-    Ok(Kernel { version, release: b.release.clone(), bzimage: b.bzimage.clone(), modules, samples: Some(b.samples.clone()).filter(|p| p.is_dir()), test_bpf_ko })
+    // The build tree is where include/generated lives: the artifacts folder or a sibling.
+    let build_tree = [b.dir.clone(), b.dir.join("build"), b.dir.join("obj")].into_iter().chain(b.dir.parent().map(|p| p.join("build"))).find(|d| d.join("include/generated").is_dir());
+    Ok(Kernel { version, release: b.release.clone(), bzimage: b.bzimage.clone(), modules, samples: Some(b.samples.clone()).filter(|p| p.is_dir()), test_bpf_ko, build_tree })
 }
 
-/// hello-bcc runs only when the host has BCC for python3 and virtme-ng.
-fn bcc_plan(a: &TestArgs, ctx: &Ctx) -> Bcc {
+/// hello-bcc runs only when the host has BCC for a python3 and virtme-ng. Distro BCC
+/// (python3-bpfcc) lives in the system python, which may not be the first on PATH.
+fn bcc_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> Bcc {
     if a.no_bcc {
         return Bcc::Skip("--no-bcc".into());
     }
-    let has_bcc = labctl::process::Cmd::new("python3").args(["-c", "import bcc"]).timeout(Duration::from_secs(30)).run(ctx.sink()).map(|o| o.success()).unwrap_or(false);
-    if !has_bcc {
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        labctl::process::Cmd::new(p).args(["-c", "import bcc"]).timeout(Duration::from_secs(30)).run(ctx.sink()).map(|o| o.success()).unwrap_or(false)
+    });
+    let Some(python) = python else {
         return Bcc::Skip("the host has no BCC for python3 (Debian: apt install python3-bpfcc)".into());
-    }
+    };
     if labctl::process::which("vng").is_none() {
         return Bcc::Skip("the host has no virtme-ng for the vng backend (pip install virtme-ng)".into());
     }
-    Bcc::Run
+    let python = labctl::process::which(python).unwrap_or_else(|| PathBuf::from(python));
+    Bcc::Run { python, kernel_source: kernel.build_tree.clone() }
 }
 
 pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
@@ -243,7 +252,7 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         expected_config: expected,
         filter: a.filter.clone(),
         full: a.full,
-        bcc: bcc_plan(&a, ctx),
+        bcc: bcc_plan(&a, ctx, &kernel),
         inject: a.inject.clone(),
         run_dir,
     };

@@ -144,10 +144,13 @@ else run {secs} insmod \"$M\"{}{} > /dev/null; rc=$?; dmesg | grep 'test_bpf:'; 
     }
 }
 
-/// The script for hello-bcc's vng boot (host userland: python3 + BCC from the host).
-pub fn bcc_script(hello_py: &str, timeout_s: u64) -> String {
+/// The script for hello-bcc's vng boot (host userland: python + BCC from the host).
+/// `kernel_source`: the kernel build folder for BCC's headers (`BCC_KERNEL_SOURCE`).
+pub fn bcc_script(python: &str, hello_py: &str, kernel_source: Option<&str>, timeout_s: u64) -> String {
+    let env = kernel_source.map(|k| format!("BCC_KERNEL_SOURCE={} ", q(k))).unwrap_or_default();
     format!(
-        "#!/bin/sh\nnow() {{ read u _ < /proc/uptime; echo \"$u\"; }}\necho \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\ntimeout -s KILL {timeout_s} python3 {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\necho @@LABCTL-DONE\n",
+        "#!/bin/sh\nnow() {{ read u _ < /proc/uptime; echo \"$u\"; }}\nmountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null\necho \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\n{env}timeout -s KILL {timeout_s} {} {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\necho @@LABCTL-DONE\n",
+        q(python),
         q(hello_py)
     )
 }
@@ -296,8 +299,8 @@ mod tests {
         let s = runner_script(&all_510(), &ScriptCtx { test_bpf_ko: Some("/x".into()), inject: Fault::ALL.to_vec() });
         let out = crate::process::Cmd::new("sh").arg("-n").stdin_bytes(s.clone()).run(&crate::events::NullSink).unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
-        let b = bcc_script("/x y/hello.py", 600);
-        assert!(b.contains("python3 '/x y/hello.py'"));
+        let b = bcc_script("/usr/bin/python3", "/x y/hello.py", Some("/o"), 600);
+        assert!(b.contains("BCC_KERNEL_SOURCE=/o timeout -s KILL 600 /usr/bin/python3 '/x y/hello.py'"), "{b}");
         let out = crate::process::Cmd::new("sh").arg("-n").stdin_bytes(b).run(&crate::events::NullSink).unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
     }

@@ -111,7 +111,10 @@ pub trait Guest {
 /// Whether hello-bcc can run here.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bcc {
-    Run,
+    /// Run hello.py with this python (one that imports bcc); `kernel_source` is the
+    /// kernel build folder BCC takes its headers from (`BCC_KERNEL_SOURCE`) when the
+    /// kernel has no CONFIG_IKHEADERS.
+    Run { python: PathBuf, kernel_source: Option<PathBuf> },
     Skip(String),
 }
 
@@ -208,7 +211,7 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
     for t in &tests {
         match &t.kind {
             Kind::HelloBcc => match &input.bcc {
-                Bcc::Run => bcc_test = Some(t.clone()),
+                Bcc::Run { .. } => bcc_test = Some(t.clone()),
                 Bcc::Skip(why) => host_verdicts.push((t.name.clone(), Verdict::skip(why.clone()))),
             },
             Kind::Sample(s) => {
@@ -345,7 +348,8 @@ pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)
 fn run_bcc(home: &Home, input: &SuiteInput, t: &TestDef, g: &dyn Guest, sink: &dyn EventSink) -> Result<TestOutcome, SuiteError> {
     let dir = home.root().join("examples").join("hello-bcc");
     examples::write_sources(&home.root().join("examples"), examples::BCC_SOURCES).map_err(io)?;
-    let script = guest::bcc_script(&dir.join("hello.py").display().to_string(), t.timeout.as_secs());
+    let Bcc::Run { python, kernel_source } = &input.bcc else { unreachable!("run_bcc without Bcc::Run") };
+    let script = guest::bcc_script(&python.display().to_string(), &dir.join("hello.py").display().to_string(), kernel_source.as_ref().map(|p| p.display().to_string()).as_deref(), t.timeout.as_secs());
     let run_dir = input.run_dir.join("vng");
     std::fs::create_dir_all(&run_dir).map_err(io)?;
     let req = GuestRequest { files: vec![], script, timeout: t.timeout + Duration::from_secs(120), run_dir, vng: true, memory_mb: Some(2048), cpus: Some(2) };
