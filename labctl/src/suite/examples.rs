@@ -128,6 +128,53 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
     Ok(Examples { bin, built: true })
 }
 
+/// A kernel header folder BCC can use as `BCC_KERNEL_SOURCE` for a kernel without
+/// CONFIG_IKHEADERS. BCC wants one folder holding both the source headers and the
+/// generated ones; an `O=` build splits them (the build folder has a `source` link), so
+/// they are merged once into `$LABCTL_HOME/examples/bcc-headers/<release>/`. A tree that
+/// is not split is used as it is. The folder must be visible in the vng guest, which
+/// shares the host root but hides /tmp and /var/tmp.
+pub fn bcc_headers(home: &Home, build_tree: &Path, release: &str, sink: &dyn EventSink) -> Result<PathBuf, SuiteError> {
+    let src = build_tree.join("source");
+    if !src.join("include/linux/kconfig.h").is_file() {
+        return Ok(build_tree.to_path_buf());
+    }
+    let safe: String = release.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let root = home.root().join("examples").join("bcc-headers");
+    let dst = root.join(&safe);
+    if dst.join(".complete").is_file() {
+        return Ok(dst);
+    }
+    let _lock = home.lock("bcc-headers").map_err(|e| SuiteError::Io(e.to_string()))?;
+    let tmp = root.join(format!(".tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("arch/x86")).map_err(|e| SuiteError::Io(format!("create {}: {e}", tmp.display())))?;
+    // Source headers first, then the generated ones on top.
+    let copies: [(PathBuf, PathBuf); 7] = [
+        (src.join("include"), tmp.clone()),
+        (src.join("Makefile"), tmp.clone()),
+        (src.join("scripts"), tmp.clone()),
+        (src.join("arch/x86/include"), tmp.join("arch/x86")),
+        (src.join("arch/x86/Makefile"), tmp.join("arch/x86")),
+        (build_tree.join("include"), tmp.clone()),
+        (build_tree.join("arch/x86/include"), tmp.join("arch/x86")),
+    ];
+    for (from, to) in copies {
+        if !from.exists() {
+            continue;
+        }
+        // `cp -a dir/. dest/dir` merges; plain files are copied into `to`.
+        let (arg, dest) = if from.is_dir() { (from.join("."), to.join(from.file_name().unwrap())) } else { (from.clone(), to.clone()) };
+        std::fs::create_dir_all(if from.is_dir() { &dest } else { &to }).map_err(|e| SuiteError::Io(e.to_string()))?;
+        Cmd::new("cp").arg("-a").arg(&arg).arg(&dest).timeout(Duration::from_secs(300)).run_checked(sink).map_err(|e| SuiteError::Io(format!("preparing BCC headers: {e}")))?;
+    }
+    let _ = std::fs::copy(build_tree.join(".config"), tmp.join(".config"));
+    std::fs::write(tmp.join(".complete"), b"").map_err(|e| SuiteError::Io(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::rename(&tmp, &dst).map_err(|e| SuiteError::Io(format!("rename {} -> {}: {e}", tmp.display(), dst.display())))?;
+    Ok(dst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +183,32 @@ mod tests {
     fn key_changes_with_the_toolchain() {
         assert_ne!(key("clang 14", "gcc 12"), key("clang 15", "gcc 12"));
         assert_eq!(key("clang 14", "gcc 12"), key("clang 14", "gcc 12"));
+    }
+
+    #[test]
+    fn bcc_headers_merges_a_split_build_and_passes_a_plain_tree_through() {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::new(d.path().join("home"));
+        let src = d.path().join("linux");
+        let obj = d.path().join("obj");
+        for (p, t) in [
+            (src.join("include/linux/kconfig.h"), "src"),
+            (src.join("arch/x86/include/asm/ptrace.h"), "src"),
+            (obj.join("include/generated/autoconf.h"), "gen"),
+            (obj.join("arch/x86/include/generated/asm/x.h"), "gen"),
+            (obj.join(".config"), "CONFIG_BPF=y"),
+        ] {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        }
+        // Not split: used as is.
+        assert_eq!(bcc_headers(&home, &obj, "5.10.46", &crate::events::NullSink).unwrap(), obj);
+        std::os::unix::fs::symlink(&src, obj.join("source")).unwrap();
+        let m = bcc_headers(&home, &obj, "5.10.46", &crate::events::NullSink).unwrap();
+        assert!(m.starts_with(home.root()));
+        for f in ["include/linux/kconfig.h", "include/generated/autoconf.h", "arch/x86/include/asm/ptrace.h", "arch/x86/include/generated/asm/x.h", ".config"] {
+            assert!(m.join(f).is_file(), "{f} missing in {}", m.display());
+        }
     }
 
     #[test]

@@ -295,7 +295,10 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
 
     if let Some(t) = bcc_test {
         sink.emit(Event::TestStarted { name: t.name.clone() });
-        let o = run_bcc(home, input, &t, guest, sink)?;
+        let (o, bcc_accel) = run_bcc(home, input, &t, guest, sink)?;
+        if accel == "-" {
+            accel = bcc_accel.unwrap_or(accel);
+        }
         sink.emit(Event::TestFinished { name: o.name.clone(), result: o.result, duration: Duration::from_secs_f64(o.duration_s), reason: o.reason.clone() });
         outcomes.push(o);
     }
@@ -344,18 +347,31 @@ pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)
     }
 }
 
-/// hello-bcc in its own vng boot: BCC and python come from the host over 9p.
-fn run_bcc(home: &Home, input: &SuiteInput, t: &TestDef, g: &dyn Guest, sink: &dyn EventSink) -> Result<TestOutcome, SuiteError> {
-    let dir = home.root().join("examples").join("hello-bcc");
-    examples::write_sources(&home.root().join("examples"), examples::BCC_SOURCES).map_err(io)?;
+/// hello-bcc in its own vng boot: BCC and python come from the host over 9p; the
+/// example's two files go in as payload. Returns the outcome and the accelerator.
+fn run_bcc(home: &Home, input: &SuiteInput, t: &TestDef, g: &dyn Guest, sink: &dyn EventSink) -> Result<(TestOutcome, Option<String>), SuiteError> {
+    let src = home.root().join("examples");
+    examples::write_sources(&src, examples::BCC_SOURCES).map_err(io)?;
+    let files: Vec<GuestFile> = examples::BCC_SOURCES
+        .iter()
+        // The host root is read-only in a vng guest: the payload goes under /tmp.
+        .map(|(rel, _)| GuestFile { host: src.join(rel), guest: format!("/tmp/labctl/{rel}"), with_libs: false })
+        .collect();
     let Bcc::Run { python, kernel_source } = &input.bcc else { unreachable!("run_bcc without Bcc::Run") };
-    let script = guest::bcc_script(&python.display().to_string(), &dir.join("hello.py").display().to_string(), kernel_source.as_ref().map(|p| p.display().to_string()).as_deref(), t.timeout.as_secs());
+    let kernel_source = match kernel_source {
+        Some(k) => Some(examples::bcc_headers(home, k, &input.release, sink)?),
+        None => None,
+    };
+    let hello_py = "/tmp/labctl/hello-bcc/hello.py".to_string();
+    let script = guest::bcc_script(&python.display().to_string(), &hello_py, kernel_source.as_ref().map(|p| p.display().to_string()).as_deref(), t.timeout.as_secs());
     let run_dir = input.run_dir.join("vng");
     std::fs::create_dir_all(&run_dir).map_err(io)?;
-    let req = GuestRequest { files: vec![], script, timeout: t.timeout + Duration::from_secs(120), run_dir, vng: true, memory_mb: Some(2048), cpus: Some(2) };
+    let req = GuestRequest { files, script, timeout: t.timeout + Duration::from_secs(120), run_dir, vng: true, memory_mb: Some(2048), cpus: Some(2) };
     let log = log_path(&input.run_dir, &t.name);
+    let mut accel = None;
     let (verdict, dur, out) = match g.run(&req, sink) {
         Ok(reply) => {
+            accel = Some(reply.accel.clone());
             let f = parse::split_frames(&reply.output);
             match f.records.into_iter().find(|r| r.name == t.name) {
                 Some(r) => (judge(t, &r, &[]), r.duration, r.output),
@@ -368,5 +384,5 @@ fn run_bcc(home: &Home, input: &SuiteInput, t: &TestDef, g: &dyn Guest, sink: &d
         }
     };
     write_atomic(&log, out.as_bytes()).map_err(io)?;
-    Ok(TestOutcome { name: t.name.clone(), result: verdict.result, duration_s: round(dur), reason: verdict.reason, log: Some(log) })
+    Ok((TestOutcome { name: t.name.clone(), result: verdict.result, duration_s: round(dur), reason: verdict.reason, log: Some(log) }, accel))
 }
