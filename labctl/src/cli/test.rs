@@ -192,7 +192,10 @@ fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> 
     let modules = b.modules.join("lib/modules").is_dir().then(|| b.modules.clone());
     let test_bpf_ko = modules.as_ref().and_then(|m| first_match(&m.join("lib/modules"), "test_bpf.ko", 6));
     // The build tree is where include/generated lives: the artifacts folder or a sibling.
-    let build_tree = [b.dir.clone(), b.dir.join("build"), b.dir.join("obj")].into_iter().chain(b.dir.parent().map(|p| p.join("build"))).find(|d| d.join("include/generated").is_dir());
+    let build_tree = [b.dir.clone(), b.dir.join("build"), b.dir.join("obj")]
+        .into_iter()
+        .chain(b.dir.parent().into_iter().flat_map(|p| [p.join("obj"), p.join("build")]))
+        .find(|d| d.join("include/generated").is_dir());
     Ok(Kernel { version, release: b.release.clone(), bzimage: b.bzimage.clone(), modules, samples: Some(b.samples.clone()).filter(|p| p.is_dir()), test_bpf_ko, build_tree })
 }
 

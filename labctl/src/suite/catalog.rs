@@ -217,7 +217,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
         TestBpfExpect { params: vec![], jit: JitCount::All, full },
         secs(300),
     ));
-    let about = if expect.params.is_empty() { format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit) } else { format!("lib/test_bpf.ko {} , expect {} JIT'ed", expect.params.join(" "), expect.jit) };
+    let about = if expect.params.is_empty() { format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit) } else { format!("lib/test_bpf.ko {}, expect {} JIT'ed", expect.params.join(" "), expect.jit) };
     out.push(TestDef { name: "test_bpf".into(), kind: Kind::TestBpf(expect), timeout, about, parallel: true });
     for s in parse_samples(SAMPLES_TOML)? {
         if s.exists_in(v)? {
