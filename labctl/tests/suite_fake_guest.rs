@@ -22,7 +22,12 @@ impl Guest for FakeGuest {
         if let Some(f) = &self.fail {
             return Err(SuiteError::Vm(f.clone()));
         }
-        Ok(GuestReply { exit_code: 0, output: self.output.clone(), console_log: None, accel: "tcg".into() })
+        Ok(GuestReply {
+            exit_code: 0,
+            output: self.output.clone(),
+            console_log: None,
+            accel: "tcg".into(),
+        })
     }
 }
 
@@ -67,16 +72,33 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
     std::fs::create_dir_all(&samples).unwrap();
     std::fs::write(samples.join("sockex1"), b"\x7fELF").unwrap();
     std::fs::write(samples.join("sockex1_kern.o"), b"obj").unwrap();
-    let g = FakeGuest { output: OUTPUT.into(), fail: None, seen: Mutex::new(vec![]) };
+    let g = FakeGuest {
+        output: OUTPUT.into(),
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
     let sink = VecSink::default();
-    let inp = input(d.path(), "kernel/jit,kernel/config,test_bpf,samples/sockex1,samples/sockex2,hello-bcc", Some(samples.clone()));
+    let inp = input(
+        d.path(),
+        "kernel/jit,kernel/config,test_bpf,samples/sockex1,samples/sockex2,hello-bcc",
+        Some(samples.clone()),
+    );
     let res = suite::run(&home, &inp, &g, &sink).unwrap();
 
-    let by = |n: &str| res.tests.iter().find(|t| t.name == n).unwrap_or_else(|| panic!("{n} missing"));
+    let by = |n: &str| {
+        res.tests
+            .iter()
+            .find(|t| t.name == n)
+            .unwrap_or_else(|| panic!("{n} missing"))
+    };
     assert_eq!(by("kernel/jit").result, TestResult::Pass);
     // KPROBES is not set in the canned config: kernel/config must fail and say why.
     assert_eq!(by("kernel/config").result, TestResult::Fail);
-    assert!(by("kernel/config").reason.contains("KPROBES=n (wanted y)"), "{}", by("kernel/config").reason);
+    assert!(
+        by("kernel/config").reason.contains("KPROBES=n (wanted y)"),
+        "{}",
+        by("kernel/config").reason
+    );
     assert_eq!(by("test_bpf").result, TestResult::Pass);
     assert!((by("test_bpf").duration_s - 4.0).abs() < 1e-6);
     assert_eq!(by("samples/sockex1").result, TestResult::Pass);
@@ -89,9 +111,16 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
     // One boot; the payload holds the sample and its object, with libs for the program.
     let reqs = g.seen.lock().unwrap();
     assert_eq!(reqs.len(), 1);
-    let prog = reqs[0].files.iter().find(|f| f.guest == "/labctl/suite/samples/sockex1").unwrap();
+    let prog = reqs[0]
+        .files
+        .iter()
+        .find(|f| f.guest == "/labctl/suite/samples/sockex1")
+        .unwrap();
     assert!(prog.with_libs);
-    assert!(reqs[0].files.iter().any(|f| f.guest == "/labctl/suite/samples/sockex1_kern.o"));
+    assert!(reqs[0]
+        .files
+        .iter()
+        .any(|f| f.guest == "/labctl/suite/samples/sockex1_kern.o"));
     assert!(!reqs[0].script.contains("samples/sockex2"));
     assert!(!reqs[0].vng);
 
@@ -100,15 +129,22 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
     let log = std::fs::read_to_string(by("test_bpf").log.as_ref().unwrap()).unwrap();
     assert!(log.contains("378 PASSED"));
     assert!(run.join("runner.sh").is_file());
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     assert_eq!(json["tests"].as_array().unwrap().len(), 6);
-    assert!(std::fs::read_to_string(run.join("junit.xml")).unwrap().contains("failures=\"1\""));
+    assert!(std::fs::read_to_string(run.join("junit.xml"))
+        .unwrap()
+        .contains("failures=\"1\""));
 
     // Events: every test finished once.
-    let finished: Vec<String> = sink.events().into_iter().filter_map(|e| match e {
-        Event::TestFinished { name, .. } => Some(name),
-        _ => None,
-    }).collect();
+    let finished: Vec<String> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TestFinished { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
     assert_eq!(finished.len(), 6, "{finished:?}");
 }
 
@@ -116,12 +152,25 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
 fn a_guest_that_stops_midway_is_an_infrastructure_failure() {
     let d = tempfile::tempdir().unwrap();
     let home = Home::new(d.path().join("home"));
-    let cut = OUTPUT.split("@@LABCTL-BEGIN samples").next().unwrap().to_string() + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n";
+    let cut = OUTPUT
+        .split("@@LABCTL-BEGIN samples")
+        .next()
+        .unwrap()
+        .to_string()
+        + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n";
     let samples = d.path().join("samples");
     std::fs::create_dir_all(&samples).unwrap();
     std::fs::write(samples.join("sockex1"), b"x").unwrap();
-    let g = FakeGuest { output: cut, fail: None, seen: Mutex::new(vec![]) };
-    let inp = input(d.path(), "kernel/jit,test_bpf,samples/sockex1", Some(samples));
+    let g = FakeGuest {
+        output: cut,
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    let inp = input(
+        d.path(),
+        "kernel/jit,test_bpf,samples/sockex1",
+        Some(samples),
+    );
     let e = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap_err();
     assert!(e.to_string().contains("samples/sockex1"), "{e}");
     // What finished is still reported.
@@ -133,9 +182,28 @@ fn a_guest_that_stops_midway_is_an_infrastructure_failure() {
 fn vm_errors_propagate_and_bad_filters_are_usage_errors() {
     let d = tempfile::tempdir().unwrap();
     let home = Home::new(d.path().join("home"));
-    let g = FakeGuest { output: String::new(), fail: Some("the guest hit a kernel panic".into()), seen: Mutex::new(vec![]) };
-    let e = suite::run(&home, &input(d.path(), "kernel/jit", None), &g, &labctl::events::NullSink).unwrap_err();
-    assert!(matches!(e, SuiteError::Vm(ref m) if m.contains("panic")), "{e}");
-    let e = suite::run(&home, &input(d.path(), "nosuchtest", None), &g, &labctl::events::NullSink).unwrap_err();
+    let g = FakeGuest {
+        output: String::new(),
+        fail: Some("the guest hit a kernel panic".into()),
+        seen: Mutex::new(vec![]),
+    };
+    let e = suite::run(
+        &home,
+        &input(d.path(), "kernel/jit", None),
+        &g,
+        &labctl::events::NullSink,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SuiteError::Vm(ref m) if m.contains("panic")),
+        "{e}"
+    );
+    let e = suite::run(
+        &home,
+        &input(d.path(), "nosuchtest", None),
+        &g,
+        &labctl::events::NullSink,
+    )
+    .unwrap_err();
     assert!(matches!(e, SuiteError::NoTests(_)), "{e}");
 }
