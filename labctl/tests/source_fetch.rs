@@ -586,7 +586,7 @@ fn not_enough_disk_space_stops_before_writing() {
         msg.contains("need ") && msg.contains("available 4.0 KiB"),
         "{msg}"
     );
-    assert!(files_under(&home.src()).is_empty());
+    assert_nothing_cached(&home); // checked before downloading, too
 }
 
 fn local_tarball(dir: &Path, name: &str, data: &[u8]) -> SourceSpec {
@@ -839,4 +839,57 @@ fn remote_listing_per_source() {
     );
     let v: Vec<String> = l[1].versions.iter().map(|v| v.to_string()).collect();
     assert_eq!(v, ["5.10.13", "5.10.46", "5.10.251"]);
+}
+
+#[test]
+fn extracts_while_downloading_and_survives_a_server_restarting_from_zero() {
+    let server = TestServer::start();
+    let (a, s, tarballs) = debian_mirror(
+        &server,
+        &SUITES,
+        &[DebEntry {
+            behavior: Behavior::IgnoreRange,
+            ..DebEntry::new("bullseye", "5.10.46")
+        }],
+        300_000,
+    );
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path());
+    let tb = &tarballs["5.10.46"];
+    let sha = sha256_hex(tb);
+    // A stale part file full of junk: the server ignores Range, the download starts over,
+    // and what the extractor had streamed from the junk must not survive.
+    std::fs::create_dir_all(home.downloads()).unwrap();
+    std::fs::write(
+        home.downloads().join(format!("{sha}.tar.xz.part")),
+        vec![0x5a; 70_000],
+    )
+    .unwrap();
+    let sink = VecSink::default();
+    let t = source::fetch(
+        &home,
+        &req("5.10.46"),
+        &SourceSpec::Debian,
+        &deb_opts(&a, &s, &SUITES),
+        &sink,
+    )
+    .unwrap();
+    assert_eq!(t.sha256, sha);
+    assert_eq!(
+        source::makefile_version(&t.path),
+        Some(KernelVersion::new(5, 10, 46))
+    );
+    assert_eq!(
+        std::fs::metadata(t.path.join("kernel/filler.bin"))
+            .unwrap()
+            .len(),
+        300_000
+    );
+    assert!(sink.events().iter().any(|e| matches!(e, Event::StageStarted { detail, .. } if detail.contains("extracting as it arrives"))));
+    assert_eq!(
+        std::fs::read_dir(home.src()).unwrap().count(),
+        1,
+        "no temp folder left"
+    );
+    assert!(home.downloads().join(format!("{sha}.tar.xz")).is_file());
 }

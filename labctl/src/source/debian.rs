@@ -288,7 +288,10 @@ pub fn list(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("index reader panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("index reader panicked".into()))
+            })
             .collect()
     });
     let mut out = Listing {

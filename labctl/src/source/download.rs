@@ -125,6 +125,9 @@ pub struct Expect {
     /// Lower-case hex sha256; None for a URL given without a checksum (computed, reported).
     pub sha256: Option<String>,
     pub size: Option<u64>,
+    /// Set (before the `.part` file is truncated or replaced) when the download starts
+    /// over from byte 0, so a reader following the part file knows its bytes are void.
+    pub restarted: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Hash a file's current content (resuming a `.part`).
@@ -192,6 +195,7 @@ pub fn download_verified(
     }
     if expect.size.is_some_and(|s| have > s) {
         // More than the index says: certainly not the file we want. Start over.
+        mark_restart(expect);
         std::fs::remove_file(part).map_err(io_err("remove", part))?;
         hasher = Sha256::new();
         have = 0;
@@ -205,7 +209,7 @@ pub fn download_verified(
         let complete = if expect.size.is_some_and(|s| have == s) {
             Attempt::Complete
         } else {
-            transfer(http, url, part, &mut hasher, &mut have, &mut total, sink)?
+            transfer(http, expect, part, &mut hasher, &mut have, &mut total, sink)?
         };
         match complete {
             Attempt::Complete => break,
@@ -262,15 +266,22 @@ pub fn download_verified(
     Ok((dest, actual, have))
 }
 
+fn mark_restart(expect: &Expect) {
+    if let Some(r) = &expect.restarted {
+        r.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 fn transfer(
     http: &Http,
-    url: &str,
+    expect: &Expect,
     part: &Path,
     hasher: &mut Sha256,
     have: &mut u64,
     total: &mut Option<u64>,
     sink: &dyn EventSink,
 ) -> Result<Attempt, SourceError> {
+    let url = expect.url.as_str();
     let mut req = http.client.get(url);
     if *have > 0 {
         req = req.header(reqwest::header::RANGE, format!("bytes={}-", *have));
@@ -296,6 +307,9 @@ fn transfer(
                 sink.info(format!(
                     "{url}: server does not resume; downloading from the start"
                 ));
+            }
+            if *have > 0 {
+                mark_restart(expect);
             }
             *hasher = Sha256::new();
             *have = 0;

@@ -261,12 +261,39 @@ pub fn extract_tar_xz(
     sink: &dyn EventSink,
     before_rename: impl FnOnce(&Path) -> Result<(), SourceError>,
 ) -> Result<u64, SourceError> {
-    let parent = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
     let compressed = std::fs::metadata(archive)
         .map_err(io_err("stat", archive))?
         .len();
-    let uncompressed = xz_uncompressed_size(archive).unwrap_or(compressed.saturating_mul(8));
+    let uncompressed = xz_uncompressed_size(archive).unwrap_or(compressed.saturating_mul(10));
+    let f = File::open(archive).map_err(io_err("open", archive))?;
+    extract_stream(
+        f,
+        archive,
+        compressed,
+        uncompressed,
+        dest,
+        opts,
+        sink,
+        before_rename,
+    )
+}
+
+/// Like [`extract_tar_xz`] but reading the compressed bytes from `input` (e.g. a file
+/// that is still being downloaded). `label` names the archive in errors; `compressed`
+/// is its expected size (progress) and `uncompressed` the size the space check uses.
+#[allow(clippy::too_many_arguments)]
+pub fn extract_stream<R: Read + Send + 'static>(
+    input: R,
+    label: &Path,
+    compressed: u64,
+    uncompressed: u64,
+    dest: &Path,
+    opts: &ExtractOptions,
+    sink: &dyn EventSink,
+    before_rename: impl FnOnce(&Path) -> Result<(), SourceError>,
+) -> Result<u64, SourceError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
     let needed = needed_bytes(uncompressed);
     let available = match opts.assume_free_bytes {
         Some(a) => a,
@@ -285,7 +312,7 @@ pub fn extract_tar_xz(
         std::fs::remove_dir_all(&tmp).map_err(io_err("remove stale", &tmp))?;
     }
     std::fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
-    let result = unpack_into(archive, &tmp, compressed, opts, sink)
+    let result = unpack_into(input, label, &tmp, compressed, opts, sink)
         .and_then(|n| before_rename(&tmp).map(|_| n));
     match result {
         Ok(n) => {
@@ -306,14 +333,14 @@ pub fn extract_tar_xz(
     }
 }
 
-fn unpack_into(
+fn unpack_into<R: Read + Send + 'static>(
+    f: R,
     archive: &Path,
     root: &Path,
     compressed: u64,
     opts: &ExtractOptions,
     sink: &dyn EventSink,
 ) -> Result<u64, SourceError> {
-    let f = File::open(archive).map_err(io_err("open", archive))?;
     let read_bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counting = Counting {
         inner: BufReader::with_capacity(1 << 20, f),

@@ -585,6 +585,9 @@ fn obtain(
             return Ok(t);
         }
     }
+    if let (Some(sha), Some(size)) = (&rel.sha256, rel.size) {
+        return obtain_streaming(home, http, rel, &sha.to_lowercase(), size, opts, sink);
+    }
     let (tarball, sha) = ensure_tarball(home, http, rel, sink)?;
     extract_release(home, rel, &tarball, &sha, opts, sink)
 }
@@ -601,6 +604,7 @@ fn ensure_tarball(
         url: rel.url.clone(),
         sha256: rel.sha256.clone(),
         size: rel.size,
+        restarted: None,
     };
     match &rel.sha256 {
         Some(sha) => {
@@ -680,30 +684,226 @@ fn extract_release(
         strip_components: 1,
     };
     extract::extract_tar_xz(tarball, &dest, &xo, sink, |tmp| {
-        match makefile_version(tmp) {
-            Some(v) if v == rel.version => {}
-            Some(v) => {
-                return Err(SourceError::Archive {
-                    path: tarball.to_owned(),
-                    message: format!("its top Makefile says {v}, expected {}", rel.version),
-                })
-            }
-            None => {
-                return Err(SourceError::Archive {
-                    path: tarball.to_owned(),
-                    message: "no kernel Makefile (VERSION/PATCHLEVEL) at its top".into(),
-                })
-            }
-        }
-        let data = serde_json::to_vec_pretty(&tree).expect("serializable");
-        std::fs::write(tmp.join(TREE_META), data).map_err(|e| SourceError::Io {
-            op: "write",
-            path: tmp.join(TREE_META),
-            source: e,
-        })
+        finish_tree(tmp, &tree, tarball)
     })?;
     timer.ok();
     Ok(tree)
+}
+
+/// Last checks on a tree in its temporary folder: the top Makefile names the expected
+/// version; then the metadata file is written (so it is renamed into place with the tree).
+fn finish_tree(tmp: &Path, tree: &SourceTree, tarball: &Path) -> Result<(), SourceError> {
+    match makefile_version(tmp) {
+        Some(v) if v == tree.version => {}
+        Some(v) => {
+            return Err(SourceError::Archive {
+                path: tarball.to_owned(),
+                message: format!("its top Makefile says {v}, expected {}", tree.version),
+            })
+        }
+        None => {
+            return Err(SourceError::Archive {
+                path: tarball.to_owned(),
+                message: "no kernel Makefile (VERSION/PATCHLEVEL) at its top".into(),
+            })
+        }
+    }
+    let data = serde_json::to_vec_pretty(tree).expect("serializable");
+    std::fs::write(tmp.join(TREE_META), data).map_err(|e| SourceError::Io {
+        op: "write",
+        path: tmp.join(TREE_META),
+        source: e,
+    })
+}
+
+/// Reads a `.part` file while another thread downloads into it: waits for more bytes
+/// until the download has finished (then EOF) or failed/restarted (then an error).
+struct FollowReader {
+    file: std::fs::File,
+    state: std::sync::Arc<FollowState>,
+}
+
+#[derive(Default)]
+struct FollowState {
+    /// 0 running, 1 finished and verified, 2 failed.
+    done: std::sync::atomic::AtomicU8,
+    restarted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::io::Read for FollowReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            if self.state.restarted.load(SeqCst) {
+                return Err(std::io::Error::other("the download started over"));
+            }
+            // Read the flag before reading: if it says finished, the read below sees
+            // every byte, so a 0 then is the real end.
+            let done = self.state.done.load(SeqCst);
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            match done {
+                0 => std::thread::sleep(std::time::Duration::from_millis(20)),
+                1 => return Ok(0),
+                _ => return Err(std::io::Error::other("the download failed")),
+            }
+            if crate::process::interrupted() {
+                return Err(std::io::Error::other("interrupted"));
+            }
+        }
+    }
+}
+
+/// Download and extract at the same time: the extractor follows the `.part` file as it
+/// grows. The tree is renamed into place only after the download's size and sha256
+/// matched (the `before_rename` step waits for that), so nothing unverified is ever
+/// trusted; if the download fails, the extraction is thrown away and the download's
+/// error is returned. Needs the expected sha256 and size (Debian's index gives both).
+fn obtain_streaming(
+    home: &Home,
+    http: &Http,
+    rel: &Release,
+    sha: &str,
+    size: u64,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dl = home.ensure(home.downloads())?;
+    let _l = home.lock(&format!("dl-{sha}"))?;
+    let final_path = dl.join(format!("{sha}.tar.xz"));
+    if final_path.is_file() {
+        return extract_release(home, rel, &final_path, sha, opts, sink);
+    }
+    // Room for the download and for a tree of ~10x its size, before fetching anything.
+    let available = match opts.assume_free_bytes {
+        Some(a) => a,
+        None => crate::home::free_space(&dl)?,
+    };
+    extract::check_space(
+        &dl,
+        extract::needed_bytes(size.saturating_mul(10)) + size,
+        available,
+    )?;
+    let part = dl.join(format!("{sha}.tar.xz.part"));
+    let io = |op: &'static str| {
+        let p = part.clone();
+        move |e| SourceError::Io {
+            op,
+            path: p,
+            source: e,
+        }
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&part)
+        .map_err(io("create"))?;
+    let state = std::sync::Arc::new(FollowState::default());
+    let reader = FollowReader {
+        file: std::fs::File::open(&part).map_err(io("open"))?,
+        state: state.clone(),
+    };
+    let expect = download::Expect {
+        url: rel.url.clone(),
+        sha256: Some(sha.to_string()),
+        size: Some(size),
+        restarted: Some(state.restarted.clone()),
+    };
+    let dest = tree_dir(home, &rel.version, sha);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(|e| SourceError::Io {
+            op: "remove untrusted",
+            path: dest.clone(),
+            source: e,
+        })?;
+    }
+    let tree = SourceTree {
+        version: rel.version,
+        path: dest.clone(),
+        sha256: sha.to_string(),
+        source: rel.source.clone(),
+        url: rel.url.clone(),
+        verified: rel.verified.clone(),
+        reused: false,
+    };
+    let download_result: std::sync::Mutex<Option<Result<(PathBuf, String, u64), SourceError>>> =
+        Default::default();
+    let quiet_extract = NoExtractProgress(sink, &state);
+    let extracted = std::thread::scope(|sc| {
+        let timer = sink.stage(
+            "download",
+            format!("{} (extracting as it arrives)", rel.url),
+        );
+        sc.spawn(|| {
+            let r = download::download_verified(http, &expect, &part, |_| final_path.clone(), sink);
+            state.done.store(if r.is_ok() { 1 } else { 2 }, SeqCst);
+            *download_result.lock().unwrap() = Some(r);
+        });
+        let xo = extract::ExtractOptions {
+            assume_free_bytes: opts.assume_free_bytes,
+            strip_components: 1,
+        };
+        // Space check before the size is known exactly: 10x the compressed size.
+        let r = extract::extract_stream(
+            reader,
+            &final_path,
+            size,
+            size.saturating_mul(10),
+            &dest,
+            &xo,
+            &quiet_extract,
+            |tmp| {
+                while state.done.load(SeqCst) == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                if state.done.load(SeqCst) != 1 || state.restarted.load(SeqCst) {
+                    return Err(SourceError::Usage("download failed or restarted".into()));
+                }
+                finish_tree(tmp, &tree, &final_path)
+            },
+        );
+        if r.is_ok() {
+            timer.ok();
+        }
+        r
+    });
+    let download = download_result
+        .into_inner()
+        .unwrap()
+        .expect("download thread finished");
+    match (download, extracted) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Ok(_)) if !state.restarted.load(SeqCst) => Ok(tree),
+        (
+            Ok((p, _, _)),
+            Err(SourceError::Io { .. } | SourceError::Archive { .. } | SourceError::Usage(_)),
+        ) => {
+            // The streamed copy was void (restart) or unreadable mid-download: extract
+            // the verified file the ordinary way.
+            extract_release(home, rel, &p, sha, opts, sink)
+        }
+        (Ok((p, _, _)), Ok(_)) => {
+            let _ = std::fs::remove_dir_all(&dest);
+            extract_release(home, rel, &p, sha, opts, sink)
+        }
+        (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// Drops extraction progress while the download's bar is the one being shown.
+struct NoExtractProgress<'a>(&'a dyn EventSink, &'a FollowState);
+impl EventSink for NoExtractProgress<'_> {
+    fn emit(&self, event: crate::events::Event) {
+        let downloading = self.1.done.load(std::sync::atomic::Ordering::SeqCst) == 0;
+        if !(downloading
+            && matches!(&event, crate::events::Event::Progress { stage, .. } if stage == "extract"))
+        {
+            self.0.emit(event)
+        }
+    }
 }
 
 /// Version from a tarball name: `linux-5.10.46.tar.xz` or `linux_5.10.46.orig.tar.xz`.
