@@ -50,6 +50,8 @@ for r in $(seq "$ROUNDS"); do
     "$LABCTL" --home "$SCRATCH/home" -q kernel fetch "$VERSION" --source debian >/dev/null
     sync; t1=$(now)
     noindex_runs+=("$(echo "$t1 - $t0" | bc)")
+    printf 'round %s: labctl cold %.2f s, baseline %.2f s, labctl (index cached) %.2f s\n' \
+        "$r" "${labctl_runs[-1]}" "${base_runs[-1]}" "${noindex_runs[-1]}" >&2
 done
 labctl_s=$(best "${labctl_runs[@]}"); base_s=$(best "${base_runs[@]}"); noindex_s=$(best "${noindex_runs[@]}")
 
