@@ -116,7 +116,7 @@ pub fn parse_sources(text: &str) -> Vec<OrigEntry> {
             }
         }
     }
-    out.sort_by(|a, b| b.version.cmp(&a.version));
+    out.sort_by_key(|e| std::cmp::Reverse(e.version));
     out
 }
 

@@ -361,6 +361,11 @@ enum Remote {
     Debian,
 }
 
+/// Candidates for a request, every version the remote has, and per-suite problems.
+type Resolved = (Vec<Release>, Vec<KernelVersion>, Vec<String>);
+/// A finished download: the file, its sha256 and size.
+type Downloaded = Result<(PathBuf, String, u64), SourceError>;
+
 /// Candidates a remote offers for `req`, and all the versions it has in that series.
 fn resolve_remote(
     home: &Home,
@@ -369,7 +374,7 @@ fn resolve_remote(
     req: &VersionReq,
     opts: &FetchOptions,
     sink: &dyn EventSink,
-) -> Result<(Vec<Release>, Vec<KernelVersion>, Vec<String>), SourceError> {
+) -> Result<Resolved, SourceError> {
     match remote {
         Remote::KernelOrg => {
             let base = opts.kernel_org_base();
@@ -842,8 +847,7 @@ fn obtain_streaming(
         verified: rel.verified.clone(),
         reused: false,
     };
-    let download_result: std::sync::Mutex<Option<Result<(PathBuf, String, u64), SourceError>>> =
-        Default::default();
+    let download_result: std::sync::Mutex<Option<Downloaded>> = Default::default();
     let quiet_extract = NoExtractProgress(sink, &state);
     let extracted = std::thread::scope(|sc| {
         let timer = sink.stage(
