@@ -3,30 +3,27 @@
 //! no-op on it, the source tree is left untouched, and a fragment with an unknown symbol
 //! and one with an unmet dependency get the right reasons.
 //!
-//! The tree: `$LABCTL_TEST_TREE_5_10` if set, else the extracted seed tree at
-//! /var/tmp/seed/linux-5.10.46 (until the sources engine lands and these tests fetch
-//! 5.10.46 from Debian into the persistent test home). Outputs go to the persistent test
-//! home (`$LABCTL_TEST_HOME`, default ~/.cache/labctl-test).
+//! The tree: 5.10.46 fetched from Debian's archive (`--source debian`) into the persistent
+//! test home (`$LABCTL_TEST_HOME`, default ~/.cache/labctl-test), downloaded once and reused.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use labctl::events::NullSink;
 use labctl::kconfig::{self, ConfigPlan, DotConfig, KconfigError, Profile, Status};
 use labctl::process::Cmd;
+use labctl::source::{FetchOptions, SourceSpec};
 use labctl::version::KernelVersion;
 use labctl::Home;
 
 fn test_home() -> Home {
-    let root = std::env::var_os("LABCTL_TEST_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"));
-    std::fs::create_dir_all(&root).unwrap();
-    Home::new(root)
+    Home::new(common::persistent_test_home())
 }
 
 fn tree_5_10() -> labctl::source::SourceTree {
-    let dir = std::env::var_os("LABCTL_TEST_TREE_5_10").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/seed/linux-5.10.46"));
-    let t = kconfig::tree_at(&dir).unwrap_or_else(|e| panic!("no 5.10.46 tree at {}: {e}", dir.display()));
+    let req: labctl::VersionReq = "5.10.46".parse().unwrap();
+    let t = labctl::source::fetch(&test_home(), &req, &SourceSpec::Debian, &FetchOptions::default(), &NullSink).expect("fetch 5.10.46 from Debian");
     assert_eq!(t.version, KernelVersion::new(5, 10, 46));
     t
 }
@@ -215,4 +212,23 @@ fn a_core_option_that_cannot_land_is_an_error() {
         }
         other => panic!("expected Unsatisfied, got {other:?}"),
     }
+}
+
+#[test]
+fn kconfig_reader_reads_the_whole_5_10_tree() {
+    use labctl::kconfig::lang::{Env, KconfigDb, Kind};
+    let tree = tree_5_10();
+    let db = KconfigDb::load(&tree.path, &Env::default()).unwrap();
+    assert!(db.missing_files.is_empty(), "unresolved source lines: {:?}", db.missing_files);
+    assert!(db.files_read > 1000 && db.symbols.len() > 10000, "{} files, {} symbols", db.files_read, db.symbols.len());
+    let t = db.get("TEST_BPF").unwrap();
+    assert_eq!(t.kind, Kind::Tristate);
+    let d = &t.defs[0];
+    assert_eq!(d.file, "lib/Kconfig.debug");
+    assert!(d.inherited.iter().any(|e| e.to_string() == "RUNTIME_TESTING_MENU"), "{:?}", d.inherited);
+    assert!(d.depends.iter().any(|e| e.to_string() == "m && NET"), "{:?}", d.depends);
+    assert!(!db.get("BPF_EVENTS").unwrap().user_settable());
+    assert!(db.selected_by["KALLSYMS"].iter().any(|s| s.by == "KPROBES"));
+    // x86's own Kconfig was found through source "arch/$(SRCARCH)/Kconfig".
+    assert!(db.selected_by["HAVE_EBPF_JIT"].iter().any(|s| s.by == "X86"));
 }

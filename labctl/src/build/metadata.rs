@@ -110,7 +110,9 @@ impl ObjectStats {
             return;
         }
         let mut s = Self::load(builds);
-        s.0.entry(series.to_string()).or_default().insert(config_hash.to_string(), objects);
+        // An incremental run (after a failure) compiles only what was left: keep the largest.
+        let e = s.0.entry(series.to_string()).or_default().entry(config_hash.to_string()).or_insert(0);
+        *e = (*e).max(objects);
         let _ = crate::home::write_atomic(&Self::path(builds), &serde_json::to_vec_pretty(&s).expect("serializable"));
     }
 }

@@ -219,7 +219,7 @@ fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &s
 /// Rough disk need: debug info dominates (measured: lab ≈ 3 GiB, defconfig ≈ 8 GiB).
 fn disk_need(config: &str, samples: bool) -> u64 {
     let opts = config.lines().filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m"))).count() as u64;
-    let per = if config.lines().any(|l| l == "CONFIG_DEBUG_INFO=y") { 5 << 20 } else { 1 << 20 };
+    let per = if config.lines().any(|l| l == "CONFIG_DEBUG_INFO=y") { 6 << 20 } else { 1 << 20 };
     (opts * per).max(512 << 20) + if samples { 300 << 20 } else { 0 }
 }
 
@@ -477,7 +477,15 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     for (i, (name, start)) in timers.iter().enumerate() {
         let end = timers.get(i + 1).map(|(_, s)| *s).unwrap_or(now);
         let ok = i + 1 < timers.len() || matches!(&result, Ok(o) if o.code == Some(0));
-        cx.meta.stages.push(StageRecord { stage: name.clone(), seconds: ((end - *start).as_secs_f64() * 10.0).round() / 10.0, ok });
+        let secs = ((end - *start).as_secs_f64() * 10.0).round() / 10.0;
+        match cx.meta.stages.last_mut() {
+            // modules + modules_install are one stage.
+            Some(last) if last.stage == *name => {
+                last.seconds = ((last.seconds + secs) * 10.0).round() / 10.0;
+                last.ok &= ok;
+            }
+            _ => cx.meta.stages.push(StageRecord { stage: name.clone(), seconds: secs, ok }),
+        }
     }
     append_log(&cx.dir.join("build.log"), &log);
     let out = result?;
@@ -519,6 +527,18 @@ fn append_log(all: &Path, part: &Path) {
     if let (Ok(mut f), Ok(data)) = (std::fs::OpenOptions::new().create(true).append(true).open(all), std::fs::read(part)) {
         let _ = f.write_all(&data);
     }
+}
+
+/// Whether an ELF vmlinux has a non-empty `.BTF` section; None when it is not an ELF
+/// file at all (nothing to judge).
+fn vmlinux_btf(path: &Path) -> Option<bool> {
+    use object::{Object, ObjectSection};
+    let data = std::fs::read(path).ok()?;
+    if !data.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let f = object::File::parse(&*data).ok()?;
+    Some(f.sections().any(|s| s.name() == Ok(".BTF") && s.size() > 0))
 }
 
 /// Hard-link (or copy) `from` to `to`, replacing `to`.
@@ -578,8 +598,9 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
     if cx.req.samples {
         cx.sink.debug(format!("{n_samples} samples/bpf files staged in {}", samples.display()));
     }
-    if cx.meta.stages.iter().all(|s| s.stage != "BTF") && std::fs::read_to_string(art.join("config")).map(|c| c.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y")).unwrap_or(false) {
-        cx.sink.warn("CONFIG_DEBUG_INFO_BTF=y but no BTF step was seen in the build output");
+    let wants_btf = std::fs::read_to_string(art.join("config")).map(|c| c.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y")).unwrap_or(false);
+    if wants_btf && vmlinux_btf(&art.join("vmlinux")) == Some(false) {
+        return Err(missing("the .BTF section of vmlinux (CONFIG_DEBUG_INFO_BTF=y)", &art.join("vmlinux")));
     }
     Ok(BuildOutput {
         dir: cx.dir.clone(),
@@ -597,4 +618,28 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
         reproduce: cx.dir.join("reproduce.sh"),
         reused: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn btf_check_judges_elf_files_only() {
+        // This test binary is an ELF without .BTF.
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(vmlinux_btf(&me), Some(false));
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("vmlinux");
+        std::fs::write(&p, "not an elf").unwrap();
+        assert_eq!(vmlinux_btf(&p), None);
+    }
+
+    #[test]
+    fn disk_need_grows_with_debug_info() {
+        let small = "CONFIG_A=y\n".repeat(600);
+        let with_dbg = format!("{small}CONFIG_DEBUG_INFO=y\n");
+        assert!(disk_need(&with_dbg, true) > disk_need(&small, true));
+        assert!(disk_need(&with_dbg, false) >= 3 << 30, "lab profile with BTF needs about 3 GiB");
+    }
 }

@@ -56,9 +56,16 @@ pub struct TestArgs {
     /// With --kernel: the kernel's build folder (O=): .config, lib/test_bpf.ko, samples/bpf.
     #[arg(long, value_name = "DIR", requires = "kernel")]
     pub obj: Option<PathBuf>,
-    /// Check these kconfig fragments in kernel/config instead of the lab default. Repeatable.
-    #[arg(long = "fragment", value_name = "FILE")]
-    pub fragments: Vec<PathBuf>,
+    /// Run fetch → config → build first even when a finished build exists (a no-op when
+    /// nothing changed). Implied by any config option (--profile, --fragment, --set).
+    #[arg(long)]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceOpts,
+    #[command(flatten)]
+    pub(crate) config: super::config::ConfigOpts,
+    #[command(flatten)]
+    pub(crate) build: super::build::BuildOpts,
     /// Break the guest on purpose before the tests, to see the suite catch it:
     /// jit-off (bpf_jit_enable=0), kprobes-off (kprobes disarmed), btf-hidden (empty
     /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
@@ -159,39 +166,6 @@ fn version_of_release(release: &str) -> Option<KernelVersion> {
         .and_then(KernelVersion::parse_plain)
 }
 
-/// TEMPORARY until `labctl::build::find_build` lands on main (the build helper owns it):
-/// the newest `builds/*/build.json` (BuildOutput at top level or under output/artifacts)
-/// whose release matches `req` and whose bzImage exists.
-fn find_build(home: &labctl::Home, req: &VersionReq) -> Option<labctl::build::BuildOutput> {
-    let mut found: Vec<(KernelVersion, labctl::build::BuildOutput)> = Vec::new();
-    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
-        let Ok(text) = std::fs::read(e.path().join("build.json")) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let b = ["", "output", "artifacts"]
-            .iter()
-            .filter_map(|k| {
-                if k.is_empty() {
-                    Some(v.clone())
-                } else {
-                    v.get(*k).cloned()
-                }
-            })
-            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
-        let Some(b) = b else { continue };
-        if let Some(ver) = version_of_release(&b.release).filter(|v| req.matches(v)) {
-            if b.bzimage.is_file() {
-                found.push((ver, b));
-            }
-        }
-    }
-    found.sort_by_key(|a| a.0);
-    found.pop().map(|(_, b)| b)
-}
-
 fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
     if let Some(bz) = &a.kernel {
         let VersionReq::Exact(version) = *req else {
@@ -216,12 +190,20 @@ fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> 
             build_tree: obj.map(Path::to_path_buf),
         });
     }
-    let b = find_build(&ctx.home, req).ok_or_else(|| {
-        labctl::Error::Usage(format!(
-            "no finished labctl build of {req} in {}: run `labctl kernel build {req}` first (or pass --kernel BZIMAGE --obj DIR)",
-            ctx.home.builds().display()
-        ))
-    })?;
+    let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
+    let b = match existing {
+        Some(b) => {
+            ctx.sink().emit(labctl::Event::Message {
+                level: labctl::events::Level::Info,
+                text: format!("using the finished build of linux {} in {} (--rebuild to refresh)", b.release, b.dir.display()),
+            });
+            b
+        }
+        None => {
+            let lab = super::build::lab_request(*req, &a.source, &a.config, &a.build)?;
+            labctl::lab::build(&ctx.home, &lab, ctx.sink())?.output
+        }
+    };
     let version = version_of_release(&b.release).unwrap_or(match *req {
         VersionReq::Exact(v) => v,
         VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
@@ -306,14 +288,15 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let kernel = resolve(&a, ctx, &req)?;
-    let mut expected = Vec::new();
-    if a.fragments.is_empty() {
-        expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
-    }
-    for f in &a.fragments {
+    // kernel/config checks the lab's core options plus whatever the user asked for.
+    let mut expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
+    for f in &a.config.fragments {
         let text =
             std::fs::read_to_string(f).map_err(|e| labctl::Error::io("read fragment", f, e))?;
         expected.extend(suite::catalog::fragment_pairs(&text));
+    }
+    for (k, v) in a.config.plan()?.sets {
+        expected.push((k.trim_start_matches("CONFIG_").to_string(), v));
     }
     let run_dir = ctx
         .home

@@ -125,8 +125,10 @@ pub struct HostFacts {
     /// Header id (libelf, openssl, zlib, libc32) → present.
     pub headers: BTreeMap<String, bool>,
     pub busybox_static: Option<bool>,
-    /// /dev/kvm: None = absent, Some(rw access).
+    /// /dev/kvm: None = absent, Some(opens read-write).
     pub kvm_rw: Option<bool>,
+    /// The VM engine's cached KVM probe verdict for this boot (see [`kvm_probe_hook`]).
+    pub kvm_probe: Option<Result<String, String>>,
     pub mem_total: Option<u64>,
     pub disk_free: Option<u64>,
     pub disk_path: PathBuf,
@@ -145,12 +147,13 @@ impl HostFacts {
         headers.insert("zlib".into(), any(&["/usr/include/zlib.h"]));
         headers.insert("libc32".into(), any(&["/usr/include/gnu/stubs-32.h", "/usr/include/x86_64-linux-gnu/gnu/stubs-32.h"]));
         let busybox_static = crate::process::which("busybox").and_then(|p| std::fs::read(p).ok()).map(|data| is_static_elf(&data));
-        let kvm_rw = Path::new("/dev/kvm").exists().then(|| access_rw(Path::new("/dev/kvm")));
+        let kvm_rw = Path::new("/dev/kvm").exists().then(|| crate::vm::accel::kvm_openable(Path::new("/dev/kvm")).is_ok());
+        let kvm_probe = kvm_probe_hook(home);
         let mem_total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| parse_meminfo_total(&t));
         let disk_free = crate::home::free_space(home).ok();
         let os = std::fs::read_to_string("/etc/os-release").or_else(|_| std::fs::read_to_string("/usr/lib/os-release")).unwrap_or_default();
         let distro = parse_os_release(&os, crate::process::which("dnf").is_some());
-        HostFacts { programs, toolchain: Toolchain::probe(sink), headers, busybox_static, kvm_rw, mem_total, disk_free, disk_path: home.to_path_buf(), distro }
+        HostFacts { programs, toolchain: Toolchain::probe(sink), headers, busybox_static, kvm_rw, kvm_probe, mem_total, disk_free, disk_path: home.to_path_buf(), distro }
     }
     fn has(&self, p: &str) -> bool {
         self.programs.get(p).copied().unwrap_or(false)
@@ -158,12 +161,6 @@ impl HostFacts {
     fn header(&self, h: &str) -> bool {
         self.headers.get(h).copied().unwrap_or(false)
     }
-}
-
-fn access_rw(p: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
-    // SAFETY: valid C string; access() only reads it.
-    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
 }
 
 /// A static ELF has no PT_INTERP (no `.interp` section).
@@ -281,12 +278,12 @@ pub fn evaluate(h: &HostFacts, opts: &Options) -> Vec<Check> {
         (false, _) => (false, "not found; the guest initramfs uses a static busybox".to_string()),
     };
     push("busybox", "busybox (static)", bb_ok, bb_detail, Need::Vm);
-    let (kvm_ok, kvm_detail) = match (h.kvm_rw, kvm_probe_hook()) {
+    let (kvm_ok, kvm_detail) = match (h.kvm_rw, h.kvm_probe.clone()) {
         (None, _) => (false, "/dev/kvm absent: guests run under TCG (slower, still works)".to_string()),
         (Some(false), _) => (false, "/dev/kvm is not read-write for this user: guests run under TCG".to_string()),
         (Some(true), Some(Ok(s))) => (true, s),
         (Some(true), Some(Err(s))) => (false, s),
-        (Some(true), None) => (true, "/dev/kvm is read-write; whether a KVM guest really runs is probed by `labctl vm` at boot (falls back to TCG)".to_string()),
+        (Some(true), None) => (true, "/dev/kvm opens read-write; whether a KVM guest really runs is probed by `labctl vm` at its first boot (it falls back to TCG)".to_string()),
     };
     out.push(Check { id: "kvm".into(), title: "KVM".into(), status: if kvm_ok { Status::Ok } else { Status::Warn }, detail: kvm_detail, need: Need::Optional, packages: vec![] });
     let vng = h.has("vng");
@@ -336,10 +333,26 @@ pub fn evaluate(h: &HostFacts, opts: &Options) -> Vec<Check> {
     out
 }
 
-/// Hook for the VM engine's real KVM probe (boot a guest with a timeout). Until the vm
-/// module provides one, the doctor reports only /dev/kvm access.
-pub fn kvm_probe_hook() -> Option<Result<String, String>> {
-    None
+/// KVM usability as the VM engine last measured it: `labctl vm` boots a probe guest
+/// under KVM with a timeout and caches the verdict per host boot in
+/// `guests/accel.json`. `Some(Ok)` = KVM guests run, `Some(Err)` = they do not (TCG is
+/// used), `None` = not probed during this boot yet.
+pub fn kvm_probe_hook(home: &Path) -> Option<Result<String, String>> {
+    let text = std::fs::read_to_string(home.join("guests").join("accel.json")).ok()?;
+    kvm_verdict_from_cache(&text, crate::vm::accel::boot_id().as_deref()?)
+}
+
+/// Pure part of [`kvm_probe_hook`]: the cached verdict if it belongs to this boot.
+pub fn kvm_verdict_from_cache(text: &str, boot_id: &str) -> Option<Result<String, String>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v["boot_id"].as_str()? != boot_id {
+        return None;
+    }
+    let reason = v["verdict"]["reason"].as_str().unwrap_or_default().to_string();
+    match v["verdict"]["accel"].as_str()? {
+        "kvm" => Some(Ok(format!("KVM guests run (probed by `labctl vm` this boot: {reason})"))),
+        _ => Some(Err(format!("guests use TCG (probed by `labctl vm` this boot: {reason})"))),
+    }
 }
 
 /// The whole doctor report.
@@ -445,6 +458,7 @@ mod tests {
             headers: ["libelf", "openssl", "zlib", "libc32"].iter().map(|h| (h.to_string(), true)).collect(),
             busybox_static: Some(true),
             kvm_rw: Some(true),
+            kvm_probe: None,
             mem_total: Some(24 << 30),
             disk_free: Some(70 << 30),
             disk_path: "/root/.cache/labctl".into(),
@@ -530,6 +544,13 @@ mod tests {
         assert_eq!(c.iter().find(|c| c.id == "disk").unwrap().status, Status::Missing);
         assert_eq!(c.iter().find(|c| c.id == "busybox").unwrap().status, Status::Missing);
         assert_eq!(c.iter().find(|c| c.id == "kvm").unwrap().status, Status::Warn);
+        let mut h2 = host_all_good();
+        h2.kvm_probe = kvm_verdict_from_cache(r#"{"boot_id":"b1","qemu":"q","verdict":{"accel":"tcg","reason":"KVM hangs","cached":false}}"#, "b1");
+        let k = evaluate(&h2, &Options::default()).into_iter().find(|c| c.id == "kvm").unwrap();
+        assert_eq!(k.status, Status::Warn);
+        assert!(k.detail.contains("KVM hangs"), "{}", k.detail);
+        assert!(kvm_verdict_from_cache(r#"{"boot_id":"old","qemu":"q","verdict":{"accel":"kvm","reason":"ok"}}"#, "b1").is_none(), "a verdict from another boot is stale");
+        assert!(matches!(kvm_verdict_from_cache(r#"{"boot_id":"b1","qemu":"q","verdict":{"accel":"kvm","reason":"ok"}}"#, "b1"), Some(Ok(_))));
         assert_eq!(parse_meminfo_total("MemTotal:       24603912 kB\nMemFree: 1 kB\n"), Some(24603912 * 1024));
     }
 

@@ -530,8 +530,6 @@ impl Reader {
                     cur = Cur::Config;
                 }
                 "choice" => {
-                    let (deps, _) = self.inherited();
-                    let _ = deps;
                     self.stack.push(Frame { kind: FrameKind::Choice, deps: Vec::new() });
                     cur = Cur::Block;
                     cur_sym = None;

@@ -39,9 +39,13 @@ pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
     for m in &spec.load_modules {
         let q = shell_quote(std::ffi::OsStr::new(m));
         if m.contains('/') || m.ends_with(".ko") {
-            s.push_str(&format!("insmod {q} || echo \"labctl-init: module {m} failed to load (exit $?)\" > /dev/console\n"));
+            s.push_str(&format!(
+                "insmod {q} || echo \"labctl-init: module {m} failed to load (exit $?)\" > /dev/console\n"
+            ));
         } else {
-            s.push_str(&format!("modprobe {q} || echo \"labctl-init: module {m} failed to load (exit $?)\" > /dev/console\n"));
+            s.push_str(&format!(
+                "modprobe {q} || echo \"labctl-init: module {m} failed to load (exit $?)\" > /dev/console\n"
+            ));
         }
     }
     s.push_str(&format!("echo \"labctl-init: up $(uname -r)\" > /dev/console\n"));
@@ -101,8 +105,13 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
     let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
     let console_log = spec.run_dir.join("console.log");
     let exit_file = dir.join("exit");
-    let cmd = Cmd::new(&vng).args(argv(spec, verdict.accel, &dir)).timeout(boot_timeout + cmd_timeout);
-    let stage = sink.stage("boot", format!("{} with virtme-ng under {}", spec.kernel.display(), verdict.accel.name()));
+    let cmd = Cmd::new(&vng)
+        .args(argv(spec, verdict.accel, &dir))
+        .timeout(boot_timeout + cmd_timeout);
+    let stage = sink.stage(
+        "boot",
+        format!("{} with virtme-ng under {}", spec.kernel.display(), verdict.accel.name()),
+    );
     let mut booted: Option<(Instant, String)> = None;
     let mut alarm: Option<watchdog::Alarm> = None;
     let r = cmd.run_streaming(sink, &console_log, |line| {
@@ -127,20 +136,39 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
         Err(ProcessError::Timeout { .. }) => {
             return Err(if booted.is_some() {
                 let out = std::fs::read(dir.join("output")).unwrap_or_default();
-                VmError::CommandTimeout { timeout: cmd_timeout, output: String::from_utf8_lossy(&out).into_owned(), log: console_log }
+                VmError::CommandTimeout {
+                    timeout: cmd_timeout,
+                    output: String::from_utf8_lossy(&out).into_owned(),
+                    log: console_log,
+                }
             } else {
-                VmError::BootTimeout { timeout: boot_timeout + cmd_timeout, excerpt: watchdog::excerpt(&console_text(), 25), log: console_log }
+                VmError::BootTimeout {
+                    timeout: boot_timeout + cmd_timeout,
+                    excerpt: watchdog::excerpt(&console_text(), 25),
+                    log: console_log,
+                }
             })
         }
-        Err(ProcessError::Spawn { program, source }) => return Err(VmError::Vng { detail: format!("cannot run {program}: {source}") }),
+        Err(ProcessError::Spawn { program, source }) => {
+            return Err(VmError::Vng {
+                detail: format!("cannot run {program}: {source}"),
+            })
+        }
         Err(e) => return Err(VmError::Process(e)),
     }
     if let Some(kind) = alarm {
-        return Err(VmError::Panic { kind, excerpt: watchdog::excerpt(&console_text(), 40), log: console_log });
+        return Err(VmError::Panic {
+            kind,
+            excerpt: watchdog::excerpt(&console_text(), 40),
+            log: console_log,
+        });
     }
     let code = std::fs::read_to_string(&exit_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
     let Some(exit_code) = code else {
-        return Err(VmError::NoResult { excerpt: watchdog::excerpt(&console_text(), 25), log: console_log });
+        return Err(VmError::NoResult {
+            excerpt: watchdog::excerpt(&console_text(), 25),
+            log: console_log,
+        });
     };
     stage.ok();
     Ok(VmOutcome {
