@@ -298,6 +298,12 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     for (k, v) in a.config.plan()?.sets {
         expected.push((k.trim_start_matches("CONFIG_").to_string(), v));
     }
+    // A later request overrides an earlier one for the same symbol (user over lab default).
+    let mut seen = std::collections::BTreeMap::new();
+    for (k, v) in expected {
+        seen.insert(k, v);
+    }
+    let expected: Vec<(String, String)> = seen.into_iter().collect();
     let run_dir = ctx
         .home
         .ensure(ctx.home.runs())?
