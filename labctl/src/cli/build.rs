@@ -139,3 +139,30 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     }
     Ok(super::EXIT_OK)
 }
+
+/// The local builds section of `labctl kernel list`.
+pub(crate) fn print_builds(builds: &[build::BuildJson], ctx: &Ctx) {
+    if builds.is_empty() {
+        ctx.out("no local builds yet (try `labctl kernel build 5.10`)");
+        return;
+    }
+    ctx.out("builds:");
+    for b in builds {
+        let result = match b.result {
+            build::BuildResult::Success => "ok",
+            build::BuildResult::Failed => "failed",
+            build::BuildResult::Running => "unfinished",
+        };
+        let fixes: Vec<&str> = b.fixes_applied.iter().map(|(id, _)| id.as_str()).collect();
+        let secs: f64 = b.stages.iter().map(|s| s.seconds).sum();
+        ctx.out(format!(
+            "{:<10} {:<10} {:<28} {:<10} {:>6.0}s  fixes: {}",
+            b.version.to_string(),
+            result,
+            b.key,
+            b.profile,
+            secs,
+            if fixes.is_empty() { "none".to_string() } else { fixes.join(", ") }
+        ));
+    }
+}
