@@ -33,7 +33,7 @@ test_bpf, samples/<program> (examples-bpf/samples.toml). Results, per-test logs,
 console.log, results.json and junit.xml are kept in $LABCTL_HOME/runs/<time>-<version>/.
 Exit codes: 0 all passed (skips allowed), 1 a test failed, 2 setup/boot/timeout failure.";
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(after_help = HELP)]
 pub struct TestArgs {
     /// Kernel version: an exact release (5.10.46) or a series (5.10 = its newest build). Default 5.10.
@@ -86,8 +86,8 @@ pub struct TestArgs {
 }
 
 /// The kernel under test, wherever it came from.
-struct Kernel {
-    version: KernelVersion,
+pub(crate) struct Kernel {
+    pub(crate) version: KernelVersion,
     release: String,
     bzimage: PathBuf,
     modules: Option<PathBuf>,
@@ -166,7 +166,7 @@ fn version_of_release(release: &str) -> Option<KernelVersion> {
         .and_then(KernelVersion::parse_plain)
 }
 
-fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
+pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
     if let Some(bz) = &a.kernel {
         let VersionReq::Exact(version) = *req else {
             return Err(labctl::Error::Usage(
@@ -288,6 +288,24 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let kernel = resolve(&a, ctx, &req)?;
+    let res = suite_on(&a, ctx, &kernel)?;
+    if let Some(j) = &a.junit {
+        labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
+    }
+    if ctx.global.json {
+        ctx.print_json(&res)?;
+    } else {
+        ctx.out(suite::report::table(&res).trim_end());
+    }
+    Ok(if res.all_passed() {
+        EXIT_OK
+    } else {
+        EXIT_TESTS_FAILED
+    })
+}
+
+/// Boot `kernel` once and run the selected tests on it (shared with `matrix`).
+pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Result<suite::SuiteResult> {
     // kernel/config checks the lab's core options plus whatever the user asked for.
     let mut expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
     for f in &a.config.fragments {
@@ -316,7 +334,7 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         expected_config: expected,
         filter: a.filter.clone(),
         full: a.full,
-        bcc: bcc_plan(&a, ctx, &kernel),
+        bcc: bcc_plan(a, ctx, kernel),
         inject: a.inject.clone(),
         run_dir,
     };
@@ -327,23 +345,10 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     };
     let guest = VmGuest {
         ctx,
-        kernel: &kernel,
+        kernel,
         accel,
         memory: a.memory,
         cpus: a.cpus,
     };
-    let res = suite::run(&ctx.home, &input, &guest, ctx.sink())?;
-    if let Some(j) = &a.junit {
-        labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
-    }
-    if ctx.global.json {
-        ctx.print_json(&res)?;
-    } else {
-        ctx.out(suite::report::table(&res).trim_end());
-    }
-    Ok(if res.all_passed() {
-        EXIT_OK
-    } else {
-        EXIT_TESTS_FAILED
-    })
+    Ok(suite::run(&ctx.home, &input, &guest, ctx.sink())?)
 }
