@@ -93,6 +93,19 @@ impl Home {
         f.lock().ctx("lock", &path)?;
         Ok(LockGuard { _file: f, path })
     }
+
+    /// Like [`Home::lock`] but never waits: `Ok(None)` when another holder has it
+    /// (cache pruning skips entries that are in use).
+    pub fn try_lock(&self, name: &str) -> Result<Option<LockGuard>> {
+        let dir = self.ensure(self.locks())?;
+        let path = dir.join(format!("{}.lock", sanitize(name)));
+        let f = File::options().create(true).truncate(false).write(true).open(&path).ctx("open lock", &path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { _file: f, path })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        }
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -111,10 +124,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    // pid + a per-process counter: two threads writing the same path never share a temp file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut f = File::create(&tmp).ctx("create", &tmp)?;
     f.write_all(data).ctx("write", &tmp)?;

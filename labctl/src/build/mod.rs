@@ -1,15 +1,152 @@
 //! Kernel builds: the known-fix catalogue (data in `labctl/fixes/`), the out-of-tree
 //! build keyed by version + config hash + toolchain, artifacts, build.json and
-//! reproduce.sh, and failure diagnosis. Owns [`BuildOutput`].
+//! reproduce.sh, and failure diagnosis. Owns [`BuildRequest`], [`BuildOutput`] and
+//! [`BuildError`].
 //!
-//! (Skeleton: filled in by the build issue.)
+//! Entry points: [`build`] (the pipeline, see `pipeline.rs`), [`find_build`] (newest
+//! successful build matching a version, for `vm run` / `vm test`) and [`local_builds`]
+//! (`kernel list`).
+
+pub mod catalogue;
+pub mod diagnose;
+pub mod metadata;
+mod pipeline;
+pub mod toolchain;
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::home::Home;
+use crate::kconfig::ConfigReport;
+use crate::source::SourceTree;
+use crate::version::VersionReq;
+
+pub use catalogue::{Catalogue, Diagnosis, FixPlan};
+pub use diagnose::FailureReport;
+pub use metadata::{BuildJson, BuildResult};
+pub use pipeline::build;
+pub use toolchain::Toolchain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("`labctl kernel build` is not implemented yet")]
-    NotImplemented,
+    /// The host lacks something the build needs (the doctor's advice follows).
+    #[error("this host is not ready to build linux {version}:\n{advice}\n(run `labctl doctor --kernel {version}` for the full report, or pass --skip-doctor to try anyway)")]
+    Preflight { version: String, advice: String },
+    /// Not enough free disk space for the build.
+    #[error("not enough free space in {}: the build needs about {need}, {available} is available (free space, or use --home on a bigger disk; `labctl cache prune` removes old builds)", path.display())]
+    Disk { path: PathBuf, need: String, available: String },
+    /// A make step failed; the report has the first error, the tail, the log and the diagnosis.
+    #[error("{0}")]
+    Failed(Box<FailureReport>),
+    #[error("build of linux {version} finished but {what} is missing at {} (see {})", path.display(), log.display())]
+    MissingArtifact { version: String, what: String, path: PathBuf, log: PathBuf },
+    #[error(transparent)]
+    Catalogue(#[from] catalogue::CatalogueError),
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<crate::Error> for BuildError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Build(b) => b,
+            crate::Error::Process(p) => BuildError::Process(p),
+            crate::Error::Io { op, path, source } => BuildError::Io { op, path, source },
+            other => BuildError::Other(other.to_string()),
+        }
+    }
+}
+
+impl BuildError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        BuildError::Io { op, path: path.into(), source }
+    }
+    /// The failure report, when a make step failed.
+    pub fn report(&self) -> Option<&FailureReport> {
+        match self {
+            BuildError::Failed(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The compiler wrapper for make's CC/HOSTCC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CcWrapper {
+    /// ccache when installed, else none.
+    #[default]
+    Auto,
+    Ccache,
+    Sccache,
+    Distcc,
+    None,
+}
+
+impl CcWrapper {
+    /// The wrapper program to use, after resolving `auto` against PATH.
+    pub fn resolve(self) -> Option<&'static str> {
+        match self {
+            CcWrapper::Auto => crate::process::which("ccache").map(|_| "ccache"),
+            CcWrapper::Ccache => Some("ccache"),
+            CcWrapper::Sccache => Some("sccache"),
+            CcWrapper::Distcc => Some("distcc"),
+            CcWrapper::None => None,
+        }
+    }
+}
+
+/// What to build and how.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub tree: SourceTree,
+    pub config: ConfigReport,
+    /// Profile name and fragments, recorded in build.json.
+    pub profile: String,
+    pub fragments: Vec<PathBuf>,
+    /// make -j; 0 = number of CPUs.
+    pub jobs: usize,
+    /// Apply the catalogue's fixes (false = `--no-fixes`).
+    pub fixes: bool,
+    pub cc_wrapper: CcWrapper,
+    /// Build modules and stage them (when the config enables modules).
+    pub modules: bool,
+    /// `headers_install` + `make M=samples/bpf`.
+    pub samples: bool,
+    /// Run the doctor's checks first and stop with its advice.
+    pub preflight: bool,
+    /// Toolchain to assume instead of probing the host (tests).
+    pub toolchain: Option<Toolchain>,
+    /// Upper bound for each make step.
+    pub step_timeout: Option<Duration>,
+}
+
+impl BuildRequest {
+    pub fn new(tree: SourceTree, config: ConfigReport) -> Self {
+        BuildRequest {
+            tree,
+            config,
+            profile: "lab".into(),
+            fragments: Vec::new(),
+            jobs: 0,
+            fixes: true,
+            cc_wrapper: CcWrapper::Auto,
+            modules: true,
+            samples: true,
+            preflight: true,
+            toolchain: None,
+            step_timeout: Some(Duration::from_secs(4 * 3600)),
+        }
+    }
 }
 
 /// A finished build's artifacts folder.
@@ -25,4 +162,34 @@ pub struct BuildOutput {
     pub samples: PathBuf,
     /// `make kernelrelease`.
     pub release: String,
+    /// The build key (`<ver>-<cfg8>-<tool8>`, the folder name under `builds/`).
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub system_map: PathBuf,
+    #[serde(default)]
+    pub build_json: PathBuf,
+    #[serde(default)]
+    pub log: PathBuf,
+    #[serde(default)]
+    pub reproduce: PathBuf,
+    /// True when this call found the key already built and did nothing.
+    #[serde(default)]
+    pub reused: bool,
+}
+
+/// Every build folder with a readable build.json (any result), newest first.
+pub fn local_builds(home: &Home) -> Vec<BuildJson> {
+    let mut out: Vec<BuildJson> = std::fs::read_dir(home.builds())
+        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).filter_map(|e| BuildJson::read(&e.path())).collect())
+        .unwrap_or_default();
+    out.sort_by(|a, b| b.finished_unix.unwrap_or(b.started_unix).cmp(&a.finished_unix.unwrap_or(a.started_unix)));
+    out
+}
+
+/// The newest successful build matching `req` (highest version, then most recent).
+pub fn find_build(home: &Home, req: &VersionReq) -> Option<BuildOutput> {
+    let mut ok: Vec<BuildJson> = local_builds(home).into_iter().filter(|b| b.is_complete() && req.matches(&b.version)).collect();
+    ok.sort_by(|a, b| b.version.cmp(&a.version).then(b.finished_unix.cmp(&a.finished_unix)));
+    ok.into_iter().next().and_then(|b| b.output)
 }

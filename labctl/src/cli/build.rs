@@ -1,13 +1,141 @@
-//! `labctl kernel build`.
+//! `labctl kernel build`: fetch → config → fixes → compile → modules → headers →
+//! samples/bpf, through `labctl::build::build`. Prints the artifacts on success; on
+//! failure the error carries the first error line, the last 30 lines, the log path and
+//! the known-fix catalogue's diagnosis (exit 2).
 
-use super::{not_implemented, Ctx};
+
+use clap::ValueEnum;
+use labctl::build::{self, CcWrapper};
+
+use super::Ctx;
+
+const AFTER_HELP: &str = "\
+Examples:
+  labctl kernel build 5.10.46                 fetch, configure (lab profile), fix, build
+  labctl kernel build 5.10 --jobs 8           newest 5.10.y with 8 make jobs
+  labctl kernel build 5.10.46 --no-fixes      show what breaks without the known fixes
+  labctl kernel build 5.10.46 --profile defconfig --fragment bcc
+  labctl kernel build 5.16.10 --cc-wrapper none --no-samples
+
+The build folder is $LABCTL_HOME/builds/<version>-<config8>-<toolchain8>/ with artifacts/
+(bzImage, vmlinux, config, System.map, modules/, headers/, samples/), build.json, build.log,
+logs/ and reproduce.sh. Building the same version, config and toolchain again does nothing.
+Known fixes and their manual equivalents: docs/troubleshooting.md.";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub struct BuildArgs {
-    /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10.
-    pub version: String,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceArgs,
+    #[command(flatten)]
+    pub(crate) config: super::config::ConfigOpts,
+    #[command(flatten)]
+    pub(crate) build: BuildOpts,
 }
 
-pub fn run(_a: BuildArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("kernel build")
+/// How to build: flattened into `kernel build`, `vm test` and `matrix`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Build")]
+pub(crate) struct BuildOpts {
+    /// Parallel make jobs (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Do not apply the known-fix catalogue; a failure then names the entry that fixes it.
+    #[arg(long)]
+    pub no_fixes: bool,
+    /// Compiler wrapper for CC/HOSTCC: auto = ccache when installed (cache kept in the labctl home).
+    #[arg(long, value_enum, default_value_t = WrapperArg::Auto, value_name = "WRAPPER")]
+    pub cc_wrapper: WrapperArg,
+    /// Do not build samples/bpf (headers are still installed).
+    #[arg(long)]
+    pub no_samples: bool,
+    /// Do not build or stage modules.
+    #[arg(long)]
+    pub no_modules: bool,
+    /// Skip the host checks (`labctl doctor`) that normally run first.
+    #[arg(long)]
+    pub skip_doctor: bool,
+}
+
+impl BuildOpts {
+    pub(crate) fn tuning(&self) -> labctl::lab::BuildTuning {
+        labctl::lab::BuildTuning {
+            jobs: self.jobs.unwrap_or(0),
+            fixes: !self.no_fixes,
+            cc_wrapper: self.cc_wrapper.into(),
+            modules: !self.no_modules,
+            samples: !self.no_samples,
+            preflight: !self.skip_doctor,
+        }
+    }
+}
+
+/// The library request for one kernel from the flattened option groups.
+pub(crate) fn lab_request(
+    version: labctl::VersionReq,
+    source: &super::fetch::SourceOpts,
+    config: &super::config::ConfigOpts,
+    build: &BuildOpts,
+) -> anyhow::Result<labctl::lab::LabBuild> {
+    Ok(labctl::lab::LabBuild {
+        version,
+        spec: source.spec()?,
+        fetch: source.options()?,
+        plan: config.plan()?,
+        tuning: build.tuning(),
+    })
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum WrapperArg {
+    Auto,
+    Ccache,
+    Sccache,
+    Distcc,
+    None,
+}
+
+impl From<WrapperArg> for CcWrapper {
+    fn from(w: WrapperArg) -> Self {
+        match w {
+            WrapperArg::Auto => CcWrapper::Auto,
+            WrapperArg::Ccache => CcWrapper::Ccache,
+            WrapperArg::Sccache => CcWrapper::Sccache,
+            WrapperArg::Distcc => CcWrapper::Distcc,
+            WrapperArg::None => CcWrapper::None,
+        }
+    }
+}
+
+pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let req = lab_request(a.source.req()?, &a.source.opts, &a.config, &a.build)?;
+    let out = labctl::lab::build(&ctx.home, &req, ctx.sink())?.output;
+    if ctx.global.json {
+        let meta = build::BuildJson::read(&out.dir);
+        ctx.print_json(&serde_json::json!({ "output": out, "build": meta }))?;
+        return Ok(super::EXIT_OK);
+    }
+    let meta = build::BuildJson::read(&out.dir);
+    ctx.out(format!("linux {} {}", out.release, if out.reused { "(already built, nothing to do)" } else { "built" }));
+    ctx.out(format!("  folder       {}", out.dir.display()));
+    ctx.out(format!("  bzImage      {}", out.bzimage.display()));
+    ctx.out(format!("  vmlinux      {}", out.vmlinux.display()));
+    ctx.out(format!("  config       {}", out.config.display()));
+    ctx.out(format!("  modules      {}", out.modules.display()));
+    ctx.out(format!("  headers      {}", out.headers.display()));
+    ctx.out(format!("  samples/bpf  {}", out.samples.display()));
+    ctx.out(format!("  log          {}", out.log.display()));
+    ctx.out(format!("  reproduce    {}", out.reproduce.display()));
+    if let Some(m) = meta {
+        let fixes: Vec<&str> = m.fixes_applied.iter().map(|(id, _)| id.as_str()).collect();
+        ctx.out(format!("  fixes        {}", if fixes.is_empty() { "none".to_string() } else { fixes.join(", ") }));
+        let stages: Vec<String> = m.stages.iter().map(|s| format!("{} {:.0}s", s.stage, s.seconds)).collect();
+        if !stages.is_empty() {
+            ctx.out(format!("  stages       {}", stages.join(", ")));
+        }
+        if m.samples_ok == Some(false) {
+            ctx.out("  warning      samples/bpf did not build completely (see build.log)");
+        }
+    }
+    Ok(super::EXIT_OK)
 }

@@ -1,36 +1,339 @@
-//! `labctl kernel fetch`, `kernel list` and `cache ls|prune`.
+//! `labctl kernel fetch`, `kernel list` and `cache ls|prune`, plus [`SourceArgs`]: the
+//! VERSION + `--source ...` arguments every command that needs a kernel tree flattens in
+//! (`kernel config`, `kernel build`, `vm test`, `matrix`) and calls [`SourceArgs::fetch`].
 
-use super::{not_implemented, Ctx};
+use std::path::PathBuf;
+use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
-pub struct FetchArgs {
+use anyhow::Context;
+use labctl::home::human_bytes;
+use labctl::source::{self, cache, FetchOptions, NetOptions, SourceSpec, SourceTree};
+use labctl::VersionReq;
+
+use super::Ctx;
+
+/// Where a kernel tree comes from: the VERSION argument and the `--source` options.
+/// Flatten it into any command that needs a tree and call [`SourceArgs::fetch`].
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct SourceArgs {
     /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10 (its newest release).
+    #[arg(value_name = "VERSION", allow_negative_numbers = true)]
     pub version: String,
+    #[command(flatten)]
+    pub opts: SourceOpts,
+}
+
+impl SourceArgs {
+    /// The parsed VERSION (a one-line usage error naming the accepted forms otherwise).
+    pub fn req(&self) -> anyhow::Result<VersionReq> {
+        Ok(self.version.parse::<VersionReq>()?)
+    }
+    /// Resolve, download (or reuse), verify and extract VERSION.
+    pub fn fetch(&self, ctx: &Ctx) -> anyhow::Result<SourceTree> {
+        let req = self.req()?;
+        self.opts.fetch_version(ctx, &req)
+    }
+}
+
+/// The `--source ...` options without a VERSION (for commands whose VERSION is optional
+/// or a list, like `vm test` and `matrix`).
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Kernel source")]
+pub(crate) struct SourceOpts {
+    /// Where to get it: auto, kernel.org, debian, an http(s) URL, or a local tarball/tree PATH.
+    #[arg(long, value_name = "SOURCE", default_value = "auto")]
+    pub source: String,
+    /// kernel.org mirror base URL (the folder holding v5.x/, v6.x/).
+    #[arg(long, env = "LABCTL_KERNEL_ORG_URL", value_name = "URL")]
+    pub kernel_org_url: Option<String>,
+    /// Keyring with the kernel.org signing keys; gpgv then checks sha256sums.asc's signature.
+    #[arg(long, env = "LABCTL_KERNEL_ORG_KEYRING", value_name = "FILE")]
+    pub kernel_org_keyring: Option<PathBuf>,
+    /// Debian archive base URL (default: read from this host's apt configuration).
+    #[arg(long, env = "LABCTL_DEBIAN_URL", value_name = "URL")]
+    pub debian_url: Option<String>,
+    /// Debian security archive base URL (default: from apt, else <debian-url>-security).
+    #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
+    pub debian_security_url: Option<String>,
+    /// Debian suites to search, in order, comma-separated.
+    #[arg(long, env = "LABCTL_DEBIAN_SUITES", value_name = "SUITES", value_delimiter = ',',
+        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie")]
+    pub debian_suites: Vec<String>,
+    /// Expected sha256 of the tarball for --source URL or PATH.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Seconds to wait for a connection.
+    #[arg(long, env = "LABCTL_CONNECT_TIMEOUT", value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds without data before a transfer counts as stalled (then it is retried).
+    #[arg(long, env = "LABCTL_READ_TIMEOUT", value_name = "SECS", default_value_t = 30.0)]
+    pub read_timeout: f64,
+    /// Retries after a cut, stalled or failed transfer (resuming where it stopped).
+    #[arg(long, env = "LABCTL_RETRIES", value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+}
+
+fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
+    if !(s > 0.0 && s < 86400.0) {
+        return Err(labctl::Error::Usage(format!("{what} must be a number of seconds between 0 and 86400")).into());
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+impl SourceOpts {
+    pub fn spec(&self) -> anyhow::Result<SourceSpec> {
+        Ok(self.source.parse::<SourceSpec>()?)
+    }
+    pub fn options(&self) -> anyhow::Result<FetchOptions> {
+        if let Some(h) = &self.sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(labctl::Error::Usage("--sha256 takes 64 hex digits".into()).into());
+            }
+        }
+        let url_ok = |u: &Option<String>, flag: &str| -> anyhow::Result<()> {
+            match u {
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    Err(labctl::Error::Usage(format!("{flag} must be an http(s) URL, got {u:?}")).into())
+                }
+                _ => Ok(()),
+            }
+        };
+        url_ok(&self.kernel_org_url, "--kernel-org-url")?;
+        url_ok(&self.debian_url, "--debian-url")?;
+        url_ok(&self.debian_security_url, "--debian-security-url")?;
+        Ok(FetchOptions {
+            kernel_org_base: self.kernel_org_url.clone(),
+            debian_bases: self.debian_url.iter().cloned().collect(),
+            debian_security_bases: self.debian_security_url.iter().cloned().collect(),
+            debian_suites: self.debian_suites.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            kernel_org_keyring: self.kernel_org_keyring.clone(),
+            sha256: self.sha256.as_ref().map(|s| s.to_lowercase()),
+            net: Some(NetOptions {
+                connect_timeout: secs(self.connect_timeout, "--connect-timeout")?,
+                read_timeout: secs(self.read_timeout, "--read-timeout")?,
+                retries: self.retries.min(20),
+                ..NetOptions::default()
+            }),
+            ..FetchOptions::default()
+        })
+    }
+    /// Resolve, download (or reuse), verify and extract `req` (e.g. one item of a matrix) and these source options.
+    pub fn fetch_version(&self, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<SourceTree> {
+        let spec = self.spec()?;
+        let opts = self.options()?;
+        Ok(source::fetch(&ctx.home, req, &spec, &opts, ctx.sink())?)
+    }
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  labctl kernel fetch 5.10                      newest 5.10.y (kernel.org, else Debian)
+  labctl kernel fetch 5.10.46 --source debian   Debian's orig tarball, verified against its index
+  labctl kernel fetch v5.16.10 --source ./linux-5.16.10.tar.xz
+  labctl --json kernel fetch 6.1                JSON object with version, sha256, path
+
+The tree lands in $LABCTL_HOME/src/linux-<ver>-<sha8>/ (read-only by convention: build with O=).
+A second fetch of an exact version reuses it without touching the network.
+
+Sources:
+  auto         kernel.org first, then Debian's archive (each failure is one line)
+  kernel.org   https://cdn.kernel.org/pub/linux/kernel (override: --kernel-org-url)
+  debian       the linux source package in Debian's archive; base URLs from this host's
+               apt configuration (override: --debian-url, --debian-security-url)
+  URL          an http(s) URL of a linux-<ver>.tar.xz (pin it with --sha256)
+  PATH         a local linux-<ver>.tar.xz, or an already extracted tree (used in place)")]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  labctl kernel list                     extracted trees (and builds, once built)
+  labctl kernel list --remote 5.10       every 5.10.y each source offers
+  labctl kernel list --remote --source debian")]
 pub struct ListArgs {
     /// Ask the sources which versions they offer (optionally only one series, e.g. 5.10).
     #[arg(long)]
     pub remote: bool,
+    /// Only this series (e.g. 5.10).
+    #[arg(value_name = "SERIES")]
     pub series: Option<String>,
+    /// Which sources to ask with --remote: auto (all), kernel.org or debian.
+    #[arg(long, value_name = "SOURCE", default_value = "auto")]
+    pub source: String,
+    /// kernel.org mirror base URL.
+    #[arg(long, env = "LABCTL_KERNEL_ORG_URL", value_name = "URL")]
+    pub kernel_org_url: Option<String>,
+    /// Debian archive base URL (default: from this host's apt configuration).
+    #[arg(long, env = "LABCTL_DEBIAN_URL", value_name = "URL")]
+    pub debian_url: Option<String>,
+    /// Debian security archive base URL.
+    #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
+    pub debian_security_url: Option<String>,
+    /// Debian suites to search, comma-separated.
+    #[arg(long, env = "LABCTL_DEBIAN_SUITES", value_name = "SUITES", value_delimiter = ',',
+        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie")]
+    pub debian_suites: Vec<String>,
+    /// Seconds to wait for a connection.
+    #[arg(long, env = "LABCTL_CONNECT_TIMEOUT", value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CacheLsArgs {}
+#[command(after_help = "\
+Examples:
+  labctl cache ls                  every entry with its size and age
+  labctl cache ls --kind src       only extracted trees
+  labctl --json cache ls
+
+Kinds: downloads, indexes, src, configs, builds, guests, runs.")]
+pub struct CacheLsArgs {
+    /// Only entries of this kind (repeatable): downloads, indexes, src, configs, builds, guests, runs.
+    #[arg(long, value_name = "KIND", value_parser = cache::parse_kind)]
+    pub kind: Vec<String>,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct CachePruneArgs {}
+#[command(after_help = "\
+Examples:
+  labctl cache prune --kind downloads            drop verified tarballs (trees stay)
+  labctl cache prune --older-than 30 --dry-run   what a 30-day cleanup would free
+  labctl cache prune --all                       everything
 
-pub fn run_fetch(_a: FetchArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("kernel fetch")
+Entries another labctl is using (its lock is held) are skipped, never deleted.")]
+pub struct CachePruneArgs {
+    /// Delete every entry (of the --kind given, if any).
+    #[arg(long)]
+    pub all: bool,
+    /// Only entries of this kind (repeatable): downloads, indexes, src, configs, builds, guests, runs.
+    #[arg(long, value_name = "KIND", value_parser = cache::parse_kind)]
+    pub kind: Vec<String>,
+    /// Only entries not modified for this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<u64>,
+    /// Show what would be deleted and how much it would free; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
-pub fn run_list(_a: ListArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("kernel list")
+
+pub fn run_fetch(a: FetchArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let t = a.source.fetch(ctx)?;
+    if ctx.global.json {
+        ctx.print_json(&t)?;
+    } else {
+        ctx.out(format!("linux {} ({}){}", t.version, t.source, if t.reused { ", already extracted" } else { "" }));
+        if !t.sha256.is_empty() {
+            ctx.out(format!("sha256 {}", t.sha256));
+        }
+        ctx.out(format!("verified: {}", t.verified));
+        ctx.out(format!("tree {}", t.path.display()));
+    }
+    Ok(super::EXIT_OK)
 }
-pub fn run_cache_ls(_a: CacheLsArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("cache ls")
+
+pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let series = match &a.series {
+        None => None,
+        Some(s) => match s.parse::<VersionReq>()? {
+            VersionReq::Series(m, n) => Some((m, n)),
+            VersionReq::Exact(_) => {
+                return Err(labctl::Error::Usage(format!("SERIES is a major.minor like 5.10, not {s:?}")).into());
+            }
+        },
+    };
+    if !a.remote {
+        let trees: Vec<SourceTree> =
+            source::local_trees(&ctx.home).into_iter().filter(|t| series.is_none_or(|s| t.version.series() == s)).collect();
+        if ctx.global.json {
+            return ctx.print_json(&serde_json::json!({ "trees": trees })).map(|_| 0);
+        }
+        if trees.is_empty() {
+            ctx.out("no kernel trees fetched yet (try `labctl kernel fetch 5.10`)");
+        }
+        for t in &trees {
+            ctx.out(format!("{:<10} {:<26} {}", t.version.to_string(), t.source, t.path.display()));
+        }
+        return Ok(0);
+    }
+    let spec = a.source.parse::<SourceSpec>()?;
+    let opts = FetchOptions {
+        kernel_org_base: a.kernel_org_url.clone(),
+        debian_bases: a.debian_url.iter().cloned().collect(),
+        debian_security_bases: a.debian_security_url.iter().cloned().collect(),
+        debian_suites: a.debian_suites.clone(),
+        net: Some(NetOptions { connect_timeout: secs(a.connect_timeout, "--connect-timeout")?, ..NetOptions::default() }),
+        ..FetchOptions::default()
+    };
+    let listings = source::list_remote(&ctx.home, &spec, series, &opts, ctx.sink());
+    if ctx.global.json {
+        ctx.print_json(&listings)?;
+    } else {
+        for l in &listings {
+            match &l.error {
+                Some(e) => ctx.out(format!("{}: unavailable: {e}", l.source)),
+                None if l.detail.is_empty() => ctx.out(format!("{}: {}", l.source, join(&l.versions))),
+                None => {
+                    for (suite, v) in &l.detail {
+                        ctx.out(format!("{} {suite}: {}", l.source, join(v)));
+                    }
+                }
+            }
+        }
+    }
+    if listings.iter().all(|l| l.error.is_some()) {
+        anyhow::bail!("no source could be listed");
+    }
+    Ok(0)
 }
-pub fn run_cache_prune(_a: CachePruneArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("cache prune")
+
+fn join(v: &[labctl::KernelVersion]) -> String {
+    if v.is_empty() {
+        return "(none)".into();
+    }
+    v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 * 2 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+pub fn run_cache_ls(a: CacheLsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let entries = cache::list(&ctx.home, &a.kind);
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    if ctx.global.json {
+        ctx.print_json(&serde_json::json!({ "home": ctx.home.root(), "entries": entries, "total": total }))?;
+        return Ok(0);
+    }
+    ctx.out(format!("{:<10} {:>10} {:>5}  NAME", "KIND", "SIZE", "AGE"));
+    for e in &entries {
+        let partial = if e.partial { "  (partial)" } else { "" };
+        ctx.out(format!("{:<10} {:>10} {:>5}  {}{partial}", e.kind, human_bytes(e.size), age(e.age_secs), e.name));
+    }
+    ctx.out(format!("{} entries, {} in {}", entries.len(), human_bytes(total), ctx.home.root().display()));
+    Ok(0)
+}
+
+pub fn run_cache_prune(a: CachePruneArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let filter = cache::PruneFilter { all: a.all, kinds: a.kind.clone(), older_than: a.older_than.map(|d| Duration::from_secs(d * 86400)) };
+    let r = cache::prune(&ctx.home, &filter, a.dry_run, ctx.sink()).context("cache prune")?;
+    if ctx.global.json {
+        ctx.print_json(&r)?;
+        return Ok(0);
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    for e in &r.removed {
+        ctx.out(format!("{verb} {:<10} {:>10}  {}", e.kind, human_bytes(e.size), e.name));
+    }
+    for e in &r.busy {
+        ctx.out(format!("in use, kept {:<10} {:>10}  {}", e.kind, human_bytes(e.size), e.name));
+    }
+    ctx.out(format!("{verb} {} entries, {} freed{}", r.removed.len(), human_bytes(r.freed), if a.dry_run { " (dry run)" } else { "" }));
+    Ok(0)
 }

@@ -147,6 +147,10 @@ pub fn not_implemented(what: &str) -> anyhow::Result<u8> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Used by the tests that validate command lines in docs and ci/ without running them.
+    if std::env::var_os("LABCTL_PARSE_ONLY").is_some() {
+        return ExitCode::SUCCESS;
+    }
     labctl::process::install_interrupt_handler();
     let renderer = render::Renderer::new(&cli.global);
     let home = match labctl::Home::resolve(cli.global.home.clone()) {

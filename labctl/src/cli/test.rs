@@ -1,13 +1,343 @@
-//! `labctl vm test`.
+//! `labctl vm test`: resolve the kernel (a labctl build, or --kernel + --obj), build
+//! the examples, boot once and run the acceptance suite, then print the table (or
+//! `--json`), write `--junit`, and exit 0 (all passed) / 1 (a test failed) / 2 (setup
+//! or infrastructure failure). The VM is reached through [`labctl::suite::Guest`],
+//! implemented here with `labctl::vm::run`.
 
-use super::{not_implemented, Ctx};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use labctl::events::EventSink;
+use labctl::suite::{self, Bcc, Guest, GuestReply, GuestRequest, SuiteError, SuiteInput};
+use labctl::vm::{self, AccelChoice, Backend, VmSpec};
+use labctl::{KernelVersion, VersionReq};
+
+use super::vm::AccelArg;
+use super::{Ctx, EXIT_OK, EXIT_TESTS_FAILED};
+
+const HELP: &str = "\
+Examples:
+  labctl vm test                      the default 5.x lab: newest 5.10.y build
+  labctl vm test 5.10.46              one boot, every test, one table
+  labctl vm test 5.10 --filter 'kernel/*,hello'
+  labctl vm test 6.12 --full          the whole test_bpf set (~150 s under TCG on 6.12)
+  labctl vm test 5.10 --json --junit results.xml
+  labctl vm test --list 5.10          the test ids and what each proves
+  labctl vm test 5.10 --inject jit-off,kprobes-off
+                                      see the suite fail for known reasons
+  labctl vm test 5.10.46 --kernel obj/arch/x86/boot/bzImage --obj obj
+                                      a kernel built by hand (O=obj with samples/bpf)
+
+Tests: kernel/btf, kernel/jit, kernel/config, hello, hello-bcc, cbpf-port80, core-hello,
+test_bpf, samples/<program> (examples-bpf/samples.toml). Results, per-test logs,
+console.log, results.json and junit.xml are kept in $LABCTL_HOME/runs/<time>-<version>/.
+Exit codes: 0 all passed (skips allowed), 1 a test failed, 2 setup/boot/timeout failure.";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = HELP)]
 pub struct TestArgs {
-    /// Kernel version (default: the newest 5.10.y).
+    /// Kernel version: an exact release (5.10.46) or a series (5.10 = its newest build). Default 5.10.
     pub version: Option<String>,
+    /// Print the test ids for that version and what each proves; run nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only these tests: comma-separated ids or globs (`kernel/*`, `samples`, `hello*`).
+    #[arg(long, value_name = "PATTERNS", default_value = "")]
+    pub filter: String,
+    /// Run test_bpf's whole set instead of the per-version default subset.
+    #[arg(long)]
+    pub full: bool,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Boot this bzImage instead of a labctl build (VERSION then names its version).
+    #[arg(long, value_name = "BZIMAGE", requires = "version")]
+    pub kernel: Option<PathBuf>,
+    /// With --kernel: the kernel's build folder (O=): .config, lib/test_bpf.ko, samples/bpf.
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    pub obj: Option<PathBuf>,
+    /// Run fetch → config → build first even when a finished build exists (a no-op when
+    /// nothing changed). Implied by any config option (--profile, --fragment, --set).
+    #[arg(long)]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceOpts,
+    #[command(flatten)]
+    pub(crate) config: super::config::ConfigOpts,
+    #[command(flatten)]
+    pub(crate) build: super::build::BuildOpts,
+    /// Break the guest on purpose before the tests, to see the suite catch it:
+    /// jit-off (bpf_jit_enable=0), kprobes-off (kprobes disarmed), btf-hidden (empty
+    /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
+    #[arg(long, value_name = "FAULT", value_delimiter = ',')]
+    pub inject: Vec<suite::guest::Fault>,
+    /// Do not run hello-bcc even when the host has BCC and virtme-ng.
+    #[arg(long)]
+    pub no_bcc: bool,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
 }
 
-pub fn run(_a: TestArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("vm test")
+/// The kernel under test, wherever it came from.
+struct Kernel {
+    version: KernelVersion,
+    release: String,
+    bzimage: PathBuf,
+    modules: Option<PathBuf>,
+    samples: Option<PathBuf>,
+    test_bpf_ko: Option<PathBuf>,
+    /// The kernel's build folder (O=), for BCC's headers.
+    build_tree: Option<PathBuf>,
+}
+
+struct VmGuest<'a> {
+    ctx: &'a Ctx,
+    kernel: &'a Kernel,
+    accel: AccelChoice,
+    memory: u32,
+    cpus: u32,
+}
+
+impl Guest for VmGuest<'_> {
+    fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
+        spec.modules = self.kernel.modules.clone();
+        spec.files = req
+            .files
+            .iter()
+            .map(|f| vm::GuestFile {
+                host: f.host.clone(),
+                guest: f.guest.clone(),
+                with_libs: f.with_libs,
+            })
+            .collect();
+        spec.accel = self.accel;
+        spec.memory_mb = req.memory_mb.unwrap_or(self.memory).max(self.memory);
+        spec.cpus = req.cpus.unwrap_or(self.cpus).max(self.cpus);
+        spec.timeout = Some(req.timeout);
+        spec.backend = if req.vng { Backend::Vng } else { Backend::Qemu };
+        let out =
+            vm::run(&self.ctx.home, &spec, sink).map_err(|e| SuiteError::Vm(e.to_string()))?;
+        Ok(GuestReply {
+            exit_code: out.exit_code,
+            output: String::from_utf8_lossy(&out.output).into_owned(),
+            console_log: Some(out.console_log),
+            accel: out.accel,
+        })
+    }
+}
+
+fn default_version(a: &TestArgs) -> anyhow::Result<VersionReq> {
+    Ok(a.version.as_deref().unwrap_or("5.10").parse()?)
+}
+
+fn first_match(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let rd = std::fs::read_dir(dir).ok()?;
+    let mut subdirs = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy() == name && p.is_file() {
+            return Some(p);
+        }
+        if depth > 0
+            && e.file_type()
+                .map(|t| t.is_dir() && !t.is_symlink())
+                .unwrap_or(false)
+        {
+            subdirs.push(p);
+        }
+    }
+    subdirs
+        .into_iter()
+        .find_map(|d| first_match(&d, name, depth - 1))
+}
+
+fn version_of_release(release: &str) -> Option<KernelVersion> {
+    release
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .and_then(KernelVersion::parse_plain)
+}
+
+fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
+    if let Some(bz) = &a.kernel {
+        let VersionReq::Exact(version) = *req else {
+            return Err(labctl::Error::Usage(
+                "with --kernel, VERSION must be the exact release of that bzImage (e.g. 5.10.46)"
+                    .into(),
+            )
+            .into());
+        };
+        let obj = a.obj.as_deref();
+        let release = obj
+            .and_then(|o| std::fs::read_to_string(o.join("include/config/kernel.release")).ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| version.to_string());
+        return Ok(Kernel {
+            version,
+            release,
+            bzimage: bz.clone(),
+            modules: None,
+            samples: obj.map(|o| o.join("samples/bpf")).filter(|p| p.is_dir()),
+            test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
+            build_tree: obj.map(Path::to_path_buf),
+        });
+    }
+    let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
+    let b = match existing {
+        Some(b) => {
+            ctx.sink().emit(labctl::Event::Message {
+                level: labctl::events::Level::Info,
+                text: format!("using the finished build of linux {} in {} (--rebuild to refresh)", b.release, b.dir.display()),
+            });
+            b
+        }
+        None => {
+            let lab = super::build::lab_request(*req, &a.source, &a.config, &a.build)?;
+            labctl::lab::build(&ctx.home, &lab, ctx.sink())?.output
+        }
+    };
+    let version = version_of_release(&b.release).unwrap_or(match *req {
+        VersionReq::Exact(v) => v,
+        VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
+    });
+    let modules = b
+        .modules
+        .join("lib/modules")
+        .is_dir()
+        .then(|| b.modules.clone());
+    let test_bpf_ko = modules
+        .as_ref()
+        .and_then(|m| first_match(&m.join("lib/modules"), "test_bpf.ko", 6));
+    // The build tree is where include/generated lives: the artifacts folder or a sibling.
+    let build_tree = [b.dir.clone(), b.dir.join("build"), b.dir.join("obj")]
+        .into_iter()
+        .chain(
+            b.dir
+                .parent()
+                .into_iter()
+                .flat_map(|p| [p.join("obj"), p.join("build")]),
+        )
+        .find(|d| d.join("include/generated").is_dir());
+    Ok(Kernel {
+        version,
+        release: b.release.clone(),
+        bzimage: b.bzimage.clone(),
+        modules,
+        samples: Some(b.samples.clone()).filter(|p| p.is_dir()),
+        test_bpf_ko,
+        build_tree,
+    })
+}
+
+/// hello-bcc runs only when the host has BCC for a python3 and virtme-ng. Distro BCC
+/// (python3-bpfcc) lives in the system python, which may not be the first on PATH.
+fn bcc_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> Bcc {
+    if a.no_bcc {
+        return Bcc::Skip("--no-bcc".into());
+    }
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        labctl::process::Cmd::new(p)
+            .args(["-c", "import bcc"])
+            .timeout(Duration::from_secs(30))
+            .run(ctx.sink())
+            .map(|o| o.success())
+            .unwrap_or(false)
+    });
+    let Some(python) = python else {
+        return Bcc::Skip(
+            "the host has no BCC for python3 (Debian: apt install python3-bpfcc)".into(),
+        );
+    };
+    if labctl::process::which("vng").is_none() {
+        return Bcc::Skip(
+            "the host has no virtme-ng for the vng backend (pip install virtme-ng)".into(),
+        );
+    }
+    let python = labctl::process::which(python).unwrap_or_else(|| PathBuf::from(python));
+    Bcc::Run {
+        python,
+        kernel_source: kernel.build_tree.clone(),
+    }
+}
+
+pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    let req = default_version(&a)?;
+    if a.list {
+        let v = match req {
+            VersionReq::Exact(v) => v,
+            VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
+        };
+        let tests = suite::selected(&v, a.full, &a.filter)?;
+        if ctx.global.json {
+            let list: Vec<_> = tests.iter().map(|t| serde_json::json!({"name": t.name, "timeout_s": t.timeout.as_secs(), "about": t.about})).collect();
+            ctx.print_json(&list)?;
+        } else {
+            let w = tests.iter().map(|t| t.name.len()).max().unwrap_or(4);
+            for t in &tests {
+                ctx.out(format!("{:<w$}  {}", t.name, t.about));
+            }
+        }
+        return Ok(EXIT_OK);
+    }
+    let kernel = resolve(&a, ctx, &req)?;
+    // kernel/config checks the lab's core options plus whatever the user asked for.
+    let mut expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
+    for f in &a.config.fragments {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| labctl::Error::io("read fragment", f, e))?;
+        expected.extend(suite::catalog::fragment_pairs(&text));
+    }
+    for (k, v) in a.config.plan()?.sets {
+        expected.push((k.trim_start_matches("CONFIG_").to_string(), v));
+    }
+    let run_dir = ctx
+        .home
+        .ensure(ctx.home.runs())?
+        .join(suite::run_dir_name(&kernel.version));
+    let input = SuiteInput {
+        kernel: kernel.version,
+        release: kernel.release.clone(),
+        samples_dir: kernel.samples.clone(),
+        test_bpf_ko: kernel.test_bpf_ko.clone(),
+        expected_config: expected,
+        filter: a.filter.clone(),
+        full: a.full,
+        bcc: bcc_plan(&a, ctx, &kernel),
+        inject: a.inject.clone(),
+        run_dir,
+    };
+    let accel = match a.accel {
+        AccelArg::Auto => AccelChoice::Auto,
+        AccelArg::Kvm => AccelChoice::Kvm,
+        AccelArg::Tcg => AccelChoice::Tcg,
+    };
+    let guest = VmGuest {
+        ctx,
+        kernel: &kernel,
+        accel,
+        memory: a.memory,
+        cpus: a.cpus,
+    };
+    let res = suite::run(&ctx.home, &input, &guest, ctx.sink())?;
+    if let Some(j) = &a.junit {
+        labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
+    }
+    if ctx.global.json {
+        ctx.print_json(&res)?;
+    } else {
+        ctx.out(suite::report::table(&res).trim_end());
+    }
+    Ok(if res.all_passed() {
+        EXIT_OK
+    } else {
+        EXIT_TESTS_FAILED
+    })
 }

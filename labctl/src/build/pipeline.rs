@@ -1,0 +1,645 @@
+//! The build pipeline: key → lock → (no-op if built) → doctor preflight → private tree
+//! → fixes → olddefconfig → `make bzImage` → modules → headers → samples/bpf →
+//! artifacts → build.json.
+//!
+//! The fetched source tree is shared and must stay read-only, but some fixes edit
+//! files. Each build therefore gets a private tree `builds/<key>/src/`: a hard-link
+//! farm of the source tree (`cp -al`, about 2 s and no extra space for 70 000 files;
+//! a plain copy when the home spans filesystems). Fixes rewrite a file through
+//! temp + rename, which replaces the link instead of writing through it; kbuild and
+//! samples/bpf only ever create new files in the tree. The kernel itself is built out of
+//! tree with `O=builds/<key>/obj/`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::catalogue::{self, Applied, Catalogue, Facts};
+use super::diagnose::{self, FailureReport};
+use super::metadata::{now_unix, BuildJson, BuildResult, ObjectStats, SourceInfo, StageRecord};
+use super::toolchain::Toolchain;
+use super::{BuildError, BuildOutput, BuildRequest};
+use crate::events::{EventSink, SinkExt, StageTimer, Unit};
+use crate::home::{free_space, human_bytes, write_atomic, Home};
+use crate::process::{Cmd, LineAction};
+
+/// Fixed so that ccache hits and two builds of the same input are identical.
+const BUILD_ENV: &[(&str, &str)] = &[
+    ("KBUILD_BUILD_TIMESTAMP", "Thu Jan  1 00:00:00 UTC 2026"),
+    ("KBUILD_BUILD_USER", "labctl"),
+    ("KBUILD_BUILD_HOST", "labctl"),
+    ("KBUILD_BUILD_VERSION", "1"),
+    // Error texts must be English for the catalogue's detectors. The kernel's Makefile
+    // unexports LC_ALL, so set the individual categories.
+    ("LANG", "C"),
+    ("LC_MESSAGES", "C"),
+    ("LC_CTYPE", "C"),
+];
+
+struct Ctx<'a> {
+    home: &'a Home,
+    req: &'a BuildRequest,
+    sink: &'a dyn EventSink,
+    dir: PathBuf,
+    src: PathBuf,
+    obj: PathBuf,
+    jobs: usize,
+    /// Variables for every kernel make (CC wrapper, PAHOLE wrapper, fix variables).
+    vars: Vec<(String, String)>,
+    samples_vars: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    meta: BuildJson,
+    step_no: usize,
+}
+
+/// Build (or reuse) the kernel described by `req`. See the module docs for the steps.
+pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<BuildOutput, BuildError> {
+    let version = req.tree.version;
+    let cat = Catalogue::builtin();
+    let toolchain = req.toolchain.clone().unwrap_or_else(|| Toolchain::probe(sink));
+    let config_text = std::fs::read_to_string(&req.config.config_path).map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
+    let facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
+    let plan = catalogue::plan(cat, &facts, req.fixes);
+    let cfg8: String = req.config.hash.chars().take(8).collect();
+    let key = format!("{version}-{cfg8}-{}", toolchain.key(&plan.apply));
+    let builds = home.ensure(home.builds())?;
+    let dir = builds.join(&key);
+
+    let _lock = home.lock(&format!("build-{key}"))?;
+    if let Some(done) = BuildJson::read(&dir) {
+        if done.is_complete() {
+            let mut out = done.output.clone().expect("complete builds have an output");
+            out.reused = true;
+            sink.info(format!(
+                "linux {version} is already built with this config and toolchain ({key}): nothing to do (artifacts in {})",
+                out.dir.display()
+            ));
+            return Ok(out);
+        }
+    }
+
+    if req.preflight {
+        let report = crate::doctor::preflight(version, &config_text, req.samples, sink);
+        if !report.is_empty() {
+            return Err(BuildError::Preflight { version: version.to_string(), advice: report });
+        }
+    }
+    let need = disk_need(&config_text, req.samples);
+    if let Ok(avail) = free_space(&builds) {
+        // A partly built folder already holds most of what it needs.
+        if avail < need && !dir.join("obj").join("vmlinux.o").exists() {
+            return Err(BuildError::Disk { path: builds.clone(), need: human_bytes(need), available: human_bytes(avail) });
+        }
+    }
+
+    let jobs = if req.jobs == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { req.jobs };
+    for d in ["logs", "artifacts", "obj", "tools"] {
+        std::fs::create_dir_all(dir.join(d)).map_err(|e| BuildError::io("create directory", dir.join(d), e))?;
+    }
+    let meta = BuildJson {
+        schema: super::metadata::SCHEMA,
+        key: key.clone(),
+        version,
+        source: SourceInfo { path: req.tree.path.clone(), sha256: req.tree.sha256.clone(), source: req.tree.source.clone(), url: req.tree.url.clone() },
+        profile: req.profile.clone(),
+        fragments: req.fragments.clone(),
+        config_hash: req.config.hash.clone(),
+        toolchain: toolchain.clone(),
+        cc_wrapper: String::new(),
+        jobs,
+        fixes_enabled: req.fixes,
+        plan: plan.clone(),
+        fixes_applied: Vec::new(),
+        stages: Vec::new(),
+        objects: 0,
+        result: BuildResult::Running,
+        samples_ok: None,
+        error: None,
+        diagnosis: Vec::new(),
+        started_unix: now_unix(),
+        finished_unix: None,
+        output: None,
+    };
+    let mut cx = Ctx {
+        home,
+        req,
+        sink,
+        src: dir.join("src"),
+        obj: dir.join("obj"),
+        dir: dir.clone(),
+        jobs,
+        vars: Vec::new(),
+        samples_vars: Vec::new(),
+        env: BUILD_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        meta,
+        step_no: 0,
+    };
+    cx.meta.write(&dir)?;
+    let _ = std::fs::remove_file(dir.join("build.log"));
+    match run(&mut cx, cat, &plan, &config_text) {
+        Ok(out) => Ok(out),
+        Err(e) => {
+            cx.meta.result = BuildResult::Failed;
+            cx.meta.finished_unix = Some(now_unix());
+            cx.meta.error = Some(e.to_string());
+            if let Some(r) = e.report() {
+                cx.meta.diagnosis = r.diagnosis.clone();
+            }
+            let _ = cx.meta.write(&dir);
+            Err(e)
+        }
+    }
+}
+
+fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &str) -> Result<BuildOutput, BuildError> {
+    let version = cx.req.tree.version;
+    let started = Instant::now();
+    let sink = cx.sink;
+
+    // ---- fixes: private tree, edits, variables, wrappers ----
+    let t = sink.stage("fixes", format!("{} fix(es) for linux {version}: {}", plan.apply.len(), if plan.apply.is_empty() { "none needed".to_string() } else { plan.apply.join(", ") }));
+    let mut repro: Vec<String> = Vec::new();
+    make_private_tree(cx, &mut repro)?;
+    let applied = catalogue::apply(cat, plan, &cx.src, &cx.obj)?;
+    for (id, what) in &applied.log {
+        cx.sink.info(format!("fix {id}: {what}"));
+        if let Some(catalogue::Remedy::Edit { file, .. }) = cat.get(id).map(|f| &f.remedy) {
+            if what == "edited" || what == "already in place" {
+                let keep = cx.dir.join("fixes").join(id).join(file);
+                std::fs::create_dir_all(keep.parent().unwrap()).map_err(|e| BuildError::io("create directory", &keep, e))?;
+                std::fs::copy(cx.src.join(file), &keep).map_err(|e| BuildError::io("copy", &keep, e))?;
+                repro.push(format!("# fix {id}: replace {file} in the private tree (never write through the hard link)"));
+                repro.push(format!("rm -f {} && cp {} {}", q(&cx.src.join(file)), q(&keep), q(&cx.src.join(file))));
+            }
+        }
+    }
+    for n in &plan.notes {
+        if let Some(f) = cat.get(n) {
+            cx.sink.debug(format!("note {n}: {}", f.title));
+        }
+    }
+    cx.meta.fixes_applied = applied.log.clone();
+    setup_vars(cx, &applied)?;
+    let merged = catalogue::merge_config(config_text, &applied.config);
+    let cfg_path = cx.obj.join(".config");
+    if std::fs::read_to_string(&cfg_path).ok().as_deref() != Some(merged.as_str()) {
+        write_atomic(&cfg_path, merged.as_bytes())?;
+    }
+    std::fs::copy(&cx.req.config.config_path, cx.dir.join("config.input")).map_err(|e| BuildError::io("copy", cx.dir.join("config.input"), e))?;
+    repro.push(format!("cp {} {}", q(&cx.dir.join("config.input")), q(&cfg_path)));
+    if !applied.config.is_empty() {
+        repro.push(format!("# config lines from fixes: {}", applied.config.join(" ")));
+        for line in &applied.config {
+            repro.push(format!("printf '%s\\n' {} >> {}", q(Path::new(line)), q(&cfg_path)));
+        }
+    }
+    record(cx, "fixes", t.ok());
+
+    // reproduce.sh is written before the first make, like tuxmake's reproducer.
+    let steps = make_steps(cx, config_text);
+    write_reproducer(cx, &repro, &steps)?;
+    cx.meta.write(&cx.dir)?;
+
+    for step in &steps {
+        run_step(cx, step, plan)?;
+    }
+
+    // ---- artifacts ----
+    let release = Cmd::new("make").cwd(&cx.src).arg(format!("O={}", cx.obj.display())).args(["-s", "kernelrelease"]).envs(&cx.env).run(cx.sink).ok().filter(|o| o.success()).map(|o| o.stdout_str().trim().to_string()).unwrap_or_else(|| version.to_string());
+    let out = collect_artifacts(cx, &release)?;
+    let total = started.elapsed();
+    cx.meta.result = BuildResult::Success;
+    cx.meta.finished_unix = Some(now_unix());
+    cx.meta.output = Some(out.clone());
+    // Last: only now does the folder count as finished.
+    cx.meta.write(&cx.dir)?;
+    cx.sink.info(format!("built linux {release} in {:.0}s: {}", total.as_secs_f64(), out.dir.display()));
+    Ok(out)
+}
+
+/// Rough disk need: debug info dominates (measured: lab ≈ 3 GiB, defconfig ≈ 8 GiB).
+fn disk_need(config: &str, samples: bool) -> u64 {
+    let opts = config.lines().filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m"))).count() as u64;
+    let per = if config.lines().any(|l| l == "CONFIG_DEBUG_INFO=y") { 6 << 20 } else { 1 << 20 };
+    (opts * per).max(512 << 20) + if samples { 300 << 20 } else { 0 }
+}
+
+fn q(p: &Path) -> String {
+    crate::process::shell_quote(p.as_os_str())
+}
+
+fn record(cx: &mut Ctx, stage: &str, d: Duration) {
+    cx.meta.stages.push(StageRecord { stage: stage.to_string(), seconds: (d.as_secs_f64() * 10.0).round() / 10.0, ok: true });
+}
+
+fn make_private_tree(cx: &mut Ctx, repro: &mut Vec<String>) -> Result<(), BuildError> {
+    let tree = &cx.req.tree.path;
+    repro.push(format!("# private tree: a hard-link farm of the fetched tree (edits replace links, never write through)"));
+    repro.push(format!("[ -d {src} ] || cp -al {} {src}", q(tree), src = q(&cx.src)));
+    if cx.src.join("Makefile").exists() {
+        return Ok(());
+    }
+    let tmp = cx.dir.join(".src.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let linked = Cmd::new("cp").arg("-al").arg(tree).arg(&tmp).run(cx.sink)?;
+    if !linked.success() {
+        // Another filesystem: a real copy (reflinked where the filesystem can).
+        let _ = std::fs::remove_dir_all(&tmp);
+        cx.sink.info("the source tree is on another filesystem: copying it instead of hard-linking");
+        Cmd::new("cp").args(["-a", "--reflink=auto"]).arg(tree).arg(&tmp).run_checked(cx.sink)?;
+    }
+    make_dirs_writable(&tmp);
+    std::fs::rename(&tmp, &cx.src).map_err(|e| BuildError::io("rename into place", &cx.src, e))?;
+    Ok(())
+}
+
+/// Directories of the farm are our own (cp creates them); files are shared links and
+/// keep their modes. A read-only source tree must still accept new build outputs.
+fn make_dirs_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        if m.is_dir() {
+            let mode = m.permissions().mode();
+            if mode & 0o200 == 0 {
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o200));
+            }
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        make_dirs_writable(&e.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
+    let wrapper = cx.req.cc_wrapper.resolve();
+    cx.meta.cc_wrapper = wrapper.unwrap_or("none").to_string();
+    if let Some(w) = wrapper {
+        if crate::process::which(w).is_none() {
+            return Err(BuildError::Other(format!("--cc-wrapper {w}: `{w}` is not installed (install it or pass --cc-wrapper none)")));
+        }
+        cx.vars.push(("CC".into(), format!("{w} gcc")));
+        cx.vars.push(("HOSTCC".into(), format!("{w} gcc")));
+        match w {
+            "ccache" => {
+                let dir = cx.home.root().join("ccache");
+                cx.env.push(("CCACHE_DIR".into(), dir.to_string_lossy().into_owned()));
+                // Paths under builds/ become relative, so another build folder of the same
+                // input still hits; the working directory is not hashed (debug info only).
+                cx.env.push(("CCACHE_BASEDIR".into(), cx.home.builds().to_string_lossy().into_owned()));
+                cx.env.push(("CCACHE_NOHASHDIR".into(), "true".into()));
+                cx.env.push(("CCACHE_MAXSIZE".into(), "10G".into()));
+            }
+            "sccache" => cx.env.push(("SCCACHE_DIR".into(), cx.home.root().join("sccache").to_string_lossy().into_owned())),
+            _ => {}
+        }
+    }
+    if !applied.pahole_flags.is_empty() {
+        if let Some(real) = crate::process::which("pahole") {
+            let path = cx.dir.join("tools").join("pahole");
+            let script = format!(
+                "#!/bin/sh\n# Written by labctl: pahole with extra flags whenever it encodes BTF (-J).\n# Fix entries: see build.json fixes_applied.\ncase \" $* \" in\n  *\" -J \"*) exec {} {} \"$@\" ;;\nesac\nexec {} \"$@\"\n",
+                q(&real),
+                applied.pahole_flags.join(" "),
+                q(&real)
+            );
+            write_atomic(&path, script.as_bytes())?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io("chmod", &path, e))?;
+            cx.vars.push(("PAHOLE".into(), path.to_string_lossy().into_owned()));
+        }
+    }
+    for (k, v) in &applied.kernel_vars {
+        catalogue::add_var(&mut cx.vars, k, v);
+    }
+    cx.samples_vars = applied.samples_vars.clone();
+    Ok(())
+}
+
+struct Step {
+    name: &'static str,
+    stage: &'static str,
+    detail: String,
+    cmd: Cmd,
+    /// Count compiled objects against this total and switch to link/BTF stages.
+    compile: Option<Option<u64>>,
+    /// A failure here is reported but does not fail the build (samples/bpf).
+    soft: bool,
+}
+
+fn kmake(cx: &Ctx, extra: &[String], vars: &[(String, String)]) -> Cmd {
+    let mut c = Cmd::new("make").cwd(&cx.src).env_remove("LC_ALL").arg(format!("O={}", cx.obj.display()));
+    for (k, v) in &cx.env {
+        c = c.env(k, v);
+    }
+    for (k, v) in vars {
+        c = c.arg(format!("{k}={v}"));
+    }
+    c.args(extra)
+}
+
+trait CmdEnvs {
+    fn envs(self, env: &[(String, String)]) -> Self;
+}
+impl CmdEnvs for Cmd {
+    fn envs(mut self, env: &[(String, String)]) -> Self {
+        for (k, v) in env {
+            self = self.env(k, v);
+        }
+        self
+    }
+}
+
+fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
+    let j = format!("-j{}", cx.jobs);
+    let has = |sym: &str| config.lines().any(|l| l == format!("{sym}=y"));
+    let series = format!("{}.{}", cx.req.tree.version.major, cx.req.tree.version.minor);
+    let expected = ObjectStats::load(&cx.home.builds()).expected(&series, &cx.req.config.hash).unwrap_or_else(|| diagnose::estimate_objects(config));
+    let mut steps = vec![
+        Step { name: "olddefconfig", stage: "config", detail: "make olddefconfig".into(), cmd: kmake(cx, &["olddefconfig".into()], &cx.vars), compile: None, soft: false },
+        Step { name: "bzImage", stage: "compile", detail: format!("make {j} bzImage (about {expected} objects)"), cmd: kmake(cx, &[j.clone(), "bzImage".into()], &cx.vars), compile: Some(Some(expected)), soft: false },
+    ];
+    if cx.req.modules && has("CONFIG_MODULES") {
+        let staging = cx.dir.join("artifacts").join("modules");
+        steps.push(Step { name: "modules", stage: "modules", detail: format!("make {j} modules"), cmd: kmake(cx, &[j.clone(), "modules".into()], &cx.vars), compile: None, soft: false });
+        steps.push(Step {
+            name: "modules_install",
+            stage: "modules",
+            detail: format!("make modules_install INSTALL_MOD_PATH={}", staging.display()),
+            cmd: kmake(cx, &["modules_install".into(), format!("INSTALL_MOD_PATH={}", staging.display())], &cx.vars),
+            compile: None,
+            soft: false,
+        });
+    }
+    steps.push(Step { name: "headers_install", stage: "headers", detail: "make headers_install".into(), cmd: kmake(cx, &["headers_install".into()], &cx.vars), compile: None, soft: false });
+    if cx.req.samples {
+        let mut vars = cx.vars.clone();
+        for (k, v) in &cx.samples_vars {
+            catalogue::add_var(&mut vars, k, v);
+        }
+        steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf"), cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars), compile: None, soft: true });
+    }
+    steps
+}
+
+fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), BuildError> {
+    let mut s = String::new();
+    s.push_str("#!/bin/sh\n");
+    s.push_str(&format!("# Repeats labctl's build {} of linux {} by hand.\n", cx.meta.key, cx.req.tree.version));
+    s.push_str(&format!("# Toolchain when it was built: {}.\n", cx.meta.toolchain.summary()));
+    s.push_str("# Fixes applied and why: build.json (fixes_applied) and docs/troubleshooting.md.\n");
+    s.push_str("set -eu\n\n");
+    for l in prep {
+        s.push_str(l);
+        s.push('\n');
+    }
+    if let Some(p) = cx.vars.iter().find(|(k, _)| k == "PAHOLE") {
+        s.push_str(&format!("# {} is a small wrapper labctl wrote (see the file).\n", p.1));
+    }
+    s.push_str("\n# Environment of every make run (fixed so builds reproduce and ccache hits).\n");
+    s.push_str("unset LC_ALL\n");
+    for (k, v) in &cx.env {
+        s.push_str(&format!("export {k}={}\n", crate::process::shell_quote(std::ffi::OsStr::new(v))));
+    }
+    s.push_str(&format!("cd {}\n\n", q(&cx.src)));
+    for st in steps {
+        if st.name == "modules_install" {
+            s.push_str(&format!("rm -rf {}\n", q(&cx.dir.join("artifacts").join("modules"))));
+        }
+        s.push_str(&format!("# {}\n", st.stage));
+        let args: Vec<String> = st.cmd.get_args().iter().map(|a| crate::process::shell_quote(a)).collect();
+        s.push_str(&format!("make {}\n", args.join(" ")));
+    }
+    let path = cx.dir.join("reproduce.sh");
+    write_atomic(&path, s.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io("chmod", &path, e))?;
+    Ok(())
+}
+
+fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), BuildError> {
+    cx.step_no += 1;
+    let log = cx.dir.join("logs").join(format!("{:02}-{}.log", cx.step_no, step.name));
+    if step.name == "modules_install" {
+        let _ = std::fs::remove_dir_all(cx.dir.join("artifacts").join("modules"));
+    }
+    let sink = cx.sink;
+    let mut objects: u64 = 0;
+    let mut cmd = step.cmd.clone();
+    if let Some(t) = cx.req.step_timeout {
+        cmd = cmd.timeout(t);
+    }
+    let mut timers: Vec<(String, Instant)> = Vec::new();
+    let result = {
+        let mut current: Option<StageTimer> = Some(sink.stage(step.stage, step.detail.clone()));
+        let mut current_name = step.stage.to_string();
+        let mut current_start = Instant::now();
+        let r = cmd.run_streaming(sink, &log, |line| {
+            if let Some(total) = step.compile {
+                if diagnose::is_object_line(line) {
+                    objects += 1;
+                    let shown_total = total.map(|t| t.max(objects));
+                    if current_name == "compile" {
+                        sink.progress("compile", objects, shown_total, Unit::Objects);
+                    }
+                }
+                if let Some(next) = diagnose::stage_of_line(line) {
+                    let order = |s: &str| ["compile", "link", "BTF"].iter().position(|x| *x == s).unwrap_or(0);
+                    if order(next) > order(&current_name) {
+                        if let Some(t) = current.take() {
+                            let d = t.ok();
+                            timers.push((current_name.clone(), current_start));
+                            let _ = d;
+                        }
+                        current_name = next.to_string();
+                        current_start = Instant::now();
+                        current = Some(sink.stage(next, line.trim().to_string()));
+                    }
+                }
+            }
+            LineAction::Continue
+        });
+        let ok = matches!(&r, Ok(o) if o.code == Some(0));
+        if let Some(t) = current.take() {
+            if ok {
+                t.ok();
+            } else {
+                drop(t);
+            }
+        }
+        timers.push((current_name.clone(), current_start));
+        r
+    };
+    // Stage durations for build.json (consecutive starts; the last ends now).
+    let now = Instant::now();
+    for (i, (name, start)) in timers.iter().enumerate() {
+        let end = timers.get(i + 1).map(|(_, s)| *s).unwrap_or(now);
+        let ok = i + 1 < timers.len() || matches!(&result, Ok(o) if o.code == Some(0));
+        let secs = ((end - *start).as_secs_f64() * 10.0).round() / 10.0;
+        match cx.meta.stages.last_mut() {
+            // modules + modules_install are one stage.
+            Some(last) if last.stage == *name => {
+                last.seconds = ((last.seconds + secs) * 10.0).round() / 10.0;
+                last.ok &= ok;
+            }
+            _ => cx.meta.stages.push(StageRecord { stage: name.clone(), seconds: secs, ok }),
+        }
+    }
+    append_log(&cx.dir.join("build.log"), &log);
+    let out = result?;
+    if step.compile.is_some() && out.code == Some(0) {
+        cx.meta.objects = objects;
+        let v = cx.req.tree.version;
+        ObjectStats::record(&cx.home.builds(), &format!("{}.{}", v.major, v.minor), &cx.req.config.hash, objects);
+    }
+    if out.code == Some(0) {
+        if step.soft {
+            cx.meta.samples_ok = Some(true);
+        }
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let report = FailureReport {
+        version: cx.req.tree.version.to_string(),
+        step: step.name.to_string(),
+        command: step.cmd.reproducer(),
+        status: crate::process::status_text(out.code),
+        first_error: diagnose::first_error_line(&text).map(|l| catalogue::normalize(&l)),
+        tail: out.tail.iter().map(|l| catalogue::strip_ansi(l)).collect(),
+        log: log.clone(),
+        diagnosis: Catalogue::builtin().diagnose_log(&text),
+        applied: plan.apply.clone(),
+        fixes_enabled: cx.req.fixes,
+    };
+    if step.soft {
+        cx.meta.samples_ok = Some(false);
+        cx.meta.diagnosis.extend(report.diagnosis.clone());
+        sink.warn(format!("samples/bpf did not build completely; the kernel is fine and the build continues.\n{report}"));
+        return Ok(());
+    }
+    Err(BuildError::Failed(Box::new(report)))
+}
+
+fn append_log(all: &Path, part: &Path) {
+    use std::io::Write;
+    if let (Ok(mut f), Ok(data)) = (std::fs::OpenOptions::new().create(true).append(true).open(all), std::fs::read(part)) {
+        let _ = f.write_all(&data);
+    }
+}
+
+/// Whether an ELF vmlinux has a non-empty `.BTF` section; None when it is not an ELF
+/// file at all (nothing to judge).
+fn vmlinux_btf(path: &Path) -> Option<bool> {
+    use object::{Object, ObjectSection};
+    let data = std::fs::read(path).ok()?;
+    if !data.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let f = object::File::parse(&*data).ok()?;
+    Some(f.sections().any(|s| s.name() == Ok(".BTF") && s.size() > 0))
+}
+
+/// Hard-link (or copy) `from` to `to`, replacing `to`.
+fn place(from: &Path, to: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(to);
+    std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
+}
+
+fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildError> {
+    let art = cx.dir.join("artifacts");
+    let log = cx.dir.join("build.log");
+    let version = cx.req.tree.version.to_string();
+    let missing = |what: &str, path: &Path| BuildError::MissingArtifact { version: version.clone(), what: what.into(), path: path.to_owned(), log: log.clone() };
+    let pairs = [
+        ("bzImage", cx.obj.join("arch/x86/boot/bzImage"), art.join("bzImage")),
+        ("vmlinux", cx.obj.join("vmlinux"), art.join("vmlinux")),
+        (".config", cx.obj.join(".config"), art.join("config")),
+        ("System.map", cx.obj.join("System.map"), art.join("System.map")),
+    ];
+    for (what, from, to) in &pairs {
+        if !from.is_file() {
+            return Err(missing(what, from));
+        }
+        place(from, to).map_err(|e| BuildError::io("place artifact", to, e))?;
+    }
+    // Installed headers (headers_install writes obj/usr/include).
+    let headers = art.join("headers");
+    let _ = std::fs::remove_dir_all(&headers);
+    let inc = cx.obj.join("usr").join("include");
+    if inc.is_dir() {
+        std::fs::create_dir_all(&headers).map_err(|e| BuildError::io("create directory", &headers, e))?;
+        Cmd::new("cp").arg("-al").arg(&inc).arg(headers.join("include")).run_checked(cx.sink)?;
+    }
+    // samples/bpf: user programs (executables) and BPF objects.
+    let samples = art.join("samples");
+    let _ = std::fs::remove_dir_all(&samples);
+    std::fs::create_dir_all(&samples).map_err(|e| BuildError::io("create directory", &samples, e))?;
+    let sdir = cx.obj.join("samples").join("bpf");
+    let mut n_samples = 0;
+    if let Ok(rd) = std::fs::read_dir(&sdir) {
+        use std::os::unix::fs::PermissionsExt;
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(m) = e.metadata() else { continue };
+            if !m.is_file() {
+                continue;
+            }
+            let is_bpf_obj = name.ends_with("_kern.o") || name.ends_with(".bpf.o");
+            let is_prog = m.permissions().mode() & 0o111 != 0 && !name.contains('.');
+            if is_bpf_obj || is_prog {
+                place(&p, &samples.join(&name)).map_err(|e| BuildError::io("place artifact", samples.join(&name), e))?;
+                n_samples += 1;
+            }
+        }
+    }
+    if cx.req.samples {
+        cx.sink.debug(format!("{n_samples} samples/bpf files staged in {}", samples.display()));
+    }
+    let wants_btf = std::fs::read_to_string(art.join("config")).map(|c| c.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y")).unwrap_or(false);
+    if wants_btf && vmlinux_btf(&art.join("vmlinux")) == Some(false) {
+        return Err(missing("the .BTF section of vmlinux (CONFIG_DEBUG_INFO_BTF=y)", &art.join("vmlinux")));
+    }
+    Ok(BuildOutput {
+        dir: cx.dir.clone(),
+        bzimage: art.join("bzImage"),
+        vmlinux: art.join("vmlinux"),
+        config: art.join("config"),
+        modules: art.join("modules"),
+        headers,
+        samples,
+        release: release.to_string(),
+        key: cx.meta.key.clone(),
+        system_map: art.join("System.map"),
+        build_json: cx.dir.join("build.json"),
+        log,
+        reproduce: cx.dir.join("reproduce.sh"),
+        reused: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn btf_check_judges_elf_files_only() {
+        // This test binary is an ELF without .BTF.
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(vmlinux_btf(&me), Some(false));
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("vmlinux");
+        std::fs::write(&p, "not an elf").unwrap();
+        assert_eq!(vmlinux_btf(&p), None);
+    }
+
+    #[test]
+    fn disk_need_grows_with_debug_info() {
+        let small = "CONFIG_A=y\n".repeat(600);
+        let with_dbg = format!("{small}CONFIG_DEBUG_INFO=y\n");
+        assert!(disk_need(&with_dbg, true) > disk_need(&small, true));
+        assert!(disk_need(&with_dbg, false) >= 3 << 30, "lab profile with BTF needs about 3 GiB");
+    }
+}

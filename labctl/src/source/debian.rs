@@ -1,0 +1,284 @@
+//! Debian's archive as a kernel source: the `linux` source package's
+//! `linux_<ver>.orig.tar.xz`, found through `dists/<suite>/main/source/Sources.xz`
+//! (deb822 paragraphs: `Package`, `Version`, `Directory`, `Checksums-Sha256`).
+//!
+//! Base URLs come from the host's apt configuration ([`super::apt`]) or from flags/env;
+//! suites ending in `-security` are looked up under the security base. Parsed indexes
+//! are cached briefly under `home.indexes()` (only the `linux` entries, as JSON), so a
+//! repeated series lookup within the TTL needs no network. An index entry is not proof
+//! that the pool serves the file: a 404 makes the caller try the next candidate.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::apt::{paragraphs, DebianBases};
+use super::download::Http;
+use super::SourceError;
+use crate::events::{EventSink, SinkExt};
+use crate::home::Home;
+use crate::version::{KernelVersion, VersionReq};
+
+/// The suites searched by default, in order.
+pub const DEFAULT_SUITES: [&str; 6] =
+    ["bullseye", "bullseye-security", "bookworm", "bookworm-security", "bookworm-backports", "trixie"];
+
+/// How long a parsed Sources index is trusted.
+pub const INDEX_TTL: Duration = Duration::from_secs(3600);
+
+/// One `linux_<ver>.orig.tar.xz` listed by an index.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrigEntry {
+    pub version: KernelVersion,
+    /// `Directory:` relative to the base, e.g. `pool/main/l/linux`.
+    pub directory: String,
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A download candidate: an entry plus where it is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub entry: OrigEntry,
+    pub suite: String,
+    pub base: String,
+}
+
+impl Candidate {
+    pub fn url(&self) -> String {
+        format!("{}/{}/{}", self.base.trim_end_matches('/'), self.entry.directory.trim_matches('/'), self.entry.file)
+    }
+}
+
+/// Extract the `linux` package's orig tarballs from (decompressed) Sources text.
+pub fn parse_sources(text: &str) -> Vec<OrigEntry> {
+    let mut out: Vec<OrigEntry> = Vec::new();
+    for chunk in text.split("\n\n") {
+        let chunk = chunk.trim_start_matches('\n');
+        // Cheap filter first: the index is tens of MB and has one `linux` paragraph per version.
+        if !(chunk.starts_with("Package: linux\n") || chunk.contains("\nPackage: linux\n")) {
+            continue;
+        }
+        for para in paragraphs(chunk) {
+            let field = |n: &str| para.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+            if field("Package") != Some("linux") {
+                continue;
+            }
+            let Some(dir) = field("Directory") else { continue };
+            let Some(sums) = field("Checksums-Sha256") else { continue };
+            for line in sums.lines() {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                let [sha, size, file] = w.as_slice() else { continue };
+                let Some(ver) = file.strip_prefix("linux_").and_then(|r| r.strip_suffix(".orig.tar.xz")) else { continue };
+                let (Some(version), Ok(size)) = (KernelVersion::parse_plain(ver), size.parse::<u64>()) else { continue };
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    continue;
+                }
+                let e = OrigEntry { version, directory: dir.to_string(), file: file.to_string(), sha256: sha.to_lowercase(), size };
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| b.version.cmp(&a.version));
+    out
+}
+
+pub fn is_security_suite(suite: &str) -> bool {
+    suite.ends_with("-security") || suite.ends_with("/updates")
+}
+
+/// Bases for a suite. When only the main archive is configured and it ends in `/debian`,
+/// its `-security` sibling is assumed for security suites (the archive's usual layout).
+pub fn bases_for(bases: &DebianBases, suite: &str) -> Vec<String> {
+    if is_security_suite(suite) {
+        if !bases.security.is_empty() {
+            return bases.security.clone();
+        }
+        return bases.archive.iter().filter(|b| b.ends_with("/debian")).map(|b| format!("{b}-security")).collect();
+    }
+    bases.archive.clone()
+}
+
+pub fn index_url(base: &str, suite: &str) -> String {
+    format!("{}/dists/{}/main/source/Sources.xz", base.trim_end_matches('/'), suite)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedIndex {
+    url: String,
+    entries: Vec<OrigEntry>,
+}
+
+fn cache_path(home: &Home, url: &str) -> PathBuf {
+    let h = hex::encode(Sha256::digest(url.as_bytes()));
+    home.indexes().join(format!("debian-{}.json", &h[..16]))
+}
+
+/// The `linux` entries of one suite's index, from the cache if fresh, else downloaded.
+/// A stale cache is used (with a warning) when the network fails.
+pub fn load_index(home: &Home, http: &Http, base: &str, suite: &str, ttl: Duration, sink: &dyn EventSink) -> Result<Vec<OrigEntry>, SourceError> {
+    let url = index_url(base, suite);
+    let path = cache_path(home, &url);
+    let cached = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<CachedIndex>(&b).ok()).filter(|c| c.url == url);
+    let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok());
+    if let (Some(c), Some(age)) = (&cached, age) {
+        if age < ttl {
+            return Ok(c.entries.clone());
+        }
+    }
+    sink.debug(format!("GET {url}"));
+    let body = match http.get_bytes(&url) {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(c) = cached {
+                if !matches!(e, SourceError::Http { status: 404, .. }) {
+                    sink.warn(format!("{e}; using the cached copy of {suite}'s index"));
+                    return Ok(c.entries);
+                }
+            }
+            return Err(e);
+        }
+    };
+    let mut text = String::new();
+    xz2::read::XzDecoder::new_multi_decoder(&body[..])
+        .read_to_string(&mut text)
+        .map_err(|e| SourceError::Index { url: url.clone(), message: format!("not a valid xz-compressed Sources file: {e}") })?;
+    let entries = parse_sources(&text);
+    let data = serde_json::to_vec(&CachedIndex { url: url.clone(), entries: entries.clone() }).expect("serializable");
+    if let Err(e) = crate::home::write_atomic(&path, &data) {
+        sink.warn(format!("cannot cache {suite}'s index: {e}"));
+    }
+    Ok(entries)
+}
+
+/// What the configured suites offer: per suite, its base and entries; plus one line per
+/// suite that could not be read.
+pub struct Listing {
+    pub suites: Vec<(String, String, Vec<OrigEntry>)>,
+    pub problems: Vec<String>,
+}
+
+impl Listing {
+    pub fn versions(&self) -> Vec<KernelVersion> {
+        let mut v: Vec<KernelVersion> = self.suites.iter().flat_map(|(_, _, e)| e.iter().map(|e| e.version)).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+    /// Download candidates for `req`: newest version first, suites in configured order.
+    pub fn candidates(&self, req: &VersionReq) -> Vec<Candidate> {
+        let mut c: Vec<(usize, Candidate)> = Vec::new();
+        for (i, (suite, base, entries)) in self.suites.iter().enumerate() {
+            for e in entries.iter().filter(|e| req.matches(&e.version)) {
+                c.push((i, Candidate { entry: e.clone(), suite: suite.clone(), base: base.clone() }));
+            }
+        }
+        c.sort_by(|(ia, a), (ib, b)| b.entry.version.cmp(&a.entry.version).then(ia.cmp(ib)));
+        c.into_iter().map(|(_, c)| c).collect()
+    }
+}
+
+/// Read every suite's index (first base that answers wins for that suite).
+pub fn list(home: &Home, http: &Http, bases: &DebianBases, suites: &[String], ttl: Duration, sink: &dyn EventSink) -> Listing {
+    let mut out = Listing { suites: Vec::new(), problems: Vec::new() };
+    for suite in suites {
+        let bs = bases_for(bases, suite);
+        if bs.is_empty() {
+            out.problems.push(format!("{suite}: no archive URL configured for it"));
+            continue;
+        }
+        let mut last_err = None;
+        for base in &bs {
+            match load_index(home, http, base, suite, ttl, sink) {
+                Ok(entries) => {
+                    out.suites.push((suite.clone(), base.clone(), entries));
+                    last_err = None;
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if let Some(e) = last_err {
+            out.problems.push(format!("{suite}: {e}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCES: &str = "\
+Package: linux-signed-amd64
+Version: 5.10.46+4
+Directory: pool/main/l/linux-signed-amd64
+Checksums-Sha256:
+ 1111111111111111111111111111111111111111111111111111111111111111 100 linux_5.10.46.orig.tar.xz
+
+Package: linux
+Binary: linux-doc,
+ linux-headers
+Version: 5.10.46-4
+Directory: pool/main/l/linux
+Checksums-Sha256:
+ aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 209429 linux_5.10.46-4.dsc
+ BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB 122143548 linux_5.10.46.orig.tar.xz
+ cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc 1000 linux_5.10.46-4.debian.tar.xz
+
+Package: linux
+Version: 6.1~rc7-1~exp1
+Directory: pool/main/l/linux
+Checksums-Sha256:
+ dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd 5 linux_6.1~rc7.orig.tar.xz
+
+Package: linux
+Version: 5.10.251-1
+Directory: pool/updates/main/l/linux
+Checksums-Sha256:
+ eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee 122000000 linux_5.10.251.orig.tar.xz
+";
+
+    #[test]
+    fn parses_only_the_linux_package_orig_tarballs() {
+        let e = parse_sources(SOURCES);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].version, KernelVersion::new(5, 10, 251));
+        assert_eq!(e[0].directory, "pool/updates/main/l/linux");
+        assert_eq!(e[1].version, KernelVersion::new(5, 10, 46));
+        assert_eq!(e[1].sha256, "b".repeat(64));
+        assert_eq!(e[1].size, 122143548);
+    }
+
+    #[test]
+    fn security_suites_use_the_security_base() {
+        let b = DebianBases { archive: vec!["http://m.example/debian".into()], security: vec![] };
+        assert_eq!(bases_for(&b, "bullseye-security"), ["http://m.example/debian-security"]);
+        assert_eq!(bases_for(&b, "bookworm"), ["http://m.example/debian"]);
+        let b2 = DebianBases { archive: vec!["http://m.example/debian".into()], security: vec!["http://s.example/sec".into()] };
+        assert_eq!(bases_for(&b2, "bookworm-security"), ["http://s.example/sec"]);
+        assert_eq!(index_url("http://m.example/debian/", "trixie"), "http://m.example/debian/dists/trixie/main/source/Sources.xz");
+    }
+
+    #[test]
+    fn candidates_newest_first_then_suite_order() {
+        let e = |p: u32| OrigEntry { version: KernelVersion::new(5, 10, p), directory: "pool/x".into(), file: format!("linux_5.10.{p}.orig.tar.xz"), sha256: "0".repeat(64), size: 1 };
+        let l = Listing {
+            suites: vec![
+                ("bullseye".into(), "http://a".into(), vec![e(46), e(13)]),
+                ("bullseye-security".into(), "http://s".into(), vec![e(251), e(46)]),
+            ],
+            problems: vec![],
+        };
+        let c = l.candidates(&VersionReq::Series(5, 10));
+        let got: Vec<(u32, &str)> = c.iter().map(|c| (c.entry.version.patch, c.suite.as_str())).collect();
+        assert_eq!(got, [(251, "bullseye-security"), (46, "bullseye"), (46, "bullseye-security"), (13, "bullseye")]);
+        assert_eq!(c[0].url(), "http://s/pool/x/linux_5.10.251.orig.tar.xz");
+        assert_eq!(l.versions().len(), 3);
+    }
+}

@@ -1,0 +1,425 @@
+//! Safe, streaming extraction of a `.tar.xz` (xz2 + tar) into a temporary folder beside
+//! the target, renamed into place only when complete.
+//!
+//! Before writing anything the uncompressed size (read from the xz index at the end of
+//! the file) is compared with the free space on the target's filesystem. Every entry is
+//! checked first and the archive is refused, naming the entry, when it has an absolute
+//! path, a `..` component, a symlink or hardlink that points outside the tree (or a path
+//! that goes through an earlier symlink), or a device/fifo entry.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::SourceError;
+use crate::events::{EventSink, SinkExt, Unit};
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SourceError + 'a {
+    move |source| SourceError::Io { op, path: path.to_owned(), source }
+}
+
+// ---- xz index: uncompressed size without decompressing ----------------------------
+
+fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for i in 0..9 {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= ((byte & 0x7f) as u64) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Sum of the uncompressed sizes in an `.xz` file's index (all streams). None if the
+/// file is not a well-formed xz file.
+pub fn xz_uncompressed_size(path: &Path) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let mut end = f.metadata().ok()?.len();
+    let mut total = 0u64;
+    loop {
+        // Skip stream padding (multiples of 4 zero bytes).
+        loop {
+            if end < 12 {
+                return None;
+            }
+            f.seek(SeekFrom::Start(end - 4)).ok()?;
+            let mut w = [0u8; 4];
+            f.read_exact(&mut w).ok()?;
+            if w == [0, 0, 0, 0] {
+                end -= 4;
+            } else {
+                break;
+            }
+        }
+        let mut footer = [0u8; 12];
+        f.seek(SeekFrom::Start(end - 12)).ok()?;
+        f.read_exact(&mut footer).ok()?;
+        if &footer[10..12] != b"YZ" {
+            return None;
+        }
+        let backward = (u32::from_le_bytes(footer[4..8].try_into().ok()?) as u64 + 1) * 4;
+        let index_start = end.checked_sub(12 + backward)?;
+        let mut index = vec![0u8; backward as usize];
+        f.seek(SeekFrom::Start(index_start)).ok()?;
+        f.read_exact(&mut index).ok()?;
+        if index.first() != Some(&0) {
+            return None;
+        }
+        let mut pos = 1;
+        let records = read_varint(&index, &mut pos)?;
+        let mut unpadded_sum = 0u64;
+        for _ in 0..records {
+            let unpadded = read_varint(&index, &mut pos)?;
+            let uncompressed = read_varint(&index, &mut pos)?;
+            unpadded_sum += unpadded.div_ceil(4) * 4;
+            total += uncompressed;
+        }
+        // Walk back over this stream: header (12) + blocks + index + footer (12).
+        let stream_start = index_start.checked_sub(unpadded_sum + 12)?;
+        if stream_start == 0 {
+            return Some(total);
+        }
+        end = stream_start;
+    }
+}
+
+/// Bytes a tree of `uncompressed` tar bytes needs on disk: the content plus a margin
+/// for per-file block rounding and directories.
+pub fn needed_bytes(uncompressed: u64) -> u64 {
+    uncompressed + uncompressed / 5 + (64 << 20)
+}
+
+/// Compare need with availability; the error says both and what to do.
+pub fn check_space(dir: &Path, needed: u64, available: u64) -> Result<(), SourceError> {
+    if available < needed {
+        return Err(SourceError::DiskSpace { path: dir.to_owned(), needed, available });
+    }
+    Ok(())
+}
+
+// ---- entry validation ---------------------------------------------------------------
+
+/// Normalise an archive entry path: relative, no `..`, no root/prefix; `.` dropped.
+fn clean_entry_path(p: &Path) -> Result<PathBuf, &'static str> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("has a `..` component"),
+            Component::RootDir | Component::Prefix(_) => return Err("has an absolute path"),
+        }
+    }
+    Ok(out)
+}
+
+/// Does `p` (relative to the root) pass through a symlink this archive created?
+fn through_symlink(p: &Path, links: &HashSet<PathBuf>) -> bool {
+    let mut cur = PathBuf::new();
+    let comps: Vec<_> = p.components().collect();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        cur.push(c);
+        if links.contains(&cur) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Check that a symlink at `entry` with target `target` stays inside the tree.
+fn symlink_ok(entry: &Path, target: &Path, links: &HashSet<PathBuf>) -> Result<(), &'static str> {
+    if target.is_absolute() {
+        return Err("is a symlink to an absolute path");
+    }
+    let mut stack: Vec<std::ffi::OsString> =
+        entry.parent().map(|p| p.components().map(|c| c.as_os_str().to_owned()).collect()).unwrap_or_default();
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => stack.push(n.to_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let here: PathBuf = stack.iter().collect();
+                if !stack.is_empty() && links.contains(&here) {
+                    return Err("is a symlink whose target goes through another symlink");
+                }
+                if stack.pop().is_none() {
+                    return Err("is a symlink pointing outside the tree");
+                }
+            }
+            _ => return Err("is a symlink pointing outside the tree"),
+        }
+    }
+    Ok(())
+}
+
+struct Counting<R> {
+    inner: R,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// Reads from `inner` on its own thread, handing over 1 MiB chunks through a bounded
+/// channel. Dropping the reader stops the thread at its next send.
+struct ThreadedReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ThreadedReader {
+    fn spawn<R: Read + Send + 'static>(mut inner: R) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+        std::thread::spawn(move || loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0;
+            // Fill the chunk (short reads are common from a decoder).
+            while n < buf.len() {
+                match inner.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if n == 0 {
+                return; // EOF: dropping tx ends the stream
+            }
+            buf.truncate(n);
+            if tx.send(Ok(buf)).is_err() {
+                return;
+            }
+        });
+        ThreadedReader { rx, cur: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ThreadedReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Options for one extraction.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// Use this as the free space instead of asking the filesystem (tests).
+    pub assume_free_bytes: Option<u64>,
+    /// Strip this many leading path components (1 for `linux-5.10.46/...`).
+    pub strip_components: usize,
+}
+
+/// Extract `archive` (tar.xz) to `dest`, which must not exist. Works in
+/// `<dest>.tmp-<pid>` and renames at the end; on any error the temp folder is removed.
+/// `before_rename` may add files (metadata) to the temp folder.
+pub fn extract_tar_xz(
+    archive: &Path,
+    dest: &Path,
+    opts: &ExtractOptions,
+    sink: &dyn EventSink,
+    before_rename: impl FnOnce(&Path) -> Result<(), SourceError>,
+) -> Result<u64, SourceError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+    let compressed = std::fs::metadata(archive).map_err(io_err("stat", archive))?.len();
+    let uncompressed = xz_uncompressed_size(archive).unwrap_or(compressed.saturating_mul(8));
+    let needed = needed_bytes(uncompressed);
+    let available = match opts.assume_free_bytes {
+        Some(a) => a,
+        None => crate::home::free_space(parent).map_err(|e| SourceError::Usage(e.to_string()))?,
+    };
+    check_space(parent, needed, available)?;
+
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err("remove stale", &tmp))?;
+    }
+    std::fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
+    let result = unpack_into(archive, &tmp, compressed, opts, sink).and_then(|n| before_rename(&tmp).map(|_| n));
+    match result {
+        Ok(n) => {
+            std::fs::rename(&tmp, dest).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                SourceError::Io { op: "rename into place", path: dest.to_owned(), source: e }
+            })?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptions, sink: &dyn EventSink) -> Result<u64, SourceError> {
+    let f = File::open(archive).map_err(io_err("open", archive))?;
+    let read_bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counting = Counting { inner: BufReader::with_capacity(1 << 20, f), n: read_bytes.clone() };
+    let xz = xz2::read::XzDecoder::new_multi_decoder(counting);
+    // Decompress on a second thread so xz and the file writes overlap (as `tar xJf`'s
+    // two processes do).
+    let mut ar = tar::Archive::new(ThreadedReader::spawn(xz));
+    ar.set_preserve_mtime(true);
+    ar.set_preserve_permissions(true);
+    ar.set_unpack_xattrs(false);
+    let bad = |entry: &Path, reason: &str| SourceError::UnsafeEntry {
+        archive: archive.to_owned(),
+        entry: entry.display().to_string(),
+        reason: reason.to_string(),
+    };
+    let arch_err = |e: std::io::Error| SourceError::Archive { path: archive.to_owned(), message: e.to_string() };
+    let mut links: HashSet<PathBuf> = HashSet::new();
+    let mut made_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut files = 0u64;
+    let mut last = Instant::now();
+    sink.progress("extract", 0, Some(compressed), Unit::Bytes);
+    for entry in ar.entries().map_err(arch_err)? {
+        if crate::process::interrupted() {
+            return Err(SourceError::Interrupted);
+        }
+        let mut entry = entry.map_err(arch_err)?;
+        let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+            continue;
+        }
+        let raw = entry.path().map_err(arch_err)?.into_owned();
+        let rel = clean_entry_path(&raw).map_err(|r| bad(&raw, r))?;
+        let rel: PathBuf = rel.components().skip(opts.strip_components).collect();
+        if rel.as_os_str().is_empty() {
+            continue; // the top folder itself
+        }
+        if through_symlink(&rel, &links) {
+            return Err(bad(&raw, "goes through a symlink in the archive"));
+        }
+        if links.contains(&rel) {
+            return Err(bad(&raw, "overwrites a symlink in the archive"));
+        }
+        let target = root.join(&rel);
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse | tar::EntryType::Directory => {}
+            tar::EntryType::Symlink => {
+                let t = entry.link_name().map_err(arch_err)?.ok_or_else(|| bad(&raw, "is a symlink without a target"))?;
+                symlink_ok(&rel, &t, &links).map_err(|r| bad(&raw, r))?;
+                links.insert(rel.clone());
+            }
+            tar::EntryType::Link => {
+                let t = entry.link_name().map_err(arch_err)?.ok_or_else(|| bad(&raw, "is a hardlink without a target"))?;
+                let t = clean_entry_path(&t).map_err(|_| bad(&raw, "is a hardlink pointing outside the tree"))?;
+                let t: PathBuf = t.components().skip(opts.strip_components).collect();
+                if t.as_os_str().is_empty() || through_symlink(&t, &links) || links.contains(&t) {
+                    return Err(bad(&raw, "is a hardlink pointing outside the tree"));
+                }
+                let src = root.join(&t);
+                if !src.is_file() {
+                    return Err(bad(&raw, "is a hardlink to a file not (yet) in the archive"));
+                }
+                make_parent(&target, &mut made_dirs)?;
+                std::fs::hard_link(&src, &target).map_err(io_err("hardlink", &target))?;
+                continue;
+            }
+            tar::EntryType::Char => return Err(bad(&raw, "is a character device")),
+            tar::EntryType::Block => return Err(bad(&raw, "is a block device")),
+            tar::EntryType::Fifo => return Err(bad(&raw, "is a fifo")),
+            other => return Err(bad(&raw, &format!("has an unsupported type {other:?}"))),
+        }
+        make_parent(&target, &mut made_dirs)?;
+        entry.unpack(&target).map_err(|e| SourceError::Archive { path: archive.to_owned(), message: format!("{}: {e}", raw.display()) })?;
+        if kind == tar::EntryType::Directory {
+            made_dirs.insert(target);
+        }
+        files += 1;
+        if last.elapsed() >= Duration::from_millis(100) {
+            sink.progress("extract", read_bytes.load(std::sync::atomic::Ordering::Relaxed), Some(compressed), Unit::Bytes);
+            last = Instant::now();
+        }
+    }
+    sink.progress("extract", compressed, Some(compressed), Unit::Bytes);
+    Ok(files)
+}
+
+fn make_parent(target: &Path, made: &mut HashSet<PathBuf>) -> Result<(), SourceError> {
+    if let Some(p) = target.parent() {
+        if !made.contains(p) {
+            std::fs::create_dir_all(p).map_err(io_err("create directory", p))?;
+            made.insert(p.to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths() {
+        assert_eq!(clean_entry_path(Path::new("./a/b")).unwrap(), Path::new("a/b"));
+        assert!(clean_entry_path(Path::new("/etc/passwd")).is_err());
+        assert!(clean_entry_path(Path::new("a/../../x")).is_err());
+    }
+
+    #[test]
+    fn symlink_targets() {
+        let none = HashSet::new();
+        assert!(symlink_ok(Path::new("a/b/l"), Path::new("../c"), &none).is_ok());
+        assert!(symlink_ok(Path::new("a/l"), Path::new("../../x"), &none).is_err());
+        assert!(symlink_ok(Path::new("l"), Path::new("/etc"), &none).is_err());
+        assert!(symlink_ok(Path::new("l"), Path::new(".."), &none).is_err());
+        let mut links = HashSet::new();
+        links.insert(PathBuf::from("dot"));
+        assert!(symlink_ok(Path::new("x"), Path::new("dot/.."), &links).is_err());
+        assert!(through_symlink(Path::new("dot/file"), &links));
+        assert!(!through_symlink(Path::new("dot"), &links));
+    }
+
+    #[test]
+    fn space_check_names_both_numbers() {
+        let e = check_space(Path::new("/x"), 2000, 1000).unwrap_err().to_string();
+        assert!(e.contains("need") && e.contains("available"), "{e}");
+        assert!(check_space(Path::new("/x"), 1000, 2000).is_ok());
+    }
+
+    #[test]
+    fn xz_index_size_matches_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.xz");
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut enc = xz2::write::XzEncoder::new(File::create(&p).unwrap(), 6);
+        std::io::Write::write_all(&mut enc, &data).unwrap();
+        enc.finish().unwrap();
+        assert_eq!(xz_uncompressed_size(&p), Some(data.len() as u64));
+        std::fs::write(d.path().join("junk.xz"), b"not xz at all, really").unwrap();
+        assert_eq!(xz_uncompressed_size(&d.path().join("junk.xz")), None);
+    }
+}

@@ -1,0 +1,513 @@
+//! The test list: the fixed tests (kernel checks, examples, test_bpf) and the samples/bpf
+//! programs read from `examples-bpf/samples.toml`, plus test_bpf's per-version
+//! expectations from `examples-bpf/test_bpf.toml`. Both data files are embedded, so an
+//! installed binary needs no checkout. Also owns `--filter` matching.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::version::KernelVersion;
+
+use super::SuiteError;
+
+pub const SAMPLES_TOML: &str = include_str!("../../../examples-bpf/samples.toml");
+pub const TEST_BPF_TOML: &str = include_str!("../../../examples-bpf/test_bpf.toml");
+/// The options `kernel/config` checks by default (fragment syntax).
+pub const LAB_CONFIG: &str = include_str!("../../../examples-bpf/lab-config.frag");
+
+/// `SYMBOL=value` pairs (without `CONFIG_`) from fragment text; `# CONFIG_X is not set` is `n`.
+pub fn fragment_pairs(text: &str) -> Vec<(String, String)> {
+    super::parse::parse_config(text).into_iter().collect()
+}
+
+/// What a test is, i.e. which guest command runs it and which judge decides it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// `/sys/kernel/btf/vmlinux` parses (btf-check).
+    Btf,
+    /// `net.core.bpf_jit_enable` is 1.
+    Jit,
+    /// `/proc/config.gz` agrees with the requested options.
+    Config,
+    /// `examples-bpf/hello`.
+    Hello,
+    /// `examples-bpf/cbpf-port80`.
+    CbpfPort80,
+    /// `examples-bpf/core-hello`.
+    CoreHello,
+    /// `examples-bpf/hello-bcc` (BCC on the host, vng backend).
+    HelloBcc,
+    /// lib/test_bpf.ko.
+    TestBpf(TestBpfExpect),
+    /// One samples/bpf program.
+    Sample(Box<Sample>),
+}
+
+/// One test of the suite, as listed by `--list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestDef {
+    /// Stable id: `kernel/btf`, `hello`, `samples/sockex1`, ...
+    pub name: String,
+    pub kind: Kind,
+    /// Per-test timeout inside the guest.
+    pub timeout: Duration,
+    /// One line for `--list`.
+    pub about: String,
+    /// May run concurrently with the other parallel tests (after the serial ones):
+    /// mostly-sleeping samples and the CPU-bound test_bpf overlap on 2 vCPUs.
+    pub parallel: bool,
+}
+
+/// One samples/bpf program from samples.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    /// The user program's file name in samples/bpf (also the test id suffix).
+    pub name: String,
+    /// What kind of BPF program it exercises (socket filter, kprobe, ...).
+    pub kind: String,
+    /// First kernel version it exists in (and works self-contained in the guest).
+    pub since: String,
+    /// Last kernel version it exists in (inclusive), if it was removed or renamed.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Extra files from samples/bpf the program opens (its BPF objects), any that exist.
+    #[serde(default)]
+    pub objects: Vec<String>,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// How it is triggered (for people; the program or `pre` does it).
+    pub trigger: String,
+    /// Shell commands run in the guest before the program (e.g. start a load).
+    #[serde(default)]
+    pub pre: Option<String>,
+    pub timeout_s: u64,
+    /// Regex the program's output must match.
+    pub expect: String,
+    /// Regex the program's output must not match.
+    #[serde(default)]
+    pub reject: Option<String>,
+    /// The program runs until killed: reaching the timeout is fine if `expect` matched.
+    #[serde(default)]
+    pub runs_forever: bool,
+    /// Safe to run concurrently with test_bpf and the other parallel samples.
+    #[serde(default)]
+    pub parallel: bool,
+}
+
+impl Sample {
+    pub fn exists_in(&self, v: &KernelVersion) -> Result<bool, SuiteError> {
+        let since = parse_ver(&self.since)?;
+        let until = self.until.as_deref().map(parse_ver).transpose()?;
+        Ok(*v >= since && until.is_none_or(|u| *v <= u))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SamplesFile {
+    sample: Vec<Sample>,
+}
+
+/// Parse samples.toml text; checks every regex compiles.
+pub fn parse_samples(text: &str) -> Result<Vec<Sample>, SuiteError> {
+    let f: SamplesFile = toml::from_str(text).map_err(|e| SuiteError::Data {
+        file: "samples.toml",
+        message: e.to_string(),
+    })?;
+    for s in &f.sample {
+        regex::Regex::new(&s.expect).map_err(|e| SuiteError::Data {
+            file: "samples.toml",
+            message: format!("{}: bad expect regex: {e}", s.name),
+        })?;
+        if let Some(r) = &s.reject {
+            regex::Regex::new(r).map_err(|e| SuiteError::Data {
+                file: "samples.toml",
+                message: format!("{}: bad reject regex: {e}", s.name),
+            })?;
+        }
+        if !super::guest::safe_name(&s.name) || s.name.contains('/') {
+            return Err(SuiteError::Data {
+                file: "samples.toml",
+                message: format!("sample name {:?} must be a plain file name", s.name),
+            });
+        }
+        parse_ver(&s.since)?;
+        if let Some(u) = &s.until {
+            parse_ver(u)?;
+        }
+    }
+    Ok(f.sample)
+}
+
+fn parse_ver(s: &str) -> Result<KernelVersion, SuiteError> {
+    KernelVersion::parse_plain(s).ok_or_else(|| SuiteError::Data {
+        file: "data",
+        message: format!("bad kernel version {s:?}"),
+    })
+}
+
+/// Expected JIT count: an exact `J/K`, or "all" (J = K).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JitCount {
+    Exact { jited: u32, total: u32 },
+    All,
+}
+
+impl std::str::FromStr for JitCount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "all" {
+            return Ok(JitCount::All);
+        }
+        let (a, b) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected \"J/K\" or \"all\", got {s:?}"))?;
+        Ok(JitCount::Exact {
+            jited: a.trim().parse().map_err(|_| format!("bad J in {s:?}"))?,
+            total: b.trim().parse().map_err(|_| format!("bad K in {s:?}"))?,
+        })
+    }
+}
+
+impl std::fmt::Display for JitCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JitCount::Exact { jited, total } => write!(f, "{jited}/{total}"),
+            JitCount::All => write!(f, "all"),
+        }
+    }
+}
+
+/// What test_bpf must report on this kernel, and how to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestBpfExpect {
+    /// Module parameters (`test_range=0,299`), empty for the whole set.
+    pub params: Vec<String>,
+    pub jit: JitCount,
+    pub full: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBpfSeries {
+    min: String,
+    max: String,
+    params: String,
+    jit: String,
+    full_params: String,
+    full_jit: String,
+    timeout_s: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TestBpfFile {
+    series: Vec<TestBpfSeries>,
+}
+
+/// test_bpf's expectation for `v` from test_bpf.toml text (`full`: the whole set).
+pub fn test_bpf_expect(
+    text: &str,
+    v: &KernelVersion,
+    full: bool,
+) -> Result<Option<(TestBpfExpect, Duration)>, SuiteError> {
+    let f: TestBpfFile = toml::from_str(text).map_err(|e| SuiteError::Data {
+        file: "test_bpf.toml",
+        message: e.to_string(),
+    })?;
+    for s in f.series {
+        if *v >= parse_ver(&s.min)? && *v <= parse_ver(&s.max)? {
+            let (params, jit) = if full {
+                (s.full_params, s.full_jit)
+            } else {
+                (s.params, s.jit)
+            };
+            let jit = jit.parse().map_err(|m| SuiteError::Data {
+                file: "test_bpf.toml",
+                message: m,
+            })?;
+            let timeout = Duration::from_secs(if full { s.timeout_s * 3 } else { s.timeout_s });
+            return Ok(Some((
+                TestBpfExpect {
+                    params: params.split_whitespace().map(str::to_string).collect(),
+                    jit,
+                    full,
+                },
+                timeout,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Every test for kernel `v`, in run order. Samples outside their version range are
+/// left out (they do not exist in that kernel).
+pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteError> {
+    let secs = Duration::from_secs;
+    let mut out = vec![
+        TestDef {
+            name: "kernel/btf".into(),
+            kind: Kind::Btf,
+            timeout: secs(30),
+            about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "kernel/jit".into(),
+            kind: Kind::Jit,
+            timeout: secs(10),
+            about: "net.core.bpf_jit_enable is 1".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "kernel/config".into(),
+            kind: Kind::Config,
+            timeout: secs(10),
+            about: "/proc/config.gz agrees with the requested options".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "hello".into(),
+            kind: Kind::Hello,
+            timeout: secs(30),
+            about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "cbpf-port80".into(),
+            kind: Kind::CbpfPort80,
+            timeout: secs(30),
+            about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "core-hello".into(),
+            kind: Kind::CoreHello,
+            timeout: secs(30),
+            about: "CO-RE task_struct reads, one object for every kernel".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "hello-bcc".into(),
+            kind: Kind::HelloBcc,
+            timeout: secs(600),
+            about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(),
+            parallel: false,
+        },
+    ];
+    let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full)?.unwrap_or((
+        TestBpfExpect {
+            params: vec![],
+            jit: JitCount::All,
+            full,
+        },
+        secs(300),
+    ));
+    let about = if expect.params.is_empty() {
+        format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit)
+    } else {
+        format!(
+            "lib/test_bpf.ko {}, expect {} JIT'ed",
+            expect.params.join(" "),
+            expect.jit
+        )
+    };
+    out.push(TestDef {
+        name: "test_bpf".into(),
+        kind: Kind::TestBpf(expect),
+        timeout,
+        about,
+        parallel: true,
+    });
+    for s in parse_samples(SAMPLES_TOML)? {
+        if s.exists_in(v)? {
+            out.push(TestDef {
+                name: format!("samples/{}", s.name),
+                timeout: secs(s.timeout_s),
+                about: format!("{}: {}", s.kind, s.trigger),
+                parallel: s.parallel,
+                kind: Kind::Sample(Box::new(s)),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `--filter`: comma-separated patterns; `*` matches any run of characters; a pattern
+/// without `*` matches the name exactly or as a `prefix/`. Empty filter keeps everything.
+pub fn matches_filter(name: &str, filter: &str) -> bool {
+    let pats: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    pats.is_empty()
+        || pats.iter().any(|p| {
+            glob(p, name)
+                || (!p.contains('*') && name.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+        })
+}
+
+fn glob(pat: &str, s: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == s,
+        Some((head, rest)) => {
+            let Some(tail) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KernelVersion {
+        KernelVersion::parse_plain(s).unwrap()
+    }
+
+    #[test]
+    fn embedded_data_parses_and_has_six_samples_for_5_10() {
+        let samples = parse_samples(SAMPLES_TOML).unwrap();
+        let in_510 = samples
+            .iter()
+            .filter(|s| s.exists_in(&v("5.10.46")).unwrap())
+            .count();
+        assert!(
+            in_510 >= 6,
+            "samples.toml must list at least 6 programs for 5.10, has {in_510}"
+        );
+        let names: Vec<String> = tests_for(&v("5.10.46"), false)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        for want in [
+            "kernel/btf",
+            "kernel/jit",
+            "kernel/config",
+            "hello",
+            "hello-bcc",
+            "cbpf-port80",
+            "core-hello",
+            "test_bpf",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_bpf_expectations_per_version() {
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("5.10.46"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e.jit,
+            JitCount::Exact {
+                jited: 365,
+                total: 366
+            }
+        );
+        assert!(e.params.is_empty());
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), false)
+            .unwrap()
+            .unwrap();
+        assert!(!e.params.is_empty(), "6.x runs a subset by default");
+        let (e, t) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), true)
+            .unwrap()
+            .unwrap();
+        assert!(e.params.is_empty());
+        assert_eq!(
+            e.jit,
+            JitCount::Exact {
+                jited: 1037,
+                total: 1037
+            }
+        );
+        assert!(t >= Duration::from_secs(300));
+        assert!(test_bpf_expect(TEST_BPF_TOML, &v("4.19.1"), false)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn jit_count_text() {
+        assert_eq!(
+            "365/366".parse::<JitCount>().unwrap(),
+            JitCount::Exact {
+                jited: 365,
+                total: 366
+            }
+        );
+        assert_eq!("all".parse::<JitCount>().unwrap(), JitCount::All);
+        assert!("365".parse::<JitCount>().is_err());
+    }
+
+    #[test]
+    fn sample_version_ranges() {
+        let s = Sample {
+            name: "x".into(),
+            kind: "k".into(),
+            since: "5.4".into(),
+            until: Some("5.15.999".into()),
+            objects: vec![],
+            args: vec![],
+            trigger: "t".into(),
+            pre: None,
+            timeout_s: 1,
+            expect: ".".into(),
+            reject: None,
+            runs_forever: false,
+            parallel: false,
+        };
+        assert!(s.exists_in(&v("5.10.46")).unwrap());
+        assert!(!s.exists_in(&v("6.1.8")).unwrap());
+        assert!(!s.exists_in(&v("4.19")).unwrap());
+    }
+
+    #[test]
+    fn bad_regex_in_data_is_an_error() {
+        let e = parse_samples(
+            "[[sample]]\nname='a'\nkind='k'\nsince='5.4'\ntrigger='t'\ntimeout_s=1\nexpect='('\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bad expect regex"), "{e}");
+    }
+
+    #[test]
+    fn lab_fragment_has_the_seed_options() {
+        let p = fragment_pairs(LAB_CONFIG);
+        for want in [
+            "BPF",
+            "BPF_SYSCALL",
+            "BPF_JIT",
+            "DEBUG_INFO_BTF",
+            "KPROBES",
+            "TEST_BPF",
+        ] {
+            assert!(p.iter().any(|(k, _)| k == want), "{want}");
+        }
+        assert!(p.contains(&("TEST_BPF".to_string(), "m".to_string())));
+    }
+
+    #[test]
+    fn filters() {
+        assert!(matches_filter("samples/sockex1", "samples"));
+        assert!(matches_filter("samples/sockex1", "samples/*"));
+        assert!(matches_filter("kernel/jit", "hello,kernel/*"));
+        assert!(matches_filter("hello", "hello"));
+        assert!(!matches_filter("hello-bcc", "hello"));
+        assert!(matches_filter("hello-bcc", "hello*"));
+        assert!(!matches_filter("test_bpf", "kernel"));
+        assert!(matches_filter("anything", ""));
+        assert!(matches_filter("samples/tracex1", "*trace*"));
+    }
+}

@@ -1,0 +1,385 @@
+//! The in-guest side of the suite: the `/bin/sh` runner script that one VM boot runs.
+//! It runs every selected test in its own session (samples signal their process
+//! group) under busybox `timeout`, and prints each test's output between framed
+//! markers (`@@LABCTL-BEGIN name t=<uptime>` / `@@LABCTL-END name rc=N t=<uptime>`) that
+//! `parse.rs` splits on the host. Every test also writes a start line to /dev/kmsg so
+//! the console shows live progress. Pure text generation, unit-tested.
+
+use std::path::PathBuf;
+
+use crate::process::shell_quote;
+
+use super::catalog::{Kind, TestDef};
+
+/// Where the payload lives in the guest.
+pub const GUEST_DIR: &str = "/labctl/suite";
+
+/// A file to put into the guest (mirrors the VM harness's `GuestFile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFile {
+    pub host: PathBuf,
+    /// Absolute path in the guest.
+    pub guest: String,
+    /// A dynamic binary: the harness copies the shared libraries it needs too.
+    pub with_libs: bool,
+}
+
+fn q(s: &str) -> String {
+    shell_quote(std::ffi::OsStr::new(s))
+}
+
+/// Test names and sample names become shell words and file names: keep them tame.
+pub fn safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_/.".contains(&b))
+        && !s.contains("..")
+}
+
+const PRELUDE: &str = r#"#!/bin/sh
+# labctl acceptance-suite runner (generated). One boot runs every test; results are
+# framed on stdout for the host: @@LABCTL-BEGIN <name> t=<uptime> ... @@LABCTL-END <name> rc=<n> t=<uptime>
+S=/labctl/suite
+OUT=/tmp/labctl-test.out
+[ -d /tmp ] || mkdir -p /tmp
+grep -qs localhost /etc/hosts || printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n' >> /etc/hosts
+ulimit -l unlimited 2>/dev/null
+ip link set lo up 2>/dev/null
+PRINTK=$(cut -f1 /proc/sys/kernel/printk 2>/dev/null)
+# Keep test chatter (test_bpf's 1000 lines, JIT dumps) off the slow serial console.
+echo 4 > /proc/sys/kernel/printk 2>/dev/null
+now() { read u _ < /proc/uptime; echo "$u"; }
+jit() { if [ -r /proc/sys/net/core/bpf_jit_enable ]; then echo "bpf_jit_enable=$(cat /proc/sys/net/core/bpf_jit_enable)"; else echo "bpf_jit_enable=absent"; fi; }
+begin() { echo "<2>labctl-suite: start $1" > /dev/kmsg 2>/dev/null; echo "@@LABCTL-BEGIN $1 t=$(now)"; }
+end() { echo "@@LABCTL-END $1 rc=$2 t=$(now)"; }
+# run SECS CMD...: own session, killed at SECS, output capped at 1 MB.
+run() { t=$1; shift; setsid timeout -s KILL "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
+# run_int SECS CMD...: for programs that run until stopped: SIGINT (they flush and
+# detach on it), SIGKILL 5 s later.
+run_int() { t=$1; shift; setsid timeout -s INT -k 5 "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
+"#;
+
+/// A fault injected into the guest before the tests, to see the suite fail for a
+/// known reason without building a broken kernel (`labctl vm test --inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// net.core.bpf_jit_enable=0: kernel/jit fails, test_bpf must report 0 JIT'ed, cbpf-port80 reports "interpreted".
+    JitOff,
+    /// /sys/kernel/debug/kprobes/enabled=0: kprobes attach but never fire, so hello fails.
+    KprobesOff,
+    /// An empty file bind-mounted over /sys/kernel/btf/vmlinux: kernel/btf and core-hello fail.
+    BtfHidden,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 3] = [Fault::JitOff, Fault::KprobesOff, Fault::BtfHidden];
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::JitOff => "jit-off",
+            Fault::KprobesOff => "kprobes-off",
+            Fault::BtfHidden => "btf-hidden",
+        }
+    }
+    fn shell(self) -> &'static str {
+        match self {
+            Fault::JitOff => "echo 0 > /proc/sys/net/core/bpf_jit_enable",
+            Fault::KprobesOff => "echo 0 > /sys/kernel/debug/kprobes/enabled",
+            Fault::BtfHidden => ": > /tmp/labctl-empty-btf && mount -o bind /tmp/labctl-empty-btf /sys/kernel/btf/vmlinux",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown fault {s:?}; known: jit-off, kprobes-off, btf-hidden"))
+    }
+}
+
+/// Extra facts the script needs.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptCtx {
+    /// test_bpf.ko payload path in the guest, if the host supplied one.
+    pub test_bpf_ko: Option<String>,
+    /// Faults to inject before the first test.
+    pub inject: Vec<Fault>,
+}
+
+/// The shell lines of one test (between begin and end). Sets `rc`.
+fn body(t: &TestDef, ctx: &ScriptCtx) -> String {
+    let secs = t.timeout.as_secs().max(1);
+    match &t.kind {
+        Kind::Btf => format!("run {secs} $S/bin/btf-check; rc=$?\n"),
+        Kind::Jit => "jit; rc=0\n".to_string(),
+        Kind::Config => format!("run {secs} zcat /proc/config.gz; rc=$?\n"),
+        Kind::Hello => format!("cd $S/bin && run {secs} ./hello hello.bpf.o; rc=$?; cd /\n"),
+        Kind::CbpfPort80 => format!(
+            "echo 1 > /proc/sys/kernel/printk 2>/dev/null\ncd $S/bin && run {secs} ./cbpf-port80; rc=$?; cd /\necho 4 > /proc/sys/kernel/printk 2>/dev/null\n"
+        ),
+        Kind::CoreHello => format!("cd $S/bin && run {secs} ./core-hello core_hello.bpf.o; rc=$?; cd /\n"),
+        Kind::HelloBcc => "echo 'labctl: hello-bcc runs in its own vng boot'; rc=0\n".to_string(),
+        Kind::TestBpf(e) => {
+            let params: Vec<String> = e.params.iter().map(|p| q(p)).collect();
+            let find = match &ctx.test_bpf_ko {
+                Some(p) => format!("M={}\n[ -r \"$M\" ] || M=$(find /lib/modules -name 'test_bpf.ko*' 2>/dev/null | head -n 1)\n", q(p)),
+                None => "M=$(find /lib/modules -name 'test_bpf.ko*' 2>/dev/null | head -n 1)\n".to_string(),
+            };
+            format!(
+                "jit\ndmesg -c > /dev/null 2>&1\n{find}\
+if [ -z \"$M\" ]; then echo \"labctl: test_bpf.ko not found (kernel without CONFIG_TEST_BPF=m?)\"; rc=127\n\
+else run {secs} insmod \"$M\"{}{} > /dev/null; rc=$?; dmesg | grep 'test_bpf:'; rmmod test_bpf 2>/dev/null; fi\n",
+                if params.is_empty() { "" } else { " " },
+                params.join(" ")
+            )
+        }
+        Kind::Sample(s) => {
+            let args: Vec<String> = s.args.iter().map(|a| q(a)).collect();
+            let runner = if s.runs_forever { "run_int" } else { "run" };
+            let pre = s.pre.as_deref().map(|p| format!("{p}\n")).unwrap_or_default();
+            format!(
+                "cd $S/samples\nif [ ! -x ./{n} ]; then echo \"labctl: missing {n}\"; rc=127\nelse\n{pre}{runner} {secs} ./{n}{sp}{args}; rc=$?\nfi\ncd /\n",
+                n = s.name,
+                sp = if args.is_empty() { "" } else { " " },
+                args = args.join(" ")
+            )
+        }
+    }
+}
+
+/// The script for hello-bcc's vng boot (host userland: python + BCC from the host).
+/// `kernel_source`: the kernel build folder for BCC's headers (`BCC_KERNEL_SOURCE`).
+pub fn bcc_script(
+    python: &str,
+    hello_py: &str,
+    kernel_source: Option<&str>,
+    timeout_s: u64,
+) -> String {
+    let env = kernel_source
+        .map(|k| format!("BCC_KERNEL_SOURCE={} ", q(k)))
+        .unwrap_or_default();
+    format!(
+        "#!/bin/sh\nnow() {{ read u _ < /proc/uptime; echo \"$u\"; }}\nmountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null\necho \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\n{env}timeout -s KILL {timeout_s} {} {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\necho @@LABCTL-DONE\n",
+        q(python),
+        q(hello_py)
+    )
+}
+
+fn serial(s: &mut String, t: &TestDef, ctx: &ScriptCtx) {
+    debug_assert!(safe_name(&t.name));
+    s.push_str(&format!("\n# --- {} ---\nbegin {}\n", t.name, t.name));
+    s.push_str(&body(t, ctx));
+    s.push_str(&format!("end {} $rc\n", t.name));
+}
+
+/// The whole runner script for `tests`. Names must pass [`safe_name`]. Order: the
+/// serial tests before the first parallel one, then the parallel batch (each in a
+/// background subshell with its own output file; frames printed in order once all
+/// finished), then the remaining serial tests.
+pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
+    let mut s = String::from(PRELUDE);
+    for f in &ctx.inject {
+        s.push_str(&format!("if {}; then echo 'labctl: injected fault {n}'; else echo 'labctl: could not inject fault {n}'; fi\n", f.shell(), n = f.name()));
+    }
+    let first_par = tests.iter().position(|t| t.parallel).unwrap_or(tests.len());
+    for t in &tests[..first_par] {
+        serial(&mut s, t, ctx);
+    }
+    let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
+    if !par.is_empty() {
+        s.push_str("\n# --- parallel batch ---\nP=/tmp/labctl-par\nmkdir -p $P\n");
+        for (i, t) in par.iter().enumerate() {
+            debug_assert!(safe_name(&t.name));
+            s.push_str(&format!(
+                "( OUT=$P/{i}.run; t0=$(now); echo \"<2>labctl-suite: start {n}\" > /dev/kmsg 2>/dev/null\n{{\n{b}}} > $P/{i}.out 2>&1\necho \"$rc $t0 $(now)\" > $P/{i}.rc ) &\n",
+                n = t.name,
+                b = body(t, ctx)
+            ));
+        }
+        s.push_str("wait\n");
+        for (i, t) in par.iter().enumerate() {
+            s.push_str(&format!(
+                "rc=; t0=; t1=; read rc t0 t1 < $P/{i}.rc 2>/dev/null\necho \"@@LABCTL-BEGIN {n} t=$t0\"; cat $P/{i}.out 2>/dev/null\n[ -n \"$rc\" ] && echo \"@@LABCTL-END {n} rc=$rc t=$t1\"\n",
+                n = t.name
+            ));
+        }
+    }
+    for t in tests[first_par..].iter().filter(|t| !t.parallel) {
+        serial(&mut s, t, ctx);
+    }
+    s.push_str("\n[ -n \"$PRINTK\" ] && echo \"$PRINTK\" > /proc/sys/kernel/printk 2>/dev/null\necho @@LABCTL-DONE\nexit 0\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::catalog::{tests_for, JitCount, TestBpfExpect};
+    use super::*;
+    use crate::version::KernelVersion;
+
+    fn all_510() -> Vec<TestDef> {
+        tests_for(&KernelVersion::new(5, 10, 46), false).unwrap()
+    }
+
+    #[test]
+    fn every_test_is_framed_once_and_the_script_ends_with_done() {
+        let mut tests = all_510();
+        tests.iter_mut().for_each(|t| t.parallel = false);
+        let s = runner_script(&tests, &ScriptCtx::default());
+        assert!(s.starts_with("#!/bin/sh\n"));
+        for t in &tests {
+            assert_eq!(
+                s.matches(&format!("\nbegin {}\n", t.name)).count(),
+                1,
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                s.matches(&format!("\nend {} $rc\n", t.name)).count(),
+                1,
+                "{}",
+                t.name
+            );
+        }
+        assert!(s.trim_end().ends_with("echo @@LABCTL-DONE\nexit 0"));
+    }
+
+    #[test]
+    fn test_bpf_params_and_timeouts_reach_the_script() {
+        let t = TestDef {
+            name: "test_bpf".into(),
+            kind: Kind::TestBpf(TestBpfExpect {
+                params: vec!["test_suite=test_bpf".into(), "test_range=0,299".into()],
+                jit: JitCount::All,
+                full: false,
+            }),
+            timeout: Duration::from_secs(120),
+            about: String::new(),
+            parallel: false,
+        };
+        let s = runner_script(
+            &[t],
+            &ScriptCtx {
+                test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()),
+                inject: vec![],
+            },
+        );
+        assert!(
+            s.contains("run 120 insmod \"$M\" test_suite=test_bpf test_range=0,299 > /dev/null"),
+            "{s}"
+        );
+        assert!(s.contains("M=/labctl/suite/modules/test_bpf.ko"));
+    }
+
+    #[test]
+    fn sample_args_are_quoted_and_forever_programs_get_sigint() {
+        let mut tests = all_510();
+        let sample = tests.iter_mut().find_map(|t| match &mut t.kind {
+            Kind::Sample(s) => Some(s),
+            _ => None,
+        });
+        let s = sample.expect("5.10 has samples");
+        s.args = vec!["-S".into(), "it's".into()];
+        s.runs_forever = true;
+        let name = s.name.clone();
+        let script = runner_script(&tests, &ScriptCtx::default());
+        assert!(
+            script.contains(&format!(
+                "run_int {} ./{name} -S 'it'\\''s'; rc=$?",
+                tests
+                    .iter()
+                    .find(|t| t.name == format!("samples/{name}"))
+                    .unwrap()
+                    .timeout
+                    .as_secs()
+            )),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(safe_name("samples/sockex1"));
+        assert!(!safe_name("a;rm"));
+        assert!(!safe_name("../x"));
+        assert!(!safe_name(""));
+    }
+
+    #[test]
+    fn parallel_tests_run_in_one_background_batch_and_are_framed_in_order() {
+        let tests = all_510();
+        let s = runner_script(&tests, &ScriptCtx::default());
+        let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
+        assert!(par.len() >= 2, "test_bpf and some samples run in parallel");
+        assert_eq!(s.matches("\nwait\n").count(), 1);
+        let wait_at = s.find("\nwait\n").unwrap();
+        for t in &par {
+            let start = s
+                .find(&format!("labctl-suite: start {}\"", t.name))
+                .unwrap();
+            let frame = s.find(&format!("@@LABCTL-BEGIN {} t=$t0", t.name)).unwrap();
+            assert!(start < wait_at && wait_at < frame, "{}", t.name);
+        }
+        for t in tests.iter().filter(|t| !t.parallel) {
+            assert_eq!(
+                s.matches(&format!("\nbegin {}\n", t.name)).count(),
+                1,
+                "{}",
+                t.name
+            );
+        }
+    }
+
+    #[test]
+    fn faults_are_injected_before_the_first_test() {
+        let ctx = ScriptCtx {
+            test_bpf_ko: None,
+            inject: vec![Fault::JitOff, Fault::BtfHidden],
+        };
+        let s = runner_script(&all_510(), &ctx);
+        let first = s.find("\nbegin ").unwrap();
+        let jit = s
+            .find("echo 0 > /proc/sys/net/core/bpf_jit_enable")
+            .unwrap();
+        let btf = s
+            .find("mount -o bind /tmp/labctl-empty-btf /sys/kernel/btf/vmlinux")
+            .unwrap();
+        assert!(jit < first && btf < first);
+        assert_eq!("kprobes-off".parse::<Fault>().unwrap(), Fault::KprobesOff);
+        assert!("bogus".parse::<Fault>().unwrap_err().contains("jit-off"));
+    }
+
+    /// The generated scripts are valid sh.
+    #[test]
+    fn script_is_valid_sh() {
+        let s = runner_script(
+            &all_510(),
+            &ScriptCtx {
+                test_bpf_ko: Some("/x".into()),
+                inject: Fault::ALL.to_vec(),
+            },
+        );
+        let out = crate::process::Cmd::new("sh")
+            .arg("-n")
+            .stdin_bytes(s.clone())
+            .run(&crate::events::NullSink)
+            .unwrap();
+        assert!(out.success(), "sh -n: {}", out.stderr_str());
+        let b = bcc_script("/usr/bin/python3", "/x y/hello.py", Some("/o"), 600);
+        assert!(
+            b.contains("BCC_KERNEL_SOURCE=/o timeout -s KILL 600 /usr/bin/python3 '/x y/hello.py'"),
+            "{b}"
+        );
+        let out = crate::process::Cmd::new("sh")
+            .arg("-n")
+            .stdin_bytes(b)
+            .run(&crate::events::NullSink)
+            .unwrap();
+        assert!(out.success(), "sh -n: {}", out.stderr_str());
+    }
+}
