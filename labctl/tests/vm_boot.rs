@@ -81,6 +81,11 @@ fn boot_gives_a_shell_and_restores_the_terminal() {
         String::from_utf8_lossy(&out)
     );
     let during = termios(slave);
+    // Ctrl-C interrupts the guest's `sleep`, not QEMU.
+    m.write_all(b"sleep 100\r").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    m.write_all(b"\x03").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     m.write_all(b"echo MARK-$((6*7)); uname -r\r").unwrap();
     assert!(read_until(&mut m, b"MARK-42", 30, &mut out), "{}", String::from_utf8_lossy(&out));
     m.write_all(b"exit\r").unwrap();
