@@ -61,7 +61,7 @@ fn boot_gives_a_shell_and_restores_the_terminal() {
         libc::fcntl(master, libc::F_SETFL, libc::fcntl(master, libc::F_GETFL) | libc::O_NONBLOCK);
     }
     let mut out = Vec::new();
-    let mut read_until = |m: &mut std::fs::File, needle: &[u8], secs: u64, out: &mut Vec<u8>| -> bool {
+    let read_until = |m: &mut std::fs::File, needle: &[u8], secs: u64, out: &mut Vec<u8>| -> bool {
         let end = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < end {
             let mut buf = [0u8; 4096];

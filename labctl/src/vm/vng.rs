@@ -48,7 +48,7 @@ pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
             ));
         }
     }
-    s.push_str(&format!("echo \"labctl-init: up $(uname -r)\" > /dev/console\n"));
+    s.push_str("echo \"labctl-init: up $(uname -r)\" > /dev/console\n");
     s.push_str(&format!("(cd /tmp && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n"));
     s.push_str(&format!("echo $? > {d}/exit.tmp && mv {d}/exit.tmp {d}/exit\nsync\n"));
     s
