@@ -28,7 +28,7 @@ declare -A SECS
 for p in $PROFILES; do
   obj="$BENCH_DIR/$p-obj"
   rm -rf "$obj"; mkdir -p "$obj"
-  "$LABCTL" -qq --home "$BENCH_DIR/home" kernel config "$VERSION" --tree "$TREE" --profile "$p" --out "$obj/.config" >/dev/null
+  "$LABCTL" -qq --home "$BENCH_DIR/home" kernel config "$VERSION" --source "$TREE" --profile "$p" --out "$obj/.config" >/dev/null
   make -s -C "$TREE" O="$obj" olddefconfig >/dev/null
   start=$(date +%s)
   if ! make -C "$TREE" O="$obj" -j"$JOBS" bzImage modules >"$BENCH_DIR/$p-build.log" 2>&1; then

@@ -2,33 +2,30 @@
 //! unreadable fragment exit 2 with a clear message (before any make runs); a real run on
 //! the 5.10.46 tree prints the report table, `--json` the report, `--out` the .config.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn test_home() -> PathBuf {
-    let root = std::env::var_os("LABCTL_TEST_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"));
-    std::fs::create_dir_all(&root).unwrap();
-    root
-}
+use labctl::events::NullSink;
+use labctl::source::{FetchOptions, SourceSpec};
 
+/// 5.10.46 from Debian's archive in the persistent test home (downloaded once, then reused).
 fn tree() -> PathBuf {
-    std::env::var_os("LABCTL_TEST_TREE_5_10").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/seed/linux-5.10.46"))
+    let home = labctl::Home::new(common::persistent_test_home());
+    let req: labctl::VersionReq = "5.10.46".parse().unwrap();
+    labctl::source::fetch(&home, &req, &SourceSpec::Debian, &FetchOptions::default(), &NullSink).expect("fetch 5.10.46").path
 }
 
+/// Run labctl against the persistent test home; `--source debian` unless args name a source.
 fn labctl(args: &[&str]) -> (i32, String, String) {
-    let tree = tree();
-    let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
-        .arg("--home")
-        .arg(test_home())
-        .arg("--color")
-        .arg("never")
-        .args(args)
-        .arg("--source")
-        .arg(&tree)
-        .output()
-        .unwrap();
+    let _ = tree();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_labctl"));
+    cmd.arg("--home").arg(common::persistent_test_home()).arg("--color").arg("never").args(args).env_remove("LABCTL_HOME");
+    if !args.contains(&"--source") {
+        cmd.args(["--source", "debian"]);
+    }
+    let out = cmd.output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -65,7 +62,8 @@ fn unreadable_fragment_and_bad_profile_exit_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown profile") && stderr.contains("defconfig"), "{stderr}");
 
-    let (code, _, stderr) = labctl(&["kernel", "config", "5.11.1"]);
+    let t = tree();
+    let (code, _, stderr) = labctl(&["kernel", "config", "5.11.1", "--source", t.to_str().unwrap()]);
     assert_eq!(code, 2, "a tree of another version is refused: {stderr}");
 }
 

@@ -3,30 +3,27 @@
 //! no-op on it, the source tree is left untouched, and a fragment with an unknown symbol
 //! and one with an unmet dependency get the right reasons.
 //!
-//! The tree: `$LABCTL_TEST_TREE_5_10` if set, else the extracted seed tree at
-//! /var/tmp/seed/linux-5.10.46 (until the sources engine lands and these tests fetch
-//! 5.10.46 from Debian into the persistent test home). Outputs go to the persistent test
-//! home (`$LABCTL_TEST_HOME`, default ~/.cache/labctl-test).
+//! The tree: 5.10.46 fetched from Debian's archive (`--source debian`) into the persistent
+//! test home (`$LABCTL_TEST_HOME`, default ~/.cache/labctl-test), downloaded once and reused.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use labctl::events::NullSink;
 use labctl::kconfig::{self, ConfigPlan, DotConfig, KconfigError, Profile, Status};
 use labctl::process::Cmd;
+use labctl::source::{FetchOptions, SourceSpec};
 use labctl::version::KernelVersion;
 use labctl::Home;
 
 fn test_home() -> Home {
-    let root = std::env::var_os("LABCTL_TEST_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"));
-    std::fs::create_dir_all(&root).unwrap();
-    Home::new(root)
+    Home::new(common::persistent_test_home())
 }
 
 fn tree_5_10() -> labctl::source::SourceTree {
-    let dir = std::env::var_os("LABCTL_TEST_TREE_5_10").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/seed/linux-5.10.46"));
-    let t = kconfig::tree_at(&dir).unwrap_or_else(|e| panic!("no 5.10.46 tree at {}: {e}", dir.display()));
+    let req: labctl::VersionReq = "5.10.46".parse().unwrap();
+    let t = labctl::source::fetch(&test_home(), &req, &SourceSpec::Debian, &FetchOptions::default(), &NullSink).expect("fetch 5.10.46 from Debian");
     assert_eq!(t.version, KernelVersion::new(5, 10, 46));
     t
 }
@@ -215,4 +212,70 @@ fn a_core_option_that_cannot_land_is_an_error() {
         }
         other => panic!("expected Unsatisfied, got {other:?}"),
     }
+}
+
+#[test]
+fn kconfig_reader_reads_the_whole_5_10_tree() {
+    use labctl::kconfig::lang::{Env, KconfigDb, Kind};
+    let tree = tree_5_10();
+    let db = KconfigDb::load(&tree.path, &Env::default()).unwrap();
+    assert!(db.missing_files.is_empty(), "unresolved source lines: {:?}", db.missing_files);
+    assert!(db.files_read > 1000 && db.symbols.len() > 10000, "{} files, {} symbols", db.files_read, db.symbols.len());
+    let t = db.get("TEST_BPF").unwrap();
+    assert_eq!(t.kind, Kind::Tristate);
+    let d = &t.defs[0];
+    assert_eq!(d.file, "lib/Kconfig.debug");
+    assert!(d.inherited.iter().any(|e| e.to_string() == "RUNTIME_TESTING_MENU"), "{:?}", d.inherited);
+    assert!(d.depends.iter().any(|e| e.to_string() == "m && NET"), "{:?}", d.depends);
+    assert!(!db.get("BPF_EVENTS").unwrap().user_settable());
+    assert!(db.selected_by["KALLSYMS"].iter().any(|s| s.by == "KPROBES"));
+    // x86's own Kconfig was found through source "arch/$(SRCARCH)/Kconfig".
+    assert!(db.selected_by["HAVE_EBPF_JIT"].iter().any(|s| s.by == "X86"));
+}
+
+/// 6.12.95 (bookworm-backports) in the persistent test home: the series where DEBUG_INFO
+/// became a DWARF-version choice.
+fn tree_6_12() -> labctl::source::SourceTree {
+    let req: labctl::VersionReq = "6.12.95".parse().unwrap();
+    labctl::source::fetch(&test_home(), &req, &SourceSpec::Debian, &FetchOptions::default(), &NullSink).expect("fetch 6.12.95 from Debian")
+}
+
+#[test]
+fn on_6_12_the_dwarf_choice_line_applies_and_its_absence_is_explained() {
+    let home = test_home();
+    let tree = tree_6_12();
+    let r = kconfig::configure(&home, &tree, &ConfigPlan::default(), &NullSink).unwrap();
+    assert_bpf_holds(&r);
+    assert_eq!(r.mismatches().count(), 0, "{:#?}", r.mismatches().collect::<Vec<_>>());
+    assert!(r.fragments.iter().all(|f| f.skipped_for_version.is_empty()), "every guarded line applies to 6.12");
+    assert_eq!(r.row("DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT").unwrap().status, Status::Ok);
+    let di = r.row("DEBUG_INFO").unwrap();
+    assert_eq!(di.status, Status::OkNotSettable, "{}", di.reason);
+    assert!(di.reason.contains("DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y"), "{}", di.reason);
+    assert_eq!(r.row("BLOCK").unwrap().final_value, "y", "samples.config's [>=5.15] BLOCK line");
+
+    // The 5.10-style list (DEBUG_INFO=y, no DWARF choice) silently loses BTF on 6.12: labctl
+    // says why and fails, because DEBUG_INFO_BTF is a core option.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old-btf.config");
+    std::fs::write(&old, "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO=y\nCONFIG_DEBUG_INFO_BTF=y\n").unwrap();
+    // (tinyconfig's base already chose DEBUG_INFO_NONE in the DWARF choice.)
+    let plan = ConfigPlan { fragments: vec![embedded_path("bpf"), embedded_path("tracing"), old], no_default_fragments: true, ..Default::default() };
+    match kconfig::configure(&home, &tree, &plan, &NullSink) {
+        Err(KconfigError::Unsatisfied { report }) => {
+            assert_eq!(report.core_failed, ["DEBUG_INFO_BTF"]);
+            let di = report.row("DEBUG_INFO").unwrap();
+            assert_eq!(di.status, Status::NotSettable, "{}", di.reason);
+            assert!(di.blockers.iter().any(|b| b == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=n"), "{:?}", di.blockers);
+            let btf = report.row("DEBUG_INFO_BTF").unwrap();
+            assert_eq!(btf.status, Status::UnmetDependency);
+            assert!(btf.blockers.iter().any(|b| b == "DEBUG_INFO=n"), "{:?}", btf.blockers);
+        }
+        other => panic!("expected Unsatisfied, got {other:?}"),
+    }
+}
+
+/// A built-in fragment by name, for `ConfigPlan::fragments`.
+fn embedded_path(name: &str) -> PathBuf {
+    PathBuf::from(name)
 }

@@ -74,36 +74,30 @@ fn modules_load_at_boot_even_without_modules_dep() {
 }
 
 #[test]
-fn a_lab_build_runs_test_bpf() {
-    // The lab profile builds test_bpf as a module; a Debian kernel has none, so this
-    // test needs the e2e build in the test home and says so when it is missing.
-    let k = vm_support::kernel();
-    if !k.is_lab_build {
-        eprintln!(
-            "no 5.10 lab build in {}: run the e2e build first; checking the Debian kernel instead",
-            vm_support::test_home().display()
-        );
-        let d = tempfile::tempdir().unwrap();
-        let out = vm::run(
-            &vm_support::home(),
-            &spec(
-                &k,
-                d.path().join("run"),
-                "test -d /sys/fs/bpf && grep -q ' /sys/fs/bpf bpf' /proc/mounts && ulimit -l",
-            ),
-            &NullSink,
-        )
-        .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.output), "unlimited\n");
-        return;
-    }
+fn a_lab_build_loads_test_bpf_and_it_passes() {
+    // The lab profile builds test_bpf as a module (a Debian kernel has none).
+    let k = vm_support::lab_kernel();
     let d = tempfile::tempdir().unwrap();
-    let mut s = spec(&k, d.path().join("run"), "dmesg | grep 'test_bpf: Summary'");
+    let mut s = spec(
+        &k,
+        d.path().join("run"),
+        "dmesg | grep 'test_bpf: Summary'; lsmod | grep -c '^test_bpf'",
+    );
     s.modules = k.modules.clone();
     s.load_modules = vec!["test_bpf".into()];
     let out = vm::run(&vm_support::home(), &s, &NullSink).unwrap();
     let text = String::from_utf8_lossy(&out.output);
-    assert!(text.contains("0 FAILED"), "{text}");
+    assert!(text.contains("test_bpf: Summary:") && text.contains(" 0 FAILED"), "{text}");
+    assert!(text.ends_with("1\n"), "module stays loaded: {text}");
+}
+
+#[test]
+fn the_guest_has_the_bpf_lab_environment() {
+    let k = vm_support::kernel();
+    let d = tempfile::tempdir().unwrap();
+    let script = "grep -q ' /sys/fs/bpf bpf' /proc/mounts && grep -q ' /sys/kernel/debug debugfs' /proc/mounts && grep -q ' /tmp tmpfs' /proc/mounts && test -c /dev/zero && ip link show lo | grep -q UP && ulimit -l";
+    let out = vm::run(&vm_support::home(), &spec(&k, d.path().join("run"), script), &NullSink).unwrap();
+    assert_eq!((out.exit_code, String::from_utf8_lossy(&out.output).as_ref()), (0, "unlimited\n"));
 }
 
 #[test]

@@ -19,6 +19,27 @@ pub(crate) struct SourceArgs {
     /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10 (its newest release).
     #[arg(value_name = "VERSION", allow_negative_numbers = true)]
     pub version: String,
+    #[command(flatten)]
+    pub opts: SourceOpts,
+}
+
+impl SourceArgs {
+    /// The parsed VERSION (a one-line usage error naming the accepted forms otherwise).
+    pub fn req(&self) -> anyhow::Result<VersionReq> {
+        Ok(self.version.parse::<VersionReq>()?)
+    }
+    /// Resolve, download (or reuse), verify and extract VERSION.
+    pub fn fetch(&self, ctx: &Ctx) -> anyhow::Result<SourceTree> {
+        let req = self.req()?;
+        self.opts.fetch_version(ctx, &req)
+    }
+}
+
+/// The `--source ...` options without a VERSION (for commands whose VERSION is optional
+/// or a list, like `vm test` and `matrix`).
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Kernel source")]
+pub(crate) struct SourceOpts {
     /// Where to get it: auto, kernel.org, debian, an http(s) URL, or a local tarball/tree PATH.
     #[arg(long, value_name = "SOURCE", default_value = "auto")]
     pub source: String,
@@ -59,11 +80,7 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
-impl SourceArgs {
-    /// The parsed VERSION (a one-line usage error naming the accepted forms otherwise).
-    pub fn req(&self) -> anyhow::Result<VersionReq> {
-        Ok(self.version.parse::<VersionReq>()?)
-    }
+impl SourceOpts {
     pub fn spec(&self) -> anyhow::Result<SourceSpec> {
         Ok(self.source.parse::<SourceSpec>()?)
     }
@@ -100,12 +117,7 @@ impl SourceArgs {
             ..FetchOptions::default()
         })
     }
-    /// Resolve, download (or reuse), verify and extract VERSION.
-    pub fn fetch(&self, ctx: &Ctx) -> anyhow::Result<SourceTree> {
-        let req = self.req()?;
-        self.fetch_version(ctx, &req)
-    }
-    /// Same with another version (e.g. one item of a matrix) and these source options.
+    /// Resolve, download (or reuse), verify and extract `req` (e.g. one item of a matrix) and these source options.
     pub fn fetch_version(&self, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<SourceTree> {
         let spec = self.spec()?;
         let opts = self.options()?;

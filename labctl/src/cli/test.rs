@@ -33,7 +33,7 @@ test_bpf, samples/<program> (examples-bpf/samples.toml). Results, per-test logs,
 console.log, results.json and junit.xml are kept in $LABCTL_HOME/runs/<time>-<version>/.
 Exit codes: 0 all passed (skips allowed), 1 a test failed, 2 setup/boot/timeout failure.";
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(after_help = HELP)]
 pub struct TestArgs {
     /// Kernel version: an exact release (5.10.46) or a series (5.10 = its newest build). Default 5.10.
@@ -56,9 +56,16 @@ pub struct TestArgs {
     /// With --kernel: the kernel's build folder (O=): .config, lib/test_bpf.ko, samples/bpf.
     #[arg(long, value_name = "DIR", requires = "kernel")]
     pub obj: Option<PathBuf>,
-    /// Check these kconfig fragments in kernel/config instead of the lab default. Repeatable.
-    #[arg(long = "fragment", value_name = "FILE")]
-    pub fragments: Vec<PathBuf>,
+    /// Run fetch → config → build first even when a finished build exists (a no-op when
+    /// nothing changed). Implied by any config option (--profile, --fragment, --set).
+    #[arg(long)]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceOpts,
+    #[command(flatten)]
+    pub(crate) config: super::config::ConfigOpts,
+    #[command(flatten)]
+    pub(crate) build: super::build::BuildOpts,
     /// Break the guest on purpose before the tests, to see the suite catch it:
     /// jit-off (bpf_jit_enable=0), kprobes-off (kprobes disarmed), btf-hidden (empty
     /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
@@ -79,13 +86,15 @@ pub struct TestArgs {
 }
 
 /// The kernel under test, wherever it came from.
-struct Kernel {
-    version: KernelVersion,
+pub(crate) struct Kernel {
+    pub(crate) version: KernelVersion,
     release: String,
     bzimage: PathBuf,
     modules: Option<PathBuf>,
     samples: Option<PathBuf>,
     test_bpf_ko: Option<PathBuf>,
+    /// The kernel's build folder (O=), for BCC's headers.
+    build_tree: Option<PathBuf>,
 }
 
 struct VmGuest<'a> {
@@ -100,14 +109,28 @@ impl Guest for VmGuest<'_> {
     fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
         let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
         spec.modules = self.kernel.modules.clone();
-        spec.files = req.files.iter().map(|f| vm::GuestFile { host: f.host.clone(), guest: f.guest.clone(), with_libs: f.with_libs }).collect();
+        spec.files = req
+            .files
+            .iter()
+            .map(|f| vm::GuestFile {
+                host: f.host.clone(),
+                guest: f.guest.clone(),
+                with_libs: f.with_libs,
+            })
+            .collect();
         spec.accel = self.accel;
         spec.memory_mb = req.memory_mb.unwrap_or(self.memory).max(self.memory);
         spec.cpus = req.cpus.unwrap_or(self.cpus).max(self.cpus);
         spec.timeout = Some(req.timeout);
         spec.backend = if req.vng { Backend::Vng } else { Backend::Qemu };
-        let out = vm::run(&self.ctx.home, &spec, sink).map_err(|e| SuiteError::Vm(e.to_string()))?;
-        Ok(GuestReply { exit_code: out.exit_code, output: String::from_utf8_lossy(&out.output).into_owned(), console_log: Some(out.console_log), accel: out.accel })
+        let out =
+            vm::run(&self.ctx.home, &spec, sink).map_err(|e| SuiteError::Vm(e.to_string()))?;
+        Ok(GuestReply {
+            exit_code: out.exit_code,
+            output: String::from_utf8_lossy(&out.output).into_owned(),
+            console_log: Some(out.console_log),
+            accel: out.accel,
+        })
     }
 }
 
@@ -123,44 +146,34 @@ fn first_match(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
         if e.file_name().to_string_lossy() == name && p.is_file() {
             return Some(p);
         }
-        if depth > 0 && e.file_type().map(|t| t.is_dir() && !t.is_symlink()).unwrap_or(false) {
+        if depth > 0
+            && e.file_type()
+                .map(|t| t.is_dir() && !t.is_symlink())
+                .unwrap_or(false)
+        {
             subdirs.push(p);
         }
     }
-    subdirs.into_iter().find_map(|d| first_match(&d, name, depth - 1))
+    subdirs
+        .into_iter()
+        .find_map(|d| first_match(&d, name, depth - 1))
 }
 
 fn version_of_release(release: &str) -> Option<KernelVersion> {
-    release.split(|c: char| !(c.is_ascii_digit() || c == '.')).next().and_then(KernelVersion::parse_plain)
+    release
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .and_then(KernelVersion::parse_plain)
 }
 
-/// TEMPORARY until `labctl::build::find_build` lands on main (the build helper owns it):
-/// the newest `builds/*/build.json` (BuildOutput at top level or under output/artifacts)
-/// whose release matches `req` and whose bzImage exists.
-fn find_build(home: &labctl::Home, req: &VersionReq) -> Option<labctl::build::BuildOutput> {
-    let mut found: Vec<(KernelVersion, labctl::build::BuildOutput)> = Vec::new();
-    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
-        let Ok(text) = std::fs::read(e.path().join("build.json")) else { continue };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else { continue };
-        let b = ["", "output", "artifacts"]
-            .iter()
-            .filter_map(|k| if k.is_empty() { Some(v.clone()) } else { v.get(*k).cloned() })
-            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
-        let Some(b) = b else { continue };
-        if let Some(ver) = version_of_release(&b.release).filter(|v| req.matches(v)) {
-            if b.bzimage.is_file() {
-                found.push((ver, b));
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found.pop().map(|(_, b)| b)
-}
-
-fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
+pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
     if let Some(bz) = &a.kernel {
         let VersionReq::Exact(version) = *req else {
-            return Err(labctl::Error::Usage("with --kernel, VERSION must be the exact release of that bzImage (e.g. 5.10.46)".into()).into());
+            return Err(labctl::Error::Usage(
+                "with --kernel, VERSION must be the exact release of that bzImage (e.g. 5.10.46)"
+                    .into(),
+            )
+            .into());
         };
         let obj = a.obj.as_deref();
         let release = obj
@@ -174,36 +187,85 @@ fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> 
             modules: None,
             samples: obj.map(|o| o.join("samples/bpf")).filter(|p| p.is_dir()),
             test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
+            build_tree: obj.map(Path::to_path_buf),
         });
     }
-    let b = find_build(&ctx.home, req).ok_or_else(|| {
-        labctl::Error::Usage(format!(
-            "no finished labctl build of {req} in {}: run `labctl kernel build {req}` first (or pass --kernel BZIMAGE --obj DIR)",
-            ctx.home.builds().display()
-        ))
-    })?;
+    let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
+    let b = match existing {
+        Some(b) => {
+            ctx.sink().emit(labctl::Event::Message {
+                level: labctl::events::Level::Info,
+                text: format!("using the finished build of linux {} in {} (--rebuild to refresh)", b.release, b.dir.display()),
+            });
+            b
+        }
+        None => {
+            let lab = super::build::lab_request(*req, &a.source, &a.config, &a.build)?;
+            labctl::lab::build(&ctx.home, &lab, ctx.sink())?.output
+        }
+    };
     let version = version_of_release(&b.release).unwrap_or(match *req {
         VersionReq::Exact(v) => v,
         VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
     });
-    let modules = b.modules.join("lib/modules").is_dir().then(|| b.modules.clone());
-    let test_bpf_ko = modules.as_ref().and_then(|m| first_match(&m.join("lib/modules"), "test_bpf.ko", 6));
-    Ok(Kernel { version, release: b.release.clone(), bzimage: b.bzimage.clone(), modules, samples: Some(b.samples.clone()).filter(|p| p.is_dir()), test_bpf_ko })
+    let modules = b
+        .modules
+        .join("lib/modules")
+        .is_dir()
+        .then(|| b.modules.clone());
+    let test_bpf_ko = modules
+        .as_ref()
+        .and_then(|m| first_match(&m.join("lib/modules"), "test_bpf.ko", 6));
+    // The build tree is where include/generated lives: the artifacts folder or a sibling.
+    let build_tree = [b.dir.clone(), b.dir.join("build"), b.dir.join("obj")]
+        .into_iter()
+        .chain(
+            b.dir
+                .parent()
+                .into_iter()
+                .flat_map(|p| [p.join("obj"), p.join("build")]),
+        )
+        .find(|d| d.join("include/generated").is_dir());
+    Ok(Kernel {
+        version,
+        release: b.release.clone(),
+        bzimage: b.bzimage.clone(),
+        modules,
+        samples: Some(b.samples.clone()).filter(|p| p.is_dir()),
+        test_bpf_ko,
+        build_tree,
+    })
 }
 
-/// hello-bcc runs only when the host has BCC for python3 and virtme-ng.
-fn bcc_plan(a: &TestArgs, ctx: &Ctx) -> Bcc {
+/// hello-bcc runs only when the host has BCC for a python3 and virtme-ng. Distro BCC
+/// (python3-bpfcc) lives in the system python, which may not be the first on PATH.
+fn bcc_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> Bcc {
     if a.no_bcc {
         return Bcc::Skip("--no-bcc".into());
     }
-    let has_bcc = labctl::process::Cmd::new("python3").args(["-c", "import bcc"]).timeout(Duration::from_secs(30)).run(ctx.sink()).map(|o| o.success()).unwrap_or(false);
-    if !has_bcc {
-        return Bcc::Skip("the host has no BCC for python3 (Debian: apt install python3-bpfcc)".into());
-    }
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        labctl::process::Cmd::new(p)
+            .args(["-c", "import bcc"])
+            .timeout(Duration::from_secs(30))
+            .run(ctx.sink())
+            .map(|o| o.success())
+            .unwrap_or(false)
+    });
+    let Some(python) = python else {
+        return Bcc::Skip(
+            "the host has no BCC for python3 (Debian: apt install python3-bpfcc)".into(),
+        );
+    };
     if labctl::process::which("vng").is_none() {
-        return Bcc::Skip("the host has no virtme-ng for the vng backend (pip install virtme-ng)".into());
+        return Bcc::Skip(
+            "the host has no virtme-ng for the vng backend (pip install virtme-ng)".into(),
+        );
     }
-    Bcc::Run
+    let python = labctl::process::which(python).unwrap_or_else(|| PathBuf::from(python));
+    Bcc::Run {
+        python,
+        kernel_source: kernel.build_tree.clone(),
+    }
 }
 
 pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
@@ -226,34 +288,7 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let kernel = resolve(&a, ctx, &req)?;
-    let mut expected = Vec::new();
-    if a.fragments.is_empty() {
-        expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
-    }
-    for f in &a.fragments {
-        let text = std::fs::read_to_string(f).map_err(|e| labctl::Error::io("read fragment", f, e))?;
-        expected.extend(suite::catalog::fragment_pairs(&text));
-    }
-    let run_dir = ctx.home.ensure(ctx.home.runs())?.join(suite::run_dir_name(&kernel.version));
-    let input = SuiteInput {
-        kernel: kernel.version,
-        release: kernel.release.clone(),
-        samples_dir: kernel.samples.clone(),
-        test_bpf_ko: kernel.test_bpf_ko.clone(),
-        expected_config: expected,
-        filter: a.filter.clone(),
-        full: a.full,
-        bcc: bcc_plan(&a, ctx),
-        inject: a.inject.clone(),
-        run_dir,
-    };
-    let accel = match a.accel {
-        AccelArg::Auto => AccelChoice::Auto,
-        AccelArg::Kvm => AccelChoice::Kvm,
-        AccelArg::Tcg => AccelChoice::Tcg,
-    };
-    let guest = VmGuest { ctx, kernel: &kernel, accel, memory: a.memory, cpus: a.cpus };
-    let res = suite::run(&ctx.home, &input, &guest, ctx.sink())?;
+    let res = suite_on(&a, ctx, &kernel)?;
     if let Some(j) = &a.junit {
         labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
     }
@@ -262,5 +297,58 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     } else {
         ctx.out(suite::report::table(&res).trim_end());
     }
-    Ok(if res.all_passed() { EXIT_OK } else { EXIT_TESTS_FAILED })
+    Ok(if res.all_passed() {
+        EXIT_OK
+    } else {
+        EXIT_TESTS_FAILED
+    })
+}
+
+/// Boot `kernel` once and run the selected tests on it (shared with `matrix`).
+pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Result<suite::SuiteResult> {
+    // kernel/config checks the lab's core options plus whatever the user asked for.
+    let mut expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
+    for f in &a.config.fragments {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| labctl::Error::io("read fragment", f, e))?;
+        expected.extend(suite::catalog::fragment_pairs(&text));
+    }
+    for (k, v) in a.config.plan()?.sets {
+        expected.push((k.trim_start_matches("CONFIG_").to_string(), v));
+    }
+    // A later request overrides an earlier one for the same symbol (user over lab default).
+    let mut seen = std::collections::BTreeMap::new();
+    for (k, v) in expected {
+        seen.insert(k, v);
+    }
+    let expected: Vec<(String, String)> = seen.into_iter().collect();
+    let run_dir = ctx
+        .home
+        .ensure(ctx.home.runs())?
+        .join(suite::run_dir_name(&kernel.version));
+    let input = SuiteInput {
+        kernel: kernel.version,
+        release: kernel.release.clone(),
+        samples_dir: kernel.samples.clone(),
+        test_bpf_ko: kernel.test_bpf_ko.clone(),
+        expected_config: expected,
+        filter: a.filter.clone(),
+        full: a.full,
+        bcc: bcc_plan(a, ctx, kernel),
+        inject: a.inject.clone(),
+        run_dir,
+    };
+    let accel = match a.accel {
+        AccelArg::Auto => AccelChoice::Auto,
+        AccelArg::Kvm => AccelChoice::Kvm,
+        AccelArg::Tcg => AccelChoice::Tcg,
+    };
+    let guest = VmGuest {
+        ctx,
+        kernel,
+        accel,
+        memory: a.memory,
+        cpus: a.cpus,
+    };
+    Ok(suite::run(&ctx.home, &input, &guest, ctx.sink())?)
 }

@@ -128,6 +128,12 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
             }
         }
         if let Some((lim, unmet, text)) = best {
+            if lim == 1 && want == 2 && got == 1 {
+                row.status = Status::UnmetDependency;
+                row.reason = format!("can only be a module: `depends on {text}` limits it to m; ask for m");
+                row.blockers = unmet.into_iter().filter(|b| !b.starts_with("constant")).collect();
+                return row;
+            }
             if lim < want {
                 row.status = Status::UnmetDependency;
                 let mut blockers = unmet;
@@ -389,6 +395,13 @@ config NR
         let rows = verify(&[req("CMDLINE", "\"console=ttyS0\"")], &fin, &db);
         assert_eq!(rows[0].status, Status::UnmetDependency, "{}", rows[0].reason);
         assert_eq!(rows[0].blockers, ["CMDLINE_BOOL=n"]);
+    }
+
+    #[test]
+    fn a_module_only_option_asked_as_y() {
+        let rows = check("CONFIG_MODULES=y\nCONFIG_NET=y\nCONFIG_RUNTIME_TESTING_MENU=y\nCONFIG_TEST_BPF=m\n", &[("TEST_BPF", "y")]);
+        assert_eq!(rows[0].status, Status::UnmetDependency);
+        assert!(rows[0].reason.contains("can only be a module"), "{}", rows[0].reason);
     }
 
     #[test]

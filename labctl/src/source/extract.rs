@@ -170,6 +170,63 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Reads from `inner` on its own thread, handing over 1 MiB chunks through a bounded
+/// channel. Dropping the reader stops the thread at its next send.
+struct ThreadedReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ThreadedReader {
+    fn spawn<R: Read + Send + 'static>(mut inner: R) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+        std::thread::spawn(move || loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0;
+            // Fill the chunk (short reads are common from a decoder).
+            while n < buf.len() {
+                match inner.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if n == 0 {
+                return; // EOF: dropping tx ends the stream
+            }
+            buf.truncate(n);
+            if tx.send(Ok(buf)).is_err() {
+                return;
+            }
+        });
+        ThreadedReader { rx, cur: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ThreadedReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Options for one extraction.
 #[derive(Debug, Clone, Default)]
 pub struct ExtractOptions {
@@ -230,7 +287,9 @@ fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptio
     let read_bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counting = Counting { inner: BufReader::with_capacity(1 << 20, f), n: read_bytes.clone() };
     let xz = xz2::read::XzDecoder::new_multi_decoder(counting);
-    let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 20, xz));
+    // Decompress on a second thread so xz and the file writes overlap (as `tar xJf`'s
+    // two processes do).
+    let mut ar = tar::Archive::new(ThreadedReader::spawn(xz));
     ar.set_preserve_mtime(true);
     ar.set_preserve_permissions(true);
     ar.set_unpack_xattrs(false);

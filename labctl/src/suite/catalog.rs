@@ -41,7 +41,7 @@ pub enum Kind {
     /// lib/test_bpf.ko.
     TestBpf(TestBpfExpect),
     /// One samples/bpf program.
-    Sample(Sample),
+    Sample(Box<Sample>),
 }
 
 /// One test of the suite, as listed by `--list`.
@@ -112,14 +112,26 @@ struct SamplesFile {
 
 /// Parse samples.toml text; checks every regex compiles.
 pub fn parse_samples(text: &str) -> Result<Vec<Sample>, SuiteError> {
-    let f: SamplesFile = toml::from_str(text).map_err(|e| SuiteError::Data { file: "samples.toml", message: e.to_string() })?;
+    let f: SamplesFile = toml::from_str(text).map_err(|e| SuiteError::Data {
+        file: "samples.toml",
+        message: e.to_string(),
+    })?;
     for s in &f.sample {
-        regex::Regex::new(&s.expect).map_err(|e| SuiteError::Data { file: "samples.toml", message: format!("{}: bad expect regex: {e}", s.name) })?;
+        regex::Regex::new(&s.expect).map_err(|e| SuiteError::Data {
+            file: "samples.toml",
+            message: format!("{}: bad expect regex: {e}", s.name),
+        })?;
         if let Some(r) = &s.reject {
-            regex::Regex::new(r).map_err(|e| SuiteError::Data { file: "samples.toml", message: format!("{}: bad reject regex: {e}", s.name) })?;
+            regex::Regex::new(r).map_err(|e| SuiteError::Data {
+                file: "samples.toml",
+                message: format!("{}: bad reject regex: {e}", s.name),
+            })?;
         }
         if !super::guest::safe_name(&s.name) || s.name.contains('/') {
-            return Err(SuiteError::Data { file: "samples.toml", message: format!("sample name {:?} must be a plain file name", s.name) });
+            return Err(SuiteError::Data {
+                file: "samples.toml",
+                message: format!("sample name {:?} must be a plain file name", s.name),
+            });
         }
         parse_ver(&s.since)?;
         if let Some(u) = &s.until {
@@ -130,7 +142,10 @@ pub fn parse_samples(text: &str) -> Result<Vec<Sample>, SuiteError> {
 }
 
 fn parse_ver(s: &str) -> Result<KernelVersion, SuiteError> {
-    KernelVersion::parse_plain(s).ok_or_else(|| SuiteError::Data { file: "data", message: format!("bad kernel version {s:?}") })
+    KernelVersion::parse_plain(s).ok_or_else(|| SuiteError::Data {
+        file: "data",
+        message: format!("bad kernel version {s:?}"),
+    })
 }
 
 /// Expected JIT count: an exact `J/K`, or "all" (J = K).
@@ -146,8 +161,13 @@ impl std::str::FromStr for JitCount {
         if s == "all" {
             return Ok(JitCount::All);
         }
-        let (a, b) = s.split_once('/').ok_or_else(|| format!("expected \"J/K\" or \"all\", got {s:?}"))?;
-        Ok(JitCount::Exact { jited: a.trim().parse().map_err(|_| format!("bad J in {s:?}"))?, total: b.trim().parse().map_err(|_| format!("bad K in {s:?}"))? })
+        let (a, b) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected \"J/K\" or \"all\", got {s:?}"))?;
+        Ok(JitCount::Exact {
+            jited: a.trim().parse().map_err(|_| format!("bad J in {s:?}"))?,
+            total: b.trim().parse().map_err(|_| format!("bad K in {s:?}"))?,
+        })
     }
 }
 
@@ -187,14 +207,35 @@ struct TestBpfFile {
 }
 
 /// test_bpf's expectation for `v` from test_bpf.toml text (`full`: the whole set).
-pub fn test_bpf_expect(text: &str, v: &KernelVersion, full: bool) -> Result<Option<(TestBpfExpect, Duration)>, SuiteError> {
-    let f: TestBpfFile = toml::from_str(text).map_err(|e| SuiteError::Data { file: "test_bpf.toml", message: e.to_string() })?;
+pub fn test_bpf_expect(
+    text: &str,
+    v: &KernelVersion,
+    full: bool,
+) -> Result<Option<(TestBpfExpect, Duration)>, SuiteError> {
+    let f: TestBpfFile = toml::from_str(text).map_err(|e| SuiteError::Data {
+        file: "test_bpf.toml",
+        message: e.to_string(),
+    })?;
     for s in f.series {
         if *v >= parse_ver(&s.min)? && *v <= parse_ver(&s.max)? {
-            let (params, jit) = if full { (s.full_params, s.full_jit) } else { (s.params, s.jit) };
-            let jit = jit.parse().map_err(|m| SuiteError::Data { file: "test_bpf.toml", message: m })?;
+            let (params, jit) = if full {
+                (s.full_params, s.full_jit)
+            } else {
+                (s.params, s.jit)
+            };
+            let jit = jit.parse().map_err(|m| SuiteError::Data {
+                file: "test_bpf.toml",
+                message: m,
+            })?;
             let timeout = Duration::from_secs(if full { s.timeout_s * 3 } else { s.timeout_s });
-            return Ok(Some((TestBpfExpect { params: params.split_whitespace().map(str::to_string).collect(), jit, full }, timeout)));
+            return Ok(Some((
+                TestBpfExpect {
+                    params: params.split_whitespace().map(str::to_string).collect(),
+                    jit,
+                    full,
+                },
+                timeout,
+            )));
         }
     }
     Ok(None)
@@ -205,23 +246,89 @@ pub fn test_bpf_expect(text: &str, v: &KernelVersion, full: bool) -> Result<Opti
 pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteError> {
     let secs = Duration::from_secs;
     let mut out = vec![
-        TestDef { name: "kernel/btf".into(), kind: Kind::Btf, timeout: secs(30), about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into(), parallel: false },
-        TestDef { name: "kernel/jit".into(), kind: Kind::Jit, timeout: secs(10), about: "net.core.bpf_jit_enable is 1".into(), parallel: false },
-        TestDef { name: "kernel/config".into(), kind: Kind::Config, timeout: secs(10), about: "/proc/config.gz agrees with the requested options".into(), parallel: false },
-        TestDef { name: "hello".into(), kind: Kind::Hello, timeout: secs(30), about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into(), parallel: false },
-        TestDef { name: "cbpf-port80".into(), kind: Kind::CbpfPort80, timeout: secs(30), about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into(), parallel: false },
-        TestDef { name: "core-hello".into(), kind: Kind::CoreHello, timeout: secs(30), about: "CO-RE task_struct reads, one object for every kernel".into(), parallel: false },
-        TestDef { name: "hello-bcc".into(), kind: Kind::HelloBcc, timeout: secs(600), about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(), parallel: false },
+        TestDef {
+            name: "kernel/btf".into(),
+            kind: Kind::Btf,
+            timeout: secs(30),
+            about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "kernel/jit".into(),
+            kind: Kind::Jit,
+            timeout: secs(10),
+            about: "net.core.bpf_jit_enable is 1".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "kernel/config".into(),
+            kind: Kind::Config,
+            timeout: secs(10),
+            about: "/proc/config.gz agrees with the requested options".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "hello".into(),
+            kind: Kind::Hello,
+            timeout: secs(30),
+            about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "cbpf-port80".into(),
+            kind: Kind::CbpfPort80,
+            timeout: secs(30),
+            about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "core-hello".into(),
+            kind: Kind::CoreHello,
+            timeout: secs(30),
+            about: "CO-RE task_struct reads, one object for every kernel".into(),
+            parallel: false,
+        },
+        TestDef {
+            name: "hello-bcc".into(),
+            kind: Kind::HelloBcc,
+            timeout: secs(600),
+            about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(),
+            parallel: false,
+        },
     ];
     let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full)?.unwrap_or((
-        TestBpfExpect { params: vec![], jit: JitCount::All, full },
+        TestBpfExpect {
+            params: vec![],
+            jit: JitCount::All,
+            full,
+        },
         secs(300),
     ));
-    let about = if expect.params.is_empty() { format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit) } else { format!("lib/test_bpf.ko {} , expect {} JIT'ed", expect.params.join(" "), expect.jit) };
-    out.push(TestDef { name: "test_bpf".into(), kind: Kind::TestBpf(expect), timeout, about, parallel: true });
+    let about = if expect.params.is_empty() {
+        format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit)
+    } else {
+        format!(
+            "lib/test_bpf.ko {}, expect {} JIT'ed",
+            expect.params.join(" "),
+            expect.jit
+        )
+    };
+    out.push(TestDef {
+        name: "test_bpf".into(),
+        kind: Kind::TestBpf(expect),
+        timeout,
+        about,
+        parallel: true,
+    });
     for s in parse_samples(SAMPLES_TOML)? {
         if s.exists_in(v)? {
-            out.push(TestDef { name: format!("samples/{}", s.name), timeout: secs(s.timeout_s), about: format!("{}: {}", s.kind, s.trigger), parallel: s.parallel, kind: Kind::Sample(s) });
+            out.push(TestDef {
+                name: format!("samples/{}", s.name),
+                timeout: secs(s.timeout_s),
+                about: format!("{}: {}", s.kind, s.trigger),
+                parallel: s.parallel,
+                kind: Kind::Sample(Box::new(s)),
+            });
         }
     }
     Ok(out)
@@ -230,16 +337,28 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
 /// `--filter`: comma-separated patterns; `*` matches any run of characters; a pattern
 /// without `*` matches the name exactly or as a `prefix/`. Empty filter keeps everything.
 pub fn matches_filter(name: &str, filter: &str) -> bool {
-    let pats: Vec<&str> = filter.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-    pats.is_empty() || pats.iter().any(|p| glob(p, name) || (!p.contains('*') && name.starts_with(&format!("{}/", p.trim_end_matches('/')))))
+    let pats: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    pats.is_empty()
+        || pats.iter().any(|p| {
+            glob(p, name)
+                || (!p.contains('*') && name.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+        })
 }
 
 fn glob(pat: &str, s: &str) -> bool {
     match pat.split_once('*') {
         None => pat == s,
         Some((head, rest)) => {
-            let Some(tail) = s.strip_prefix(head) else { return false };
-            (0..=tail.len()).filter(|i| tail.is_char_boundary(*i)).any(|i| glob(rest, &tail[i..]))
+            let Some(tail) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
         }
     }
 }
@@ -255,38 +374,100 @@ mod tests {
     #[test]
     fn embedded_data_parses_and_has_six_samples_for_5_10() {
         let samples = parse_samples(SAMPLES_TOML).unwrap();
-        let in_510 = samples.iter().filter(|s| s.exists_in(&v("5.10.46")).unwrap()).count();
-        assert!(in_510 >= 6, "samples.toml must list at least 6 programs for 5.10, has {in_510}");
-        let names: Vec<String> = tests_for(&v("5.10.46"), false).unwrap().into_iter().map(|t| t.name).collect();
-        for want in ["kernel/btf", "kernel/jit", "kernel/config", "hello", "hello-bcc", "cbpf-port80", "core-hello", "test_bpf"] {
-            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        let in_510 = samples
+            .iter()
+            .filter(|s| s.exists_in(&v("5.10.46")).unwrap())
+            .count();
+        assert!(
+            in_510 >= 6,
+            "samples.toml must list at least 6 programs for 5.10, has {in_510}"
+        );
+        let names: Vec<String> = tests_for(&v("5.10.46"), false)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        for want in [
+            "kernel/btf",
+            "kernel/jit",
+            "kernel/config",
+            "hello",
+            "hello-bcc",
+            "cbpf-port80",
+            "core-hello",
+            "test_bpf",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
         }
     }
 
     #[test]
     fn test_bpf_expectations_per_version() {
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("5.10.46"), false).unwrap().unwrap();
-        assert_eq!(e.jit, JitCount::Exact { jited: 365, total: 366 });
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("5.10.46"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e.jit,
+            JitCount::Exact {
+                jited: 365,
+                total: 366
+            }
+        );
         assert!(e.params.is_empty());
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), false).unwrap().unwrap();
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), false)
+            .unwrap()
+            .unwrap();
         assert!(!e.params.is_empty(), "6.x runs a subset by default");
-        let (e, t) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), true).unwrap().unwrap();
+        let (e, t) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), true)
+            .unwrap()
+            .unwrap();
         assert!(e.params.is_empty());
-        assert_eq!(e.jit, JitCount::Exact { jited: 1037, total: 1037 });
+        assert_eq!(
+            e.jit,
+            JitCount::Exact {
+                jited: 1037,
+                total: 1037
+            }
+        );
         assert!(t >= Duration::from_secs(300));
-        assert!(test_bpf_expect(TEST_BPF_TOML, &v("4.19.1"), false).unwrap().is_none());
+        assert!(test_bpf_expect(TEST_BPF_TOML, &v("4.19.1"), false)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn jit_count_text() {
-        assert_eq!("365/366".parse::<JitCount>().unwrap(), JitCount::Exact { jited: 365, total: 366 });
+        assert_eq!(
+            "365/366".parse::<JitCount>().unwrap(),
+            JitCount::Exact {
+                jited: 365,
+                total: 366
+            }
+        );
         assert_eq!("all".parse::<JitCount>().unwrap(), JitCount::All);
         assert!("365".parse::<JitCount>().is_err());
     }
 
     #[test]
     fn sample_version_ranges() {
-        let s = Sample { name: "x".into(), kind: "k".into(), since: "5.4".into(), until: Some("5.15.999".into()), objects: vec![], args: vec![], trigger: "t".into(), pre: None, timeout_s: 1, expect: ".".into(), reject: None, runs_forever: false, parallel: false };
+        let s = Sample {
+            name: "x".into(),
+            kind: "k".into(),
+            since: "5.4".into(),
+            until: Some("5.15.999".into()),
+            objects: vec![],
+            args: vec![],
+            trigger: "t".into(),
+            pre: None,
+            timeout_s: 1,
+            expect: ".".into(),
+            reject: None,
+            runs_forever: false,
+            parallel: false,
+        };
         assert!(s.exists_in(&v("5.10.46")).unwrap());
         assert!(!s.exists_in(&v("6.1.8")).unwrap());
         assert!(!s.exists_in(&v("4.19")).unwrap());
@@ -294,14 +475,24 @@ mod tests {
 
     #[test]
     fn bad_regex_in_data_is_an_error() {
-        let e = parse_samples("[[sample]]\nname='a'\nkind='k'\nsince='5.4'\ntrigger='t'\ntimeout_s=1\nexpect='('\n").unwrap_err();
+        let e = parse_samples(
+            "[[sample]]\nname='a'\nkind='k'\nsince='5.4'\ntrigger='t'\ntimeout_s=1\nexpect='('\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("bad expect regex"), "{e}");
     }
 
     #[test]
     fn lab_fragment_has_the_seed_options() {
         let p = fragment_pairs(LAB_CONFIG);
-        for want in ["BPF", "BPF_SYSCALL", "BPF_JIT", "DEBUG_INFO_BTF", "KPROBES", "TEST_BPF"] {
+        for want in [
+            "BPF",
+            "BPF_SYSCALL",
+            "BPF_JIT",
+            "DEBUG_INFO_BTF",
+            "KPROBES",
+            "TEST_BPF",
+        ] {
             assert!(p.iter().any(|(k, _)| k == want), "{want}");
         }
         assert!(p.contains(&("TEST_BPF".to_string(), "m".to_string())));

@@ -30,7 +30,10 @@ fn q(s: &str) -> String {
 
 /// Test names and sample names become shell words and file names: keep them tame.
 pub fn safe_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_/.".contains(&b)) && !s.contains("..")
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_/.".contains(&b))
+        && !s.contains("..")
 }
 
 const PRELUDE: &str = r#"#!/bin/sh
@@ -90,7 +93,10 @@ impl Fault {
 impl std::str::FromStr for Fault {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Fault::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| format!("unknown fault {s:?}; known: jit-off, kprobes-off, btf-hidden"))
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown fault {s:?}; known: jit-off, kprobes-off, btf-hidden"))
     }
 }
 
@@ -144,10 +150,20 @@ else run {secs} insmod \"$M\"{}{} > /dev/null; rc=$?; dmesg | grep 'test_bpf:'; 
     }
 }
 
-/// The script for hello-bcc's vng boot (host userland: python3 + BCC from the host).
-pub fn bcc_script(hello_py: &str, timeout_s: u64) -> String {
+/// The script for hello-bcc's vng boot (host userland: python + BCC from the host).
+/// `kernel_source`: the kernel build folder for BCC's headers (`BCC_KERNEL_SOURCE`).
+pub fn bcc_script(
+    python: &str,
+    hello_py: &str,
+    kernel_source: Option<&str>,
+    timeout_s: u64,
+) -> String {
+    let env = kernel_source
+        .map(|k| format!("BCC_KERNEL_SOURCE={} ", q(k)))
+        .unwrap_or_default();
     format!(
-        "#!/bin/sh\nnow() {{ read u _ < /proc/uptime; echo \"$u\"; }}\necho \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\ntimeout -s KILL {timeout_s} python3 {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\necho @@LABCTL-DONE\n",
+        "#!/bin/sh\nnow() {{ read u _ < /proc/uptime; echo \"$u\"; }}\nmountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null\necho \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\n{env}timeout -s KILL {timeout_s} {} {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\necho @@LABCTL-DONE\n",
+        q(python),
         q(hello_py)
     )
 }
@@ -217,8 +233,18 @@ mod tests {
         let s = runner_script(&tests, &ScriptCtx::default());
         assert!(s.starts_with("#!/bin/sh\n"));
         for t in &tests {
-            assert_eq!(s.matches(&format!("\nbegin {}\n", t.name)).count(), 1, "{}", t.name);
-            assert_eq!(s.matches(&format!("\nend {} $rc\n", t.name)).count(), 1, "{}", t.name);
+            assert_eq!(
+                s.matches(&format!("\nbegin {}\n", t.name)).count(),
+                1,
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                s.matches(&format!("\nend {} $rc\n", t.name)).count(),
+                1,
+                "{}",
+                t.name
+            );
         }
         assert!(s.trim_end().ends_with("echo @@LABCTL-DONE\nexit 0"));
     }
@@ -227,13 +253,26 @@ mod tests {
     fn test_bpf_params_and_timeouts_reach_the_script() {
         let t = TestDef {
             name: "test_bpf".into(),
-            kind: Kind::TestBpf(TestBpfExpect { params: vec!["test_suite=test_bpf".into(), "test_range=0,299".into()], jit: JitCount::All, full: false }),
+            kind: Kind::TestBpf(TestBpfExpect {
+                params: vec!["test_suite=test_bpf".into(), "test_range=0,299".into()],
+                jit: JitCount::All,
+                full: false,
+            }),
             timeout: Duration::from_secs(120),
             about: String::new(),
             parallel: false,
         };
-        let s = runner_script(&[t], &ScriptCtx { test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()), inject: vec![] });
-        assert!(s.contains("run 120 insmod \"$M\" test_suite=test_bpf test_range=0,299 > /dev/null"), "{s}");
+        let s = runner_script(
+            &[t],
+            &ScriptCtx {
+                test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()),
+                inject: vec![],
+            },
+        );
+        assert!(
+            s.contains("run 120 insmod \"$M\" test_suite=test_bpf test_range=0,299 > /dev/null"),
+            "{s}"
+        );
         assert!(s.contains("M=/labctl/suite/modules/test_bpf.ko"));
     }
 
@@ -249,7 +288,18 @@ mod tests {
         s.runs_forever = true;
         let name = s.name.clone();
         let script = runner_script(&tests, &ScriptCtx::default());
-        assert!(script.contains(&format!("run_int {} ./{name} -S 'it'\\''s'; rc=$?", tests.iter().find(|t| t.name == format!("samples/{name}")).unwrap().timeout.as_secs())), "{script}");
+        assert!(
+            script.contains(&format!(
+                "run_int {} ./{name} -S 'it'\\''s'; rc=$?",
+                tests
+                    .iter()
+                    .find(|t| t.name == format!("samples/{name}"))
+                    .unwrap()
+                    .timeout
+                    .as_secs()
+            )),
+            "{script}"
+        );
     }
 
     #[test]
@@ -269,22 +319,36 @@ mod tests {
         assert_eq!(s.matches("\nwait\n").count(), 1);
         let wait_at = s.find("\nwait\n").unwrap();
         for t in &par {
-            let start = s.find(&format!("labctl-suite: start {}\"", t.name)).unwrap();
+            let start = s
+                .find(&format!("labctl-suite: start {}\"", t.name))
+                .unwrap();
             let frame = s.find(&format!("@@LABCTL-BEGIN {} t=$t0", t.name)).unwrap();
             assert!(start < wait_at && wait_at < frame, "{}", t.name);
         }
         for t in tests.iter().filter(|t| !t.parallel) {
-            assert_eq!(s.matches(&format!("\nbegin {}\n", t.name)).count(), 1, "{}", t.name);
+            assert_eq!(
+                s.matches(&format!("\nbegin {}\n", t.name)).count(),
+                1,
+                "{}",
+                t.name
+            );
         }
     }
 
     #[test]
     fn faults_are_injected_before_the_first_test() {
-        let ctx = ScriptCtx { test_bpf_ko: None, inject: vec![Fault::JitOff, Fault::BtfHidden] };
+        let ctx = ScriptCtx {
+            test_bpf_ko: None,
+            inject: vec![Fault::JitOff, Fault::BtfHidden],
+        };
         let s = runner_script(&all_510(), &ctx);
         let first = s.find("\nbegin ").unwrap();
-        let jit = s.find("echo 0 > /proc/sys/net/core/bpf_jit_enable").unwrap();
-        let btf = s.find("mount -o bind /tmp/labctl-empty-btf /sys/kernel/btf/vmlinux").unwrap();
+        let jit = s
+            .find("echo 0 > /proc/sys/net/core/bpf_jit_enable")
+            .unwrap();
+        let btf = s
+            .find("mount -o bind /tmp/labctl-empty-btf /sys/kernel/btf/vmlinux")
+            .unwrap();
         assert!(jit < first && btf < first);
         assert_eq!("kprobes-off".parse::<Fault>().unwrap(), Fault::KprobesOff);
         assert!("bogus".parse::<Fault>().unwrap_err().contains("jit-off"));
@@ -293,12 +357,29 @@ mod tests {
     /// The generated scripts are valid sh.
     #[test]
     fn script_is_valid_sh() {
-        let s = runner_script(&all_510(), &ScriptCtx { test_bpf_ko: Some("/x".into()), inject: Fault::ALL.to_vec() });
-        let out = crate::process::Cmd::new("sh").arg("-n").stdin_bytes(s.clone()).run(&crate::events::NullSink).unwrap();
+        let s = runner_script(
+            &all_510(),
+            &ScriptCtx {
+                test_bpf_ko: Some("/x".into()),
+                inject: Fault::ALL.to_vec(),
+            },
+        );
+        let out = crate::process::Cmd::new("sh")
+            .arg("-n")
+            .stdin_bytes(s.clone())
+            .run(&crate::events::NullSink)
+            .unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
-        let b = bcc_script("/x y/hello.py", 600);
-        assert!(b.contains("python3 '/x y/hello.py'"));
-        let out = crate::process::Cmd::new("sh").arg("-n").stdin_bytes(b).run(&crate::events::NullSink).unwrap();
+        let b = bcc_script("/usr/bin/python3", "/x y/hello.py", Some("/o"), 600);
+        assert!(
+            b.contains("BCC_KERNEL_SOURCE=/o timeout -s KILL 600 /usr/bin/python3 '/x y/hello.py'"),
+            "{b}"
+        );
+        let out = crate::process::Cmd::new("sh")
+            .arg("-n")
+            .stdin_bytes(b)
+            .run(&crate::events::NullSink)
+            .unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
     }
 }

@@ -70,7 +70,11 @@ impl SuiteResult {
     /// (passed, failed, skipped)
     pub fn counts(&self) -> (usize, usize, usize) {
         let n = |r| self.tests.iter().filter(|t| t.result == r).count();
-        (n(TestResult::Pass), n(TestResult::Fail), n(TestResult::Skip))
+        (
+            n(TestResult::Pass),
+            n(TestResult::Fail),
+            n(TestResult::Skip),
+        )
     }
     pub fn all_passed(&self) -> bool {
         self.counts().1 == 0
@@ -111,7 +115,13 @@ pub trait Guest {
 /// Whether hello-bcc can run here.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bcc {
-    Run,
+    /// Run hello.py with this python (one that imports bcc); `kernel_source` is the
+    /// kernel build folder BCC takes its headers from (`BCC_KERNEL_SOURCE`) when the
+    /// kernel has no CONFIG_IKHEADERS.
+    Run {
+        python: PathBuf,
+        kernel_source: Option<PathBuf>,
+    },
     Skip(String),
 }
 
@@ -138,9 +148,16 @@ pub struct SuiteInput {
 }
 
 /// The selected tests for `input` (what `--list` prints).
-pub fn selected(input_kernel: &KernelVersion, full: bool, filter: &str) -> Result<Vec<TestDef>, SuiteError> {
+pub fn selected(
+    input_kernel: &KernelVersion,
+    full: bool,
+    filter: &str,
+) -> Result<Vec<TestDef>, SuiteError> {
     let all = catalog::tests_for(input_kernel, full)?;
-    let sel: Vec<TestDef> = all.into_iter().filter(|t| catalog::matches_filter(&t.name, filter)).collect();
+    let sel: Vec<TestDef> = all
+        .into_iter()
+        .filter(|t| catalog::matches_filter(&t.name, filter))
+        .collect();
     if sel.is_empty() {
         return Err(SuiteError::NoTests(filter.to_string()));
     }
@@ -149,12 +166,17 @@ pub fn selected(input_kernel: &KernelVersion, full: bool, filter: &str) -> Resul
 
 /// A new run folder name: `<unix time>-<version>`.
 pub fn run_dir_name(kernel: &KernelVersion) -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format!("{t}-{kernel}")
 }
 
 fn log_path(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join("tests").join(format!("{}.log", name.replace('/', "__")))
+    run_dir
+        .join("tests")
+        .join(format!("{}.log", name.replace('/', "__")))
 }
 
 fn io(e: impl std::fmt::Display) -> SuiteError {
@@ -175,7 +197,9 @@ impl ConsoleTail<'_> {
         let mut partial = String::new();
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(250));
-            let Ok(bytes) = std::fs::read(dir.join("console.log")) else { continue };
+            let Ok(bytes) = std::fs::read(dir.join("console.log")) else {
+                continue;
+            };
             if bytes.len() <= offset {
                 continue;
             }
@@ -195,7 +219,12 @@ impl ConsoleTail<'_> {
 
 /// Plan, run (one boot), judge and report. `Err` only for infrastructure failures
 /// (cannot build the examples, the VM failed); failed tests are in the result.
-pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventSink) -> Result<SuiteResult, SuiteError> {
+pub fn run(
+    home: &Home,
+    input: &SuiteInput,
+    guest: &dyn Guest,
+    sink: &dyn EventSink,
+) -> Result<SuiteResult, SuiteError> {
     let start = Instant::now();
     let tests = selected(&input.kernel, input.full, &input.filter)?;
     std::fs::create_dir_all(input.run_dir.join("tests")).map_err(io)?;
@@ -208,24 +237,41 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
     for t in &tests {
         match &t.kind {
             Kind::HelloBcc => match &input.bcc {
-                Bcc::Run => bcc_test = Some(t.clone()),
+                Bcc::Run { .. } => bcc_test = Some(t.clone()),
                 Bcc::Skip(why) => host_verdicts.push((t.name.clone(), Verdict::skip(why.clone()))),
             },
             Kind::Sample(s) => {
                 let Some(dir) = &input.samples_dir else {
-                    host_verdicts.push((t.name.clone(), Verdict::skip("this build has no samples/bpf")));
+                    host_verdicts.push((
+                        t.name.clone(),
+                        Verdict::skip("this build has no samples/bpf"),
+                    ));
                     continue;
                 };
                 let prog = dir.join(&s.name);
                 if !prog.is_file() {
-                    host_verdicts.push((t.name.clone(), Verdict::skip(format!("{} was not built in this kernel's samples/bpf", s.name))));
+                    host_verdicts.push((
+                        t.name.clone(),
+                        Verdict::skip(format!(
+                            "{} was not built in this kernel's samples/bpf",
+                            s.name
+                        )),
+                    ));
                     continue;
                 }
-                files.push(GuestFile { host: prog, guest: format!("{}/samples/{}", guest::GUEST_DIR, s.name), with_libs: true });
+                files.push(GuestFile {
+                    host: prog,
+                    guest: format!("{}/samples/{}", guest::GUEST_DIR, s.name),
+                    with_libs: true,
+                });
                 for o in &s.objects {
                     let p = dir.join(o);
                     if p.is_file() {
-                        files.push(GuestFile { host: p, guest: format!("{}/samples/{o}", guest::GUEST_DIR), with_libs: false });
+                        files.push(GuestFile {
+                            host: p,
+                            guest: format!("{}/samples/{o}", guest::GUEST_DIR),
+                            with_libs: false,
+                        });
                     }
                 }
                 in_guest.push(t.clone());
@@ -233,18 +279,34 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
             _ => in_guest.push(t.clone()),
         }
     }
-    let needs_examples = in_guest.iter().any(|t| matches!(t.kind, Kind::Btf | Kind::Hello | Kind::CbpfPort80 | Kind::CoreHello));
+    let needs_examples = in_guest.iter().any(|t| {
+        matches!(
+            t.kind,
+            Kind::Btf | Kind::Hello | Kind::CbpfPort80 | Kind::CoreHello
+        )
+    });
     if needs_examples {
         let ex = examples::build(home, sink)?;
         for o in examples::OUTPUTS {
-            files.push(GuestFile { host: ex.bin.join(o), guest: format!("{}/bin/{o}", guest::GUEST_DIR), with_libs: false });
+            files.push(GuestFile {
+                host: ex.bin.join(o),
+                guest: format!("{}/bin/{o}", guest::GUEST_DIR),
+                with_libs: false,
+            });
         }
     }
-    let mut ctx = guest::ScriptCtx { test_bpf_ko: None, inject: input.inject.clone() };
+    let mut ctx = guest::ScriptCtx {
+        test_bpf_ko: None,
+        inject: input.inject.clone(),
+    };
     if let Some(ko) = &input.test_bpf_ko {
         if in_guest.iter().any(|t| matches!(t.kind, Kind::TestBpf(_))) && ko.is_file() {
             let g = format!("{}/modules/test_bpf.ko", guest::GUEST_DIR);
-            files.push(GuestFile { host: ko.clone(), guest: g.clone(), with_libs: false });
+            files.push(GuestFile {
+                host: ko.clone(),
+                guest: g.clone(),
+                with_libs: false,
+            });
             ctx.test_bpf_ko = Some(g);
         }
     }
@@ -255,9 +317,22 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
     if !in_guest.is_empty() {
         let script = guest::runner_script(&in_guest, &ctx);
         write_atomic(&input.run_dir.join("runner.sh"), script.as_bytes()).map_err(io)?;
-        let timeout = in_guest.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120);
-        let req = GuestRequest { files, script, timeout, run_dir: input.run_dir.clone(), vng: false, memory_mb: None, cpus: None };
-        let tail = ConsoleTail { stop: AtomicBool::new(false), seen: Default::default(), sink };
+        let timeout =
+            in_guest.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120);
+        let req = GuestRequest {
+            files,
+            script,
+            timeout,
+            run_dir: input.run_dir.clone(),
+            vng: false,
+            memory_mb: None,
+            cpus: None,
+        };
+        let tail = ConsoleTail {
+            stop: AtomicBool::new(false),
+            seen: Default::default(),
+            sink,
+        };
         let reply = std::thread::scope(|s| {
             s.spawn(|| tail.run(&input.run_dir));
             let r = guest.run(&req, sink);
@@ -271,9 +346,17 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
         for t in &in_guest {
             let rec = frames.records.iter().find(|r| r.name == t.name);
             let (verdict, dur, out) = match rec {
-                Some(r) => (judge(t, r, &input.expected_config), r.duration, r.output.clone()),
+                Some(r) => (
+                    judge(t, r, &input.expected_config),
+                    r.duration,
+                    r.output.clone(),
+                ),
                 None => {
-                    let why = if frames.done { "the runner did not run it" } else { "not run: the guest stopped before reaching it" };
+                    let why = if frames.done {
+                        "the runner did not run it"
+                    } else {
+                        "not run: the guest stopped before reaching it"
+                    };
                     (Verdict::fail(why), Duration::ZERO, String::new())
                 }
             };
@@ -283,25 +366,64 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
             let log = log_path(&input.run_dir, &t.name);
             write_atomic(&log, out.as_bytes()).map_err(io)?;
             if !seen.contains(&t.name) {
-                sink.emit(Event::TestStarted { name: t.name.clone() });
+                sink.emit(Event::TestStarted {
+                    name: t.name.clone(),
+                });
             }
-            sink.emit(Event::TestFinished { name: t.name.clone(), result: verdict.result, duration: dur, reason: verdict.reason.clone() });
-            outcomes.push(TestOutcome { name: t.name.clone(), result: verdict.result, duration_s: round(dur), reason: verdict.reason, log: Some(log) });
+            sink.emit(Event::TestFinished {
+                name: t.name.clone(),
+                result: verdict.result,
+                duration: dur,
+                reason: verdict.reason.clone(),
+            });
+            outcomes.push(TestOutcome {
+                name: t.name.clone(),
+                result: verdict.result,
+                duration_s: round(dur),
+                reason: verdict.reason,
+                log: Some(log),
+            });
         }
     }
 
     if let Some(t) = bcc_test {
-        sink.emit(Event::TestStarted { name: t.name.clone() });
-        let o = run_bcc(home, input, &t, guest, sink)?;
-        sink.emit(Event::TestFinished { name: o.name.clone(), result: o.result, duration: Duration::from_secs_f64(o.duration_s), reason: o.reason.clone() });
+        sink.emit(Event::TestStarted {
+            name: t.name.clone(),
+        });
+        let (o, bcc_accel) = run_bcc(home, input, &t, guest, sink)?;
+        if accel == "-" {
+            accel = bcc_accel.unwrap_or(accel);
+        }
+        sink.emit(Event::TestFinished {
+            name: o.name.clone(),
+            result: o.result,
+            duration: Duration::from_secs_f64(o.duration_s),
+            reason: o.reason.clone(),
+        });
         outcomes.push(o);
     }
     for (name, v) in host_verdicts {
-        sink.emit(Event::TestFinished { name: name.clone(), result: v.result, duration: Duration::ZERO, reason: v.reason.clone() });
-        outcomes.push(TestOutcome { name, result: v.result, duration_s: 0.0, reason: v.reason, log: None });
+        sink.emit(Event::TestFinished {
+            name: name.clone(),
+            result: v.result,
+            duration: Duration::ZERO,
+            reason: v.reason.clone(),
+        });
+        outcomes.push(TestOutcome {
+            name,
+            result: v.result,
+            duration_s: 0.0,
+            reason: v.reason,
+            log: None,
+        });
     }
     // Report in catalogue order.
-    outcomes.sort_by_key(|o| tests.iter().position(|t| t.name == o.name).unwrap_or(usize::MAX));
+    outcomes.sort_by_key(|o| {
+        tests
+            .iter()
+            .position(|t| t.name == o.name)
+            .unwrap_or(usize::MAX)
+    });
     let res = SuiteResult {
         kernel: input.kernel.to_string(),
         release: input.release.clone(),
@@ -310,8 +432,16 @@ pub fn run(home: &Home, input: &SuiteInput, guest: &dyn Guest, sink: &dyn EventS
         run_dir: Some(input.run_dir.clone()),
         tests: outcomes,
     };
-    write_atomic(&input.run_dir.join("results.json"), report::json(&res).as_bytes()).map_err(io)?;
-    write_atomic(&input.run_dir.join("junit.xml"), report::junit(&res).as_bytes()).map_err(io)?;
+    write_atomic(
+        &input.run_dir.join("results.json"),
+        report::json(&res).as_bytes(),
+    )
+    .map_err(io)?;
+    write_atomic(
+        &input.run_dir.join("junit.xml"),
+        report::junit(&res).as_bytes(),
+    )
+    .map_err(io)?;
     if let Some(name) = incomplete {
         return Err(SuiteError::Vm(format!(
             "the guest stopped during `{name}` before the suite finished; results so far: {}",
@@ -341,28 +471,91 @@ pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)
     }
 }
 
-/// hello-bcc in its own vng boot: BCC and python come from the host over 9p.
-fn run_bcc(home: &Home, input: &SuiteInput, t: &TestDef, g: &dyn Guest, sink: &dyn EventSink) -> Result<TestOutcome, SuiteError> {
-    let dir = home.root().join("examples").join("hello-bcc");
-    examples::write_sources(&home.root().join("examples"), examples::BCC_SOURCES).map_err(io)?;
-    let script = guest::bcc_script(&dir.join("hello.py").display().to_string(), t.timeout.as_secs());
+/// hello-bcc in its own vng boot: BCC and python come from the host over 9p; the
+/// example's two files go in as payload. Returns the outcome and the accelerator.
+fn run_bcc(
+    home: &Home,
+    input: &SuiteInput,
+    t: &TestDef,
+    g: &dyn Guest,
+    sink: &dyn EventSink,
+) -> Result<(TestOutcome, Option<String>), SuiteError> {
+    let src = home.root().join("examples");
+    examples::write_sources(&src, examples::BCC_SOURCES).map_err(io)?;
+    let files: Vec<GuestFile> = examples::BCC_SOURCES
+        .iter()
+        // The host root is read-only in a vng guest: the payload goes under /tmp.
+        .map(|(rel, _)| GuestFile {
+            host: src.join(rel),
+            guest: format!("/tmp/labctl/{rel}"),
+            with_libs: false,
+        })
+        .collect();
+    let Bcc::Run {
+        python,
+        kernel_source,
+    } = &input.bcc
+    else {
+        unreachable!("run_bcc without Bcc::Run")
+    };
+    let kernel_source = match kernel_source {
+        Some(k) => Some(examples::bcc_headers(home, k, &input.release, sink)?),
+        None => None,
+    };
+    let hello_py = "/tmp/labctl/hello-bcc/hello.py".to_string();
+    let script = guest::bcc_script(
+        &python.display().to_string(),
+        &hello_py,
+        kernel_source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .as_deref(),
+        t.timeout.as_secs(),
+    );
     let run_dir = input.run_dir.join("vng");
     std::fs::create_dir_all(&run_dir).map_err(io)?;
-    let req = GuestRequest { files: vec![], script, timeout: t.timeout + Duration::from_secs(120), run_dir, vng: true, memory_mb: Some(2048), cpus: Some(2) };
+    let req = GuestRequest {
+        files,
+        script,
+        timeout: t.timeout + Duration::from_secs(120),
+        run_dir,
+        vng: true,
+        memory_mb: Some(2048),
+        cpus: Some(2),
+    };
     let log = log_path(&input.run_dir, &t.name);
+    let mut accel = None;
     let (verdict, dur, out) = match g.run(&req, sink) {
         Ok(reply) => {
+            accel = Some(reply.accel.clone());
             let f = parse::split_frames(&reply.output);
             match f.records.into_iter().find(|r| r.name == t.name) {
                 Some(r) => (judge(t, &r, &[]), r.duration, r.output),
-                None => (Verdict::fail("hello.py produced no framed result under vng"), Duration::ZERO, reply.output),
+                None => (
+                    Verdict::fail("hello.py produced no framed result under vng"),
+                    Duration::ZERO,
+                    reply.output,
+                ),
             }
         }
         Err(e) => {
             sink.warn(format!("hello-bcc: the vng boot failed: {e}"));
-            (Verdict::fail(format!("vng boot failed: {e}")), Duration::ZERO, e.to_string())
+            (
+                Verdict::fail(format!("vng boot failed: {e}")),
+                Duration::ZERO,
+                e.to_string(),
+            )
         }
     };
     write_atomic(&log, out.as_bytes()).map_err(io)?;
-    Ok(TestOutcome { name: t.name.clone(), result: verdict.result, duration_s: round(dur), reason: verdict.reason, log: Some(log) })
+    Ok((
+        TestOutcome {
+            name: t.name.clone(),
+            result: verdict.result,
+            duration_s: round(dur),
+            reason: verdict.reason,
+            log: Some(log),
+        },
+        accel,
+    ))
 }

@@ -59,7 +59,15 @@ pub fn split_frames(out: &str) -> Frames {
             let mut it = rest.split_whitespace();
             let name = it.next().unwrap_or("").to_string();
             let t0 = it.find_map(|kv| kv.strip_prefix("t=")).and_then(uptime);
-            cur = Some((Record { name, rc: None, output: String::new(), duration: Duration::ZERO }, t0));
+            cur = Some((
+                Record {
+                    name,
+                    rc: None,
+                    output: String::new(),
+                    duration: Duration::ZERO,
+                },
+                t0,
+            ));
         } else if let Some(rest) = line.strip_prefix(END) {
             let mut it = rest.split_whitespace();
             let name = it.next().unwrap_or("");
@@ -106,19 +114,32 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn pass(reason: impl Into<String>) -> Self {
-        Verdict { result: TestResult::Pass, reason: reason.into() }
+        Verdict {
+            result: TestResult::Pass,
+            reason: reason.into(),
+        }
     }
     pub fn fail(reason: impl Into<String>) -> Self {
-        Verdict { result: TestResult::Fail, reason: reason.into() }
+        Verdict {
+            result: TestResult::Fail,
+            reason: reason.into(),
+        }
     }
     pub fn skip(reason: impl Into<String>) -> Self {
-        Verdict { result: TestResult::Skip, reason: reason.into() }
+        Verdict {
+            result: TestResult::Skip,
+            reason: reason.into(),
+        }
     }
 }
 
 /// `key: value` lines the example loaders print.
 fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
-    out.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(str::trim))
+    out.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
 }
 
 fn timed_out(rc: Option<i32>) -> bool {
@@ -128,7 +149,9 @@ fn timed_out(rc: Option<i32>) -> bool {
 /// Common shape of the example loaders: `result: ok` + exit 0, else the `error:` line.
 fn loader_verdict(out: &str, rc: Option<i32>, what: &str) -> Result<(), Verdict> {
     if rc.is_none() {
-        return Err(Verdict::fail(format!("{what} did not finish (the guest stopped during this test)")));
+        return Err(Verdict::fail(format!(
+            "{what} did not finish (the guest stopped during this test)"
+        )));
     }
     if timed_out(rc) {
         return Err(Verdict::fail(format!("{what} timed out")));
@@ -140,9 +163,16 @@ fn loader_verdict(out: &str, rc: Option<i32>, what: &str) -> Result<(), Verdict>
         return Err(Verdict::fail(e.to_string()));
     }
     if let Some(l) = out.lines().rev().find(|l| !l.trim().is_empty()) {
-        return Err(Verdict::fail(format!("{what} exited with {} : {}", rc.unwrap_or(-1), l.trim())));
+        return Err(Verdict::fail(format!(
+            "{what} exited with {} : {}",
+            rc.unwrap_or(-1),
+            l.trim()
+        )));
     }
-    Err(Verdict::fail(format!("{what} exited with {} and printed nothing", rc.unwrap_or(-1))))
+    Err(Verdict::fail(format!(
+        "{what} exited with {} and printed nothing",
+        rc.unwrap_or(-1)
+    )))
 }
 
 /// kernel/btf: btf-check parsed /sys/kernel/btf/vmlinux and found the core structs.
@@ -167,7 +197,10 @@ pub fn parse_config(text: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for l in text.lines() {
         let l = l.trim();
-        if let Some(rest) = l.strip_prefix("# CONFIG_").and_then(|r| r.strip_suffix(" is not set")) {
+        if let Some(rest) = l
+            .strip_prefix("# CONFIG_")
+            .and_then(|r| r.strip_suffix(" is not set"))
+        {
             m.insert(rest.to_string(), "n".to_string());
         } else if let Some(rest) = l.strip_prefix("CONFIG_") {
             if let Some((k, v)) = rest.split_once('=') {
@@ -202,7 +235,12 @@ pub fn judge_config(out: &str, rc: Option<i32>, expected: &[(String, String)]) -
         Verdict::pass(format!("{} requested options match", expected.len()))
     } else {
         let shown: Vec<_> = bad.iter().take(5).cloned().collect();
-        Verdict::fail(format!("{} option(s) differ: {}{}", bad.len(), shown.join(", "), if bad.len() > 5 { ", ..." } else { "" }))
+        Verdict::fail(format!(
+            "{} option(s) differ: {}{}",
+            bad.len(),
+            shown.join(", "),
+            if bad.len() > 5 { ", ..." } else { "" }
+        ))
     }
 }
 
@@ -218,7 +256,10 @@ pub fn judge_hello(out: &str, rc: Option<i32>) -> Verdict {
     if field(out, "detached").is_none_or(|d| !d.contains("gone")) {
         return Verdict::fail("loader said ok but did not prove the program was unloaded");
     }
-    Verdict::pass(format!("{}; Hello, World! in trace_pipe; unloaded after detach", field(out, "attached").unwrap_or("attached")))
+    Verdict::pass(format!(
+        "{}; Hello, World! in trace_pipe; unloaded after detach",
+        field(out, "attached").unwrap_or("attached")
+    ))
 }
 
 /// JIT report of cbpf-port80: Some(true) JIT-compiled, Some(false) interpreted, None unknown.
@@ -240,7 +281,10 @@ pub fn judge_cbpf(out: &str, rc: Option<i32>) -> Verdict {
     match loader_verdict(out, rc, "cbpf-port80") {
         Ok(()) => {
             let v6 = field(out, "ipv6").is_some_and(|s| s.starts_with("yes"));
-            Verdict::pass(format!("only port-80 packets passed (TCP+UDP, IPv4{}); JIT: {jit}", if v6 { "+IPv6" } else { "" }))
+            Verdict::pass(format!(
+                "only port-80 packets passed (TCP+UDP, IPv4{}); JIT: {jit}",
+                if v6 { "+IPv6" } else { "" }
+            ))
         }
         Err(v) => Verdict::fail(format!("{}; JIT: {jit}", v.reason)),
     }
@@ -249,7 +293,10 @@ pub fn judge_cbpf(out: &str, rc: Option<i32>) -> Verdict {
 /// core-hello: CO-RE reads of task_struct matched the helper and getpid().
 pub fn judge_core(out: &str, rc: Option<i32>) -> Verdict {
     match loader_verdict(out, rc, "core-hello") {
-        Ok(()) => Verdict::pass(format!("CO-RE read {}", field(out, "core").unwrap_or("task_struct"))),
+        Ok(()) => Verdict::pass(format!(
+            "CO-RE read {}",
+            field(out, "core").unwrap_or("task_struct")
+        )),
         Err(v) => v,
     }
 }
@@ -257,7 +304,13 @@ pub fn judge_core(out: &str, rc: Option<i32>) -> Verdict {
 /// hello-bcc: hello.py printed the greeting.
 pub fn judge_bcc(out: &str, rc: Option<i32>) -> Verdict {
     match loader_verdict(out, rc, "hello.py") {
-        Ok(()) => Verdict::pass(format!("BCC {}; Hello, World! in trace_pipe", field(out, "attached").unwrap_or("attached"))),
+        Ok(()) => Verdict::pass(format!(
+            "BCC {}; Hello, World! in trace_pipe",
+            field(out, "attached").unwrap_or("attached")
+        )),
+        Err(_) if out.contains("Unable to find kernel headers") => Verdict::fail(
+            "BCC found no kernel headers: build the kernel with CONFIG_IKHEADERS=m, or keep its build tree outside /tmp and /var/tmp so vng shares it",
+        ),
         Err(v) => v,
     }
 }
@@ -272,12 +325,19 @@ pub struct TestBpfSummary {
 
 /// The main suite's summary plus any sub-suite summaries (tail calls, skb segment).
 pub fn parse_test_bpf(out: &str) -> (Option<TestBpfSummary>, Vec<(String, TestBpfSummary)>) {
-    let re = Regex::new(r"test_bpf: (?:(\w+): )?Summary: (\d+) PASSED, (\d+) FAILED(?:, \[(\d+)/(\d+) JIT'ed\])?").unwrap();
+    let re = Regex::new(
+        r"test_bpf: (?:(\w+): )?Summary: (\d+) PASSED, (\d+) FAILED(?:, \[(\d+)/(\d+) JIT'ed\])?",
+    )
+    .unwrap();
     let mut main = None;
     let mut subs = Vec::new();
     for c in re.captures_iter(out) {
         let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
-        let s = TestBpfSummary { passed: n(2).unwrap_or(0), failed: n(3).unwrap_or(0), jit: n(4).zip(n(5)) };
+        let s = TestBpfSummary {
+            passed: n(2).unwrap_or(0),
+            failed: n(3).unwrap_or(0),
+            jit: n(4).zip(n(5)),
+        };
         match c.get(1) {
             None => main = Some(s),
             Some(name) => subs.push((name.as_str().to_string(), s)),
@@ -289,16 +349,26 @@ pub fn parse_test_bpf(out: &str) -> (Option<TestBpfSummary>, Vec<(String, TestBp
 /// test_bpf: no failures, and the JIT count is what this kernel is known to JIT
 /// (J = 0 when the runner reports the JIT off).
 pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Verdict {
-    let jit_on = out.lines().find_map(|l| l.trim().strip_prefix("bpf_jit_enable=")).map(|v| v != "0" && v != "absent");
+    let jit_on = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bpf_jit_enable="))
+        .map(|v| v != "0" && v != "absent");
     let (main, subs) = parse_test_bpf(out);
     let Some(s) = main else {
         if timed_out(rc) {
             return Verdict::fail("test_bpf did not finish before its timeout");
         }
-        let why = out.lines().find(|l| l.contains("insmod") || l.contains("modprobe") || l.contains("not found")).unwrap_or("no summary line in the kernel log");
+        let why = out
+            .lines()
+            .find(|l| l.contains("insmod") || l.contains("modprobe") || l.contains("not found"))
+            .unwrap_or("no summary line in the kernel log");
         return Verdict::fail(format!("no `test_bpf: Summary:` line: {}", why.trim()));
     };
-    let sub_failed: Vec<String> = subs.iter().filter(|(_, s)| s.failed > 0).map(|(n, s)| format!("{n}: {} FAILED", s.failed)).collect();
+    let sub_failed: Vec<String> = subs
+        .iter()
+        .filter(|(_, s)| s.failed > 0)
+        .map(|(n, s)| format!("{n}: {} FAILED", s.failed))
+        .collect();
     if s.failed > 0 || !sub_failed.is_empty() {
         let mut r = format!("{} PASSED, {} FAILED", s.passed, s.failed);
         for x in sub_failed {
@@ -307,7 +377,13 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
         }
         return Verdict::fail(r);
     }
-    let shown = format!("{} PASSED, 0 FAILED, [{} JIT'ed]", s.passed, s.jit.map(|(j, k)| format!("{j}/{k}")).unwrap_or_else(|| "?".into()));
+    let shown = format!(
+        "{} PASSED, 0 FAILED, [{} JIT'ed]",
+        s.passed,
+        s.jit
+            .map(|(j, k)| format!("{j}/{k}"))
+            .unwrap_or_else(|| "?".into())
+    );
     let Some((j, k)) = s.jit else {
         return Verdict::fail(format!("{shown}: the summary has no JIT count"));
     };
@@ -327,7 +403,10 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
             if ok {
                 Verdict::pass(shown)
             } else {
-                Verdict::fail(format!("{shown}, expected {} JIT'ed for this kernel", expect.jit))
+                Verdict::fail(format!(
+                    "{shown}, expected {} JIT'ed for this kernel",
+                    expect.jit
+                ))
             }
         }
     }
@@ -337,30 +416,51 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
 /// programs that run until stopped) reached its timeout.
 pub fn judge_sample(out: &str, rc: Option<i32>, s: &Sample) -> Verdict {
     if out.lines().any(|l| l.starts_with("labctl: missing ")) {
-        return Verdict::skip(format!("{} was not built in this kernel's samples/bpf", s.name));
+        return Verdict::skip(format!(
+            "{} was not built in this kernel's samples/bpf",
+            s.name
+        ));
     }
     let re = match Regex::new(&s.expect) {
         Ok(r) => r,
         Err(e) => return Verdict::fail(format!("bad expect regex in samples.toml: {e}")),
     };
-    if let Some(bad) = s.reject.as_deref().and_then(|r| Regex::new(r).ok()).and_then(|r| r.find(out).map(|m| m.as_str().to_string())) {
-        let line = out.lines().find(|l| l.contains(&bad)).unwrap_or(&bad).trim();
+    if let Some(bad) = s
+        .reject
+        .as_deref()
+        .and_then(|r| Regex::new(r).ok())
+        .and_then(|r| r.find(out).map(|m| m.as_str().to_string()))
+    {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&bad))
+            .unwrap_or(&bad)
+            .trim();
         return Verdict::fail(format!("output matched the failure pattern: {line}"));
     }
     let matched = re.is_match(out);
     // Programs that run until stopped end on SIGINT (exit 0 after their handler, or 130)
     // or SIGKILL.
-    let finished_ok = rc == Some(0) || (s.runs_forever && matches!(rc, Some(130) | Some(RC_KILLED)));
+    let finished_ok =
+        rc == Some(0) || (s.runs_forever && matches!(rc, Some(130) | Some(RC_KILLED)));
     match (matched, finished_ok) {
         (true, true) => Verdict::pass(format!("output matched /{}/", s.expect)),
         (false, _) => {
-            let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)").trim();
+            let last = out
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("(no output)")
+                .trim();
             let how = match rc {
                 None => "did not finish".to_string(),
                 Some(RC_KILLED) => format!("timed out after {}s", s.timeout_s),
                 Some(c) => format!("exit {c}"),
             };
-            Verdict::fail(format!("{how}, output did not match /{}/; last line: {last}", s.expect))
+            Verdict::fail(format!(
+                "{how}, output did not match /{}/; last line: {last}",
+                s.expect
+            ))
         }
         (true, false) => Verdict::fail(format!(
             "output matched but it {}",
@@ -404,7 +504,10 @@ bpf_jit_enable=1
         assert_eq!(f.records[0].output, "bpf_jit_enable=1\n");
         assert!((f.records[1].duration.as_secs_f64() - 0.5).abs() < 1e-6);
         assert_eq!(f.records[2].name, "test_bpf");
-        assert_eq!(f.records[2].rc, None, "no END marker: the guest died in this test");
+        assert_eq!(
+            f.records[2].rc, None,
+            "no END marker: the guest died in this test"
+        );
         let full = format!("{RUN}@@LABCTL-END test_bpf rc=0 t=3.00\n@@LABCTL-DONE\n");
         let f = split_frames(&full);
         assert!(f.done);
@@ -434,15 +537,39 @@ bpf_jit_enable=1
 
     #[test]
     fn config_agreement() {
-        let running = "CONFIG_BPF=y\nCONFIG_BPF_JIT=y\n# CONFIG_KPROBES is not set\nCONFIG_TEST_BPF=m\n";
-        let want = |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
-        assert_eq!(judge_config(running, Some(0), &want(&[("BPF", "y"), ("TEST_BPF", "m")])).result, TestResult::Pass);
-        let v = judge_config(running, Some(0), &want(&[("BPF", "y"), ("KPROBES", "y"), ("DEBUG_INFO_BTF", "y")]));
+        let running =
+            "CONFIG_BPF=y\nCONFIG_BPF_JIT=y\n# CONFIG_KPROBES is not set\nCONFIG_TEST_BPF=m\n";
+        let want = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            judge_config(running, Some(0), &want(&[("BPF", "y"), ("TEST_BPF", "m")])).result,
+            TestResult::Pass
+        );
+        let v = judge_config(
+            running,
+            Some(0),
+            &want(&[("BPF", "y"), ("KPROBES", "y"), ("DEBUG_INFO_BTF", "y")]),
+        );
         assert_eq!(v.result, TestResult::Fail);
-        assert!(v.reason.contains("KPROBES=n (wanted y)") && v.reason.contains("DEBUG_INFO_BTF=n"), "{}", v.reason);
+        assert!(
+            v.reason.contains("KPROBES=n (wanted y)") && v.reason.contains("DEBUG_INFO_BTF=n"),
+            "{}",
+            v.reason
+        );
         // "not set" asked and absent is fine
-        assert_eq!(judge_config(running, Some(0), &want(&[("FOO", "n")])).result, TestResult::Pass);
-        let v = judge_config("zcat: can't open '/proc/config.gz'\n", Some(1), &want(&[("BPF", "y")]));
+        assert_eq!(
+            judge_config(running, Some(0), &want(&[("FOO", "n")])).result,
+            TestResult::Pass
+        );
+        let v = judge_config(
+            "zcat: can't open '/proc/config.gz'\n",
+            Some(1),
+            &want(&[("BPF", "y")]),
+        );
         assert!(v.reason.contains("IKCONFIG_PROC"), "{}", v.reason);
     }
 
@@ -461,9 +588,14 @@ bpf_jit_enable=1
         let v = judge_hello("attached: kprobe do_sys_open\ntrace: x: Hello, World!\nerror: prog id 7 is still loaded after detach\n", Some(1));
         assert!(v.reason.contains("still loaded"));
         // a lying loader (ok without the evidence) fails
-        assert_eq!(judge_hello("result: ok\n", Some(0)).result, TestResult::Fail);
+        assert_eq!(
+            judge_hello("result: ok\n", Some(0)).result,
+            TestResult::Fail
+        );
         // timeout and missing END
-        assert!(judge_hello("", Some(RC_KILLED)).reason.contains("timed out"));
+        assert!(judge_hello("", Some(RC_KILLED))
+            .reason
+            .contains("timed out"));
         assert!(judge_hello("", None).reason.contains("did not finish"));
     }
 
@@ -473,12 +605,18 @@ bpf_jit_enable=1
     fn cbpf_filter_and_jit_report() {
         let v = judge_cbpf(CBPF_OK, Some(0));
         assert_eq!(v.result, TestResult::Pass);
-        assert!(v.reason.contains("IPv4+IPv6") && v.reason.contains("JIT: yes"), "{}", v.reason);
+        assert!(
+            v.reason.contains("IPv4+IPv6") && v.reason.contains("JIT: yes"),
+            "{}",
+            v.reason
+        );
         assert_eq!(cbpf_jitted(CBPF_OK), Some(true));
         // kernel without BPF_JIT: still passes the filter, but the JIT report changes
         let nojit = "bpf_jit_enable: absent (kernel built without CONFIG_BPF_JIT)\nipv6: no (no ::1 on lo)\njit: no (no BPF JIT in this kernel)\nresult: ok\n";
         assert_eq!(cbpf_jitted(nojit), Some(false));
-        assert!(judge_cbpf(nojit, Some(0)).reason.contains("JIT: no (no BPF JIT"));
+        assert!(judge_cbpf(nojit, Some(0))
+            .reason
+            .contains("JIT: no (no BPF JIT"));
         // filter leaking port 81
         let leak = "filtered: total=20 port80=12 other=8\njit: yes (JIT image logged for this pid)\nerror: the filter let through 8 non-port-80 packets (tcp80=8 udp80=4 ipv6=6)\n";
         let v = judge_cbpf(leak, Some(1));
@@ -489,71 +627,183 @@ bpf_jit_enable=1
     #[test]
     fn core_hello() {
         let ok = "loaded: CO-RE relocations applied\ncore: pid=28 tgid=28 comm=core-hello\nhelper: pid=28 tgid=28 hits=5\nresult: ok\n";
-        assert_eq!(judge_core(ok, Some(0)).reason, "CO-RE read pid=28 tgid=28 comm=core-hello");
+        assert_eq!(
+            judge_core(ok, Some(0)).reason,
+            "CO-RE read pid=28 tgid=28 comm=core-hello"
+        );
         let nobtf = "note: /sys/kernel/btf/vmlinux missing\nlibbpf: failed to find valid kernel BTF\nerror: load core_hello.bpf.o: No such process (CO-RE needs the kernel's BTF at /sys/kernel/btf/vmlinux)\n";
         let v = judge_core(nobtf, Some(1));
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("BTF"));
     }
 
+    #[test]
+    fn bcc_hello() {
+        let ok = "attached: kprobe do_sys_openat2\ntrace: python3 Hello, World!\nresult: ok\n";
+        assert_eq!(judge_bcc(ok, Some(0)).result, TestResult::Pass);
+        // the notes' unfixed script: BCC cannot find fn_name="hello_world"
+        let notes = "Traceback (most recent call last):\n  File \"hello.py\", line 9, in <module>\nException: Failed to load BPF program b'hello_world': No such file or directory\n";
+        let v = judge_bcc(notes, Some(1));
+        assert_eq!(v.result, TestResult::Fail);
+        assert!(v.reason.contains("hello_world"), "{}", v.reason);
+        let noheaders = "Unable to find kernel headers. Try rebuilding kernel with CONFIG_IKHEADERS=m\nException: Failed to compile BPF module b'hello.c'\n";
+        assert!(judge_bcc(noheaders, Some(1)).reason.contains("IKHEADERS"));
+    }
+
     fn exp(jit: JitCount) -> TestBpfExpect {
-        TestBpfExpect { params: vec![], jit, full: false }
+        TestBpfExpect {
+            params: vec![],
+            jit,
+            full: false,
+        }
     }
 
     #[test]
     fn test_bpf_summary_judged_against_the_expected_jit_count() {
         let out = "bpf_jit_enable=1\ntest_bpf: #1 TXA jited:1 65 39 39 PASS\ntest_bpf: Summary: 378 PASSED, 0 FAILED, [365/366 JIT'ed]\ntest_bpf: test_skb_segment: Summary: 2 PASSED, 0 FAILED\n";
         let (m, subs) = parse_test_bpf(out);
-        assert_eq!(m, Some(TestBpfSummary { passed: 378, failed: 0, jit: Some((365, 366)) }));
+        assert_eq!(
+            m,
+            Some(TestBpfSummary {
+                passed: 378,
+                failed: 0,
+                jit: Some((365, 366))
+            })
+        );
         assert_eq!(subs.len(), 1);
-        let v = judge_test_bpf(out, Some(0), &exp(JitCount::Exact { jited: 365, total: 366 }));
+        let v = judge_test_bpf(
+            out,
+            Some(0),
+            &exp(JitCount::Exact {
+                jited: 365,
+                total: 366,
+            }),
+        );
         assert_eq!(v.result, TestResult::Pass, "{}", v.reason);
         assert_eq!(v.reason, "378 PASSED, 0 FAILED, [365/366 JIT'ed]");
         // a JIT that compiles fewer programs than this kernel is known to
-        let v = judge_test_bpf(&out.replace("365/366", "300/366"), Some(0), &exp(JitCount::Exact { jited: 365, total: 366 }));
+        let v = judge_test_bpf(
+            &out.replace("365/366", "300/366"),
+            Some(0),
+            &exp(JitCount::Exact {
+                jited: 365,
+                total: 366,
+            }),
+        );
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("expected 365/366"));
         // "all" on 6.x
-        let six = "bpf_jit_enable=1\ntest_bpf: Summary: 1049 PASSED, 0 FAILED, [1037/1037 JIT'ed]\n";
-        assert_eq!(judge_test_bpf(six, Some(0), &exp(JitCount::All)).result, TestResult::Pass);
+        let six =
+            "bpf_jit_enable=1\ntest_bpf: Summary: 1049 PASSED, 0 FAILED, [1037/1037 JIT'ed]\n";
+        assert_eq!(
+            judge_test_bpf(six, Some(0), &exp(JitCount::All)).result,
+            TestResult::Pass
+        );
         // a failure
-        let v = judge_test_bpf("bpf_jit_enable=1\ntest_bpf: Summary: 377 PASSED, 1 FAILED, [365/366 JIT'ed]\n", Some(1), &exp(JitCount::All));
+        let v = judge_test_bpf(
+            "bpf_jit_enable=1\ntest_bpf: Summary: 377 PASSED, 1 FAILED, [365/366 JIT'ed]\n",
+            Some(1),
+            &exp(JitCount::All),
+        );
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("1 FAILED"));
         // JIT off: J must be 0
         let off = "bpf_jit_enable=0\ntest_bpf: Summary: 378 PASSED, 0 FAILED, [0/366 JIT'ed]\n";
-        assert_eq!(judge_test_bpf(off, Some(0), &exp(JitCount::Exact { jited: 365, total: 366 })).result, TestResult::Pass);
-        let v = judge_test_bpf(&off.replace("[0/366", "[365/366"), Some(0), &exp(JitCount::All));
+        assert_eq!(
+            judge_test_bpf(
+                off,
+                Some(0),
+                &exp(JitCount::Exact {
+                    jited: 365,
+                    total: 366
+                })
+            )
+            .result,
+            TestResult::Pass
+        );
+        let v = judge_test_bpf(
+            &off.replace("[0/366", "[365/366"),
+            Some(0),
+            &exp(JitCount::All),
+        );
         assert_eq!(v.result, TestResult::Fail);
         // a kernel without BPF_JIT: absent sysctl counts as off
-        assert_eq!(judge_test_bpf(&off.replace("=0", "=absent"), Some(0), &exp(JitCount::All)).result, TestResult::Pass);
+        assert_eq!(
+            judge_test_bpf(&off.replace("=0", "=absent"), Some(0), &exp(JitCount::All)).result,
+            TestResult::Pass
+        );
         // sub-suite failure
         let v = judge_test_bpf("bpf_jit_enable=1\ntest_bpf: Summary: 3 PASSED, 0 FAILED, [3/3 JIT'ed]\ntest_bpf: test_tail_calls: Summary: 7 PASSED, 1 FAILED, [8/8 JIT'ed]\n", Some(0), &exp(JitCount::All));
-        assert!(v.reason.contains("test_tail_calls: 1 FAILED"), "{}", v.reason);
+        assert!(
+            v.reason.contains("test_tail_calls: 1 FAILED"),
+            "{}",
+            v.reason
+        );
         // no module
-        let v = judge_test_bpf("bpf_jit_enable=1\nmodprobe: module test_bpf not found in modules.dep\n", Some(1), &exp(JitCount::All));
+        let v = judge_test_bpf(
+            "bpf_jit_enable=1\nmodprobe: module test_bpf not found in modules.dep\n",
+            Some(1),
+            &exp(JitCount::All),
+        );
         assert!(v.reason.contains("not found"), "{}", v.reason);
     }
 
     fn sample(expect: &str, forever: bool) -> Sample {
-        Sample { name: "sockex1".into(), kind: "socket filter".into(), since: "5.4".into(), until: None, objects: vec![], args: vec![], trigger: "t".into(), pre: None, timeout_s: 10, expect: expect.into(), reject: None, runs_forever: forever, parallel: false }
+        Sample {
+            name: "sockex1".into(),
+            kind: "socket filter".into(),
+            since: "5.4".into(),
+            until: None,
+            objects: vec![],
+            args: vec![],
+            trigger: "t".into(),
+            pre: None,
+            timeout_s: 10,
+            expect: expect.into(),
+            reject: None,
+            runs_forever: forever,
+            parallel: false,
+        }
     }
 
     #[test]
     fn samples_regex_exit_and_timeout() {
         let s = sample(r"TCP \d+ UDP \d+ ICMP \d+ bytes", false);
-        assert_eq!(judge_sample("TCP 0 UDP 0 ICMP 84 bytes\n", Some(0), &s).result, TestResult::Pass);
+        assert_eq!(
+            judge_sample("TCP 0 UDP 0 ICMP 84 bytes\n", Some(0), &s).result,
+            TestResult::Pass
+        );
         let v = judge_sample("failed to load\n", Some(1), &s);
         assert_eq!(v.result, TestResult::Fail);
-        assert!(v.reason.contains("exit 1") && v.reason.contains("failed to load"), "{}", v.reason);
-        assert_eq!(judge_sample("TCP 0 UDP 0 ICMP 84 bytes\n", Some(RC_KILLED), &s).result, TestResult::Fail);
+        assert!(
+            v.reason.contains("exit 1") && v.reason.contains("failed to load"),
+            "{}",
+            v.reason
+        );
+        assert_eq!(
+            judge_sample("TCP 0 UDP 0 ICMP 84 bytes\n", Some(RC_KILLED), &s).result,
+            TestResult::Fail
+        );
         let forever = sample("ping", true);
-        assert_eq!(judge_sample("ping-30 ...\n", Some(RC_KILLED), &forever).result, TestResult::Pass);
-        assert_eq!(judge_sample("labctl: missing sockex1\n", Some(127), &s).result, TestResult::Skip);
+        assert_eq!(
+            judge_sample("ping-30 ...\n", Some(RC_KILLED), &forever).result,
+            TestResult::Pass
+        );
+        assert_eq!(
+            judge_sample("labctl: missing sockex1\n", Some(127), &s).result,
+            TestResult::Skip
+        );
         let mut tp = sample(r"prog #0: map ids \d+ \d+", false);
         tp.reject = Some("failed|returns value 0".into());
-        assert_eq!(judge_sample("prog #0: map ids 4 5\n", Some(0), &tp).result, TestResult::Pass);
-        let v = judge_sample("prog #0: map ids 4 5\nfailed: map #4 returns value 0\n", Some(0), &tp);
+        assert_eq!(
+            judge_sample("prog #0: map ids 4 5\n", Some(0), &tp).result,
+            TestResult::Pass
+        );
+        let v = judge_sample(
+            "prog #0: map ids 4 5\nfailed: map #4 returns value 0\n",
+            Some(0),
+            &tp,
+        );
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("map #4 returns value 0"), "{}", v.reason);
     }

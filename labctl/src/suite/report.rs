@@ -15,10 +15,25 @@ pub fn result_word(r: TestResult) -> &'static str {
 
 /// The final table: test, result, duration, reason; then a one-line summary.
 pub fn table(res: &SuiteResult) -> String {
-    let w = res.tests.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    let mut s = format!("{:<w$}  {:<6}  {:>8}  {}\n", "TEST", "RESULT", "TIME", "REASON");
+    let w = res
+        .tests
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut s = format!(
+        "{:<w$}  {:<6}  {:>8}  {}\n",
+        "TEST", "RESULT", "TIME", "REASON"
+    );
     for t in &res.tests {
-        s.push_str(&format!("{:<w$}  {:<6}  {:>7.1}s  {}\n", t.name, result_word(t.result).to_uppercase(), t.duration_s, t.reason));
+        s.push_str(&format!(
+            "{:<w$}  {:<6}  {:>7.1}s  {}\n",
+            t.name,
+            result_word(t.result).to_uppercase(),
+            t.duration_s,
+            t.reason
+        ));
     }
     let (p, f, k) = res.counts();
     s.push_str(&format!(
@@ -27,7 +42,10 @@ pub fn table(res: &SuiteResult) -> String {
         res.kernel,
         res.accel,
         res.duration_s,
-        res.run_dir.as_ref().map(|d| format!("; logs: {}", d.display())).unwrap_or_default()
+        res.run_dir
+            .as_ref()
+            .map(|d| format!("; logs: {}", d.display()))
+            .unwrap_or_default()
     ));
     s
 }
@@ -60,14 +78,28 @@ fn testcase(t: &TestOutcome, kernel: &str) -> String {
         Some((a, b)) => (format!("labctl.{kernel}.{a}"), b.to_string()),
         None => (format!("labctl.{kernel}"), t.name.clone()),
     };
-    let mut s = format!("    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">", xml_escape(&class), xml_escape(&name), t.duration_s);
+    let mut s = format!(
+        "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
+        xml_escape(&class),
+        xml_escape(&name),
+        t.duration_s
+    );
     match t.result {
         TestResult::Pass => {}
-        TestResult::Fail => s.push_str(&format!("\n      <failure message=\"{}\"/>\n    ", xml_escape(&t.reason))),
-        TestResult::Skip => s.push_str(&format!("\n      <skipped message=\"{}\"/>\n    ", xml_escape(&t.reason))),
+        TestResult::Fail => s.push_str(&format!(
+            "\n      <failure message=\"{}\"/>\n    ",
+            xml_escape(&t.reason)
+        )),
+        TestResult::Skip => s.push_str(&format!(
+            "\n      <skipped message=\"{}\"/>\n    ",
+            xml_escape(&t.reason)
+        )),
     }
     if let Some(l) = &t.log {
-        s.push_str(&format!("<system-out>log: {}</system-out>", xml_escape(&l.display().to_string())));
+        s.push_str(&format!(
+            "<system-out>log: {}</system-out>",
+            xml_escape(&l.display().to_string())
+        ));
     }
     s.push_str("</testcase>\n");
     s
@@ -95,7 +127,13 @@ mod tests {
     use super::*;
 
     fn res() -> SuiteResult {
-        let t = |name: &str, result, reason: &str| TestOutcome { name: name.into(), result, duration_s: 1.25, reason: reason.into(), log: None };
+        let t = |name: &str, result, reason: &str| TestOutcome {
+            name: name.into(),
+            result,
+            duration_s: 1.25,
+            reason: reason.into(),
+            log: None,
+        };
         SuiteResult {
             kernel: "5.10.46".into(),
             release: "5.10.46".into(),
@@ -103,8 +141,16 @@ mod tests {
             duration_s: 9.5,
             run_dir: None,
             tests: vec![
-                t("kernel/jit", TestResult::Pass, "net.core.bpf_jit_enable = 1"),
-                t("hello", TestResult::Fail, "attach kprobe do_sys_openat2: <No such file> & \"KPROBES\""),
+                t(
+                    "kernel/jit",
+                    TestResult::Pass,
+                    "net.core.bpf_jit_enable = 1",
+                ),
+                t(
+                    "hello",
+                    TestResult::Fail,
+                    "attach kprobe do_sys_openat2: <No such file> & \"KPROBES\"",
+                ),
                 t("hello-bcc", TestResult::Skip, "no BCC on the host"),
             ],
         }
@@ -119,7 +165,10 @@ mod tests {
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(&cols[..3], ["hello", "FAIL", "1.2s"], "{s}");
         assert!(row.contains("attach kprobe"));
-        assert!(s.contains("lab BROKEN on 5.10.46 (tcg): 1 passed, 1 failed, 1 skipped"), "{s}");
+        assert!(
+            s.contains("lab BROKEN on 5.10.46 (tcg): 1 passed, 1 failed, 1 skipped"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -136,7 +185,10 @@ mod tests {
     #[test]
     fn junit_is_escaped_and_counts_match() {
         let x = junit(&res());
-        assert!(x.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), "{x}");
+        assert!(
+            x.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""),
+            "{x}"
+        );
         assert!(x.contains("<failure message=\"attach kprobe do_sys_openat2: &lt;No such file&gt; &amp; &quot;KPROBES&quot;\"/>"), "{x}");
         assert!(x.contains("classname=\"labctl.5_10_46.kernel\" name=\"jit\""));
         assert!(x.contains("<skipped message=\"no BCC on the host\"/>"));

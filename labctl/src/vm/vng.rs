@@ -1,11 +1,216 @@
-//! The virtme-ng backend (`--backend vng`): `vng --run <kernel> --exec SCRIPT`, sharing
-//! the host's root filesystem over 9p, for programs that need the host's userland.
+//! The virtme-ng backend (`--backend vng`): `vng --run <kernel> --exec ...` with the
+//! host's root filesystem shared read-only over 9p (`--force-9p`: virtiofs is reported
+//! to panic 5.4/5.10 guests), for programs that need the host's userland (BCC, python).
+//!
+//! Results do not depend on vng's virtio-serial script ports (they need udevd in the
+//! guest and VIRTIO_CONSOLE in the kernel): the run directory is shared read-write
+//! (`--rwdir`) and a small wrapper writes the command's output and exit status there
+//! (exit status last, by rename, so a half-finished run never looks finished).
+//! `--verbose` puts the guest console on vng's stdout, which goes through the same
+//! watchdog scan as the QEMU backend. A kernel without ACPI halts instead of powering
+//! off and QEMU keeps running; the console's `reboot: System halted` ends the run.
 
-use super::{AccelVerdict, VmError, VmOutcome, VmSpec};
-use crate::events::EventSink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-pub fn run(_spec: &VmSpec, _verdict: &AccelVerdict, _sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
-    Err(VmError::Vng {
-        detail: "not wired yet".into(),
+use super::{default_timeouts, watchdog, Accel, AccelVerdict, VmError, VmOutcome, VmSpec};
+use crate::events::{EventSink, SinkExt};
+use crate::process::{shell_quote, Cmd, LineAction, ProcessError};
+
+/// `vng` on PATH (PyPI package `virtme-ng`).
+pub fn find_vng() -> Result<PathBuf, VmError> {
+    crate::process::which("vng").ok_or(VmError::Vng {
+        detail: "`vng` not found on PATH: install it with `pip install virtme-ng` (it also needs the host's `kmod`/depmod and busybox); `labctl doctor` checks this".into(),
     })
+}
+
+/// The shell wrapper run in the guest: copy payload, load modules, run the script with
+/// its output to `dir/output`, then publish the exit status as `dir/exit`.
+pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
+    let d = shell_quote(dir.as_os_str());
+    let mut s = String::from("#!/bin/sh\n# labctl: vng backend wrapper\nulimit -l unlimited 2>/dev/null\n");
+    for (i, f) in spec.files.iter().enumerate() {
+        if f.host.to_string_lossy() != f.guest {
+            let src = shell_quote(dir.join("files").join(i.to_string()).as_os_str());
+            let g = shell_quote(std::ffi::OsStr::new(&f.guest));
+            s.push_str(&format!("mkdir -p \"$(dirname {g})\" && cp -a {src} {g}\n"));
+        }
+    }
+    for m in &spec.load_modules {
+        let q = shell_quote(std::ffi::OsStr::new(m));
+        if m.contains('/') || m.ends_with(".ko") {
+            s.push_str(&format!(
+                "insmod {q} || echo \"labctl-init: module {m} failed to load (exit $?)\" > /dev/console\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "modprobe {q} || echo \"labctl-init: module {m} failed to load (exit $?)\" > /dev/console\n"
+            ));
+        }
+    }
+    s.push_str(&format!("echo \"labctl-init: up $(uname -r)\" > /dev/console\n"));
+    s.push_str(&format!("(cd /tmp && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n"));
+    s.push_str(&format!("echo $? > {d}/exit.tmp && mv {d}/exit.tmp {d}/exit\nsync\n"));
+    s
+}
+
+/// vng argv (without the program).
+pub fn argv(spec: &VmSpec, accel: Accel, dir: &Path) -> Vec<String> {
+    let mut a: Vec<String> = vec!["--run".into(), spec.kernel.to_string_lossy().into_owned()];
+    if accel == Accel::Tcg {
+        a.push("--disable-kvm".into());
+    }
+    for s in ["--force-9p", "--force-initramfs", "--verbose"] {
+        a.push(s.into());
+    }
+    a.push("--cpus".into());
+    a.push(spec.cpus.max(1).to_string());
+    a.push("--memory".into());
+    a.push(format!("{}M", spec.memory_mb));
+    a.push("--rwdir".into());
+    a.push(dir.to_string_lossy().into_owned());
+    for w in &spec.kernel_args {
+        a.push("--append".into());
+        a.push(w.clone());
+    }
+    // Short on purpose: vng passes --exec on the kernel command line.
+    a.push("--exec".into());
+    a.push(format!("sh {}", shell_quote(dir.join("wrap.sh").as_os_str())));
+    a
+}
+
+pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
+    let start = Instant::now();
+    let vng = find_vng()?;
+    let dir = spec.run_dir.join("vng");
+    let io = |op: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| VmError::Io { op, path: p, source }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("files")).map_err(io("create", &dir))?;
+    for (i, f) in spec.files.iter().enumerate() {
+        if f.host.to_string_lossy() != f.guest {
+            let dst = dir.join("files").join(i.to_string());
+            std::fs::copy(&f.host, &dst).map_err(io("copy payload to", &dst))?;
+        }
+    }
+    std::fs::write(dir.join("run.sh"), &spec.script).map_err(io("write", &dir.join("run.sh")))?;
+    std::fs::write(dir.join("wrap.sh"), wrapper(&dir, spec)).map_err(io("write", &dir.join("wrap.sh")))?;
+    if spec.modules.is_some() {
+        sink.warn("--backend vng boots with the host's /lib/modules; --modules is ignored (load .ko files by path instead)");
+    }
+    let (def_boot, def_cmd) = default_timeouts(verdict.accel);
+    let boot_timeout = spec.boot_timeout.unwrap_or(def_boot);
+    let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
+    let console_log = spec.run_dir.join("console.log");
+    let exit_file = dir.join("exit");
+    let cmd = Cmd::new(&vng)
+        .args(argv(spec, verdict.accel, &dir))
+        .timeout(boot_timeout + cmd_timeout);
+    let stage = sink.stage(
+        "boot",
+        format!("{} with virtme-ng under {}", spec.kernel.display(), verdict.accel.name()),
+    );
+    let mut booted: Option<(Instant, String)> = None;
+    let mut alarm: Option<watchdog::Alarm> = None;
+    let r = cmd.run_streaming(sink, &console_log, |line| {
+        match watchdog::scan(line) {
+            Some(watchdog::ConsoleEvent::Booted { release }) => booted = Some((Instant::now(), release)),
+            Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
+            Some(watchdog::ConsoleEvent::Alarm(a)) => {
+                alarm.get_or_insert(a);
+            }
+            Some(watchdog::ConsoleEvent::EndOfReport) if alarm.is_some() => return LineAction::Kill,
+            _ => {}
+        }
+        // A kernel without ACPI halts on poweroff and QEMU would keep running.
+        if line.contains("reboot: System halted") || line.contains("reboot: Power down") {
+            return LineAction::Kill;
+        }
+        LineAction::Continue
+    });
+    let console_text = || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
+    match r {
+        Ok(_) => {}
+        Err(ProcessError::Timeout { .. }) => {
+            return Err(if booted.is_some() {
+                let out = std::fs::read(dir.join("output")).unwrap_or_default();
+                VmError::CommandTimeout {
+                    timeout: cmd_timeout,
+                    output: String::from_utf8_lossy(&out).into_owned(),
+                    log: console_log,
+                }
+            } else {
+                VmError::BootTimeout {
+                    timeout: boot_timeout + cmd_timeout,
+                    excerpt: watchdog::excerpt(&console_text(), 25),
+                    log: console_log,
+                }
+            })
+        }
+        Err(ProcessError::Spawn { program, source }) => {
+            return Err(VmError::Vng {
+                detail: format!("cannot run {program}: {source}"),
+            })
+        }
+        Err(e) => return Err(VmError::Process(e)),
+    }
+    if let Some(kind) = alarm {
+        return Err(VmError::Panic {
+            kind,
+            excerpt: watchdog::excerpt(&console_text(), 40),
+            log: console_log,
+        });
+    }
+    let code = std::fs::read_to_string(&exit_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    let Some(exit_code) = code else {
+        return Err(VmError::NoResult {
+            excerpt: watchdog::excerpt(&console_text(), 25),
+            log: console_log,
+        });
+    };
+    stage.ok();
+    Ok(VmOutcome {
+        exit_code,
+        output: std::fs::read(dir.join("output")).unwrap_or_default(),
+        console_log,
+        accel: verdict.accel.name().into(),
+        accel_reason: verdict.reason.clone(),
+        duration: start.elapsed(),
+        release: booted.as_ref().map(|b| b.1.clone()),
+        boot_time: booted.map(|b| b.0.duration_since(start)).filter(|d| *d > Duration::ZERO),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_shares_the_run_dir_and_disables_kvm_under_tcg() {
+        let mut spec = VmSpec::new("/k/bzImage", "/h/runs/1", "uname -r");
+        spec.memory_mb = 768;
+        let a = argv(&spec, Accel::Tcg, Path::new("/h/runs/1/vng"));
+        let pos = |f: &str| a.iter().position(|x| x == f).unwrap_or_else(|| panic!("{f} missing in {a:?}"));
+        assert_eq!(a[pos("--run") + 1], "/k/bzImage");
+        assert_eq!(a[pos("--rwdir") + 1], "/h/runs/1/vng");
+        assert_eq!(a[pos("--memory") + 1], "768M");
+        assert_eq!(a[pos("--exec") + 1], "sh /h/runs/1/vng/wrap.sh");
+        pos("--disable-kvm");
+        pos("--force-9p");
+        let a = argv(&spec, Accel::Kvm, Path::new("/d"));
+        assert!(!a.contains(&"--disable-kvm".to_string()));
+    }
+
+    #[test]
+    fn wrapper_publishes_exit_status_last() {
+        let mut spec = VmSpec::new("/k", "/r", "true");
+        spec.load_modules = vec!["/x/test_bpf.ko".into()];
+        let w = wrapper(Path::new("/r/vng"), &spec);
+        let run = w.find("sh /r/vng/run.sh").unwrap();
+        let exit = w.find("mv /r/vng/exit.tmp /r/vng/exit").unwrap();
+        assert!(run < exit);
+        assert!(w.contains("insmod /x/test_bpf.ko"));
+    }
 }

@@ -124,10 +124,51 @@ fn debian_kernel(home: &Home) -> TestKernel {
     }
 }
 
-/// The kernel the VM tests boot.
+/// `LABCTL_TEST_LAB_KERNEL=<bzImage>` (+ `LABCTL_TEST_LAB_MODULES=<modules_install dir>`)
+/// stands in for the e2e build, e.g. a hand-built lab kernel.
+fn lab_override() -> Option<TestKernel> {
+    let k = PathBuf::from(std::env::var_os("LABCTL_TEST_LAB_KERNEL").filter(|v| !v.is_empty())?);
+    let modules = std::env::var_os("LABCTL_TEST_LAB_MODULES")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let tree = modules.as_ref().and_then(|m| {
+        std::fs::read_dir(m.join("lib/modules"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+    });
+    let release = tree
+        .as_ref()
+        .map(|t| t.file_name().unwrap().to_string_lossy().into_owned())
+        .or_else(|| std::env::var("LABCTL_TEST_LAB_RELEASE").ok())
+        .expect("LABCTL_TEST_LAB_KERNEL needs LABCTL_TEST_LAB_MODULES or LABCTL_TEST_LAB_RELEASE");
+    Some(TestKernel {
+        bzimage: k,
+        modules,
+        modules_tree: tree,
+        release,
+        is_lab_build: true,
+    })
+}
+
+/// The kernel the VM tests boot: the lab build if there is one, else a Debian kernel.
 pub fn kernel() -> TestKernel {
     let home = home();
-    lab_build(&home).unwrap_or_else(|| debian_kernel(&home))
+    lab_override().or_else(|| lab_build(&home)).unwrap_or_else(|| debian_kernel(&home))
+}
+
+/// The 5.10 lab build (tests that need lab-profile features: test_bpf.ko, vng's 9p).
+/// It comes from the e2e build test, which shares the persistent test home.
+pub fn lab_kernel() -> TestKernel {
+    let home = home();
+    lab_override().or_else(|| lab_build(&home)).unwrap_or_else(|| {
+        panic!(
+            "no finished 5.10 lab build in {}/builds: run the e2e build test first (it shares LABCTL_TEST_HOME), \
+             or set LABCTL_TEST_LAB_KERNEL=<bzImage> and LABCTL_TEST_LAB_MODULES=<modules_install dir>",
+            home.root().display()
+        )
+    })
 }
 
 /// A Debian cloud kernel (for tests that need a module Debian ships, e.g. `dummy`).

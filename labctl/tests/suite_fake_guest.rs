@@ -1,0 +1,209 @@
+//! The suite's host side end to end against a fake guest (no QEMU): planning (files,
+//! skips), the one-boot runner, judging canned guest output, per-test logs, results.json,
+//! junit.xml, events, and infrastructure failures.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use labctl::events::{Event, EventSink, TestResult, VecSink};
+use labctl::suite::{self, Bcc, Guest, GuestReply, GuestRequest, SuiteError, SuiteInput};
+use labctl::{Home, KernelVersion};
+
+/// Replies with canned output and remembers the request.
+struct FakeGuest {
+    output: String,
+    fail: Option<String>,
+    seen: Mutex<Vec<GuestRequest>>,
+}
+
+impl Guest for FakeGuest {
+    fn run(&self, req: &GuestRequest, _sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        self.seen.lock().unwrap().push(req.clone());
+        if let Some(f) = &self.fail {
+            return Err(SuiteError::Vm(f.clone()));
+        }
+        Ok(GuestReply {
+            exit_code: 0,
+            output: self.output.clone(),
+            console_log: None,
+            accel: "tcg".into(),
+        })
+    }
+}
+
+fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> SuiteInput {
+    SuiteInput {
+        kernel: KernelVersion::new(5, 10, 46),
+        release: "5.10.46".into(),
+        samples_dir: samples,
+        test_bpf_ko: None,
+        expected_config: vec![("BPF".into(), "y".into()), ("KPROBES".into(), "y".into())],
+        filter: filter.into(),
+        full: false,
+        bcc: Bcc::Skip("no BCC on this host".into()),
+        inject: vec![],
+        run_dir: dir.join("runs/1-5.10.46"),
+    }
+}
+
+const OUTPUT: &str = "\
+@@LABCTL-BEGIN kernel/jit t=1.00
+bpf_jit_enable=1
+@@LABCTL-END kernel/jit rc=0 t=1.01
+@@LABCTL-BEGIN kernel/config t=1.01
+CONFIG_BPF=y
+# CONFIG_KPROBES is not set
+@@LABCTL-END kernel/config rc=0 t=1.10
+@@LABCTL-BEGIN test_bpf t=1.10
+bpf_jit_enable=1
+test_bpf: Summary: 378 PASSED, 0 FAILED, [365/366 JIT'ed]
+@@LABCTL-END test_bpf rc=0 t=5.10
+@@LABCTL-BEGIN samples/sockex1 t=5.10
+TCP 0 UDP 0 ICMP 392 bytes
+@@LABCTL-END samples/sockex1 rc=0 t=10.20
+@@LABCTL-DONE
+";
+
+#[test]
+fn judges_canned_output_and_writes_logs_json_and_junit() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let samples = d.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("sockex1"), b"\x7fELF").unwrap();
+    std::fs::write(samples.join("sockex1_kern.o"), b"obj").unwrap();
+    let g = FakeGuest {
+        output: OUTPUT.into(),
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    let sink = VecSink::default();
+    let inp = input(
+        d.path(),
+        "kernel/jit,kernel/config,test_bpf,samples/sockex1,samples/sockex2,hello-bcc",
+        Some(samples.clone()),
+    );
+    let res = suite::run(&home, &inp, &g, &sink).unwrap();
+
+    let by = |n: &str| {
+        res.tests
+            .iter()
+            .find(|t| t.name == n)
+            .unwrap_or_else(|| panic!("{n} missing"))
+    };
+    assert_eq!(by("kernel/jit").result, TestResult::Pass);
+    // KPROBES is not set in the canned config: kernel/config must fail and say why.
+    assert_eq!(by("kernel/config").result, TestResult::Fail);
+    assert!(
+        by("kernel/config").reason.contains("KPROBES=n (wanted y)"),
+        "{}",
+        by("kernel/config").reason
+    );
+    assert_eq!(by("test_bpf").result, TestResult::Pass);
+    assert!((by("test_bpf").duration_s - 4.0).abs() < 1e-6);
+    assert_eq!(by("samples/sockex1").result, TestResult::Pass);
+    // sockex2 was not built: skipped on the host, never sent to the guest.
+    assert_eq!(by("samples/sockex2").result, TestResult::Skip);
+    assert_eq!(by("hello-bcc").result, TestResult::Skip);
+    assert_eq!(res.counts(), (3, 1, 2));
+    assert!(!res.all_passed());
+
+    // One boot; the payload holds the sample and its object, with libs for the program.
+    let reqs = g.seen.lock().unwrap();
+    assert_eq!(reqs.len(), 1);
+    let prog = reqs[0]
+        .files
+        .iter()
+        .find(|f| f.guest == "/labctl/suite/samples/sockex1")
+        .unwrap();
+    assert!(prog.with_libs);
+    assert!(reqs[0]
+        .files
+        .iter()
+        .any(|f| f.guest == "/labctl/suite/samples/sockex1_kern.o"));
+    assert!(!reqs[0].script.contains("samples/sockex2"));
+    assert!(!reqs[0].vng);
+
+    // Run folder: per-test logs, runner, results.json, junit.xml.
+    let run = &inp.run_dir;
+    let log = std::fs::read_to_string(by("test_bpf").log.as_ref().unwrap()).unwrap();
+    assert!(log.contains("378 PASSED"));
+    assert!(run.join("runner.sh").is_file());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["tests"].as_array().unwrap().len(), 6);
+    assert!(std::fs::read_to_string(run.join("junit.xml"))
+        .unwrap()
+        .contains("failures=\"1\""));
+
+    // Events: every test finished once.
+    let finished: Vec<String> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TestFinished { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished.len(), 6, "{finished:?}");
+}
+
+#[test]
+fn a_guest_that_stops_midway_is_an_infrastructure_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let cut = OUTPUT
+        .split("@@LABCTL-BEGIN samples")
+        .next()
+        .unwrap()
+        .to_string()
+        + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n";
+    let samples = d.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("sockex1"), b"x").unwrap();
+    let g = FakeGuest {
+        output: cut,
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    let inp = input(
+        d.path(),
+        "kernel/jit,test_bpf,samples/sockex1",
+        Some(samples),
+    );
+    let e = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap_err();
+    assert!(e.to_string().contains("samples/sockex1"), "{e}");
+    // What finished is still reported.
+    let json = std::fs::read_to_string(inp.run_dir.join("results.json")).unwrap();
+    assert!(json.contains("\"kernel/jit\""));
+}
+
+#[test]
+fn vm_errors_propagate_and_bad_filters_are_usage_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let g = FakeGuest {
+        output: String::new(),
+        fail: Some("the guest hit a kernel panic".into()),
+        seen: Mutex::new(vec![]),
+    };
+    let e = suite::run(
+        &home,
+        &input(d.path(), "kernel/jit", None),
+        &g,
+        &labctl::events::NullSink,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SuiteError::Vm(ref m) if m.contains("panic")),
+        "{e}"
+    );
+    let e = suite::run(
+        &home,
+        &input(d.path(), "nosuchtest", None),
+        &g,
+        &labctl::events::NullSink,
+    )
+    .unwrap_err();
+    assert!(matches!(e, SuiteError::NoTests(_)), "{e}");
+}
