@@ -26,7 +26,10 @@ fn real_debian_5_10_46_has_the_right_makefile() {
     let mk = std::fs::read_to_string(tree.join("Makefile")).unwrap();
     let head: Vec<&str> = mk.lines().take(6).collect();
     for want in ["VERSION = 5", "PATCHLEVEL = 10", "SUBLEVEL = 46"] {
-        assert!(head.contains(&want), "Makefile head lacks {want:?}: {head:?}");
+        assert!(
+            head.contains(&want),
+            "Makefile head lacks {want:?}: {head:?}"
+        );
     }
     assert!(tree.join("kernel/bpf/verifier.c").is_file());
     assert!(tree.join("samples/bpf").is_dir());

@@ -56,17 +56,32 @@ pub(crate) struct SourceOpts {
     #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
     pub debian_security_url: Option<String>,
     /// Debian suites to search, in order, comma-separated.
-    #[arg(long, env = "LABCTL_DEBIAN_SUITES", value_name = "SUITES", value_delimiter = ',',
-        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie")]
+    #[arg(
+        long,
+        env = "LABCTL_DEBIAN_SUITES",
+        value_name = "SUITES",
+        value_delimiter = ',',
+        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie"
+    )]
     pub debian_suites: Vec<String>,
     /// Expected sha256 of the tarball for --source URL or PATH.
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
     /// Seconds to wait for a connection.
-    #[arg(long, env = "LABCTL_CONNECT_TIMEOUT", value_name = "SECS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        env = "LABCTL_CONNECT_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
     pub connect_timeout: f64,
     /// Seconds without data before a transfer counts as stalled (then it is retried).
-    #[arg(long, env = "LABCTL_READ_TIMEOUT", value_name = "SECS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        env = "LABCTL_READ_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30.0
+    )]
     pub read_timeout: f64,
     /// Retries after a cut, stalled or failed transfer (resuming where it stopped).
     #[arg(long, env = "LABCTL_RETRIES", value_name = "N", default_value_t = 4)]
@@ -75,7 +90,10 @@ pub(crate) struct SourceOpts {
 
 fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
     if !(s > 0.0 && s < 86400.0) {
-        return Err(labctl::Error::Usage(format!("{what} must be a number of seconds between 0 and 86400")).into());
+        return Err(labctl::Error::Usage(format!(
+            "{what} must be a number of seconds between 0 and 86400"
+        ))
+        .into());
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -92,9 +110,10 @@ impl SourceOpts {
         }
         let url_ok = |u: &Option<String>, flag: &str| -> anyhow::Result<()> {
             match u {
-                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                    Err(labctl::Error::Usage(format!("{flag} must be an http(s) URL, got {u:?}")).into())
-                }
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(
+                    labctl::Error::Usage(format!("{flag} must be an http(s) URL, got {u:?}"))
+                        .into(),
+                ),
                 _ => Ok(()),
             }
         };
@@ -105,7 +124,12 @@ impl SourceOpts {
             kernel_org_base: self.kernel_org_url.clone(),
             debian_bases: self.debian_url.iter().cloned().collect(),
             debian_security_bases: self.debian_security_url.iter().cloned().collect(),
-            debian_suites: self.debian_suites.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            debian_suites: self
+                .debian_suites
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             kernel_org_keyring: self.kernel_org_keyring.clone(),
             sha256: self.sha256.as_ref().map(|s| s.to_lowercase()),
             net: Some(NetOptions {
@@ -174,11 +198,21 @@ pub struct ListArgs {
     #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
     pub debian_security_url: Option<String>,
     /// Debian suites to search, comma-separated.
-    #[arg(long, env = "LABCTL_DEBIAN_SUITES", value_name = "SUITES", value_delimiter = ',',
-        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie")]
+    #[arg(
+        long,
+        env = "LABCTL_DEBIAN_SUITES",
+        value_name = "SUITES",
+        value_delimiter = ',',
+        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie"
+    )]
     pub debian_suites: Vec<String>,
     /// Seconds to wait for a connection.
-    #[arg(long, env = "LABCTL_CONNECT_TIMEOUT", value_name = "SECS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        env = "LABCTL_CONNECT_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
     pub connect_timeout: f64,
 }
 
@@ -224,7 +258,12 @@ pub fn run_fetch(a: FetchArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     if ctx.global.json {
         ctx.print_json(&t)?;
     } else {
-        ctx.out(format!("linux {} ({}){}", t.version, t.source, if t.reused { ", already extracted" } else { "" }));
+        ctx.out(format!(
+            "linux {} ({}){}",
+            t.version,
+            t.source,
+            if t.reused { ", already extracted" } else { "" }
+        ));
         if !t.sha256.is_empty() {
             ctx.out(format!("sha256 {}", t.sha256));
         }
@@ -240,7 +279,10 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         Some(s) => match s.parse::<VersionReq>()? {
             VersionReq::Series(m, n) => Some((m, n)),
             VersionReq::Exact(_) => {
-                return Err(labctl::Error::Usage(format!("SERIES is a major.minor like 5.10, not {s:?}")).into());
+                return Err(labctl::Error::Usage(format!(
+                    "SERIES is a major.minor like 5.10, not {s:?}"
+                ))
+                .into());
             }
         },
     };
@@ -256,7 +298,12 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             ctx.out("no kernel trees fetched yet (try `labctl kernel fetch 5.10`)");
         }
         for t in &trees {
-            ctx.out(format!("{:<10} {:<26} {}", t.version.to_string(), t.source, t.path.display()));
+            ctx.out(format!(
+                "{:<10} {:<26} {}",
+                t.version.to_string(),
+                t.source,
+                t.path.display()
+            ));
         }
         super::build::print_builds(&builds, ctx);
         return Ok(0);
@@ -267,7 +314,10 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         debian_bases: a.debian_url.iter().cloned().collect(),
         debian_security_bases: a.debian_security_url.iter().cloned().collect(),
         debian_suites: a.debian_suites.clone(),
-        net: Some(NetOptions { connect_timeout: secs(a.connect_timeout, "--connect-timeout")?, ..NetOptions::default() }),
+        net: Some(NetOptions {
+            connect_timeout: secs(a.connect_timeout, "--connect-timeout")?,
+            ..NetOptions::default()
+        }),
         ..FetchOptions::default()
     };
     let listings = source::list_remote(&ctx.home, &spec, series, &opts, ctx.sink());
@@ -277,7 +327,9 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         for l in &listings {
             match &l.error {
                 Some(e) => ctx.out(format!("{}: unavailable: {e}", l.source)),
-                None if l.detail.is_empty() => ctx.out(format!("{}: {}", l.source, join(&l.versions))),
+                None if l.detail.is_empty() => {
+                    ctx.out(format!("{}: {}", l.source, join(&l.versions)))
+                }
                 None => {
                     for (suite, v) in &l.detail {
                         ctx.out(format!("{} {suite}: {}", l.source, join(v)));
@@ -296,7 +348,10 @@ fn join(v: &[labctl::KernelVersion]) -> String {
     if v.is_empty() {
         return "(none)".into();
     }
-    v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn age(secs: u64) -> String {
@@ -311,20 +366,37 @@ pub fn run_cache_ls(a: CacheLsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let entries = cache::list(&ctx.home, &a.kind);
     let total: u64 = entries.iter().map(|e| e.size).sum();
     if ctx.global.json {
-        ctx.print_json(&serde_json::json!({ "home": ctx.home.root(), "entries": entries, "total": total }))?;
+        ctx.print_json(
+            &serde_json::json!({ "home": ctx.home.root(), "entries": entries, "total": total }),
+        )?;
         return Ok(0);
     }
     ctx.out(format!("{:<10} {:>10} {:>5}  NAME", "KIND", "SIZE", "AGE"));
     for e in &entries {
         let partial = if e.partial { "  (partial)" } else { "" };
-        ctx.out(format!("{:<10} {:>10} {:>5}  {}{partial}", e.kind, human_bytes(e.size), age(e.age_secs), e.name));
+        ctx.out(format!(
+            "{:<10} {:>10} {:>5}  {}{partial}",
+            e.kind,
+            human_bytes(e.size),
+            age(e.age_secs),
+            e.name
+        ));
     }
-    ctx.out(format!("{} entries, {} in {}", entries.len(), human_bytes(total), ctx.home.root().display()));
+    ctx.out(format!(
+        "{} entries, {} in {}",
+        entries.len(),
+        human_bytes(total),
+        ctx.home.root().display()
+    ));
     Ok(0)
 }
 
 pub fn run_cache_prune(a: CachePruneArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let filter = cache::PruneFilter { all: a.all, kinds: a.kind.clone(), older_than: a.older_than.map(|d| Duration::from_secs(d * 86400)) };
+    let filter = cache::PruneFilter {
+        all: a.all,
+        kinds: a.kind.clone(),
+        older_than: a.older_than.map(|d| Duration::from_secs(d * 86400)),
+    };
     let r = cache::prune(&ctx.home, &filter, a.dry_run, ctx.sink()).context("cache prune")?;
     if ctx.global.json {
         ctx.print_json(&r)?;
@@ -332,11 +404,26 @@ pub fn run_cache_prune(a: CachePruneArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     }
     let verb = if a.dry_run { "would remove" } else { "removed" };
     for e in &r.removed {
-        ctx.out(format!("{verb} {:<10} {:>10}  {}", e.kind, human_bytes(e.size), e.name));
+        ctx.out(format!(
+            "{verb} {:<10} {:>10}  {}",
+            e.kind,
+            human_bytes(e.size),
+            e.name
+        ));
     }
     for e in &r.busy {
-        ctx.out(format!("in use, kept {:<10} {:>10}  {}", e.kind, human_bytes(e.size), e.name));
+        ctx.out(format!(
+            "in use, kept {:<10} {:>10}  {}",
+            e.kind,
+            human_bytes(e.size),
+            e.name
+        ));
     }
-    ctx.out(format!("{verb} {} entries, {} freed{}", r.removed.len(), human_bytes(r.freed), if a.dry_run { " (dry run)" } else { "" }));
+    ctx.out(format!(
+        "{verb} {} entries, {} freed{}",
+        r.removed.len(),
+        human_bytes(r.freed),
+        if a.dry_run { " (dry run)" } else { "" }
+    ));
     Ok(0)
 }

@@ -34,10 +34,14 @@ pub fn parse_deb822(text: &str) -> Vec<AptEntry> {
     let mut out = Vec::new();
     for para in paragraphs(text) {
         let field = |name: &str| -> Option<String> {
-            para.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+            para.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
         };
         let words = |name: &str| -> Vec<String> {
-            field(name).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+            field(name)
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
         };
         if field("Enabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("no")) {
             continue;
@@ -50,7 +54,11 @@ pub fn parse_deb822(text: &str) -> Vec<AptEntry> {
         let components = words("Components");
         for uri in words("URIs") {
             if let Some(uri) = usable_uri(&uri) {
-                out.push(AptEntry { uri, suites: suites.clone(), components: components.clone() });
+                out.push(AptEntry {
+                    uri,
+                    suites: suites.clone(),
+                    components: components.clone(),
+                });
             }
         }
     }
@@ -140,8 +148,18 @@ pub(crate) fn paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
 }
 
 fn is_debian_suite(s: &str) -> bool {
-    const NAMES: [&str; 10] =
-        ["buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "oldstable", "testing"];
+    const NAMES: [&str; 10] = [
+        "buster",
+        "bullseye",
+        "bookworm",
+        "trixie",
+        "forky",
+        "duke",
+        "sid",
+        "stable",
+        "oldstable",
+        "testing",
+    ];
     let base = s.split(['-', '/']).next().unwrap_or("");
     NAMES.contains(&base)
 }
@@ -150,11 +168,19 @@ fn is_debian_suite(s: &str) -> bool {
 pub fn classify(entries: &[AptEntry]) -> DebianBases {
     let mut b = DebianBases::default();
     for e in entries {
-        if !e.suites.iter().any(|s| is_debian_suite(s)) || !e.components.iter().any(|c| c == "main") {
+        if !e.suites.iter().any(|s| is_debian_suite(s)) || !e.components.iter().any(|c| c == "main")
+        {
             continue;
         }
-        let security = e.suites.iter().any(|s| s.ends_with("-security") || s.ends_with("/updates"));
-        let list = if security { &mut b.security } else { &mut b.archive };
+        let security = e
+            .suites
+            .iter()
+            .any(|s| s.ends_with("-security") || s.ends_with("/updates"));
+        let list = if security {
+            &mut b.security
+        } else {
+            &mut b.archive
+        };
         if !list.contains(&e.uri) {
             list.push(e.uri.clone());
         }
@@ -171,10 +197,14 @@ pub fn read_host(root: &Path) -> DebianBases {
         entries.extend(parse_list(&t));
     }
     let dir = root.join("etc/apt/sources.list.d");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     files.sort();
     for f in files {
-        let Ok(t) = std::fs::read_to_string(&f) else { continue };
+        let Ok(t) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         match f.extension().and_then(|e| e.to_str()) {
             Some("sources") => entries.extend(parse_deb822(&t)),
             Some("list") => entries.extend(parse_list(&t)),
@@ -247,10 +277,24 @@ deb http://ppa.example/ubuntu jammy main
         let sl = d.path().join("etc/apt/sources.list.d");
         std::fs::create_dir_all(&sl).unwrap();
         std::fs::write(sl.join("debian.sources"), DEB822).unwrap();
-        std::fs::write(sl.join("old.list.disabled"), "deb http://disabled.example/debian bookworm main\n").unwrap();
-        std::fs::write(d.path().join("etc/apt/sources.list"), "deb http://legacy.example/debian bullseye main\n").unwrap();
+        std::fs::write(
+            sl.join("old.list.disabled"),
+            "deb http://disabled.example/debian bookworm main\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/apt/sources.list"),
+            "deb http://legacy.example/debian bullseye main\n",
+        )
+        .unwrap();
         let b = read_host(d.path());
-        assert_eq!(b.archive, ["http://legacy.example/debian", "http://mirror.example/debian"]);
+        assert_eq!(
+            b.archive,
+            [
+                "http://legacy.example/debian",
+                "http://mirror.example/debian"
+            ]
+        );
         assert_eq!(b.security, ["http://mirror.example/debian-security"]);
     }
 

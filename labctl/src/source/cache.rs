@@ -14,7 +14,15 @@ use crate::events::{EventSink, SinkExt};
 use crate::home::Home;
 
 /// The kinds of cache entries, in display order.
-pub const KINDS: [&str; 7] = ["downloads", "indexes", "src", "configs", "builds", "guests", "runs"];
+pub const KINDS: [&str; 7] = [
+    "downloads",
+    "indexes",
+    "src",
+    "configs",
+    "builds",
+    "guests",
+    "runs",
+];
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CacheEntry {
@@ -46,7 +54,10 @@ pub fn parse_kind(k: &str) -> Result<String, String> {
     if KINDS.contains(&k) {
         Ok(k.to_string())
     } else {
-        Err(format!("unknown cache kind {k:?}: one of {}", KINDS.join(", ")))
+        Err(format!(
+            "unknown cache kind {k:?}: one of {}",
+            KINDS.join(", ")
+        ))
     }
 }
 
@@ -81,14 +92,23 @@ pub fn list(home: &Home, kinds: &[String]) -> Vec<CacheEntry> {
         if !kinds.is_empty() && !kinds.iter().any(|k| k == kind) {
             continue;
         }
-        let Some(dir) = kind_dir(home, kind) else { continue };
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Some(dir) = kind_dir(home, kind) else {
+            continue;
+        };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut entries: Vec<CacheEntry> = rd
             .flatten()
             .map(|e| {
                 let path = e.path();
                 let name = e.file_name().to_string_lossy().into_owned();
-                let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+                let age = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .unwrap_or_default();
                 CacheEntry {
                     kind: kind.to_string(),
                     partial: name.ends_with(".part") || name.contains(".tmp-"),
@@ -123,19 +143,30 @@ pub struct PruneReport {
 }
 
 /// Delete the selected entries, each under its own lock (taken without waiting).
-pub fn prune(home: &Home, f: &PruneFilter, dry_run: bool, sink: &dyn EventSink) -> Result<PruneReport, crate::error::Error> {
+pub fn prune(
+    home: &Home,
+    f: &PruneFilter,
+    dry_run: bool,
+    sink: &dyn EventSink,
+) -> Result<PruneReport, crate::error::Error> {
     if !f.all && f.kinds.is_empty() && f.older_than.is_none() {
         return Err(crate::error::Error::Usage(
             "say what to prune: --all, --kind KIND (downloads, indexes, src, configs, builds, guests, runs) and/or --older-than DAYS".into(),
         ));
     }
-    let mut report = PruneReport { dry_run, ..Default::default() };
+    let mut report = PruneReport {
+        dry_run,
+        ..Default::default()
+    };
     for e in list(home, &f.kinds) {
         if f.older_than.is_some_and(|d| e.age_secs < d.as_secs()) {
             continue;
         }
         let Some(guard) = home.try_lock(&lock_name(&e.kind, &e.name))? else {
-            sink.warn(format!("{} is in use by another labctl; skipped", e.path.display()));
+            sink.warn(format!(
+                "{} is in use by another labctl; skipped",
+                e.path.display()
+            ));
             report.busy.push(e);
             continue;
         };
@@ -184,7 +215,10 @@ mod tests {
         let home = Home::new(d.path());
         populate(&home);
         let l = list(&home, &[]);
-        let names: Vec<(&str, &str, u64)> = l.iter().map(|e| (e.kind.as_str(), e.name.as_str(), e.size)).collect();
+        let names: Vec<(&str, &str, u64)> = l
+            .iter()
+            .map(|e| (e.kind.as_str(), e.name.as_str(), e.size))
+            .collect();
         assert_eq!(names[0], ("downloads", "aa11.tar.xz", 1000));
         assert!(l.iter().any(|e| e.name == "bb22.tar.xz.part" && e.partial));
         assert!(l.iter().any(|e| e.kind == "src" && e.size == 300));
@@ -195,7 +229,10 @@ mod tests {
     #[test]
     fn lock_names() {
         assert_eq!(lock_name("src", "linux-5.10.46-abcdef12"), "src-5.10.46");
-        assert_eq!(lock_name("src", ".linux-5.10.46-abcdef12.tmp-77"), "src-5.10.46");
+        assert_eq!(
+            lock_name("src", ".linux-5.10.46-abcdef12.tmp-77"),
+            "src-5.10.46"
+        );
         assert_eq!(lock_name("downloads", "abc.tar.xz.part"), "dl-abc");
         assert_eq!(lock_name("builds", "5.10.46-x-y"), "builds-5.10.46-x-y");
     }
@@ -206,17 +243,50 @@ mod tests {
         let home = Home::new(d.path());
         populate(&home);
         assert!(prune(&home, &PruneFilter::default(), false, &NullSink).is_err());
-        let r = prune(&home, &PruneFilter { all: true, ..Default::default() }, true, &NullSink).unwrap();
+        let r = prune(
+            &home,
+            &PruneFilter {
+                all: true,
+                ..Default::default()
+            },
+            true,
+            &NullSink,
+        )
+        .unwrap();
         assert_eq!(r.removed.len(), 5);
-        assert!(home.src().join("linux-5.10.46-abcdef12").exists(), "dry run deletes nothing");
+        assert!(
+            home.src().join("linux-5.10.46-abcdef12").exists(),
+            "dry run deletes nothing"
+        );
         let held = home.lock("src-5.10.46").unwrap();
-        let r = prune(&home, &PruneFilter { all: true, ..Default::default() }, false, &NullSink).unwrap();
+        let r = prune(
+            &home,
+            &PruneFilter {
+                all: true,
+                ..Default::default()
+            },
+            false,
+            &NullSink,
+        )
+        .unwrap();
         assert_eq!(r.busy.len(), 1);
-        assert!(home.src().join("linux-5.10.46-abcdef12").exists(), "a locked tree survives");
+        assert!(
+            home.src().join("linux-5.10.46-abcdef12").exists(),
+            "a locked tree survives"
+        );
         assert!(!home.downloads().join("aa11.tar.xz").exists());
         assert_eq!(r.freed, 1000 + 10 + 5 + 7);
         drop(held);
-        let r = prune(&home, &PruneFilter { kinds: vec!["src".into()], ..Default::default() }, false, &NullSink).unwrap();
+        let r = prune(
+            &home,
+            &PruneFilter {
+                kinds: vec!["src".into()],
+                ..Default::default()
+            },
+            false,
+            &NullSink,
+        )
+        .unwrap();
         assert_eq!(r.removed.len(), 1);
         assert!(!home.src().join("linux-5.10.46-abcdef12").exists());
     }
@@ -226,7 +296,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let home = Home::new(d.path());
         populate(&home);
-        let r = prune(&home, &PruneFilter { older_than: Some(Duration::from_secs(86400)), ..Default::default() }, false, &NullSink).unwrap();
+        let r = prune(
+            &home,
+            &PruneFilter {
+                older_than: Some(Duration::from_secs(86400)),
+                ..Default::default()
+            },
+            false,
+            &NullSink,
+        )
+        .unwrap();
         assert!(r.removed.is_empty());
         assert_eq!(list(&home, &[]).len(), 5);
     }

@@ -62,9 +62,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn net_error(url: &str, e: &reqwest::Error) -> SourceError {
     let msg = error_chain(e);
     if e.is_timeout() {
-        SourceError::Timeout { url: url.to_string(), message: msg }
+        SourceError::Timeout {
+            url: url.to_string(),
+            message: msg,
+        }
     } else {
-        SourceError::Network { url: url.to_string(), message: msg }
+        SourceError::Network {
+            url: url.to_string(),
+            message: msg,
+        }
     }
 }
 
@@ -75,7 +81,10 @@ impl Http {
             .timeout(net.read_timeout)
             .user_agent(concat!("labctl/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SourceError::Network { url: String::new(), message: format!("cannot build HTTP client: {e}") })?;
+            .map_err(|e| SourceError::Network {
+                url: String::new(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
         Ok(Http { client, net })
     }
 
@@ -91,9 +100,16 @@ impl Http {
             match r {
                 Ok((status, body)) if status.is_success() => return Ok(body.to_vec()),
                 Ok((status, _)) if status.is_server_error() && attempt < self.net.retries => {}
-                Ok((status, _)) => return Err(SourceError::Http { url: url.to_string(), status: status.as_u16() }),
+                Ok((status, _)) => {
+                    return Err(SourceError::Http {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                    })
+                }
                 // A refused connection or an unknown host will not change in a second: fail fast.
-                Err(e) if e.is_connect() || attempt >= self.net.retries => return Err(net_error(url, &e)),
+                Err(e) if e.is_connect() || attempt >= self.net.retries => {
+                    return Err(net_error(url, &e))
+                }
                 Err(_) => {}
             }
             std::thread::sleep(self.net.backoff * 2u32.pow(attempt.min(6)));
@@ -109,6 +125,9 @@ pub struct Expect {
     /// Lower-case hex sha256; None for a URL given without a checksum (computed, reported).
     pub sha256: Option<String>,
     pub size: Option<u64>,
+    /// Set (before the `.part` file is truncated or replaced) when the download starts
+    /// over from byte 0, so a reader following the part file knows its bytes are void.
+    pub restarted: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Hash a file's current content (resuming a `.part`).
@@ -133,7 +152,11 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SourceError + 'a {
-    move |source| SourceError::Io { op, path: path.to_owned(), source }
+    move |source| SourceError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Outcome of one transfer attempt.
@@ -158,12 +181,21 @@ pub fn download_verified(
         std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     }
     let mut hasher = Sha256::new();
-    let mut have = if part.exists() { hash_file(part, &mut hasher).map_err(io_err("read", part))? } else { 0 };
+    let mut have = if part.exists() {
+        hash_file(part, &mut hasher).map_err(io_err("read", part))?
+    } else {
+        0
+    };
     if have > 0 {
-        sink.info(format!("resuming {} at {}", url, crate::home::human_bytes(have)));
+        sink.info(format!(
+            "resuming {} at {}",
+            url,
+            crate::home::human_bytes(have)
+        ));
     }
     if expect.size.is_some_and(|s| have > s) {
         // More than the index says: certainly not the file we want. Start over.
+        mark_restart(expect);
         std::fs::remove_file(part).map_err(io_err("remove", part))?;
         hasher = Sha256::new();
         have = 0;
@@ -177,7 +209,7 @@ pub fn download_verified(
         let complete = if expect.size.is_some_and(|s| have == s) {
             Attempt::Complete
         } else {
-            transfer(http, url, part, &mut hasher, &mut have, &mut total, sink)?
+            transfer(http, expect, part, &mut hasher, &mut have, &mut total, sink)?
         };
         match complete {
             Attempt::Complete => break,
@@ -186,7 +218,12 @@ pub fn download_verified(
                     return Err(e);
                 }
                 let delay = http.net.backoff * 2u32.pow(attempt.min(6));
-                sink.warn(format!("{e}; retrying in {:.1}s (attempt {} of {})", delay.as_secs_f64(), attempt + 2, http.net.retries + 1));
+                sink.warn(format!(
+                    "{e}; retrying in {:.1}s (attempt {} of {})",
+                    delay.as_secs_f64(),
+                    attempt + 2,
+                    http.net.retries + 1
+                ));
                 std::thread::sleep(delay);
                 attempt += 1;
             }
@@ -196,16 +233,27 @@ pub fn download_verified(
     if let Some(size) = expect.size {
         if have != size {
             let _ = std::fs::remove_file(part);
-            return Err(SourceError::SizeMismatch { url: url.to_string(), expected: size, actual: have });
+            return Err(SourceError::SizeMismatch {
+                url: url.to_string(),
+                expected: size,
+                actual: have,
+            });
         }
     }
     if let Some(want) = &expect.sha256 {
         if !want.eq_ignore_ascii_case(&actual) {
             let _ = std::fs::remove_file(part);
-            return Err(SourceError::ChecksumMismatch { url: url.to_string(), expected: want.to_lowercase(), actual });
+            return Err(SourceError::ChecksumMismatch {
+                url: url.to_string(),
+                expected: want.to_lowercase(),
+                actual,
+            });
         }
     }
-    let f = File::options().write(true).open(part).map_err(io_err("open", part))?;
+    let f = File::options()
+        .write(true)
+        .open(part)
+        .map_err(io_err("open", part))?;
     f.sync_all().map_err(io_err("fsync", part))?;
     drop(f);
     let dest = dest_for(&actual);
@@ -218,15 +266,22 @@ pub fn download_verified(
     Ok((dest, actual, have))
 }
 
+fn mark_restart(expect: &Expect) {
+    if let Some(r) = &expect.restarted {
+        r.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 fn transfer(
     http: &Http,
-    url: &str,
+    expect: &Expect,
     part: &Path,
     hasher: &mut Sha256,
     have: &mut u64,
     total: &mut Option<u64>,
     sink: &dyn EventSink,
 ) -> Result<Attempt, SourceError> {
+    let url = expect.url.as_str();
     let mut req = http.client.get(url);
     if *have > 0 {
         req = req.header(reqwest::header::RANGE, format!("bytes={}-", *have));
@@ -239,22 +294,40 @@ fn transfer(
     let status = resp.status().as_u16();
     let mut file = match status {
         206 if *have > 0 => {
-            let mut f = File::options().append(true).open(part).map_err(io_err("open", part))?;
+            let mut f = File::options()
+                .append(true)
+                .open(part)
+                .map_err(io_err("open", part))?;
             f.seek(SeekFrom::End(0)).map_err(io_err("seek", part))?;
             f
         }
         200 | 206 => {
             // Full body (the server ignored our Range, or nothing to resume): start over.
             if *have > 0 {
-                sink.info(format!("{url}: server does not resume; downloading from the start"));
+                sink.info(format!(
+                    "{url}: server does not resume; downloading from the start"
+                ));
+            }
+            if *have > 0 {
+                mark_restart(expect);
             }
             *hasher = Sha256::new();
             *have = 0;
             File::create(part).map_err(io_err("create", part))?
         }
         416 => return Ok(Attempt::Complete), // nothing more past what we have; verification decides
-        s if s >= 500 => return Ok(Attempt::Retry(SourceError::Http { url: url.to_string(), status: s })),
-        s => return Err(SourceError::Http { url: url.to_string(), status: s }),
+        s if s >= 500 => {
+            return Ok(Attempt::Retry(SourceError::Http {
+                url: url.to_string(),
+                status: s,
+            }))
+        }
+        s => {
+            return Err(SourceError::Http {
+                url: url.to_string(),
+                status: s,
+            })
+        }
     };
     if total.is_none() {
         *total = resp.content_length().map(|l| l + *have);
@@ -273,14 +346,27 @@ fn transfer(
             Err(e) => {
                 let _ = file.flush();
                 let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-                    || e.get_ref().and_then(|i| i.downcast_ref::<reqwest::Error>()).is_some_and(|r| r.is_timeout());
+                    || e.get_ref()
+                        .and_then(|i| i.downcast_ref::<reqwest::Error>())
+                        .is_some_and(|r| r.is_timeout());
                 let err = if timed_out {
                     SourceError::Timeout {
                         url: url.to_string(),
-                        message: format!("no data for {}s after {} (stalled)", http.net.read_timeout.as_secs_f64(), crate::home::human_bytes(*have)),
+                        message: format!(
+                            "no data for {}s after {} (stalled)",
+                            http.net.read_timeout.as_secs_f64(),
+                            crate::home::human_bytes(*have)
+                        ),
                     }
                 } else {
-                    SourceError::Network { url: url.to_string(), message: format!("transfer cut after {}: {}", crate::home::human_bytes(*have), error_chain(&e)) }
+                    SourceError::Network {
+                        url: url.to_string(),
+                        message: format!(
+                            "transfer cut after {}: {}",
+                            crate::home::human_bytes(*have),
+                            error_chain(&e)
+                        ),
+                    }
                 };
                 return Ok(Attempt::Retry(err));
             }

@@ -17,7 +17,11 @@ use super::SourceError;
 use crate::events::{EventSink, SinkExt, Unit};
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SourceError + 'a {
-    move |source| SourceError::Io { op, path: path.to_owned(), source }
+    move |source| SourceError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 // ---- xz index: uncompressed size without decompressing ----------------------------
@@ -98,7 +102,11 @@ pub fn needed_bytes(uncompressed: u64) -> u64 {
 /// Compare need with availability; the error says both and what to do.
 pub fn check_space(dir: &Path, needed: u64, available: u64) -> Result<(), SourceError> {
     if available < needed {
-        return Err(SourceError::DiskSpace { path: dir.to_owned(), needed, available });
+        return Err(SourceError::DiskSpace {
+            path: dir.to_owned(),
+            needed,
+            available,
+        });
     }
     Ok(())
 }
@@ -137,8 +145,10 @@ fn symlink_ok(entry: &Path, target: &Path, links: &HashSet<PathBuf>) -> Result<(
     if target.is_absolute() {
         return Err("is a symlink to an absolute path");
     }
-    let mut stack: Vec<std::ffi::OsString> =
-        entry.parent().map(|p| p.components().map(|c| c.as_os_str().to_owned()).collect()).unwrap_or_default();
+    let mut stack: Vec<std::ffi::OsString> = entry
+        .parent()
+        .map(|p| p.components().map(|c| c.as_os_str().to_owned()).collect())
+        .unwrap_or_default();
     for c in target.components() {
         match c {
             Component::Normal(n) => stack.push(n.to_owned()),
@@ -165,7 +175,8 @@ struct Counting<R> {
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let k = self.inner.read(buf)?;
-        self.n.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        self.n
+            .fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(k)
     }
 }
@@ -204,7 +215,11 @@ impl ThreadedReader {
                 return;
             }
         });
-        ThreadedReader { rx, cur: Vec::new(), pos: 0 }
+        ThreadedReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
     }
 }
 
@@ -246,10 +261,39 @@ pub fn extract_tar_xz(
     sink: &dyn EventSink,
     before_rename: impl FnOnce(&Path) -> Result<(), SourceError>,
 ) -> Result<u64, SourceError> {
+    let compressed = std::fs::metadata(archive)
+        .map_err(io_err("stat", archive))?
+        .len();
+    let uncompressed = xz_uncompressed_size(archive).unwrap_or(compressed.saturating_mul(10));
+    let f = File::open(archive).map_err(io_err("open", archive))?;
+    extract_stream(
+        f,
+        archive,
+        compressed,
+        uncompressed,
+        dest,
+        opts,
+        sink,
+        before_rename,
+    )
+}
+
+/// Like [`extract_tar_xz`] but reading the compressed bytes from `input` (e.g. a file
+/// that is still being downloaded). `label` names the archive in errors; `compressed`
+/// is its expected size (progress) and `uncompressed` the size the space check uses.
+#[allow(clippy::too_many_arguments)]
+pub fn extract_stream<R: Read + Send + 'static>(
+    input: R,
+    label: &Path,
+    compressed: u64,
+    uncompressed: u64,
+    dest: &Path,
+    opts: &ExtractOptions,
+    sink: &dyn EventSink,
+    before_rename: impl FnOnce(&Path) -> Result<(), SourceError>,
+) -> Result<u64, SourceError> {
     let parent = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
-    let compressed = std::fs::metadata(archive).map_err(io_err("stat", archive))?.len();
-    let uncompressed = xz_uncompressed_size(archive).unwrap_or(compressed.saturating_mul(8));
     let needed = needed_bytes(uncompressed);
     let available = match opts.assume_free_bytes {
         Some(a) => a,
@@ -259,19 +303,26 @@ pub fn extract_tar_xz(
 
     let tmp = parent.join(format!(
         ".{}.tmp-{}",
-        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err("remove stale", &tmp))?;
     }
     std::fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
-    let result = unpack_into(archive, &tmp, compressed, opts, sink).and_then(|n| before_rename(&tmp).map(|_| n));
+    let result = unpack_into(input, label, &tmp, compressed, opts, sink)
+        .and_then(|n| before_rename(&tmp).map(|_| n));
     match result {
         Ok(n) => {
             std::fs::rename(&tmp, dest).map_err(|e| {
                 let _ = std::fs::remove_dir_all(&tmp);
-                SourceError::Io { op: "rename into place", path: dest.to_owned(), source: e }
+                SourceError::Io {
+                    op: "rename into place",
+                    path: dest.to_owned(),
+                    source: e,
+                }
             })?;
             Ok(n)
         }
@@ -282,10 +333,19 @@ pub fn extract_tar_xz(
     }
 }
 
-fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptions, sink: &dyn EventSink) -> Result<u64, SourceError> {
-    let f = File::open(archive).map_err(io_err("open", archive))?;
+fn unpack_into<R: Read + Send + 'static>(
+    f: R,
+    archive: &Path,
+    root: &Path,
+    compressed: u64,
+    opts: &ExtractOptions,
+    sink: &dyn EventSink,
+) -> Result<u64, SourceError> {
     let read_bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counting = Counting { inner: BufReader::with_capacity(1 << 20, f), n: read_bytes.clone() };
+    let counting = Counting {
+        inner: BufReader::with_capacity(1 << 20, f),
+        n: read_bytes.clone(),
+    };
     let xz = xz2::read::XzDecoder::new_multi_decoder(counting);
     // Decompress on a second thread so xz and the file writes overlap (as `tar xJf`'s
     // two processes do).
@@ -298,7 +358,10 @@ fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptio
         entry: entry.display().to_string(),
         reason: reason.to_string(),
     };
-    let arch_err = |e: std::io::Error| SourceError::Archive { path: archive.to_owned(), message: e.to_string() };
+    let arch_err = |e: std::io::Error| SourceError::Archive {
+        path: archive.to_owned(),
+        message: e.to_string(),
+    };
     let mut links: HashSet<PathBuf> = HashSet::new();
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
     let mut files = 0u64;
@@ -310,7 +373,10 @@ fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptio
         }
         let mut entry = entry.map_err(arch_err)?;
         let kind = entry.header().entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
             continue;
         }
         let raw = entry.path().map_err(arch_err)?.into_owned();
@@ -327,22 +393,35 @@ fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptio
         }
         let target = root.join(&rel);
         match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse | tar::EntryType::Directory => {}
+            tar::EntryType::Regular
+            | tar::EntryType::Continuous
+            | tar::EntryType::GNUSparse
+            | tar::EntryType::Directory => {}
             tar::EntryType::Symlink => {
-                let t = entry.link_name().map_err(arch_err)?.ok_or_else(|| bad(&raw, "is a symlink without a target"))?;
+                let t = entry
+                    .link_name()
+                    .map_err(arch_err)?
+                    .ok_or_else(|| bad(&raw, "is a symlink without a target"))?;
                 symlink_ok(&rel, &t, &links).map_err(|r| bad(&raw, r))?;
                 links.insert(rel.clone());
             }
             tar::EntryType::Link => {
-                let t = entry.link_name().map_err(arch_err)?.ok_or_else(|| bad(&raw, "is a hardlink without a target"))?;
-                let t = clean_entry_path(&t).map_err(|_| bad(&raw, "is a hardlink pointing outside the tree"))?;
+                let t = entry
+                    .link_name()
+                    .map_err(arch_err)?
+                    .ok_or_else(|| bad(&raw, "is a hardlink without a target"))?;
+                let t = clean_entry_path(&t)
+                    .map_err(|_| bad(&raw, "is a hardlink pointing outside the tree"))?;
                 let t: PathBuf = t.components().skip(opts.strip_components).collect();
                 if t.as_os_str().is_empty() || through_symlink(&t, &links) || links.contains(&t) {
                     return Err(bad(&raw, "is a hardlink pointing outside the tree"));
                 }
                 let src = root.join(&t);
                 if !src.is_file() {
-                    return Err(bad(&raw, "is a hardlink to a file not (yet) in the archive"));
+                    return Err(bad(
+                        &raw,
+                        "is a hardlink to a file not (yet) in the archive",
+                    ));
                 }
                 make_parent(&target, &mut made_dirs)?;
                 std::fs::hard_link(&src, &target).map_err(io_err("hardlink", &target))?;
@@ -354,13 +433,21 @@ fn unpack_into(archive: &Path, root: &Path, compressed: u64, opts: &ExtractOptio
             other => return Err(bad(&raw, &format!("has an unsupported type {other:?}"))),
         }
         make_parent(&target, &mut made_dirs)?;
-        entry.unpack(&target).map_err(|e| SourceError::Archive { path: archive.to_owned(), message: format!("{}: {e}", raw.display()) })?;
+        entry.unpack(&target).map_err(|e| SourceError::Archive {
+            path: archive.to_owned(),
+            message: format!("{}: {e}", raw.display()),
+        })?;
         if kind == tar::EntryType::Directory {
             made_dirs.insert(target);
         }
         files += 1;
         if last.elapsed() >= Duration::from_millis(100) {
-            sink.progress("extract", read_bytes.load(std::sync::atomic::Ordering::Relaxed), Some(compressed), Unit::Bytes);
+            sink.progress(
+                "extract",
+                read_bytes.load(std::sync::atomic::Ordering::Relaxed),
+                Some(compressed),
+                Unit::Bytes,
+            );
             last = Instant::now();
         }
     }
@@ -384,7 +471,10 @@ mod tests {
 
     #[test]
     fn entry_paths() {
-        assert_eq!(clean_entry_path(Path::new("./a/b")).unwrap(), Path::new("a/b"));
+        assert_eq!(
+            clean_entry_path(Path::new("./a/b")).unwrap(),
+            Path::new("a/b")
+        );
         assert!(clean_entry_path(Path::new("/etc/passwd")).is_err());
         assert!(clean_entry_path(Path::new("a/../../x")).is_err());
     }
@@ -405,7 +495,9 @@ mod tests {
 
     #[test]
     fn space_check_names_both_numbers() {
-        let e = check_space(Path::new("/x"), 2000, 1000).unwrap_err().to_string();
+        let e = check_space(Path::new("/x"), 2000, 1000)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("need") && e.contains("available"), "{e}");
         assert!(check_space(Path::new("/x"), 1000, 2000).is_ok());
     }

@@ -42,8 +42,12 @@ pub fn parse_sha256sums(text: &str) -> Vec<(String, String)> {
 
 /// Versions offered by a `v{M}.x/` directory index page (`href="linux-5.10.46.tar.xz"`).
 pub fn parse_index_html(html: &str) -> Vec<KernelVersion> {
-    let re = regex::Regex::new(r#"href="linux-([0-9]+\.[0-9]+(?:\.[0-9]+)?)\.tar\.xz""#).expect("valid regex");
-    let mut v: Vec<KernelVersion> = re.captures_iter(html).filter_map(|c| KernelVersion::parse_plain(&c[1])).collect();
+    let re = regex::Regex::new(r#"href="linux-([0-9]+\.[0-9]+(?:\.[0-9]+)?)\.tar\.xz""#)
+        .expect("valid regex");
+    let mut v: Vec<KernelVersion> = re
+        .captures_iter(html)
+        .filter_map(|c| KernelVersion::parse_plain(&c[1]))
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -82,34 +86,62 @@ pub fn checksum_for(
         .into_iter()
         .find(|(_, f)| *f == name)
         .map(|(s, _)| s)
-        .ok_or_else(|| SourceError::Index { url: url.clone(), message: format!("does not list {name}") })?;
+        .ok_or_else(|| SourceError::Index {
+            url: url.clone(),
+            message: format!("does not list {name}"),
+        })?;
     let sig = check_signature(home, &body, keyring, sink)?;
     Ok((sha, sig))
 }
 
-fn check_signature(home: &Home, sums: &[u8], keyring: Option<&Path>, sink: &dyn EventSink) -> Result<Signature, SourceError> {
+fn check_signature(
+    home: &Home,
+    sums: &[u8],
+    keyring: Option<&Path>,
+    sink: &dyn EventSink,
+) -> Result<Signature, SourceError> {
     let Some(gpgv) = crate::process::which("gpgv") else {
         return Ok(Signature::NotChecked("gpgv is not installed".into()));
     };
     let Some(keyring) = keyring else {
-        return Ok(Signature::NotChecked("no kernel.org keyring given (--kernel-org-keyring or LABCTL_KERNEL_ORG_KEYRING)".into()));
+        return Ok(Signature::NotChecked(
+            "no kernel.org keyring given (--kernel-org-keyring or LABCTL_KERNEL_ORG_KEYRING)"
+                .into(),
+        ));
     };
     if !keyring.is_file() {
-        return Ok(Signature::NotChecked(format!("keyring {} does not exist", keyring.display())));
+        return Ok(Signature::NotChecked(format!(
+            "keyring {} does not exist",
+            keyring.display()
+        )));
     }
     if !String::from_utf8_lossy(sums).contains("-----BEGIN PGP SIGNED MESSAGE-----") {
-        return Err(SourceError::Signature { message: "sha256sums.asc is not clearsigned".into() });
+        return Err(SourceError::Signature {
+            message: "sha256sums.asc is not clearsigned".into(),
+        });
     }
     let dir = home.indexes();
     let file = dir.join(format!("sha256sums-{}.asc", std::process::id()));
     crate::home::write_atomic(&file, sums).map_err(|e| SourceError::Usage(e.to_string()))?;
-    let out = Cmd::new(gpgv).arg("--keyring").arg(keyring).arg(&file).timeout(std::time::Duration::from_secs(60)).run(sink);
+    let out = Cmd::new(gpgv)
+        .arg("--keyring")
+        .arg(keyring)
+        .arg(&file)
+        .timeout(std::time::Duration::from_secs(60))
+        .run(sink);
     let _ = std::fs::remove_file(&file);
-    let out = out.map_err(|e| SourceError::Signature { message: e.to_string() })?;
+    let out = out.map_err(|e| SourceError::Signature {
+        message: e.to_string(),
+    })?;
     if out.success() {
-        Ok(Signature::Verified(format!("signature checked with gpgv against {}", keyring.display())))
+        Ok(Signature::Verified(format!(
+            "signature checked with gpgv against {}",
+            keyring.display()
+        )))
     } else {
-        Err(SourceError::Signature { message: format!("gpgv rejected sha256sums.asc: {}", out.stderr_str().trim()) })
+        Err(SourceError::Signature {
+            message: format!("gpgv rejected sha256sums.asc: {}", out.stderr_str().trim()),
+        })
     }
 }
 
@@ -120,9 +152,15 @@ mod tests {
     #[test]
     fn urls() {
         let v = KernelVersion::new(5, 16, 10);
-        assert_eq!(tarball_url(DEFAULT_BASE, &v), "https://cdn.kernel.org/pub/linux/kernel/v5.x/linux-5.16.10.tar.xz");
+        assert_eq!(
+            tarball_url(DEFAULT_BASE, &v),
+            "https://cdn.kernel.org/pub/linux/kernel/v5.x/linux-5.16.10.tar.xz"
+        );
         assert_eq!(sums_url("http://h/k/", 6), "http://h/k/v6.x/sha256sums.asc");
-        assert_eq!(tarball_name(&KernelVersion::new(5, 10, 0)), "linux-5.10.tar.xz");
+        assert_eq!(
+            tarball_name(&KernelVersion::new(5, 10, 0)),
+            "linux-5.10.tar.xz"
+        );
     }
 
     #[test]
@@ -133,7 +171,10 @@ mod tests {
                  -----BEGIN PGP SIGNATURE-----\niQIzBAEBCAAdFiEE\n-----END PGP SIGNATURE-----\n";
         let s = parse_sha256sums(t);
         assert_eq!(s.len(), 2);
-        assert_eq!(s[1].0, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+        assert_eq!(
+            s[1].0,
+            "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+        );
         assert_eq!(s[0].1, "linux-5.10.46.tar.xz");
     }
 

@@ -32,8 +32,16 @@ pub const TREE_META: &str = ".labctl-source.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("kernel {req} not found:{}{}", attempts_text(attempts), nearest_text(nearest))]
-    NotFound { req: String, attempts: Vec<String>, nearest: Vec<KernelVersion> },
+    #[error(
+        "kernel {req} not found:{}{}",
+        attempts_text(attempts),
+        nearest_text(nearest)
+    )]
+    NotFound {
+        req: String,
+        attempts: Vec<String>,
+        nearest: Vec<KernelVersion>,
+    },
     #[error("HTTP {status} for {url}")]
     Http { url: String, status: u16 },
     #[error("cannot reach {url}: {message}")]
@@ -41,13 +49,29 @@ pub enum SourceError {
     #[error("timed out on {url}: {message}")]
     Timeout { url: String, message: String },
     #[error("checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the partial download was deleted (retry, or pick another --source)")]
-    ChecksumMismatch { url: String, expected: String, actual: String },
+    ChecksumMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("size mismatch for {url}: expected {expected} bytes, the server sent {actual}; the partial download was deleted")]
-    SizeMismatch { url: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("not enough disk space in {}: need {}, available {} (free some with `labctl cache prune`, or use --home on a bigger disk)", path.display(), crate::home::human_bytes(*needed), crate::home::human_bytes(*available))]
-    DiskSpace { path: PathBuf, needed: u64, available: u64 },
+    DiskSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("refusing to extract {}: entry {entry:?} {reason}", archive.display())]
-    UnsafeEntry { archive: PathBuf, entry: String, reason: String },
+    UnsafeEntry {
+        archive: PathBuf,
+        entry: String,
+        reason: String,
+    },
     #[error("cannot extract {}: {message}", path.display())]
     Archive { path: PathBuf, message: String },
     #[error("{op} {}: {source}", path.display())]
@@ -76,7 +100,13 @@ fn nearest_text(n: &[KernelVersion]) -> String {
     if n.is_empty() {
         String::new()
     } else {
-        format!("\nnearest versions that exist: {}", n.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
+        format!(
+            "\nnearest versions that exist: {}",
+            n.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -162,13 +192,18 @@ impl FetchOptions {
     }
     fn suites(&self) -> Vec<String> {
         if self.debian_suites.is_empty() {
-            debian::DEFAULT_SUITES.iter().map(|s| s.to_string()).collect()
+            debian::DEFAULT_SUITES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         } else {
             self.debian_suites.clone()
         }
     }
     fn kernel_org_base(&self) -> String {
-        self.kernel_org_base.clone().unwrap_or_else(|| kernel_org::DEFAULT_BASE.to_string())
+        self.kernel_org_base
+            .clone()
+            .unwrap_or_else(|| kernel_org::DEFAULT_BASE.to_string())
     }
     /// Debian bases: the overrides, else the host's apt configuration.
     pub fn debian_bases(&self) -> Result<apt::DebianBases, SourceError> {
@@ -178,10 +213,18 @@ impl FetchOptions {
             apt::DebianBases::default()
         };
         if !self.debian_bases.is_empty() {
-            b.archive = self.debian_bases.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+            b.archive = self
+                .debian_bases
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect();
         }
         if !self.debian_security_bases.is_empty() {
-            b.security = self.debian_security_bases.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+            b.security = self
+                .debian_security_bases
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect();
         }
         if b.is_empty() {
             return Err(SourceError::NoDebianMirror);
@@ -224,7 +267,8 @@ pub struct SourceTree {
 
 /// `src/linux-<ver>-<sha8>`.
 pub fn tree_dir(home: &Home, v: &KernelVersion, sha256: &str) -> PathBuf {
-    home.src().join(format!("linux-{v}-{}", &sha256[..8.min(sha256.len())]))
+    home.src()
+        .join(format!("linux-{v}-{}", &sha256[..8.min(sha256.len())]))
 }
 
 /// Every extracted tree under the home (those with metadata), oldest version first.
@@ -267,17 +311,33 @@ pub fn makefile_version(tree: &Path) -> Option<KernelVersion> {
             (a.trim() == k).then(|| b.trim().parse().ok()).flatten()
         })
     };
-    Some(KernelVersion::new(get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL").unwrap_or(0)))
+    Some(KernelVersion::new(
+        get("VERSION")?,
+        get("PATCHLEVEL")?,
+        get("SUBLEVEL").unwrap_or(0),
+    ))
 }
 
 /// Resolve, download (or reuse), verify and extract.
-pub fn fetch(home: &Home, req: &VersionReq, spec: &SourceSpec, opts: &FetchOptions, sink: &dyn EventSink) -> Result<SourceTree, SourceError> {
+pub fn fetch(
+    home: &Home,
+    req: &VersionReq,
+    spec: &SourceSpec,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
     let timer = sink.stage("fetch", format!("linux {req} from {spec}"));
     // Fast path: an exact version already extracted from a compatible source.
     if let VersionReq::Exact(v) = req {
-        if let Some(mut t) = local_trees(home).into_iter().find(|t| t.version == *v && source_matches(t, spec)) {
+        if let Some(mut t) = local_trees(home)
+            .into_iter()
+            .find(|t| t.version == *v && source_matches(t, spec))
+        {
             t.reused = true;
-            sink.info(format!("linux {v}: using the extracted tree {}", t.path.display()));
+            sink.info(format!(
+                "linux {v}: using the extracted tree {}",
+                t.path.display()
+            ));
             timer.ok();
             return Ok(t);
         }
@@ -317,14 +377,30 @@ fn resolve_remote(
             let versions = kernel_org::list(http, &base, major)?;
             let mut out = Vec::new();
             if let Some(v) = req.pick(&versions) {
-                let (sha, sig) = kernel_org::checksum_for(home, http, &base, &v, opts.kernel_org_keyring.as_deref(), sink)?;
+                let (sha, sig) = kernel_org::checksum_for(
+                    home,
+                    http,
+                    &base,
+                    &v,
+                    opts.kernel_org_keyring.as_deref(),
+                    sink,
+                )?;
                 let verified = match sig {
-                    kernel_org::Signature::Verified(how) => format!("sha256 from kernel.org's sha256sums.asc, {how}"),
+                    kernel_org::Signature::Verified(how) => {
+                        format!("sha256 from kernel.org's sha256sums.asc, {how}")
+                    }
                     kernel_org::Signature::NotChecked(why) => {
                         format!("sha256 from kernel.org's sha256sums.asc; checksum only, signature not checked ({why})")
                     }
                 };
-                out.push(Release { version: v, source: "kernel.org".into(), url: kernel_org::tarball_url(&base, &v), sha256: Some(sha), size: None, verified });
+                out.push(Release {
+                    version: v,
+                    source: "kernel.org".into(),
+                    url: kernel_org::tarball_url(&base, &v),
+                    sha256: Some(sha),
+                    size: None,
+                    verified,
+                });
             }
             Ok((out, versions, Vec::new()))
         }
@@ -333,8 +409,16 @@ fn resolve_remote(
             let listing = debian::list(home, http, &bases, &opts.suites(), opts.index_ttl(), sink);
             if listing.suites.is_empty() {
                 return Err(SourceError::Network {
-                    url: bases.archive.first().or(bases.security.first()).cloned().unwrap_or_default(),
-                    message: format!("no Debian index could be read ({})", listing.problems.join("; ")),
+                    url: bases
+                        .archive
+                        .first()
+                        .or(bases.security.first())
+                        .cloned()
+                        .unwrap_or_default(),
+                    message: format!(
+                        "no Debian index could be read ({})",
+                        listing.problems.join("; ")
+                    ),
                 });
             }
             let out = listing
@@ -365,7 +449,11 @@ fn remote_name(r: Remote) -> &'static str {
 /// the newest of the nearest series).
 pub fn nearest(req: &VersionReq, available: &[KernelVersion]) -> Vec<KernelVersion> {
     let (ma, mi) = req.series();
-    let mut same: Vec<KernelVersion> = available.iter().copied().filter(|v| v.series() == (ma, mi)).collect();
+    let mut same: Vec<KernelVersion> = available
+        .iter()
+        .copied()
+        .filter(|v| v.series() == (ma, mi))
+        .collect();
     if !same.is_empty() {
         let target = match req {
             VersionReq::Exact(v) => v.patch as i64,
@@ -394,7 +482,13 @@ pub fn nearest(req: &VersionReq, available: &[KernelVersion]) -> Vec<KernelVersi
 
 use download::Http;
 
-fn fetch_from(home: &Home, req: &VersionReq, remotes: &[Remote], opts: &FetchOptions, sink: &dyn EventSink) -> Result<SourceTree, SourceError> {
+fn fetch_from(
+    home: &Home,
+    req: &VersionReq,
+    remotes: &[Remote],
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
     let mut attempts: Vec<String> = Vec::new();
     let mut available: Vec<KernelVersion> = Vec::new();
     for &remote in remotes {
@@ -405,18 +499,21 @@ fn fetch_from(home: &Home, req: &VersionReq, remotes: &[Remote], opts: &FetchOpt
             net.retries = net.retries.min(1);
         }
         let http = Http::new(net)?;
-        let (candidates, versions, problems) = match resolve_remote(home, &http, remote, req, opts, sink) {
-            Ok(x) => x,
-            Err(e @ (SourceError::Signature { .. } | SourceError::Interrupted)) => return Err(e),
-            Err(e) => {
-                let line = format!("{}: {e}", remote_name(remote));
-                if remotes.len() > 1 {
-                    sink.warn(line.clone());
+        let (candidates, versions, problems) =
+            match resolve_remote(home, &http, remote, req, opts, sink) {
+                Ok(x) => x,
+                Err(e @ (SourceError::Signature { .. } | SourceError::Interrupted)) => {
+                    return Err(e)
                 }
-                attempts.push(line);
-                continue;
-            }
-        };
+                Err(e) => {
+                    let line = format!("{}: {e}", remote_name(remote));
+                    if remotes.len() > 1 {
+                        sink.warn(line.clone());
+                    }
+                    attempts.push(line);
+                    continue;
+                }
+            };
         for p in &problems {
             sink.debug(format!("{}: {p}", remote_name(remote)));
         }
@@ -433,7 +530,10 @@ fn fetch_from(home: &Home, req: &VersionReq, remotes: &[Remote], opts: &FetchOpt
             match obtain(home, &http, &rel, opts, sink) {
                 Ok(t) => return Ok(t),
                 Err(SourceError::Http { status: 404, url }) => {
-                    let line = format!("{}: {} is listed but not served (HTTP 404 for {url})", rel.source, rel.version);
+                    let line = format!(
+                        "{}: {} is listed but not served (HTTP 404 for {url})",
+                        rel.source, rel.version
+                    );
                     sink.warn(line.clone());
                     attempts.push(line);
                 }
@@ -443,35 +543,69 @@ fn fetch_from(home: &Home, req: &VersionReq, remotes: &[Remote], opts: &FetchOpt
     }
     // Offline or gone: an extracted tree of the series still serves a series request.
     if let VersionReq::Series(..) = req {
-        if let Some(mut t) = local_trees(home).into_iter().filter(|t| req.matches(&t.version)).max_by_key(|t| t.version) {
-            sink.warn(format!("no source answered; using the newest extracted {req} tree: {}", t.version));
+        if let Some(mut t) = local_trees(home)
+            .into_iter()
+            .filter(|t| req.matches(&t.version))
+            .max_by_key(|t| t.version)
+        {
+            sink.warn(format!(
+                "no source answered; using the newest extracted {req} tree: {}",
+                t.version
+            ));
             t.reused = true;
             return Ok(t);
         }
     }
     available.sort();
     available.dedup();
-    Err(SourceError::NotFound { req: req.to_string(), attempts, nearest: nearest(req, &available) })
+    Err(SourceError::NotFound {
+        req: req.to_string(),
+        attempts,
+        nearest: nearest(req, &available),
+    })
 }
 
 /// Download (unless cached) and extract one release, under the version's lock.
-fn obtain(home: &Home, http: &Http, rel: &Release, opts: &FetchOptions, sink: &dyn EventSink) -> Result<SourceTree, SourceError> {
+fn obtain(
+    home: &Home,
+    http: &Http,
+    rel: &Release,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
     let _lock = home.lock(&format!("src-{}", rel.version))?;
     if let Some(sha) = &rel.sha256 {
         if let Some(mut t) = read_meta(&tree_dir(home, &rel.version, sha)) {
             t.reused = true;
-            sink.info(format!("linux {}: using the extracted tree {}", rel.version, t.path.display()));
+            sink.info(format!(
+                "linux {}: using the extracted tree {}",
+                rel.version,
+                t.path.display()
+            ));
             return Ok(t);
         }
+    }
+    if let (Some(sha), Some(size)) = (&rel.sha256, rel.size) {
+        return obtain_streaming(home, http, rel, &sha.to_lowercase(), size, opts, sink);
     }
     let (tarball, sha) = ensure_tarball(home, http, rel, sink)?;
     extract_release(home, rel, &tarball, &sha, opts, sink)
 }
 
 /// The verified tarball in `downloads/<sha256>.tar.xz`, downloading it if needed.
-fn ensure_tarball(home: &Home, http: &Http, rel: &Release, sink: &dyn EventSink) -> Result<(PathBuf, String), SourceError> {
+fn ensure_tarball(
+    home: &Home,
+    http: &Http,
+    rel: &Release,
+    sink: &dyn EventSink,
+) -> Result<(PathBuf, String), SourceError> {
     let dl = home.ensure(home.downloads())?;
-    let expect = download::Expect { url: rel.url.clone(), sha256: rel.sha256.clone(), size: rel.size };
+    let expect = download::Expect {
+        url: rel.url.clone(),
+        sha256: rel.sha256.clone(),
+        size: rel.size,
+        restarted: None,
+    };
     match &rel.sha256 {
         Some(sha) => {
             let sha = sha.to_lowercase();
@@ -483,7 +617,8 @@ fn ensure_tarball(home: &Home, http: &Http, rel: &Release, sink: &dyn EventSink)
             }
             let part = dl.join(format!("{sha}.tar.xz.part"));
             let _t = sink.stage("download", rel.url.clone());
-            let (p, s, _) = download::download_verified(http, &expect, &part, |_| dest.clone(), sink)?;
+            let (p, s, _) =
+                download::download_verified(http, &expect, &part, |_| dest.clone(), sink)?;
             _t.ok();
             Ok((p, s))
         }
@@ -493,15 +628,31 @@ fn ensure_tarball(home: &Home, http: &Http, rel: &Release, sink: &dyn EventSink)
             let _l = home.lock(&format!("dl-url-{}", &key[..16]))?;
             let part = dl.join(format!("url-{}.part", &key[..16]));
             let _t = sink.stage("download", rel.url.clone());
-            let (p, s, _) = download::download_verified(http, &expect, &part, |s| dl.join(format!("{s}.tar.xz")), sink)?;
+            let (p, s, _) = download::download_verified(
+                http,
+                &expect,
+                &part,
+                |s| dl.join(format!("{s}.tar.xz")),
+                sink,
+            )?;
             _t.ok();
-            sink.warn(format!("{} has no published checksum; its sha256 is {s} (pass --sha256 to pin it)", rel.url));
+            sink.warn(format!(
+                "{} has no published checksum; its sha256 is {s} (pass --sha256 to pin it)",
+                rel.url
+            ));
             Ok((p, s))
         }
     }
 }
 
-fn extract_release(home: &Home, rel: &Release, tarball: &Path, sha: &str, opts: &FetchOptions, sink: &dyn EventSink) -> Result<SourceTree, SourceError> {
+fn extract_release(
+    home: &Home,
+    rel: &Release,
+    tarball: &Path,
+    sha: &str,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
     let dest = tree_dir(home, &rel.version, sha);
     if let Some(mut t) = read_meta(&dest) {
         t.reused = true;
@@ -509,7 +660,11 @@ fn extract_release(home: &Home, rel: &Release, tarball: &Path, sha: &str, opts: 
     }
     if dest.exists() {
         // A folder without metadata is not ours to trust (e.g. left by a crash mid-rename).
-        std::fs::remove_dir_all(&dest).map_err(|e| SourceError::Io { op: "remove untrusted", path: dest.clone(), source: e })?;
+        std::fs::remove_dir_all(&dest).map_err(|e| SourceError::Io {
+            op: "remove untrusted",
+            path: dest.clone(),
+            source: e,
+        })?;
     }
     let tree = SourceTree {
         version: rel.version,
@@ -520,24 +675,235 @@ fn extract_release(home: &Home, rel: &Release, tarball: &Path, sha: &str, opts: 
         verified: rel.verified.clone(),
         reused: false,
     };
-    let timer = sink.stage("extract", format!("{} → {}", tarball.display(), dest.display()));
-    let xo = extract::ExtractOptions { assume_free_bytes: opts.assume_free_bytes, strip_components: 1 };
+    let timer = sink.stage(
+        "extract",
+        format!("{} → {}", tarball.display(), dest.display()),
+    );
+    let xo = extract::ExtractOptions {
+        assume_free_bytes: opts.assume_free_bytes,
+        strip_components: 1,
+    };
     extract::extract_tar_xz(tarball, &dest, &xo, sink, |tmp| {
-        match makefile_version(tmp) {
-            Some(v) if v == rel.version => {}
-            Some(v) => {
-                return Err(SourceError::Archive {
-                    path: tarball.to_owned(),
-                    message: format!("its top Makefile says {v}, expected {}", rel.version),
-                })
-            }
-            None => return Err(SourceError::Archive { path: tarball.to_owned(), message: "no kernel Makefile (VERSION/PATCHLEVEL) at its top".into() }),
-        }
-        let data = serde_json::to_vec_pretty(&tree).expect("serializable");
-        std::fs::write(tmp.join(TREE_META), data).map_err(|e| SourceError::Io { op: "write", path: tmp.join(TREE_META), source: e })
+        finish_tree(tmp, &tree, tarball)
     })?;
     timer.ok();
     Ok(tree)
+}
+
+/// Last checks on a tree in its temporary folder: the top Makefile names the expected
+/// version; then the metadata file is written (so it is renamed into place with the tree).
+fn finish_tree(tmp: &Path, tree: &SourceTree, tarball: &Path) -> Result<(), SourceError> {
+    match makefile_version(tmp) {
+        Some(v) if v == tree.version => {}
+        Some(v) => {
+            return Err(SourceError::Archive {
+                path: tarball.to_owned(),
+                message: format!("its top Makefile says {v}, expected {}", tree.version),
+            })
+        }
+        None => {
+            return Err(SourceError::Archive {
+                path: tarball.to_owned(),
+                message: "no kernel Makefile (VERSION/PATCHLEVEL) at its top".into(),
+            })
+        }
+    }
+    let data = serde_json::to_vec_pretty(tree).expect("serializable");
+    std::fs::write(tmp.join(TREE_META), data).map_err(|e| SourceError::Io {
+        op: "write",
+        path: tmp.join(TREE_META),
+        source: e,
+    })
+}
+
+/// Reads a `.part` file while another thread downloads into it: waits for more bytes
+/// until the download has finished (then EOF) or failed/restarted (then an error).
+struct FollowReader {
+    file: std::fs::File,
+    state: std::sync::Arc<FollowState>,
+}
+
+#[derive(Default)]
+struct FollowState {
+    /// 0 running, 1 finished and verified, 2 failed.
+    done: std::sync::atomic::AtomicU8,
+    restarted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::io::Read for FollowReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            if self.state.restarted.load(SeqCst) {
+                return Err(std::io::Error::other("the download started over"));
+            }
+            // Read the flag before reading: if it says finished, the read below sees
+            // every byte, so a 0 then is the real end.
+            let done = self.state.done.load(SeqCst);
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            match done {
+                0 => std::thread::sleep(std::time::Duration::from_millis(20)),
+                1 => return Ok(0),
+                _ => return Err(std::io::Error::other("the download failed")),
+            }
+            if crate::process::interrupted() {
+                return Err(std::io::Error::other("interrupted"));
+            }
+        }
+    }
+}
+
+/// Download and extract at the same time: the extractor follows the `.part` file as it
+/// grows. The tree is renamed into place only after the download's size and sha256
+/// matched (the `before_rename` step waits for that), so nothing unverified is ever
+/// trusted; if the download fails, the extraction is thrown away and the download's
+/// error is returned. Needs the expected sha256 and size (Debian's index gives both).
+fn obtain_streaming(
+    home: &Home,
+    http: &Http,
+    rel: &Release,
+    sha: &str,
+    size: u64,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dl = home.ensure(home.downloads())?;
+    let _l = home.lock(&format!("dl-{sha}"))?;
+    let final_path = dl.join(format!("{sha}.tar.xz"));
+    if final_path.is_file() {
+        return extract_release(home, rel, &final_path, sha, opts, sink);
+    }
+    // Room for the download and for a tree of ~10x its size, before fetching anything.
+    let available = match opts.assume_free_bytes {
+        Some(a) => a,
+        None => crate::home::free_space(&dl)?,
+    };
+    extract::check_space(
+        &dl,
+        extract::needed_bytes(size.saturating_mul(10)) + size,
+        available,
+    )?;
+    let part = dl.join(format!("{sha}.tar.xz.part"));
+    let io = |op: &'static str| {
+        let p = part.clone();
+        move |e| SourceError::Io {
+            op,
+            path: p,
+            source: e,
+        }
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&part)
+        .map_err(io("create"))?;
+    let state = std::sync::Arc::new(FollowState::default());
+    let reader = FollowReader {
+        file: std::fs::File::open(&part).map_err(io("open"))?,
+        state: state.clone(),
+    };
+    let expect = download::Expect {
+        url: rel.url.clone(),
+        sha256: Some(sha.to_string()),
+        size: Some(size),
+        restarted: Some(state.restarted.clone()),
+    };
+    let dest = tree_dir(home, &rel.version, sha);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(|e| SourceError::Io {
+            op: "remove untrusted",
+            path: dest.clone(),
+            source: e,
+        })?;
+    }
+    let tree = SourceTree {
+        version: rel.version,
+        path: dest.clone(),
+        sha256: sha.to_string(),
+        source: rel.source.clone(),
+        url: rel.url.clone(),
+        verified: rel.verified.clone(),
+        reused: false,
+    };
+    let download_result: std::sync::Mutex<Option<Result<(PathBuf, String, u64), SourceError>>> =
+        Default::default();
+    let quiet_extract = NoExtractProgress(sink, &state);
+    let extracted = std::thread::scope(|sc| {
+        let timer = sink.stage(
+            "download",
+            format!("{} (extracting as it arrives)", rel.url),
+        );
+        sc.spawn(|| {
+            let r = download::download_verified(http, &expect, &part, |_| final_path.clone(), sink);
+            state.done.store(if r.is_ok() { 1 } else { 2 }, SeqCst);
+            *download_result.lock().unwrap() = Some(r);
+        });
+        let xo = extract::ExtractOptions {
+            assume_free_bytes: opts.assume_free_bytes,
+            strip_components: 1,
+        };
+        // Space check before the size is known exactly: 10x the compressed size.
+        let r = extract::extract_stream(
+            reader,
+            &final_path,
+            size,
+            size.saturating_mul(10),
+            &dest,
+            &xo,
+            &quiet_extract,
+            |tmp| {
+                while state.done.load(SeqCst) == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                if state.done.load(SeqCst) != 1 || state.restarted.load(SeqCst) {
+                    return Err(SourceError::Usage("download failed or restarted".into()));
+                }
+                finish_tree(tmp, &tree, &final_path)
+            },
+        );
+        if r.is_ok() {
+            timer.ok();
+        }
+        r
+    });
+    let download = download_result
+        .into_inner()
+        .unwrap()
+        .expect("download thread finished");
+    match (download, extracted) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Ok(_)) if !state.restarted.load(SeqCst) => Ok(tree),
+        (
+            Ok((p, _, _)),
+            Err(SourceError::Io { .. } | SourceError::Archive { .. } | SourceError::Usage(_)),
+        ) => {
+            // The streamed copy was void (restart) or unreadable mid-download: extract
+            // the verified file the ordinary way.
+            extract_release(home, rel, &p, sha, opts, sink)
+        }
+        (Ok((p, _, _)), Ok(_)) => {
+            let _ = std::fs::remove_dir_all(&dest);
+            extract_release(home, rel, &p, sha, opts, sink)
+        }
+        (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// Drops extraction progress while the download's bar is the one being shown.
+struct NoExtractProgress<'a>(&'a dyn EventSink, &'a FollowState);
+impl EventSink for NoExtractProgress<'_> {
+    fn emit(&self, event: crate::events::Event) {
+        let downloading = self.1.done.load(std::sync::atomic::Ordering::SeqCst) == 0;
+        if !(downloading
+            && matches!(&event, crate::events::Event::Progress { stage, .. } if stage == "extract"))
+        {
+            self.0.emit(event)
+        }
+    }
 }
 
 /// Version from a tarball name: `linux-5.10.46.tar.xz` or `linux_5.10.46.orig.tar.xz`.
@@ -546,7 +912,10 @@ pub fn version_from_name(name: &str) -> Option<KernelVersion> {
     let v = base
         .strip_prefix("linux-")
         .and_then(|r| r.strip_suffix(".tar.xz"))
-        .or_else(|| base.strip_prefix("linux_").and_then(|r| r.strip_suffix(".orig.tar.xz")))?;
+        .or_else(|| {
+            base.strip_prefix("linux_")
+                .and_then(|r| r.strip_suffix(".orig.tar.xz"))
+        })?;
     KernelVersion::parse_plain(v)
 }
 
@@ -554,31 +923,64 @@ fn check_req(req: &VersionReq, v: KernelVersion, what: &str) -> Result<(), Sourc
     if req.matches(&v) {
         Ok(())
     } else {
-        Err(SourceError::Usage(format!("{what} is linux {v}, but {req} was asked for")))
+        Err(SourceError::Usage(format!(
+            "{what} is linux {v}, but {req} was asked for"
+        )))
     }
 }
 
-fn fetch_url(home: &Home, req: &VersionReq, url: &str, opts: &FetchOptions, sink: &dyn EventSink) -> Result<SourceTree, SourceError> {
+fn fetch_url(
+    home: &Home,
+    req: &VersionReq,
+    url: &str,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
     let v = version_from_name(url)
         .ok_or_else(|| SourceError::Usage(format!("cannot tell the kernel version from {url:?}: expected a name like linux-5.10.46.tar.xz")))?;
     check_req(req, v, url)?;
     let http = Http::new(opts.net())?;
     let verified = match &opts.sha256 {
         Some(_) => "sha256 given with --sha256".to_string(),
-        None => "no checksum published for a plain URL: sha256 computed locally, nothing verified".to_string(),
+        None => "no checksum published for a plain URL: sha256 computed locally, nothing verified"
+            .to_string(),
     };
-    let rel = Release { version: v, source: "url".into(), url: url.to_string(), sha256: opts.sha256.clone(), size: None, verified };
+    let rel = Release {
+        version: v,
+        source: "url".into(),
+        url: url.to_string(),
+        sha256: opts.sha256.clone(),
+        size: None,
+        verified,
+    };
     obtain(home, &http, &rel, opts, sink)
 }
 
-fn fetch_path(home: &Home, req: &VersionReq, p: &Path, opts: &FetchOptions, sink: &dyn EventSink) -> Result<SourceTree, SourceError> {
-    let meta = std::fs::metadata(p).map_err(|e| SourceError::Io { op: "read", path: p.to_owned(), source: e })?;
+fn fetch_path(
+    home: &Home,
+    req: &VersionReq,
+    p: &Path,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<SourceTree, SourceError> {
+    let meta = std::fs::metadata(p).map_err(|e| SourceError::Io {
+        op: "read",
+        path: p.to_owned(),
+        source: e,
+    })?;
     if meta.is_dir() {
         let v = makefile_version(p).ok_or_else(|| {
-            SourceError::Usage(format!("{} is not a kernel tree: its Makefile has no VERSION/PATCHLEVEL", p.display()))
+            SourceError::Usage(format!(
+                "{} is not a kernel tree: its Makefile has no VERSION/PATCHLEVEL",
+                p.display()
+            ))
         })?;
         check_req(req, v, &p.display().to_string())?;
-        let path = p.canonicalize().map_err(|e| SourceError::Io { op: "resolve", path: p.to_owned(), source: e })?;
+        let path = p.canonicalize().map_err(|e| SourceError::Io {
+            op: "resolve",
+            path: p.to_owned(),
+            source: e,
+        })?;
         return Ok(SourceTree {
             version: v,
             path: path.clone(),
@@ -589,15 +991,29 @@ fn fetch_path(home: &Home, req: &VersionReq, p: &Path, opts: &FetchOptions, sink
             reused: true,
         });
     }
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let v = version_from_name(&name).ok_or_else(|| {
-        SourceError::Usage(format!("cannot tell the kernel version from {:?}: expected a name like linux-5.10.46.tar.xz", p.display()))
+        SourceError::Usage(format!(
+            "cannot tell the kernel version from {:?}: expected a name like linux-5.10.46.tar.xz",
+            p.display()
+        ))
     })?;
     check_req(req, v, &p.display().to_string())?;
-    let sha = download::sha256_file(p).map_err(|e| SourceError::Io { op: "read", path: p.to_owned(), source: e })?;
+    let sha = download::sha256_file(p).map_err(|e| SourceError::Io {
+        op: "read",
+        path: p.to_owned(),
+        source: e,
+    })?;
     if let Some(want) = &opts.sha256 {
         if !want.eq_ignore_ascii_case(&sha) {
-            return Err(SourceError::ChecksumMismatch { url: p.display().to_string(), expected: want.to_lowercase(), actual: sha });
+            return Err(SourceError::ChecksumMismatch {
+                url: p.display().to_string(),
+                expected: want.to_lowercase(),
+                actual: sha,
+            });
         }
     }
     let _lock = home.lock(&format!("src-{v}"))?;
@@ -605,8 +1021,19 @@ fn fetch_path(home: &Home, req: &VersionReq, p: &Path, opts: &FetchOptions, sink
         t.reused = true;
         return Ok(t);
     }
-    let verified = if opts.sha256.is_some() { "sha256 given with --sha256" } else { "a local tarball: sha256 computed, nothing to verify against" };
-    let rel = Release { version: v, source: "path".into(), url: p.display().to_string(), sha256: Some(sha.clone()), size: Some(meta.len()), verified: verified.into() };
+    let verified = if opts.sha256.is_some() {
+        "sha256 given with --sha256"
+    } else {
+        "a local tarball: sha256 computed, nothing to verify against"
+    };
+    let rel = Release {
+        version: v,
+        source: "path".into(),
+        url: p.display().to_string(),
+        sha256: Some(sha.clone()),
+        size: Some(meta.len()),
+        verified: verified.into(),
+    };
     extract_release(home, &rel, p, &sha, opts, sink)
 }
 
@@ -622,7 +1049,13 @@ pub struct RemoteListing {
 }
 
 /// Versions each remote offers, optionally limited to one series.
-pub fn list_remote(home: &Home, spec: &SourceSpec, series: Option<(u32, u32)>, opts: &FetchOptions, sink: &dyn EventSink) -> Vec<RemoteListing> {
+pub fn list_remote(
+    home: &Home,
+    spec: &SourceSpec,
+    series: Option<(u32, u32)>,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Vec<RemoteListing> {
     let keep = |v: &KernelVersion| series.is_none_or(|s| v.series() == s);
     let mut out = Vec::new();
     let remotes: &[Remote] = match spec {
@@ -639,7 +1072,12 @@ pub fn list_remote(home: &Home, spec: &SourceSpec, series: Option<(u32, u32)>, o
         let http = match Http::new(net) {
             Ok(h) => h,
             Err(e) => {
-                out.push(RemoteListing { source: remote_name(r).into(), versions: vec![], error: Some(e.to_string()), detail: vec![] });
+                out.push(RemoteListing {
+                    source: remote_name(r).into(),
+                    versions: vec![],
+                    error: Some(e.to_string()),
+                    detail: vec![],
+                });
                 continue;
             }
         };
@@ -660,13 +1098,23 @@ pub fn list_remote(home: &Home, spec: &SourceSpec, series: Option<(u32, u32)>, o
                         }
                     }
                 }
-                out.push(RemoteListing { source: "kernel.org".into(), versions, error, detail: vec![] });
+                out.push(RemoteListing {
+                    source: "kernel.org".into(),
+                    versions,
+                    error,
+                    detail: vec![],
+                });
             }
             Remote::Debian => {
                 let bases = match opts.debian_bases() {
                     Ok(b) => b,
                     Err(e) => {
-                        out.push(RemoteListing { source: "debian".into(), versions: vec![], error: Some(e.to_string()), detail: vec![] });
+                        out.push(RemoteListing {
+                            source: "debian".into(),
+                            versions: vec![],
+                            error: Some(e.to_string()),
+                            detail: vec![],
+                        });
                         continue;
                     }
                 };
@@ -678,14 +1126,20 @@ pub fn list_remote(home: &Home, spec: &SourceSpec, series: Option<(u32, u32)>, o
                     .suites
                     .iter()
                     .map(|(s, _, e)| {
-                        let mut v: Vec<KernelVersion> = e.iter().map(|e| e.version).filter(keep).collect();
+                        let mut v: Vec<KernelVersion> =
+                            e.iter().map(|e| e.version).filter(keep).collect();
                         v.sort();
                         (s.clone(), v)
                     })
                     .collect();
                 let versions = l.versions().into_iter().filter(keep).collect();
                 let error = l.suites.is_empty().then(|| l.problems.join("; "));
-                out.push(RemoteListing { source: "debian".into(), versions, error, detail });
+                out.push(RemoteListing {
+                    source: "debian".into(),
+                    versions,
+                    error,
+                    detail,
+                });
             }
         }
     }
@@ -699,32 +1153,68 @@ mod tests {
     #[test]
     fn source_spec_parsing() {
         assert_eq!("auto".parse::<SourceSpec>().unwrap(), SourceSpec::Auto);
-        assert_eq!("kernel.org".parse::<SourceSpec>().unwrap(), SourceSpec::KernelOrg);
+        assert_eq!(
+            "kernel.org".parse::<SourceSpec>().unwrap(),
+            SourceSpec::KernelOrg
+        );
         assert_eq!("debian".parse::<SourceSpec>().unwrap(), SourceSpec::Debian);
-        assert!(matches!("https://x/linux-5.10.tar.xz".parse::<SourceSpec>().unwrap(), SourceSpec::Url(_)));
-        assert!(matches!("./linux-5.10.46.tar.xz".parse::<SourceSpec>().unwrap(), SourceSpec::Path(_)));
+        assert!(matches!(
+            "https://x/linux-5.10.tar.xz".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Url(_)
+        ));
+        assert!(matches!(
+            "./linux-5.10.46.tar.xz".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Path(_)
+        ));
         assert!("fedora".parse::<SourceSpec>().is_err());
     }
 
     #[test]
     fn names_to_versions() {
-        assert_eq!(version_from_name("http://h/p/linux_5.10.46.orig.tar.xz"), Some(KernelVersion::new(5, 10, 46)));
-        assert_eq!(version_from_name("linux-6.1.tar.xz"), Some(KernelVersion::new(6, 1, 0)));
+        assert_eq!(
+            version_from_name("http://h/p/linux_5.10.46.orig.tar.xz"),
+            Some(KernelVersion::new(5, 10, 46))
+        );
+        assert_eq!(
+            version_from_name("linux-6.1.tar.xz"),
+            Some(KernelVersion::new(6, 1, 0))
+        );
         assert_eq!(version_from_name("linux-6.1.tar.gz"), None);
     }
 
     #[test]
     fn nearest_versions() {
-        let av: Vec<KernelVersion> = ["5.10.13", "5.10.46", "5.10.251", "6.1.4", "6.12.94"].iter().map(|s| KernelVersion::parse_plain(s).unwrap()).collect();
-        let s = |v: Vec<KernelVersion>| v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ");
-        assert_eq!(s(nearest(&"5.10.50".parse().unwrap(), &av)), "5.10.13 5.10.46 5.10.251");
-        assert_eq!(s(nearest(&"5.15".parse().unwrap(), &av)), "5.10.251 6.1.4 6.12.94");
+        let av: Vec<KernelVersion> = ["5.10.13", "5.10.46", "5.10.251", "6.1.4", "6.12.94"]
+            .iter()
+            .map(|s| KernelVersion::parse_plain(s).unwrap())
+            .collect();
+        let s = |v: Vec<KernelVersion>| {
+            v.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            s(nearest(&"5.10.50".parse().unwrap(), &av)),
+            "5.10.13 5.10.46 5.10.251"
+        );
+        assert_eq!(
+            s(nearest(&"5.15".parse().unwrap(), &av)),
+            "5.10.251 6.1.4 6.12.94"
+        );
     }
 
     #[test]
     fn makefile_header() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("Makefile"), "# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 46\nEXTRAVERSION =\n").unwrap();
-        assert_eq!(makefile_version(d.path()), Some(KernelVersion::new(5, 10, 46)));
+        std::fs::write(
+            d.path().join("Makefile"),
+            "# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 46\nEXTRAVERSION =\n",
+        )
+        .unwrap();
+        assert_eq!(
+            makefile_version(d.path()),
+            Some(KernelVersion::new(5, 10, 46))
+        );
     }
 }

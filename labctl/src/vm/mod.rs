@@ -392,14 +392,12 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
     let backstop = boot_timeout + cmd_timeout + Duration::from_secs(30);
     let streamed = {
         let watch = watch.clone();
-        let mut in_run = false;
         cmd.timeout(backstop).run_streaming(sink, &console_log, move |line| {
             match watchdog::scan(line) {
                 Some(watchdog::ConsoleEvent::Booted { release }) => {
                     let mut w = watch.lock().unwrap();
                     w.booted_at = Some(Instant::now());
                     w.release = Some(release);
-                    in_run = true;
                 }
                 Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
                 Some(watchdog::ConsoleEvent::Alarm(a)) => {
@@ -408,14 +406,9 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
                         w.alarm = Some((a, Instant::now()));
                     }
                 }
-                Some(watchdog::ConsoleEvent::EndOfReport) => {
-                    if watch.lock().unwrap().alarm.is_some() {
-                        return LineAction::Kill;
-                    }
-                }
-                None => {}
+                Some(watchdog::ConsoleEvent::EndOfReport) if watch.lock().unwrap().alarm.is_some() => return LineAction::Kill,
+                _ => {}
             }
-            let _ = in_run;
             LineAction::Continue
         })
     };

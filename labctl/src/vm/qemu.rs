@@ -38,7 +38,8 @@ impl Accel {
 pub enum Console {
     /// Console on QEMU's stdout (a pipe the watchdog reads); stdin unused.
     Captured,
-    /// Console and QEMU monitor multiplexed on the terminal (`vm boot`; Ctrl-A X quits).
+    /// Console and QEMU monitor multiplexed on the terminal (`vm boot`; Ctrl-A X quits,
+    /// Ctrl-C reaches the guest).
     Interactive,
 }
 
@@ -90,8 +91,18 @@ pub fn argv(q: &QemuArgs) -> Vec<OsString> {
             push("stdio");
         }
         Console::Interactive => {
-            push("-serial");
-            push("mon:stdio");
+            // Like `mon:stdio`, but with signal=off: Ctrl-C goes to the guest's shell
+            // instead of killing QEMU. Ctrl-A X quits, Ctrl-A C toggles the monitor.
+            for s in [
+                "-chardev",
+                "stdio,id=con0,mux=on,signal=off",
+                "-serial",
+                "chardev:con0",
+                "-mon",
+                "chardev=con0,mode=readline",
+            ] {
+                push(s);
+            }
         }
     }
     push("-serial");
@@ -207,7 +218,9 @@ mod tests {
         let v = strs(&argv(&q));
         assert_eq!(after(&v, "-accel"), ["kvm"]);
         assert_eq!(after(&v, "-cpu"), ["host"]);
-        assert_eq!(after(&v, "-serial"), ["mon:stdio", "null"]);
+        assert_eq!(after(&v, "-serial"), ["chardev:con0", "null"]);
+        assert_eq!(after(&v, "-chardev"), ["stdio,id=con0,mux=on,signal=off"]);
+        assert_eq!(after(&v, "-mon"), ["chardev=con0,mode=readline"]);
         assert_eq!(after(&v, "-smp"), ["1"]);
         assert!(!v.contains(&"-initrd".to_string()) && !v.contains(&"-pidfile".to_string()));
     }

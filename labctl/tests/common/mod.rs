@@ -78,7 +78,12 @@ impl TestServer {
                 });
             }
         });
-        TestServer { base: format!("http://{addr}"), state, stop, addr }
+        TestServer {
+            base: format!("http://{addr}"),
+            state,
+            stop,
+            addr,
+        }
     }
 
     /// Serve `body` at `path` (starting with `/`).
@@ -86,7 +91,14 @@ impl TestServer {
         self.add_with(path, body, Behavior::Normal);
     }
     pub fn add_with(&self, path: &str, body: impl Into<Vec<u8>>, behavior: Behavior) {
-        self.state.lock().unwrap().routes.insert(path.to_string(), Route { body: Arc::new(body.into()), behavior, cut_done: false });
+        self.state.lock().unwrap().routes.insert(
+            path.to_string(),
+            Route {
+                body: Arc::new(body.into()),
+                behavior,
+                cut_done: false,
+            },
+        );
     }
     pub fn set_behavior(&self, path: &str, behavior: Behavior) {
         if let Some(r) = self.state.lock().unwrap().routes.get_mut(path) {
@@ -106,7 +118,10 @@ impl TestServer {
     }
     /// Requests for one path.
     pub fn hits(&self, path: &str) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 }
 
@@ -123,7 +138,10 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("/").to_string());
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("/").to_string(),
+    );
     let mut range = None;
     loop {
         let mut h = String::new();
@@ -138,7 +156,10 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
     }
     let (body, behavior) = {
         let mut st = state.lock().unwrap();
-        st.log.push(Request { path: path.clone(), range: range.clone() });
+        st.log.push(Request {
+            path: path.clone(),
+            range: range.clone(),
+        });
         match st.routes.get_mut(&path) {
             None => (None, Behavior::Status(404)),
             Some(r) => {
@@ -155,7 +176,11 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
         }
     };
     let head_only = method == "HEAD";
-    let write_head = |conn: &mut TcpStream, status: &str, len: usize, extra: &str| -> std::io::Result<()> {
+    let write_head = |conn: &mut TcpStream,
+                      status: &str,
+                      len: usize,
+                      extra: &str|
+     -> std::io::Result<()> {
         write!(conn, "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\nAccept-Ranges: bytes\r\n{extra}\r\n")
     };
     let body = match (body, &behavior) {
@@ -169,14 +194,31 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
     // Range: only the `bytes=N-` form labctl sends.
     let start = match (&behavior, &range) {
         (Behavior::IgnoreRange, _) | (_, None) => None,
-        (_, Some(r)) => r.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).and_then(|n| n.parse::<usize>().ok()),
+        (_, Some(r)) => r
+            .strip_prefix("bytes=")
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<usize>().ok()),
     };
     let (status, from, extra) = match start {
         Some(s) if s >= body.len() => {
-            write_head(&mut conn, "416 Range Not Satisfiable", 0, &format!("Content-Range: bytes */{}\r\n", body.len()))?;
+            write_head(
+                &mut conn,
+                "416 Range Not Satisfiable",
+                0,
+                &format!("Content-Range: bytes */{}\r\n", body.len()),
+            )?;
             return Ok(());
         }
-        Some(s) => ("206 Partial Content", s, format!("Content-Range: bytes {}-{}/{}\r\n", s, body.len() - 1, body.len())),
+        Some(s) => (
+            "206 Partial Content",
+            s,
+            format!(
+                "Content-Range: bytes {}-{}/{}\r\n",
+                s,
+                body.len() - 1,
+                body.len()
+            ),
+        ),
         None => ("200 OK", 0, String::new()),
     };
     let part = &body[from..];
@@ -237,7 +279,11 @@ fn header(path: &str, kind: tar::EntryType, size: u64, link: Option<&str>) -> ta
     }
     h.set_entry_type(kind);
     h.set_size(size);
-    h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
     h.set_mtime(1_600_000_000);
     h.set_cksum();
     h
@@ -295,7 +341,15 @@ pub fn kernel_tarball(v: &str, pad: usize) -> Vec<u8> {
         x ^= x << 17;
         filler.push(x as u8);
     }
-    let paths = [format!("{top}/"), format!("{top}/Makefile"), format!("{top}/kernel/"), format!("{top}/kernel/bpf.c"), format!("{top}/README"), format!("{top}/kernel/filler.bin"), format!("{top}/scripts/")];
+    let paths = [
+        format!("{top}/"),
+        format!("{top}/Makefile"),
+        format!("{top}/kernel/"),
+        format!("{top}/kernel/bpf.c"),
+        format!("{top}/README"),
+        format!("{top}/kernel/filler.bin"),
+        format!("{top}/scripts/"),
+    ];
     tarball(&[
         Entry::Dir(&paths[0]),
         Entry::File(&paths[1], mk.as_bytes()),
@@ -313,7 +367,11 @@ pub fn kernel_tarball(v: &str, pad: usize) -> Vec<u8> {
 /// Publish a kernel.org-layout directory under `/kernel/v{M}.x/` for these versions
 /// (all of one major): tarballs, a directory index page and a clearsigned-looking
 /// sha256sums.asc. Returns the base URL (`…/kernel`) and the tarballs by version.
-pub fn kernel_org_mirror(server: &TestServer, versions: &[&str], pad: usize) -> (String, HashMap<String, Vec<u8>>) {
+pub fn kernel_org_mirror(
+    server: &TestServer,
+    versions: &[&str],
+    pad: usize,
+) -> (String, HashMap<String, Vec<u8>>) {
     let mut sums = String::from("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n");
     let mut index = String::from("<html><body><pre><a href=\"../\">../</a>\n");
     let mut out = HashMap::new();
@@ -321,12 +379,19 @@ pub fn kernel_org_mirror(server: &TestServer, versions: &[&str], pad: usize) -> 
     for v in versions {
         let t = kernel_tarball(v, pad);
         sums.push_str(&format!("{}  linux-{v}.tar.xz\n", sha256_hex(&t)));
-        index.push_str(&format!("<a href=\"linux-{v}.tar.xz\">linux-{v}.tar.xz</a> 01-Jan-2021 00:00 {}\n", t.len()));
-        index.push_str(&format!("<a href=\"linux-{v}.tar.sign\">linux-{v}.tar.sign</a>\n"));
+        index.push_str(&format!(
+            "<a href=\"linux-{v}.tar.xz\">linux-{v}.tar.xz</a> 01-Jan-2021 00:00 {}\n",
+            t.len()
+        ));
+        index.push_str(&format!(
+            "<a href=\"linux-{v}.tar.sign\">linux-{v}.tar.sign</a>\n"
+        ));
         server.add(&format!("/kernel/v{major}.x/linux-{v}.tar.xz"), t.clone());
         out.insert(v.to_string(), t);
     }
-    sums.push_str("-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCAAdFiEEtest\n-----END PGP SIGNATURE-----\n");
+    sums.push_str(
+        "-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCAAdFiEEtest\n-----END PGP SIGNATURE-----\n",
+    );
     index.push_str("</pre></body></html>\n");
     server.add(&format!("/kernel/v{major}.x/"), index);
     server.add(&format!("/kernel/v{major}.x/sha256sums.asc"), sums);
@@ -347,7 +412,14 @@ pub struct DebEntry {
 
 impl DebEntry {
     pub fn new(suite: &'static str, version: &'static str) -> Self {
-        DebEntry { suite, version, served: true, listed_sha: None, listed_size: None, behavior: Behavior::Normal }
+        DebEntry {
+            suite,
+            version,
+            served: true,
+            listed_sha: None,
+            listed_size: None,
+            behavior: Behavior::Normal,
+        }
     }
 }
 
@@ -367,7 +439,12 @@ pub fn deb_path(suite: &str, version: &str) -> String {
 /// Publish a Debian-layout archive (`/debian`) and security archive (`/debian-security`)
 /// with generated xz-compressed Sources indexes for `suites`. Returns (archive base,
 /// security base, tarballs by version).
-pub fn debian_mirror(server: &TestServer, suites: &[&str], entries: &[DebEntry], pad: usize) -> (String, String, HashMap<String, Vec<u8>>) {
+pub fn debian_mirror(
+    server: &TestServer,
+    suites: &[&str],
+    entries: &[DebEntry],
+    pad: usize,
+) -> (String, String, HashMap<String, Vec<u8>>) {
     let mut tarballs = HashMap::new();
     let mut per_suite: HashMap<&str, String> = HashMap::new();
     // A decoy paragraph from another package in every index.
@@ -380,26 +457,47 @@ pub fn debian_mirror(server: &TestServer, suites: &[&str], entries: &[DebEntry],
         );
     }
     for e in entries {
-        let t = tarballs.entry(e.version.to_string()).or_insert_with(|| kernel_tarball(e.version, pad)).clone();
+        let t = tarballs
+            .entry(e.version.to_string())
+            .or_insert_with(|| kernel_tarball(e.version, pad))
+            .clone();
         let sha = e.listed_sha.clone().unwrap_or_else(|| sha256_hex(&t));
         let size = e.listed_size.unwrap_or(t.len() as u64);
-        let dir = if deb_is_security(e.suite) { "pool/updates/main/l/linux" } else { "pool/main/l/linux" };
+        let dir = if deb_is_security(e.suite) {
+            "pool/updates/main/l/linux"
+        } else {
+            "pool/main/l/linux"
+        };
         let para = format!(
             "Package: linux\nBinary: linux-doc,\n linux-headers-amd64\nVersion: {v}-1\nDirectory: {dir}\nChecksums-Sha256:\n \
              {fake} 2000 linux_{v}-1.dsc\n {sha} {size} linux_{v}.orig.tar.xz\n {fake} 1000 linux_{v}-1.debian.tar.xz\n\n",
             v = e.version,
             fake = "ab".repeat(32)
         );
-        per_suite.get_mut(e.suite).expect("suite listed").push_str(&para);
+        per_suite
+            .get_mut(e.suite)
+            .expect("suite listed")
+            .push_str(&para);
         if e.served {
             server.add_with(&deb_path(e.suite, e.version), t, e.behavior.clone());
         }
     }
     for (s, text) in per_suite {
-        let base = if deb_is_security(s) { "/debian-security" } else { "/debian" };
-        server.add(&format!("{base}/dists/{s}/main/source/Sources.xz"), xz(text.as_bytes()));
+        let base = if deb_is_security(s) {
+            "/debian-security"
+        } else {
+            "/debian"
+        };
+        server.add(
+            &format!("{base}/dists/{s}/main/source/Sources.xz"),
+            xz(text.as_bytes()),
+        );
     }
-    (server.url("/debian"), server.url("/debian-security"), tarballs)
+    (
+        server.url("/debian"),
+        server.url("/debian-security"),
+        tarballs,
+    )
 }
 
 // ---- homes ---------------------------------------------------------------------------------
@@ -407,9 +505,14 @@ pub fn debian_mirror(server: &TestServer, suites: &[&str], entries: &[DebEntry],
 /// The persistent home real-network/real-kernel tests share (never deleted by tests):
 /// `$LABCTL_TEST_HOME`, default `$HOME/.cache/labctl-test`.
 pub fn persistent_test_home() -> PathBuf {
-    let p = std::env::var_os("LABCTL_TEST_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache").join("labctl-test")
-    });
+    let p = std::env::var_os("LABCTL_TEST_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache")
+                .join("labctl-test")
+        });
     std::fs::create_dir_all(&p).unwrap();
     p
 }
