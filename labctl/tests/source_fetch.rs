@@ -893,3 +893,28 @@ fn extracts_while_downloading_and_survives_a_server_restarting_from_zero() {
     );
     assert!(home.downloads().join(format!("{sha}.tar.xz")).is_file());
 }
+
+#[test]
+fn auto_falls_back_to_debian_when_the_kernel_org_download_fails() {
+    let server = TestServer::start();
+    let (kbase, _) = kernel_org_mirror(&server, &["5.10.46"], 1000);
+    server.set_behavior("/kernel/v5.x/linux-5.10.46.tar.xz", Behavior::Status(503));
+    let (a, s) = std_debian(&server);
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path());
+    let mut opts = deb_opts(&a, &s, &SUITES);
+    opts.kernel_org_base = Some(kbase);
+    let t = source::fetch(&home, &req("5.10.46"), &SourceSpec::Auto, &opts, &NullSink).unwrap();
+    assert_eq!(t.source, "debian bullseye");
+    assert!(!server.hits("/kernel/v5.x/linux-5.10.46.tar.xz").is_empty());
+    // kernel.org alone: the failure is the error.
+    let e = source::fetch(
+        &home,
+        &req("5.10.46"),
+        &SourceSpec::KernelOrg,
+        &opts,
+        &NullSink,
+    )
+    .unwrap_err();
+    assert!(matches!(e, SourceError::Http { status: 503, .. }), "{e:?}");
+}

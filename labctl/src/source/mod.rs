@@ -537,6 +537,19 @@ fn fetch_from(
                     sink.warn(line.clone());
                     attempts.push(line);
                 }
+                // In auto mode a transfer that cannot complete from one source (network,
+                // timeout, server error) falls through to the next source; a checksum or
+                // size mismatch, an unsafe archive or a full disk never does.
+                Err(
+                    e @ (SourceError::Network { .. }
+                    | SourceError::Timeout { .. }
+                    | SourceError::Http { .. }),
+                ) if remote != *remotes.last().expect("non-empty") => {
+                    let line = format!("{}: {e}", remote_name(remote));
+                    sink.warn(line.clone());
+                    attempts.push(line);
+                    break;
+                }
                 Err(e) => return Err(e),
             }
         }
