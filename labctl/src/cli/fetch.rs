@@ -185,35 +185,9 @@ pub struct ListArgs {
     /// Only this series (e.g. 5.10).
     #[arg(value_name = "SERIES")]
     pub series: Option<String>,
-    /// Which sources to ask with --remote: auto (all), kernel.org or debian.
-    #[arg(long, value_name = "SOURCE", default_value = "auto")]
-    pub source: String,
-    /// kernel.org mirror base URL.
-    #[arg(long, env = "LABCTL_KERNEL_ORG_URL", value_name = "URL")]
-    pub kernel_org_url: Option<String>,
-    /// Debian archive base URL (default: from this host's apt configuration).
-    #[arg(long, env = "LABCTL_DEBIAN_URL", value_name = "URL")]
-    pub debian_url: Option<String>,
-    /// Debian security archive base URL.
-    #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
-    pub debian_security_url: Option<String>,
-    /// Debian suites to search, comma-separated.
-    #[arg(
-        long,
-        env = "LABCTL_DEBIAN_SUITES",
-        value_name = "SUITES",
-        value_delimiter = ',',
-        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie"
-    )]
-    pub debian_suites: Vec<String>,
-    /// Seconds to wait for a connection.
-    #[arg(
-        long,
-        env = "LABCTL_CONNECT_TIMEOUT",
-        value_name = "SECS",
-        default_value_t = 10.0
-    )]
-    pub connect_timeout: f64,
+    /// Which sources to ask with --remote (`--source auto` asks them all) and how.
+    #[command(flatten)]
+    pub source: SourceOpts,
 }
 
 #[derive(clap::Args, Debug)]
@@ -308,18 +282,8 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         super::build::print_builds(&builds, ctx);
         return Ok(0);
     }
-    let spec = a.source.parse::<SourceSpec>()?;
-    let opts = FetchOptions {
-        kernel_org_base: a.kernel_org_url.clone(),
-        debian_bases: a.debian_url.iter().cloned().collect(),
-        debian_security_bases: a.debian_security_url.iter().cloned().collect(),
-        debian_suites: a.debian_suites.clone(),
-        net: Some(NetOptions {
-            connect_timeout: secs(a.connect_timeout, "--connect-timeout")?,
-            ..NetOptions::default()
-        }),
-        ..FetchOptions::default()
-    };
+    let spec = a.source.spec()?;
+    let opts = a.source.options()?;
     let listings = source::list_remote(&ctx.home, &spec, series, &opts, ctx.sink());
     if ctx.global.json {
         ctx.print_json(&listings)?;
