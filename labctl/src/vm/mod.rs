@@ -306,7 +306,8 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
     // Pre-write a failure: a guest that dies without reporting is never a pass.
     write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#).map_err(|e| VmError::Image { detail: e.to_string() })?;
 
-    let mut args = spec.kernel_args.clone();
+    let mut args = qemu::accel_kernel_args(verdict.accel);
+    args.extend(spec.kernel_args.iter().cloned());
     if spec.interactive {
         args.push("TERM=linux".into());
     }
