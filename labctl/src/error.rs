@@ -20,6 +20,8 @@ pub enum Error {
     Vm(#[from] crate::vm::VmError),
     #[error(transparent)]
     Suite(#[from] crate::suite::SuiteError),
+    #[error(transparent)]
+    MatrixList(#[from] crate::matrix::MatrixListError),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,

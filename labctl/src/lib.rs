@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod home;
 pub mod kconfig;
+pub mod lab;
 pub mod matrix;
 pub mod process;
 pub mod source;

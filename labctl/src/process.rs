@@ -187,8 +187,24 @@ impl Cmd {
             e = e.stdin_null();
         }
         // Own process group: a kill reaches make's and QEMU's children too.
-        e.before_spawn(|c| {
+        let foreground = self.inherit_stdio && stdin_is_tty();
+        e.before_spawn(move |c| {
             c.process_group(0);
+            if foreground {
+                // An interactive child (QEMU's console for `vm boot`) in its own process
+                // group must become the terminal's foreground group, or its first read
+                // stops it with SIGTTIN. [`Cmd::run`] takes the terminal back afterwards.
+                // SAFETY: only async-signal-safe calls between fork and exec.
+                unsafe {
+                    c.pre_exec(|| {
+                        libc::setpgid(0, 0);
+                        libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+                        libc::tcsetpgrp(0, libc::getpgrp());
+                        libc::signal(libc::SIGTTOU, libc::SIG_DFL);
+                        Ok(())
+                    });
+                }
+            }
             Ok(())
         })
     }
@@ -211,6 +227,7 @@ impl Cmd {
         let handle = e.start().map_err(|source| self.spawn_error(source))?;
         let pid = handle.pids().first().copied().unwrap_or(0) as i32;
         let _guard = ChildGuard::register(pid);
+        let _terminal = (self.inherit_stdio && stdin_is_tty()).then_some(TerminalBack);
         let deadline = self.timeout.map(|t| start + t);
         loop {
             if let Some(out) = handle.try_wait().map_err(|source| ProcessError::Io { command: line.clone(), source })? {
@@ -466,6 +483,25 @@ fn kill_group(pid: i32) {
         // SAFETY: plain syscall; the group id equals the child's pid (process_group(0)).
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn stdin_is_tty() -> bool {
+    // SAFETY: isatty on fd 0 has no memory effects.
+    unsafe { libc::isatty(0) == 1 }
+}
+
+/// Makes our own process group the terminal's foreground group again when dropped
+/// (after an interactive child that took the terminal has ended).
+struct TerminalBack;
+impl Drop for TerminalBack {
+    fn drop(&mut self) {
+        // SAFETY: plain syscalls; SIGTTOU is ignored so a background tcsetpgrp does not stop us.
+        unsafe {
+            let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::tcsetpgrp(0, libc::getpgrp());
+            libc::signal(libc::SIGTTOU, old);
         }
     }
 }

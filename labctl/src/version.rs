@@ -8,7 +8,9 @@ use crate::error::Error;
 
 /// A concrete kernel release, e.g. 5.10.46. `patch` 0 is the x.y release itself
 /// (kernel.org names it `linux-5.10.tar.xz`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+/// Serialized as its text (`"5.10.46"`); older metadata files that stored the three
+/// numbers as an object are still read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KernelVersion {
     pub major: u32,
     pub minor: u32,
@@ -40,6 +42,27 @@ impl KernelVersion {
             [a, b] => Some(KernelVersion::new(num(a)?, num(b)?, 0)),
             [a, b, c] => Some(KernelVersion::new(num(a)?, num(b)?, num(c)?)),
             _ => None,
+        }
+    }
+}
+
+impl serde::Serialize for KernelVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KernelVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Parts { major: u32, minor: u32, patch: u32 },
+        }
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => KernelVersion::parse_plain(&t).ok_or_else(|| serde::de::Error::custom(format!("not a kernel version: {t:?}"))),
+            Repr::Parts { major, minor, patch } => Ok(KernelVersion::new(major, minor, patch)),
         }
     }
 }
@@ -135,6 +158,15 @@ mod tests {
             assert!(e.contains("accepted forms"), "{bad:?}: {e}");
             assert!(e.len() < 200, "error for a long input stays one short line: {e}");
         }
+    }
+
+    #[test]
+    fn serializes_as_text_and_reads_both_forms() {
+        let v = KernelVersion::new(5, 10, 46);
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"5.10.46\"");
+        assert_eq!(serde_json::from_str::<KernelVersion>("\"5.10.46\"").unwrap(), v);
+        assert_eq!(serde_json::from_str::<KernelVersion>(r#"{"major":5,"minor":10,"patch":46}"#).unwrap(), v);
+        assert!(serde_json::from_str::<KernelVersion>("\"5.x\"").is_err());
     }
 
     #[test]

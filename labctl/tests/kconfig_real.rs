@@ -232,3 +232,50 @@ fn kconfig_reader_reads_the_whole_5_10_tree() {
     // x86's own Kconfig was found through source "arch/$(SRCARCH)/Kconfig".
     assert!(db.selected_by["HAVE_EBPF_JIT"].iter().any(|s| s.by == "X86"));
 }
+
+/// 6.12.95 (bookworm-backports) in the persistent test home: the series where DEBUG_INFO
+/// became a DWARF-version choice.
+fn tree_6_12() -> labctl::source::SourceTree {
+    let req: labctl::VersionReq = "6.12.95".parse().unwrap();
+    labctl::source::fetch(&test_home(), &req, &SourceSpec::Debian, &FetchOptions::default(), &NullSink).expect("fetch 6.12.95 from Debian")
+}
+
+#[test]
+fn on_6_12_the_dwarf_choice_line_applies_and_its_absence_is_explained() {
+    let home = test_home();
+    let tree = tree_6_12();
+    let r = kconfig::configure(&home, &tree, &ConfigPlan::default(), &NullSink).unwrap();
+    assert_bpf_holds(&r);
+    assert_eq!(r.mismatches().count(), 0, "{:#?}", r.mismatches().collect::<Vec<_>>());
+    assert!(r.fragments.iter().all(|f| f.skipped_for_version.is_empty()), "every guarded line applies to 6.12");
+    assert_eq!(r.row("DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT").unwrap().status, Status::Ok);
+    let di = r.row("DEBUG_INFO").unwrap();
+    assert_eq!(di.status, Status::OkNotSettable, "{}", di.reason);
+    assert!(di.reason.contains("DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y"), "{}", di.reason);
+    assert_eq!(r.row("BLOCK").unwrap().final_value, "y", "samples.config's [>=5.15] BLOCK line");
+
+    // The 5.10-style list (DEBUG_INFO=y, no DWARF choice) silently loses BTF on 6.12: labctl
+    // says why and fails, because DEBUG_INFO_BTF is a core option.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old-btf.config");
+    std::fs::write(&old, "CONFIG_DEBUG_KERNEL=y\nCONFIG_DEBUG_INFO=y\nCONFIG_DEBUG_INFO_BTF=y\n").unwrap();
+    // (tinyconfig's base already chose DEBUG_INFO_NONE in the DWARF choice.)
+    let plan = ConfigPlan { fragments: vec![embedded_path("bpf"), embedded_path("tracing"), old], no_default_fragments: true, ..Default::default() };
+    match kconfig::configure(&home, &tree, &plan, &NullSink) {
+        Err(KconfigError::Unsatisfied { report }) => {
+            assert_eq!(report.core_failed, ["DEBUG_INFO_BTF"]);
+            let di = report.row("DEBUG_INFO").unwrap();
+            assert_eq!(di.status, Status::NotSettable, "{}", di.reason);
+            assert!(di.blockers.iter().any(|b| b == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=n"), "{:?}", di.blockers);
+            let btf = report.row("DEBUG_INFO_BTF").unwrap();
+            assert_eq!(btf.status, Status::UnmetDependency);
+            assert!(btf.blockers.iter().any(|b| b == "DEBUG_INFO=n"), "{:?}", btf.blockers);
+        }
+        other => panic!("expected Unsatisfied, got {other:?}"),
+    }
+}
+
+/// A built-in fragment by name, for `ConfigPlan::fragments`.
+fn embedded_path(name: &str) -> PathBuf {
+    PathBuf::from(name)
+}

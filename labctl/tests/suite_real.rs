@@ -7,6 +7,8 @@
 //! missing), or a hand-built one given by `LABCTL_TEST_KERNEL` (bzImage),
 //! `LABCTL_TEST_OBJ` (its O= folder with samples/bpf) and `LABCTL_TEST_VERSION`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,11 +16,7 @@ use labctl::events::NullSink;
 use labctl::process::Cmd;
 
 fn test_home() -> PathBuf {
-    std::env::var_os("LABCTL_TEST_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test")
-        })
+    common::persistent_test_home()
 }
 
 fn vm_test(extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {

@@ -41,6 +41,7 @@ pub const FILES: &[(&str, &str)] = fixes![
     "bpf-options-missing",
     "samples-bpf-headers-u32",
     "samples-bpf-vmlinux-btf",
+    "samples-bpf-o-depfile",
     "gnu-stubs-32",
     "gcc12-libsubcmd-use-after-free",
     "gcc12-objtool-format-truncation",

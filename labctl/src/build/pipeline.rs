@@ -35,6 +35,9 @@ const BUILD_ENV: &[(&str, &str)] = &[
     ("LC_CTYPE", "C"),
 ];
 
+/// Where samples/bpf put the selftests helpers they link (relative to the object folder).
+const SAMPLES_HELPER_DIR: &str = "tools/testing/selftests/bpf";
+
 struct Ctx<'a> {
     home: &'a Home,
     req: &'a BuildRequest,
@@ -66,7 +69,9 @@ pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<Bu
 
     let _lock = home.lock(&format!("build-{key}"))?;
     if let Some(done) = BuildJson::read(&dir) {
-        if done.is_complete() {
+        // Complete for *this* request: a build whose samples failed or were skipped is
+        // continued (incrementally) when samples are wanted now.
+        if done.is_complete() && (!req.samples || done.samples_ok == Some(true)) {
             let mut out = done.output.clone().expect("complete builds have an output");
             out.reused = true;
             sink.info(format!(
@@ -409,6 +414,9 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
             s.push_str(&format!("rm -rf {}\n", q(&cx.dir.join("artifacts").join("modules"))));
         }
         s.push_str(&format!("# {}\n", st.stage));
+        if st.name == "samples" {
+            s.push_str(&format!("mkdir -p {}\n", q(&cx.obj.join(SAMPLES_HELPER_DIR))));
+        }
         let args: Vec<String> = st.cmd.get_args().iter().map(|a| crate::process::shell_quote(a)).collect();
         s.push_str(&format!("make {}\n", args.join(" ")));
     }
@@ -424,6 +432,11 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     let log = cx.dir.join("logs").join(format!("{:02}-{}.log", cx.step_no, step.name));
     if step.name == "modules_install" {
         let _ = std::fs::remove_dir_all(cx.dir.join("artifacts").join("modules"));
+    }
+    if step.name == "samples" {
+        // Catalogue entry samples-bpf-o-depfile: kbuild does not create this folder with O=.
+        let d = cx.obj.join(SAMPLES_HELPER_DIR);
+        std::fs::create_dir_all(&d).map_err(|e| BuildError::io("create directory", &d, e))?;
     }
     let sink = cx.sink;
     let mut objects: u64 = 0;

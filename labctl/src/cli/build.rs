@@ -5,7 +5,7 @@
 
 
 use clap::ValueEnum;
-use labctl::build::{self, BuildRequest, CcWrapper};
+use labctl::build::{self, CcWrapper};
 
 use super::Ctx;
 
@@ -29,6 +29,14 @@ pub struct BuildArgs {
     pub(crate) source: super::fetch::SourceArgs,
     #[command(flatten)]
     pub(crate) config: super::config::ConfigOpts,
+    #[command(flatten)]
+    pub(crate) build: BuildOpts,
+}
+
+/// How to build: flattened into `kernel build`, `vm test` and `matrix`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Build")]
+pub(crate) struct BuildOpts {
     /// Parallel make jobs (default: the number of CPUs).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -47,6 +55,35 @@ pub struct BuildArgs {
     /// Skip the host checks (`labctl doctor`) that normally run first.
     #[arg(long)]
     pub skip_doctor: bool,
+}
+
+impl BuildOpts {
+    pub(crate) fn tuning(&self) -> labctl::lab::BuildTuning {
+        labctl::lab::BuildTuning {
+            jobs: self.jobs.unwrap_or(0),
+            fixes: !self.no_fixes,
+            cc_wrapper: self.cc_wrapper.into(),
+            modules: !self.no_modules,
+            samples: !self.no_samples,
+            preflight: !self.skip_doctor,
+        }
+    }
+}
+
+/// The library request for one kernel from the flattened option groups.
+pub(crate) fn lab_request(
+    version: labctl::VersionReq,
+    source: &super::fetch::SourceOpts,
+    config: &super::config::ConfigOpts,
+    build: &BuildOpts,
+) -> anyhow::Result<labctl::lab::LabBuild> {
+    Ok(labctl::lab::LabBuild {
+        version,
+        spec: source.spec()?,
+        fetch: source.options()?,
+        plan: config.plan()?,
+        tuning: build.tuning(),
+    })
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -71,30 +108,8 @@ impl From<WrapperArg> for CcWrapper {
 }
 
 pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let sink = ctx.sink();
-    let plan = a.config.plan()?;
-    let tree = {
-        let t = sink.stage("fetch", format!("linux {}", a.source.version));
-        let tree = a.source.fetch(ctx)?;
-        t.ok();
-        tree
-    };
-    let config = {
-        let t = sink.stage("config", format!("{} profile for linux {}", a.config.profile, tree.version));
-        let r = labctl::kconfig::configure(&ctx.home, &tree, &plan, sink)?;
-        t.ok();
-        r
-    };
-    let mut breq = BuildRequest::new(tree, config);
-    breq.profile = a.config.profile.clone();
-    breq.fragments = a.config.fragments.clone();
-    breq.jobs = a.jobs.unwrap_or(0);
-    breq.fixes = !a.no_fixes;
-    breq.cc_wrapper = a.cc_wrapper.into();
-    breq.samples = !a.no_samples;
-    breq.modules = !a.no_modules;
-    breq.preflight = !a.skip_doctor;
-    let out = build::build(&ctx.home, &breq, sink)?;
+    let req = lab_request(a.source.req()?, &a.source.opts, &a.config, &a.build)?;
+    let out = labctl::lab::build(&ctx.home, &req, ctx.sink())?.output;
     if ctx.global.json {
         let meta = build::BuildJson::read(&out.dir);
         ctx.print_json(&serde_json::json!({ "output": out, "build": meta }))?;
@@ -123,4 +138,31 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         }
     }
     Ok(super::EXIT_OK)
+}
+
+/// The local builds section of `labctl kernel list`.
+pub(crate) fn print_builds(builds: &[build::BuildJson], ctx: &Ctx) {
+    if builds.is_empty() {
+        ctx.out("no local builds yet (try `labctl kernel build 5.10`)");
+        return;
+    }
+    ctx.out("builds:");
+    for b in builds {
+        let result = match b.result {
+            build::BuildResult::Success => "ok",
+            build::BuildResult::Failed => "failed",
+            build::BuildResult::Running => "unfinished",
+        };
+        let fixes: Vec<&str> = b.fixes_applied.iter().map(|(id, _)| id.as_str()).collect();
+        let secs: f64 = b.stages.iter().map(|s| s.seconds).sum();
+        ctx.out(format!(
+            "{:<10} {:<10} {:<28} {:<10} {:>6.0}s  fixes: {}",
+            b.version.to_string(),
+            result,
+            b.key,
+            b.profile,
+            secs,
+            if fixes.is_empty() { "none".to_string() } else { fixes.join(", ") }
+        ));
+    }
 }

@@ -27,6 +27,7 @@ are an error (exit 2); other mismatches are warnings unless --strict.";
 
 /// Configuration flags shared by `kernel config`, `kernel build` and `vm test`.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Configuration")]
 pub(crate) struct ConfigOpts {
     /// Base configuration before the fragments: lab (tinyconfig, the default and smallest),
     /// defconfig (arch defconfig + kvm_guest.config), distro[:PATH] (a distribution's config,
@@ -52,6 +53,11 @@ pub(crate) struct ConfigOpts {
 
 impl ConfigOpts {
     /// The plan these flags describe; bad values are usage errors (exit 2).
+    /// True when no config option was given (the default lab configuration).
+    pub(crate) fn is_default(&self) -> bool {
+        self.profile == "lab" && self.fragments.is_empty() && self.sets.is_empty() && !self.no_default_fragments
+    }
+
     pub(crate) fn plan(&self) -> anyhow::Result<ConfigPlan> {
         let profile: Profile = self.profile.parse().map_err(|e: String| labctl::Error::Usage(format!("--profile: {e}")))?;
         let sets = ConfigPlan::parse_sets(&self.sets)?;

@@ -19,6 +19,27 @@ pub(crate) struct SourceArgs {
     /// Kernel version: 5.16.10, v5.16.10, or a series like 5.10 (its newest release).
     #[arg(value_name = "VERSION", allow_negative_numbers = true)]
     pub version: String,
+    #[command(flatten)]
+    pub opts: SourceOpts,
+}
+
+impl SourceArgs {
+    /// The parsed VERSION (a one-line usage error naming the accepted forms otherwise).
+    pub fn req(&self) -> anyhow::Result<VersionReq> {
+        Ok(self.version.parse::<VersionReq>()?)
+    }
+    /// Resolve, download (or reuse), verify and extract VERSION.
+    pub fn fetch(&self, ctx: &Ctx) -> anyhow::Result<SourceTree> {
+        let req = self.req()?;
+        self.opts.fetch_version(ctx, &req)
+    }
+}
+
+/// The `--source ...` options without a VERSION (for commands whose VERSION is optional
+/// or a list, like `vm test` and `matrix`).
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Kernel source")]
+pub(crate) struct SourceOpts {
     /// Where to get it: auto, kernel.org, debian, an http(s) URL, or a local tarball/tree PATH.
     #[arg(long, value_name = "SOURCE", default_value = "auto")]
     pub source: String,
@@ -77,11 +98,7 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
-impl SourceArgs {
-    /// The parsed VERSION (a one-line usage error naming the accepted forms otherwise).
-    pub fn req(&self) -> anyhow::Result<VersionReq> {
-        Ok(self.version.parse::<VersionReq>()?)
-    }
+impl SourceOpts {
     pub fn spec(&self) -> anyhow::Result<SourceSpec> {
         Ok(self.source.parse::<SourceSpec>()?)
     }
@@ -124,12 +141,7 @@ impl SourceArgs {
             ..FetchOptions::default()
         })
     }
-    /// Resolve, download (or reuse), verify and extract VERSION.
-    pub fn fetch(&self, ctx: &Ctx) -> anyhow::Result<SourceTree> {
-        let req = self.req()?;
-        self.fetch_version(ctx, &req)
-    }
-    /// Same with another version (e.g. one item of a matrix) and these source options.
+    /// Resolve, download (or reuse), verify and extract `req` (e.g. one item of a matrix) and these source options.
     pub fn fetch_version(&self, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<SourceTree> {
         let spec = self.spec()?;
         let opts = self.options()?;
@@ -173,35 +185,9 @@ pub struct ListArgs {
     /// Only this series (e.g. 5.10).
     #[arg(value_name = "SERIES")]
     pub series: Option<String>,
-    /// Which sources to ask with --remote: auto (all), kernel.org or debian.
-    #[arg(long, value_name = "SOURCE", default_value = "auto")]
-    pub source: String,
-    /// kernel.org mirror base URL.
-    #[arg(long, env = "LABCTL_KERNEL_ORG_URL", value_name = "URL")]
-    pub kernel_org_url: Option<String>,
-    /// Debian archive base URL (default: from this host's apt configuration).
-    #[arg(long, env = "LABCTL_DEBIAN_URL", value_name = "URL")]
-    pub debian_url: Option<String>,
-    /// Debian security archive base URL.
-    #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
-    pub debian_security_url: Option<String>,
-    /// Debian suites to search, comma-separated.
-    #[arg(
-        long,
-        env = "LABCTL_DEBIAN_SUITES",
-        value_name = "SUITES",
-        value_delimiter = ',',
-        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie"
-    )]
-    pub debian_suites: Vec<String>,
-    /// Seconds to wait for a connection.
-    #[arg(
-        long,
-        env = "LABCTL_CONNECT_TIMEOUT",
-        value_name = "SECS",
-        default_value_t = 10.0
-    )]
-    pub connect_timeout: f64,
+    /// Which sources to ask with --remote (`--source auto` asks them all) and how.
+    #[command(flatten)]
+    pub source: SourceOpts,
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,14 +261,12 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         },
     };
     if !a.remote {
-        let trees: Vec<SourceTree> = source::local_trees(&ctx.home)
-            .into_iter()
-            .filter(|t| series.is_none_or(|s| t.version.series() == s))
-            .collect();
+        let trees: Vec<SourceTree> =
+            source::local_trees(&ctx.home).into_iter().filter(|t| series.is_none_or(|s| t.version.series() == s)).collect();
+        let builds: Vec<labctl::build::BuildJson> =
+            labctl::build::local_builds(&ctx.home).into_iter().filter(|b| series.is_none_or(|s| b.version.series() == s)).collect();
         if ctx.global.json {
-            return ctx
-                .print_json(&serde_json::json!({ "trees": trees }))
-                .map(|_| 0);
+            return ctx.print_json(&serde_json::json!({ "trees": trees, "builds": builds })).map(|_| 0);
         }
         if trees.is_empty() {
             ctx.out("no kernel trees fetched yet (try `labctl kernel fetch 5.10`)");
@@ -295,20 +279,11 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
                 t.path.display()
             ));
         }
+        super::build::print_builds(&builds, ctx);
         return Ok(0);
     }
-    let spec = a.source.parse::<SourceSpec>()?;
-    let opts = FetchOptions {
-        kernel_org_base: a.kernel_org_url.clone(),
-        debian_bases: a.debian_url.iter().cloned().collect(),
-        debian_security_bases: a.debian_security_url.iter().cloned().collect(),
-        debian_suites: a.debian_suites.clone(),
-        net: Some(NetOptions {
-            connect_timeout: secs(a.connect_timeout, "--connect-timeout")?,
-            ..NetOptions::default()
-        }),
-        ..FetchOptions::default()
-    };
+    let spec = a.source.spec()?;
+    let opts = a.source.options()?;
     let listings = source::list_remote(&ctx.home, &spec, series, &opts, ctx.sink());
     if ctx.global.json {
         ctx.print_json(&listings)?;

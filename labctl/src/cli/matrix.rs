@@ -1,10 +1,113 @@
-//! `labctl matrix`.
+//! `labctl matrix`: build and test a list of kernels (default `ci/matrix.toml`), one
+//! after another or a bounded number at a time, then print the kernel × test table.
+//! Each kernel goes through exactly what `labctl vm test VERSION --rebuild` does.
 
-use super::{not_implemented, Ctx};
+use std::time::Instant;
+
+use labctl::matrix::{self, MatrixRow};
+use labctl::VersionReq;
+
+use super::test::TestArgs;
+use super::Ctx;
+
+const HELP: &str = "\
+Examples:
+  labctl matrix                                the default list (ci/matrix.toml)
+  labctl matrix --kernels 5.10.46,5.10,6.1     these kernels (a series means its newest release)
+  labctl matrix --kernels 5.10,6.12 --json --junit out/
+  labctl matrix --jobs 2                       two kernels at a time (make -j split between them)
+
+Every kernel is fetched, configured, fixed, built (a no-op when already built) and booted
+once to run the acceptance suite. A kernel that cannot be built or booted shows its reason
+under the table and makes the exit code 2; a failed test makes it 1; all passing is 0.";
 
 #[derive(clap::Args, Debug)]
-pub struct MatrixArgs {}
+#[command(after_help = HELP)]
+pub struct MatrixArgs {
+    /// Comma-separated kernel versions (default: the list in ci/matrix.toml).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// How many kernels to build and test at the same time (each build gets a share of the CPUs).
+    #[arg(long = "parallel", value_name = "N", default_value_t = 1)]
+    pub parallel: usize,
+    /// The `vm test` options applied to every kernel (source, config, build, VM, filter).
+    /// Here `--junit DIR` writes one JUnit file per kernel into DIR (junit-<version>.xml).
+    #[command(flatten)]
+    pub test: TestArgs,
+}
 
-pub fn run(_a: MatrixArgs, _ctx: &Ctx) -> anyhow::Result<u8> {
-    not_implemented("matrix")
+fn one(a: &MatrixArgs, ctx: &Ctx, requested: &str, cpus_share: usize) -> MatrixRow {
+    let mut row = MatrixRow { requested: requested.to_string(), version: None, build_s: None, test_s: None, error: None, suite: None };
+    let mut t = a.test.clone();
+    t.version = Some(requested.to_string());
+    t.rebuild = true;
+    t.junit = None;
+    if t.build.jobs.is_none() && cpus_share > 0 {
+        t.build.jobs = Some(cpus_share);
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let req: VersionReq = requested.parse()?;
+        let start = Instant::now();
+        let kernel = super::test::resolve(&t, ctx, &req)?;
+        row.build_s = Some(start.elapsed().as_secs_f64());
+        row.version = Some(kernel.version.to_string());
+        let start = Instant::now();
+        let res = super::test::suite_on(&t, ctx, &kernel)?;
+        row.test_s = Some(start.elapsed().as_secs_f64());
+        if let Some(dir) = &a.test.junit {
+            let dir = ctx.home.ensure(dir.clone())?;
+            labctl::home::write_atomic(&dir.join(format!("junit-{}.xml", kernel.version)), labctl::suite::report::junit(&res).as_bytes())?;
+        }
+        row.suite = Some(res);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(format!("{e:#}"));
+    }
+    row
+}
+
+pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
+    if a.test.version.is_some() {
+        return Err(labctl::Error::Usage("matrix takes its kernels from --kernels LIST (or ci/matrix.toml), not a VERSION argument".into()).into());
+    }
+    if a.test.kernel.is_some() || a.test.list {
+        return Err(labctl::Error::Usage("--kernel and --list are `vm test` options; matrix builds each kernel itself".into()).into());
+    }
+    let kernels = if a.kernels.is_empty() {
+        matrix::parse_list(matrix::DEFAULT_LIST)?
+    } else {
+        for k in &a.kernels {
+            k.parse::<VersionReq>()?;
+        }
+        a.kernels.clone()
+    };
+    let parallel = a.parallel.clamp(1, kernels.len());
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let share = if parallel > 1 { (cpus / parallel).max(1) } else { 0 };
+    let mut rows: Vec<Option<MatrixRow>> = vec![None; kernels.len()];
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots = std::sync::Mutex::new(&mut rows);
+    std::thread::scope(|s| {
+        for _ in 0..parallel {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= kernels.len() || labctl::process::interrupted() {
+                    break;
+                }
+                let row = one(&a, ctx, &kernels[i], share);
+                slots.lock().unwrap()[i] = Some(row);
+            });
+        }
+    });
+    if labctl::process::interrupted() {
+        anyhow::bail!("interrupted");
+    }
+    let rows: Vec<MatrixRow> = rows.into_iter().flatten().collect();
+    if ctx.global.json {
+        ctx.print_json(&serde_json::json!({ "kernels": rows, "exit_code": matrix::exit_code(&rows) }))?;
+    } else {
+        ctx.out(matrix::table(&rows).trim_end());
+    }
+    Ok(matrix::exit_code(&rows))
 }

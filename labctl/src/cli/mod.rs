@@ -141,9 +141,6 @@ impl Ctx {
     }
 }
 
-pub fn not_implemented(what: &str) -> anyhow::Result<u8> {
-    Err(labctl::Error::Usage(format!("`labctl {what}` is not implemented yet")).into())
-}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -188,5 +185,16 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_INFRA)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        // Catches duplicate flags between flattened option groups, bad defaults, etc.
+        super::Cli::command().debug_assert();
     }
 }

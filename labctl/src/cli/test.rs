@@ -33,7 +33,7 @@ test_bpf, samples/<program> (examples-bpf/samples.toml). Results, per-test logs,
 console.log, results.json and junit.xml are kept in $LABCTL_HOME/runs/<time>-<version>/.
 Exit codes: 0 all passed (skips allowed), 1 a test failed, 2 setup/boot/timeout failure.";
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(after_help = HELP)]
 pub struct TestArgs {
     /// Kernel version: an exact release (5.10.46) or a series (5.10 = its newest build). Default 5.10.
@@ -56,9 +56,16 @@ pub struct TestArgs {
     /// With --kernel: the kernel's build folder (O=): .config, lib/test_bpf.ko, samples/bpf.
     #[arg(long, value_name = "DIR", requires = "kernel")]
     pub obj: Option<PathBuf>,
-    /// Check these kconfig fragments in kernel/config instead of the lab default. Repeatable.
-    #[arg(long = "fragment", value_name = "FILE")]
-    pub fragments: Vec<PathBuf>,
+    /// Run fetch → config → build first even when a finished build exists (a no-op when
+    /// nothing changed). Implied by any config option (--profile, --fragment, --set).
+    #[arg(long)]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub(crate) source: super::fetch::SourceOpts,
+    #[command(flatten)]
+    pub(crate) config: super::config::ConfigOpts,
+    #[command(flatten)]
+    pub(crate) build: super::build::BuildOpts,
     /// Break the guest on purpose before the tests, to see the suite catch it:
     /// jit-off (bpf_jit_enable=0), kprobes-off (kprobes disarmed), btf-hidden (empty
     /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
@@ -79,8 +86,8 @@ pub struct TestArgs {
 }
 
 /// The kernel under test, wherever it came from.
-struct Kernel {
-    version: KernelVersion,
+pub(crate) struct Kernel {
+    pub(crate) version: KernelVersion,
     release: String,
     bzimage: PathBuf,
     modules: Option<PathBuf>,
@@ -159,40 +166,7 @@ fn version_of_release(release: &str) -> Option<KernelVersion> {
         .and_then(KernelVersion::parse_plain)
 }
 
-/// TEMPORARY until `labctl::build::find_build` lands on main (the build helper owns it):
-/// the newest `builds/*/build.json` (BuildOutput at top level or under output/artifacts)
-/// whose release matches `req` and whose bzImage exists.
-fn find_build(home: &labctl::Home, req: &VersionReq) -> Option<labctl::build::BuildOutput> {
-    let mut found: Vec<(KernelVersion, labctl::build::BuildOutput)> = Vec::new();
-    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
-        let Ok(text) = std::fs::read(e.path().join("build.json")) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let b = ["", "output", "artifacts"]
-            .iter()
-            .filter_map(|k| {
-                if k.is_empty() {
-                    Some(v.clone())
-                } else {
-                    v.get(*k).cloned()
-                }
-            })
-            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
-        let Some(b) = b else { continue };
-        if let Some(ver) = version_of_release(&b.release).filter(|v| req.matches(v)) {
-            if b.bzimage.is_file() {
-                found.push((ver, b));
-            }
-        }
-    }
-    found.sort_by_key(|a| a.0);
-    found.pop().map(|(_, b)| b)
-}
-
-fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
+pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> {
     if let Some(bz) = &a.kernel {
         let VersionReq::Exact(version) = *req else {
             return Err(labctl::Error::Usage(
@@ -216,12 +190,20 @@ fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Result<Kernel> 
             build_tree: obj.map(Path::to_path_buf),
         });
     }
-    let b = find_build(&ctx.home, req).ok_or_else(|| {
-        labctl::Error::Usage(format!(
-            "no finished labctl build of {req} in {}: run `labctl kernel build {req}` first (or pass --kernel BZIMAGE --obj DIR)",
-            ctx.home.builds().display()
-        ))
-    })?;
+    let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
+    let b = match existing {
+        Some(b) => {
+            ctx.sink().emit(labctl::Event::Message {
+                level: labctl::events::Level::Info,
+                text: format!("using the finished build of linux {} in {} (--rebuild to refresh)", b.release, b.dir.display()),
+            });
+            b
+        }
+        None => {
+            let lab = super::build::lab_request(*req, &a.source, &a.config, &a.build)?;
+            labctl::lab::build(&ctx.home, &lab, ctx.sink())?.output
+        }
+    };
     let version = version_of_release(&b.release).unwrap_or(match *req {
         VersionReq::Exact(v) => v,
         VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
@@ -306,44 +288,7 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let kernel = resolve(&a, ctx, &req)?;
-    let mut expected = Vec::new();
-    if a.fragments.is_empty() {
-        expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
-    }
-    for f in &a.fragments {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| labctl::Error::io("read fragment", f, e))?;
-        expected.extend(suite::catalog::fragment_pairs(&text));
-    }
-    let run_dir = ctx
-        .home
-        .ensure(ctx.home.runs())?
-        .join(suite::run_dir_name(&kernel.version));
-    let input = SuiteInput {
-        kernel: kernel.version,
-        release: kernel.release.clone(),
-        samples_dir: kernel.samples.clone(),
-        test_bpf_ko: kernel.test_bpf_ko.clone(),
-        expected_config: expected,
-        filter: a.filter.clone(),
-        full: a.full,
-        bcc: bcc_plan(&a, ctx, &kernel),
-        inject: a.inject.clone(),
-        run_dir,
-    };
-    let accel = match a.accel {
-        AccelArg::Auto => AccelChoice::Auto,
-        AccelArg::Kvm => AccelChoice::Kvm,
-        AccelArg::Tcg => AccelChoice::Tcg,
-    };
-    let guest = VmGuest {
-        ctx,
-        kernel: &kernel,
-        accel,
-        memory: a.memory,
-        cpus: a.cpus,
-    };
-    let res = suite::run(&ctx.home, &input, &guest, ctx.sink())?;
+    let res = suite_on(&a, ctx, &kernel)?;
     if let Some(j) = &a.junit {
         labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
     }
@@ -357,4 +302,53 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     } else {
         EXIT_TESTS_FAILED
     })
+}
+
+/// Boot `kernel` once and run the selected tests on it (shared with `matrix`).
+pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Result<suite::SuiteResult> {
+    // kernel/config checks the lab's core options plus whatever the user asked for.
+    let mut expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
+    for f in &a.config.fragments {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| labctl::Error::io("read fragment", f, e))?;
+        expected.extend(suite::catalog::fragment_pairs(&text));
+    }
+    for (k, v) in a.config.plan()?.sets {
+        expected.push((k.trim_start_matches("CONFIG_").to_string(), v));
+    }
+    // A later request overrides an earlier one for the same symbol (user over lab default).
+    let mut seen = std::collections::BTreeMap::new();
+    for (k, v) in expected {
+        seen.insert(k, v);
+    }
+    let expected: Vec<(String, String)> = seen.into_iter().collect();
+    let run_dir = ctx
+        .home
+        .ensure(ctx.home.runs())?
+        .join(suite::run_dir_name(&kernel.version));
+    let input = SuiteInput {
+        kernel: kernel.version,
+        release: kernel.release.clone(),
+        samples_dir: kernel.samples.clone(),
+        test_bpf_ko: kernel.test_bpf_ko.clone(),
+        expected_config: expected,
+        filter: a.filter.clone(),
+        full: a.full,
+        bcc: bcc_plan(a, ctx, kernel),
+        inject: a.inject.clone(),
+        run_dir,
+    };
+    let accel = match a.accel {
+        AccelArg::Auto => AccelChoice::Auto,
+        AccelArg::Kvm => AccelChoice::Kvm,
+        AccelArg::Tcg => AccelChoice::Tcg,
+    };
+    let guest = VmGuest {
+        ctx,
+        kernel,
+        accel,
+        memory: a.memory,
+        cpus: a.cpus,
+    };
+    Ok(suite::run(&ctx.home, &input, &guest, ctx.sink())?)
 }

@@ -128,7 +128,7 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
         .into());
     };
     let req: labctl::VersionReq = v.parse()?;
-    let b = find_build(&ctx.home, &req).ok_or_else(|| {
+    let b = labctl::build::find_build(&ctx.home, &req).ok_or_else(|| {
         labctl::Error::Usage(format!(
             "no finished labctl build of {req} in {}: run `labctl kernel build {req}` first, or pass --kernel PATH",
             ctx.home.builds().display()
@@ -139,38 +139,6 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
         .clone()
         .or_else(|| b.modules.join("lib/modules").is_dir().then(|| b.modules.clone()));
     Ok((b.bzimage.clone(), modules, b.release.clone()))
-}
-
-/// TEMPORARY until `labctl::build::find_build` lands on main (the build helper owns it):
-/// the newest `builds/*/build.json` whose release matches `req` and whose bzImage exists.
-fn find_build(home: &labctl::Home, req: &labctl::VersionReq) -> Option<labctl::build::BuildOutput> {
-    let mut found: Vec<(labctl::KernelVersion, labctl::build::BuildOutput)> = Vec::new();
-    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
-        let Ok(text) = std::fs::read(e.path().join("build.json")) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        // Accept the BuildOutput at top level or under "output"/"artifacts".
-        let b = ["", "output", "artifacts"]
-            .iter()
-            .filter_map(|k| if k.is_empty() { Some(v.clone()) } else { v.get(*k).cloned() })
-            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
-        let Some(b) = b else { continue };
-        let ver = b
-            .release
-            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .next()
-            .and_then(labctl::KernelVersion::parse_plain);
-        if let Some(ver) = ver.filter(|v| req.matches(v)) {
-            if b.bzimage.is_file() {
-                found.push((ver, b));
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found.pop().map(|(_, b)| b)
 }
 
 fn parse_file(s: &str) -> anyhow::Result<GuestFile> {

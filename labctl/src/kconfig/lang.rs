@@ -599,13 +599,11 @@ impl Reader {
                         }
                     }
                 }
-                "visible" => {
-                    // `visible if` on a menu hides prompts: treat it as a condition.
-                    if cur == Cur::Block {
-                        if let Some(e) = rest.get(1..).and_then(parse_expr) {
-                            if let Some(f) = self.stack.last_mut() {
-                                f.deps.push(e)
-                            }
+                // `visible if` on a menu hides prompts: treat it as a condition.
+                "visible" if cur == Cur::Block => {
+                    if let Some(e) = rest.get(1..).and_then(parse_expr) {
+                        if let Some(f) = self.stack.last_mut() {
+                            f.deps.push(e)
                         }
                     }
                 }
@@ -637,24 +635,20 @@ impl Reader {
                         self.with_def(&cur_sym, |d| d.prompt = Some(cond));
                     }
                 }
-                "default" => {
-                    if cur == Cur::Config {
-                        let (body, cond) = split_if(rest);
-                        if let Some(e) = parse_expr(body) {
-                            self.with_def(&cur_sym, |d| d.defaults.push((e, cond)));
-                        }
+                "default" if cur == Cur::Config => {
+                    let (body, cond) = split_if(rest);
+                    if let Some(e) = parse_expr(body) {
+                        self.with_def(&cur_sym, |d| d.defaults.push((e, cond)));
                     }
                 }
-                "select" | "imply" => {
-                    if cur == Cur::Config {
-                        let (body, cond) = split_if(rest);
-                        if let Some(t) = body.first().and_then(Tok::as_word) {
-                            let t = t.to_string();
-                            if kw == "select" {
-                                self.with_def(&cur_sym, |d| d.selects.push((t, cond)));
-                            } else {
-                                self.with_def(&cur_sym, |d| d.implies.push((t, cond)));
-                            }
+                "select" | "imply" if cur == Cur::Config => {
+                    let (body, cond) = split_if(rest);
+                    if let Some(t) = body.first().and_then(Tok::as_word) {
+                        let t = t.to_string();
+                        if kw == "select" {
+                            self.with_def(&cur_sym, |d| d.selects.push((t, cond)));
+                        } else {
+                            self.with_def(&cur_sym, |d| d.implies.push((t, cond)));
                         }
                     }
                 }

@@ -308,6 +308,9 @@ pub fn judge_bcc(out: &str, rc: Option<i32>) -> Verdict {
             "BCC {}; Hello, World! in trace_pipe",
             field(out, "attached").unwrap_or("attached")
         )),
+        Err(_) if out.contains("Unable to find kernel headers") => Verdict::fail(
+            "BCC found no kernel headers: build the kernel with CONFIG_IKHEADERS=m, or keep its build tree outside /tmp and /var/tmp so vng shares it",
+        ),
         Err(v) => v,
     }
 }
@@ -632,6 +635,19 @@ bpf_jit_enable=1
         let v = judge_core(nobtf, Some(1));
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("BTF"));
+    }
+
+    #[test]
+    fn bcc_hello() {
+        let ok = "attached: kprobe do_sys_openat2\ntrace: python3 Hello, World!\nresult: ok\n";
+        assert_eq!(judge_bcc(ok, Some(0)).result, TestResult::Pass);
+        // the notes' unfixed script: BCC cannot find fn_name="hello_world"
+        let notes = "Traceback (most recent call last):\n  File \"hello.py\", line 9, in <module>\nException: Failed to load BPF program b'hello_world': No such file or directory\n";
+        let v = judge_bcc(notes, Some(1));
+        assert_eq!(v.result, TestResult::Fail);
+        assert!(v.reason.contains("hello_world"), "{}", v.reason);
+        let noheaders = "Unable to find kernel headers. Try rebuilding kernel with CONFIG_IKHEADERS=m\nException: Failed to compile BPF module b'hello.c'\n";
+        assert!(judge_bcc(noheaders, Some(1)).reason.contains("IKHEADERS"));
     }
 
     fn exp(jit: JitCount) -> TestBpfExpect {

@@ -306,7 +306,8 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
     // Pre-write a failure: a guest that dies without reporting is never a pass.
     write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#).map_err(|e| VmError::Image { detail: e.to_string() })?;
 
-    let mut args = spec.kernel_args.clone();
+    let mut args = qemu::accel_kernel_args(verdict.accel);
+    args.extend(spec.kernel_args.iter().cloned());
     if spec.interactive {
         args.push("TERM=linux".into());
     }
@@ -392,14 +393,12 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
     let backstop = boot_timeout + cmd_timeout + Duration::from_secs(30);
     let streamed = {
         let watch = watch.clone();
-        let mut in_run = false;
         cmd.timeout(backstop).run_streaming(sink, &console_log, move |line| {
             match watchdog::scan(line) {
                 Some(watchdog::ConsoleEvent::Booted { release }) => {
                     let mut w = watch.lock().unwrap();
                     w.booted_at = Some(Instant::now());
                     w.release = Some(release);
-                    in_run = true;
                 }
                 Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
                 Some(watchdog::ConsoleEvent::Alarm(a)) => {
@@ -408,14 +407,9 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
                         w.alarm = Some((a, Instant::now()));
                     }
                 }
-                Some(watchdog::ConsoleEvent::EndOfReport) => {
-                    if watch.lock().unwrap().alarm.is_some() {
-                        return LineAction::Kill;
-                    }
-                }
-                None => {}
+                Some(watchdog::ConsoleEvent::EndOfReport) if watch.lock().unwrap().alarm.is_some() => return LineAction::Kill,
+                _ => {}
             }
-            let _ = in_run;
             LineAction::Continue
         })
     };

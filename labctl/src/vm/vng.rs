@@ -48,7 +48,7 @@ pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
             ));
         }
     }
-    s.push_str(&format!("echo \"labctl-init: up $(uname -r)\" > /dev/console\n"));
+    s.push_str("echo \"labctl-init: up $(uname -r)\" > /dev/console\n");
     s.push_str(&format!("(cd /tmp && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n"));
     s.push_str(&format!("echo $? > {d}/exit.tmp && mv {d}/exit.tmp {d}/exit\nsync\n"));
     s
@@ -79,9 +79,57 @@ pub fn argv(spec: &VmSpec, accel: Accel, dir: &Path) -> Vec<String> {
     a
 }
 
+/// vng argv for an interactive shell (`vm boot --backend vng`).
+pub fn boot_argv(spec: &VmSpec, accel: Accel) -> Vec<String> {
+    let mut a: Vec<String> = vec!["--run".into(), spec.kernel.to_string_lossy().into_owned()];
+    if accel == Accel::Tcg {
+        a.push("--disable-kvm".into());
+    }
+    for s in ["--force-9p", "--force-initramfs"] {
+        a.push(s.into());
+    }
+    a.extend([
+        "--cpus".into(),
+        spec.cpus.max(1).to_string(),
+        "--memory".into(),
+        format!("{}M", spec.memory_mb),
+    ]);
+    for w in &spec.kernel_args {
+        a.push("--append".into());
+        a.push(w.clone());
+    }
+    a
+}
+
 pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
     let start = Instant::now();
     let vng = find_vng()?;
+    if spec.interactive {
+        let _st = sink.stage(
+            "boot",
+            format!(
+                "{} with virtme-ng under {} (host root over 9p)",
+                spec.kernel.display(),
+                verdict.accel.name()
+            ),
+        );
+        let out = Cmd::new(&vng)
+            .args(boot_argv(spec, verdict.accel))
+            .inherit_stdio()
+            .run(sink)
+            .map_err(VmError::Process)?;
+        _st.ok();
+        return Ok(VmOutcome {
+            exit_code: out.code.unwrap_or(-1),
+            output: Vec::new(),
+            console_log: spec.run_dir.join("console.log"),
+            accel: verdict.accel.name().into(),
+            accel_reason: verdict.reason.clone(),
+            duration: start.elapsed(),
+            release: None,
+            boot_time: None,
+        });
+    }
     let dir = spec.run_dir.join("vng");
     let io = |op: &'static str, p: &Path| {
         let p = p.to_path_buf();
@@ -201,6 +249,8 @@ mod tests {
         pos("--force-9p");
         let a = argv(&spec, Accel::Kvm, Path::new("/d"));
         assert!(!a.contains(&"--disable-kvm".to_string()));
+        let b = boot_argv(&spec, Accel::Tcg);
+        assert!(b.contains(&"--disable-kvm".to_string()) && !b.contains(&"--exec".to_string()) && !b.contains(&"--verbose".to_string()));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Shared helpers for the VM tests: the persistent test home and a real kernel to boot.
 //!
-//! Kernel choice, first that exists: a finished labctl build in the test home
-//! (`builds/*/build.json`), else a Debian cloud kernel package fetched once with
+//! Kernel choice, first that exists: a finished 5.10 labctl build in the test home
+//! (`build::find_build`), else a Debian cloud kernel package fetched once with
 //! `apt-get download` into `<test home>/vm-test-kernel/` (uses the host's apt sources).
 
 #![allow(dead_code)]
@@ -37,24 +37,8 @@ pub struct TestKernel {
 }
 
 fn lab_build(home: &Home) -> Option<TestKernel> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir(home.builds()).ok()?.flatten() {
-        let Ok(text) = std::fs::read(e.path().join("build.json")) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let b = ["", "output", "artifacts"]
-            .iter()
-            .filter_map(|k| if k.is_empty() { Some(v.clone()) } else { v.get(*k).cloned() })
-            .find_map(|x| serde_json::from_value::<labctl::build::BuildOutput>(x).ok());
-        if let Some(b) = b.filter(|b| b.bzimage.is_file() && b.release.starts_with("5.10")) {
-            found.push(b);
-        }
-    }
-    found.sort_by(|a, b| a.release.cmp(&b.release));
-    let b = found.pop()?;
+    let req: labctl::VersionReq = "5.10".parse().unwrap();
+    let b = labctl::build::find_build(home, &req).filter(|b| b.bzimage.is_file())?;
     let tree = b.modules.join("lib/modules").join(&b.release);
     Some(TestKernel {
         bzimage: b.bzimage.clone(),

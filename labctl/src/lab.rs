@@ -1,0 +1,79 @@
+//! The loop for one kernel as one call — fetch → config → fixes + build — so that
+//! `kernel build`, `vm test` (which builds when no build exists) and `matrix` run the
+//! same pipeline with the same stages and the same cache keys.
+
+use crate::build::{self, BuildOutput, BuildRequest, CcWrapper};
+use crate::error::Result;
+use crate::events::EventSink;
+use crate::home::Home;
+use crate::kconfig::{self, ConfigPlan, ConfigReport};
+use crate::source::{self, FetchOptions, SourceSpec, SourceTree};
+use crate::version::VersionReq;
+
+/// How to build, apart from what (version, source) and which configuration.
+#[derive(Debug, Clone)]
+pub struct BuildTuning {
+    /// make -j; 0 = number of CPUs.
+    pub jobs: usize,
+    pub fixes: bool,
+    pub cc_wrapper: CcWrapper,
+    pub modules: bool,
+    pub samples: bool,
+    pub preflight: bool,
+}
+
+impl Default for BuildTuning {
+    fn default() -> Self {
+        BuildTuning { jobs: 0, fixes: true, cc_wrapper: CcWrapper::Auto, modules: true, samples: true, preflight: true }
+    }
+}
+
+/// Everything one kernel's build needs.
+#[derive(Debug, Clone)]
+pub struct LabBuild {
+    pub version: VersionReq,
+    pub spec: SourceSpec,
+    pub fetch: FetchOptions,
+    pub plan: ConfigPlan,
+    pub tuning: BuildTuning,
+}
+
+/// What the pipeline produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub tree: SourceTree,
+    pub config: ConfigReport,
+    pub output: BuildOutput,
+}
+
+/// Fetch (or reuse) the tree, write and verify the .config, then build (a no-op when a
+/// build with the same version, config hash and toolchain already finished).
+pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built> {
+    let tree = {
+        let t = sink.stage("fetch", format!("linux {}", req.version));
+        let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
+        t.ok();
+        tree
+    };
+    let config = {
+        let t = sink.stage("config", format!("{} profile for linux {}", profile_name(&req.plan), tree.version));
+        let r = kconfig::configure(home, &tree, &req.plan, sink)?;
+        t.ok();
+        r
+    };
+    let mut b = BuildRequest::new(tree.clone(), config.clone());
+    b.profile = profile_name(&req.plan);
+    b.fragments = req.plan.fragments.clone();
+    b.jobs = req.tuning.jobs;
+    b.fixes = req.tuning.fixes;
+    b.cc_wrapper = req.tuning.cc_wrapper;
+    b.modules = req.tuning.modules;
+    b.samples = req.tuning.samples;
+    b.preflight = req.tuning.preflight;
+    let output = build::build(home, &b, sink)?;
+    Ok(Built { tree, config, output })
+}
+
+fn profile_name(plan: &ConfigPlan) -> String {
+    plan.profile.to_string()
+}
