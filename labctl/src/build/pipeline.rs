@@ -380,13 +380,27 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
     }
     steps.push(Step { name: "headers_install", stage: "headers", detail: "make headers_install".into(), cmd: kmake(cx, &["headers_install".into()], &cx.vars), compile: None, soft: false });
     if cx.req.samples {
-        let mut vars = cx.vars.clone();
-        for (k, v) in &cx.samples_vars {
-            catalogue::add_var(&mut vars, k, v);
-        }
+        let vars = samples_make_vars(&cx.vars, &cx.samples_vars);
         steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf"), cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars), compile: None, soft: true });
     }
     steps
+}
+
+/// The make variables for `make M=samples/bpf`: the kernel's, minus a compiler wrapper
+/// given as a two-word `CC`/`HOSTCC` (`ccache gcc`). samples/bpf (5.15+) builds bpftool's
+/// bootstrap through tools/ sub-makes that split such a value and fail with
+/// `ccache: invalid option -- 'E'` / `No rule to make target 'gcc'` (seen on 6.1); the
+/// samples are small, so they compile without the wrapper. Then the catalogue's variables.
+fn samples_make_vars(kernel_vars: &[(String, String)], extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = kernel_vars
+        .iter()
+        .filter(|(k, v)| !(matches!(k.as_str(), "CC" | "HOSTCC") && v.trim().contains(' ')))
+        .cloned()
+        .collect();
+    for (k, v) in extra {
+        catalogue::add_var(&mut vars, k, v);
+    }
+    vars
 }
 
 fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), BuildError> {
@@ -636,6 +650,19 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_drop_a_two_word_compiler_wrapper_but_keep_the_rest() {
+        let kv = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let kernel = vec![kv("CC", "ccache gcc"), kv("HOSTCC", "ccache gcc"), kv("PAHOLE", "/x/pahole")];
+        let extra = vec![kv("VMLINUX_BTF", "/b/vmlinux")];
+        let v = samples_make_vars(&kernel, &extra);
+        assert!(!v.iter().any(|(k, _)| k == "CC" || k == "HOSTCC"), "{v:?}");
+        assert!(v.contains(&kv("PAHOLE", "/x/pahole")) && v.contains(&kv("VMLINUX_BTF", "/b/vmlinux")), "{v:?}");
+        // A plain compiler choice is kept.
+        let v = samples_make_vars(&[kv("CC", "clang")], &[]);
+        assert_eq!(v, vec![kv("CC", "clang")]);
+    }
 
     #[test]
     fn btf_check_judges_elf_files_only() {
