@@ -173,7 +173,7 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
             _ => {}
         }
         // A kernel without ACPI halts on poweroff and QEMU would keep running.
-        if line.contains("reboot: System halted") || line.contains("reboot: Power down") {
+        if guest_stopped(line) {
             return LineAction::Kill;
         }
         LineAction::Continue
@@ -231,8 +231,24 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
     })
 }
 
+/// The console line a guest prints when it has stopped for good without QEMU exiting:
+/// `reboot: System halted` (5.10 without ACPI), `reboot: Power off not available: System
+/// halted instead` (6.x), or `reboot: Power down` where QEMU lingers.
+fn guest_stopped(line: &str) -> bool {
+    line.contains("reboot:") && (line.contains("System halted") || line.contains("Power down"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn halt_lines_of_5_10_and_6_x_end_the_run() {
+        assert!(super::guest_stopped("reboot: System halted"));
+        assert!(super::guest_stopped("[   12.1] reboot: Power off not available: System halted instead"));
+        assert!(super::guest_stopped("reboot: Power down"));
+        assert!(!super::guest_stopped("virtme-ng-init: script exited with code 0"));
+        assert!(!super::guest_stopped("System halted by the user's script"));
+    }
+
     use super::*;
 
     #[test]
