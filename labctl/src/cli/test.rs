@@ -95,6 +95,8 @@ pub(crate) struct Kernel {
     test_bpf_ko: Option<PathBuf>,
     /// The kernel's build folder (O=), for BCC's headers.
     build_tree: Option<PathBuf>,
+    /// Why samples/bpf programs may be missing (a failed samples build).
+    samples_note: Option<String>,
 }
 
 struct VmGuest<'a> {
@@ -188,6 +190,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
             samples: obj.map(|o| o.join("samples/bpf")).filter(|p| p.is_dir()),
             test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
             build_tree: obj.map(Path::to_path_buf),
+            samples_note: None,
         });
     }
     let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
@@ -234,6 +237,30 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
         samples: Some(b.samples.clone()).filter(|p| p.is_dir()),
         test_bpf_ko,
         build_tree,
+        samples_note: samples_failure(&b.dir),
+    })
+}
+
+/// When the build's samples/bpf step failed: its first error line and the log to read.
+fn samples_failure(build_dir: &Path) -> Option<String> {
+    let meta = labctl::build::BuildJson::read(build_dir)?;
+    if meta.samples_ok != Some(false) {
+        return None;
+    }
+    let log = std::fs::read_dir(build_dir.join("logs"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("samples.log")));
+    let first = log.as_ref().and_then(|l| std::fs::read_to_string(l).ok()).and_then(|t| {
+        t.lines()
+            .find(|l| l.contains("error:") || l.starts_with("Error:"))
+            .map(|l| l.trim().chars().take(200).collect::<String>())
+    });
+    Some(match (first, log) {
+        (Some(e), Some(l)) => format!("`make M=samples/bpf` failed for this build ({e}; log {})", l.display()),
+        (None, Some(l)) => format!("`make M=samples/bpf` failed for this build (log {})", l.display()),
+        _ => "`make M=samples/bpf` failed for this build".to_string(),
     })
 }
 
@@ -330,6 +357,7 @@ pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Resu
         kernel: kernel.version,
         release: kernel.release.clone(),
         samples_dir: kernel.samples.clone(),
+        samples_note: kernel.samples_note.clone(),
         test_bpf_ko: kernel.test_bpf_ko.clone(),
         expected_config: expected,
         filter: a.filter.clone(),

@@ -132,6 +132,9 @@ pub struct SuiteInput {
     pub release: String,
     /// The build's samples/bpf artifacts folder (programs and objects).
     pub samples_dir: Option<PathBuf>,
+    /// Why programs may be missing from it (e.g. the samples/bpf build failed, with its
+    /// first error and log), appended to a missing sample's skip reason.
+    pub samples_note: Option<String>,
     /// lib/test_bpf.ko from the build.
     pub test_bpf_ko: Option<PathBuf>,
     /// `SYMBOL=value` pairs /proc/config.gz must agree with (without `CONFIG_`).
@@ -252,10 +255,10 @@ pub fn run(
                 if !prog.is_file() {
                     host_verdicts.push((
                         t.name.clone(),
-                        Verdict::skip(format!(
-                            "{} was not built in this kernel's samples/bpf",
-                            s.name
-                        )),
+                        Verdict::skip(match &input.samples_note {
+                            Some(why) => format!("{} was not built in this kernel's samples/bpf: {why}", s.name),
+                            None => format!("{} was not built in this kernel's samples/bpf", s.name),
+                        }),
                     ));
                     continue;
                 }
