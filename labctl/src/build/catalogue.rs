@@ -42,6 +42,7 @@ pub const FILES: &[(&str, &str)] = fixes![
     "samples-bpf-headers-u32",
     "samples-bpf-vmlinux-btf",
     "samples-bpf-o-depfile",
+    "samples-bpf-o-userprogs",
     "gnu-stubs-32",
     "gcc12-libsubcmd-use-after-free",
     "gcc12-objtool-format-truncation",
