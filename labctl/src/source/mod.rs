@@ -265,6 +265,23 @@ pub struct SourceTree {
     pub reused: bool,
 }
 
+/// The tree about to be extracted at `dest`. A folder already there without metadata is
+/// not ours to trust (e.g. left by a crash mid-rename): it is removed first.
+fn fresh_tree(dest: &Path, rel: &Release, sha: &str) -> Result<SourceTree, SourceError> {
+    if dest.exists() {
+        std::fs::remove_dir_all(dest).map_err(|e| SourceError::Io { op: "remove untrusted", path: dest.to_path_buf(), source: e })?;
+    }
+    Ok(SourceTree {
+        version: rel.version,
+        path: dest.to_path_buf(),
+        sha256: sha.to_string(),
+        source: rel.source.clone(),
+        url: rel.url.clone(),
+        verified: rel.verified.clone(),
+        reused: false,
+    })
+}
+
 /// `src/linux-<ver>-<sha8>`.
 pub fn tree_dir(home: &Home, v: &KernelVersion, sha256: &str) -> PathBuf {
     home.src()
@@ -676,23 +693,7 @@ fn extract_release(
         t.reused = true;
         return Ok(t);
     }
-    if dest.exists() {
-        // A folder without metadata is not ours to trust (e.g. left by a crash mid-rename).
-        std::fs::remove_dir_all(&dest).map_err(|e| SourceError::Io {
-            op: "remove untrusted",
-            path: dest.clone(),
-            source: e,
-        })?;
-    }
-    let tree = SourceTree {
-        version: rel.version,
-        path: dest.clone(),
-        sha256: sha.to_string(),
-        source: rel.source.clone(),
-        url: rel.url.clone(),
-        verified: rel.verified.clone(),
-        reused: false,
-    };
+    let tree = fresh_tree(&dest, rel, sha)?;
     let timer = sink.stage(
         "extract",
         format!("{} → {}", tarball.display(), dest.display()),
@@ -831,22 +832,7 @@ fn obtain_streaming(
         restarted: Some(state.restarted.clone()),
     };
     let dest = tree_dir(home, &rel.version, sha);
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(|e| SourceError::Io {
-            op: "remove untrusted",
-            path: dest.clone(),
-            source: e,
-        })?;
-    }
-    let tree = SourceTree {
-        version: rel.version,
-        path: dest.clone(),
-        sha256: sha.to_string(),
-        source: rel.source.clone(),
-        url: rel.url.clone(),
-        verified: rel.verified.clone(),
-        reused: false,
-    };
+    let tree = fresh_tree(&dest, rel, sha)?;
     let download_result: std::sync::Mutex<Option<Downloaded>> = Default::default();
     let quiet_extract = NoExtractProgress(sink, &state);
     let extracted = std::thread::scope(|sc| {
