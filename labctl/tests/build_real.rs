@@ -8,7 +8,8 @@
 //! The tree comes from `source::fetch` (Debian archive) and the config from
 //! `kconfig::configure` (lab profile).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use labctl::build::{self, BuildRequest, BuildResult};
@@ -19,10 +20,7 @@ use labctl::version::{KernelVersion, VersionReq};
 use labctl::Home;
 
 fn test_home() -> Home {
-    let root = std::env::var_os("LABCTL_TEST_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"));
-    Home::new(root)
+    Home::new(common::persistent_test_home())
 }
 
 fn tree_and_config(home: &Home, v: KernelVersion) -> (SourceTree, ConfigReport) {

@@ -11,18 +11,16 @@ use std::process::Command;
 
 use labctl::Home;
 
+#[path = "../common/mod.rs"]
+mod common;
+
 /// `LABCTL_TEST_HOME`, default `$HOME/.cache/labctl-test` (never deleted by tests).
 pub fn test_home() -> PathBuf {
-    std::env::var_os("LABCTL_TEST_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/labctl-test"))
+    common::persistent_test_home()
 }
 
 pub fn home() -> Home {
-    let h = Home::new(test_home());
-    std::fs::create_dir_all(h.root()).unwrap();
-    h
+    Home::new(test_home())
 }
 
 #[derive(Debug, Clone)]
