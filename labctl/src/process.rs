@@ -422,17 +422,38 @@ pub fn shell_quote(s: &OsStr) -> String {
     }
 }
 
-/// Find a program on PATH.
+/// Find a program on PATH, then in labctl's own tools folder ([`tools_venv`]`/bin`,
+/// where `labctl doctor --install` puts Python tools such as virtme-ng).
 pub fn which(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let p = PathBuf::from(program);
         return p.is_file().then_some(p);
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| {
+    let executable = |p: &PathBuf| {
         use std::os::unix::fs::PermissionsExt;
         p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(executable)
+        .or_else(|| Some(tools_venv().join("bin").join(program)).filter(executable))
+}
+
+/// labctl's private Python virtual environment for tools no distribution ships
+/// reliably (virtme-ng, check-jsonschema): `$LABCTL_TOOLS`, else
+/// `$XDG_DATA_HOME/labctl/venv`, else `~/.local/share/labctl/venv`. Never the system
+/// Python's site-packages.
+pub fn tools_venv() -> PathBuf {
+    if let Some(t) = std::env::var_os("LABCTL_TOOLS").filter(|v| !v.is_empty()) {
+        return PathBuf::from(t);
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    data.join("labctl").join("venv")
 }
 
 // ---- child registry, Ctrl-C and the command log ---------------------------------

@@ -1,13 +1,17 @@
 //! Validates the GitHub Actions workflow users copy from `ci/github/`: it must satisfy the
 //! GitHub workflow schema (check-jsonschema's vendored copy, offline), and every `labctl`
 //! command line in it must parse with the current CLI (so a renamed flag breaks this test,
-//! not a user's CI).
+//! not a user's CI). Also the contract between README.md and `.ci/run`: CI runs the
+//! README's two command blocks and keeps no package list of its own.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn workflow() -> (PathBuf, String) {
@@ -19,12 +23,18 @@ fn workflow() -> (PathBuf, String) {
 #[test]
 fn workflow_matches_the_github_schema() {
     let (path, _) = workflow();
-    let out = Command::new("check-jsonschema")
+    let prog = labctl::process::which("check-jsonschema").expect("check-jsonschema is missing: `labctl doctor --tests --install` installs it (the README's test command does)");
+    let out = Command::new(prog)
         .args(["--builtin-schema", "vendor.github-workflows"])
         .arg(&path)
         .output()
-        .expect("check-jsonschema must be installed (pip install check-jsonschema; .ci/run does it)");
-    assert!(out.status.success(), "schema check failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "schema check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Split a shell command line into words (quotes, no expansion), stopping at a redirection or pipe.
@@ -65,7 +75,9 @@ fn every_labctl_command_in_the_workflow_parses() {
     for raw in text.lines() {
         let line = raw.trim().trim_start_matches("run:").trim();
         // Only direct invocations (not `cargo install ... labctl` and not `$(...)` captures).
-        let Some(rest) = line.strip_prefix("labctl ") else { continue };
+        let Some(rest) = line.strip_prefix("labctl ") else {
+            continue;
+        };
         let rest = expr.replace_all(rest, "5.10");
         let args = words(&rest);
         let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
@@ -73,15 +85,26 @@ fn every_labctl_command_in_the_workflow_parses() {
             .env("LABCTL_PARSE_ONLY", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "`labctl {}` does not parse:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "`labctl {}` does not parse:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
         checked += 1;
     }
-    assert!(checked >= 4, "expected the workflow to run labctl at least 4 times, found {checked}");
+    assert!(
+        checked >= 4,
+        "expected the workflow to run labctl at least 4 times, found {checked}"
+    );
 }
 
 #[test]
 fn word_splitting_handles_quotes_and_redirects() {
-    assert_eq!(words(r#"vm test "5.10" --junit 'a b.xml' --json > out.json"#), ["vm", "test", "5.10", "--junit", "a b.xml", "--json"]);
+    assert_eq!(
+        words(r#"vm test "5.10" --junit 'a b.xml' --json > out.json"#),
+        ["vm", "test", "5.10", "--junit", "a b.xml", "--json"]
+    );
     assert_eq!(words(r#"x "" y"#), ["x", "", "y"]);
 }
 
@@ -93,4 +116,86 @@ fn parse_only_mode_still_rejects_unknown_flags() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// The ```sh block after `<!-- ci: MARKER -->` in README.md (what .ci/run runs).
+fn readme_block(marker: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let after = text
+        .split(&format!("<!-- ci: {marker} -->"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("README.md has no `<!-- ci: {marker} -->` block"));
+    let body = after.split("```sh\n").nth(1).unwrap();
+    body.split("\n```").next().unwrap().trim().to_string()
+}
+
+#[test]
+fn the_readme_commands_are_what_ci_runs_and_they_parse() {
+    let main = readme_block("main job");
+    assert_eq!(
+        main,
+        "cargo install --path labctl && labctl doctor --install --yes && labctl vm test"
+    );
+    let tests = readme_block("tests");
+    assert!(tests.ends_with("cargo test --workspace"), "{tests}");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("\"main job\" \"tests\"") && ci.contains("readme_block"),
+        ".ci/run must run the README's blocks:\n{ci}"
+    );
+    // Every labctl invocation in them parses with the current CLI.
+    let mut checked = 0;
+    for block in [&main, &tests] {
+        for part in block.split("&&") {
+            let w = words(part.trim());
+            let args: Vec<String> = match w.iter().position(|a| a == "--") {
+                Some(i) if w[0] == "cargo" => w[i + 1..].to_vec(),
+                _ if w[0] == "labctl" => w[1..].to_vec(),
+                _ => continue,
+            };
+            let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
+                .args(&args)
+                .env("LABCTL_PARSE_ONLY", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "`labctl {}` does not parse:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3);
+}
+
+#[test]
+fn ci_keeps_no_package_list_of_its_own() {
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    let code: Vec<&str> = ci
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let data = std::fs::read_to_string(repo().join("labctl/src/doctor/requirements.toml")).unwrap();
+    let v: toml::Value = toml::from_str(&data).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for r in v["req"].as_array().unwrap() {
+        for fam in ["apt", "dnf", "pacman", "zypper", "pip"] {
+            for p in r.get(fam).and_then(|x| x.as_array()).into_iter().flatten() {
+                names.insert(p.as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(names.len() > 30, "{names:?}");
+    for line in &code {
+        for w in line.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.+".contains(c))) {
+            assert!(!names.contains(w), ".ci/run names the package `{w}` ({line}); host requirements belong in doctor/requirements.toml");
+        }
+        for tool in [
+            "apt-get", "apt ", "dnf ", "pip ", "pip3", "pipx", "yum ", "zypper", "pacman",
+        ] {
+            assert!(!line.contains(tool), ".ci/run installs by itself ({line})");
+        }
+    }
 }

@@ -1,23 +1,45 @@
-//! `labctl doctor`: host checks for building and booting lab kernels, with the install
-//! command for this distribution; `--install [--yes]` runs it.
+//! `labctl doctor`: check the host against labctl's requirements (the data file
+//! `labctl/src/doctor/requirements.toml`), print what is missing with the install
+//! command for this distribution; `--install [--yes]` plans a careful install
+//! (`labctl::doctor::install`), shows it, asks, runs it and checks again.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
-use labctl::doctor::{self, Options, Status};
+use labctl::doctor::{self, install, Group, Options, Status};
 use labctl::version::VersionReq;
 
 use super::Ctx;
 
 const AFTER_HELP: &str = "\
+What is checked: everything `labctl vm test` on a fresh home uses — the kernel build
+(compiler, pahole, xz, headers), samples/bpf (clang with the bpf target), the
+examples-bpf loaders (libbpf headers, static libbpf/libelf/zlib/libc), the VM (QEMU,
+static busybox) and the default tests' host tools (BCC for python3 and virtme-ng for
+hello-bcc). --tests adds what `cargo test --workspace` needs. The list is data:
+labctl/src/doctor/requirements.toml.
+
+How --install installs:
+  - refreshes the package lists when there are none or a package is unknown;
+  - never installs recommended packages;
+  - never removes or downgrades a package: apt's plan is simulated first and, if it
+    would remove something, labctl finds a plan that does not (an installed backports
+    build is matched from backports) or stops, names the package and says what to do;
+  - prints every command before it runs, and asks on a terminal unless --yes;
+  - installs Python tools (virtme-ng) into its own venv, ~/.local/share/labctl/venv
+    ($LABCTL_TOOLS), never into the system Python;
+  - checks again afterwards and exits 2 if anything is still missing.
+
 Examples:
   labctl doctor                       check this host
   labctl doctor --kernel 5.10.46      also check pahole against that release
-  labctl doctor --install             install what is missing (asks first)
-  labctl doctor --install --yes       ... without asking (CI)
+  labctl doctor --install             install what is missing (shows the plan, asks first)
+  labctl doctor --install --yes       ... without asking (CI, scripts)
+  labctl doctor --tests --install --yes
+                                      also what `cargo test --workspace` needs
   labctl doctor --json                machine-readable report
 
-Exit codes: 0 everything a build and a VM run need is present (warnings allowed),
-2 something required is missing.";
+Exit codes: 0 everything required is present (warnings allowed), 2 something required
+is missing, or the install could not be done safely.";
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
@@ -25,12 +47,23 @@ pub struct DoctorArgs {
     /// Check the host against this kernel release (pahole version, known fixes), e.g. 5.10.46.
     #[arg(long, value_name = "VERSION")]
     pub kernel: Option<String>,
-    /// Run the install command for what is missing (asks for confirmation unless --yes).
+    /// Also check what labctl's own test suite (`cargo test --workspace`) needs.
+    #[arg(long)]
+    pub tests: bool,
+    /// Install what is missing (shows the plan and asks unless --yes).
     #[arg(long)]
     pub install: bool,
     /// With --install: do not ask.
     #[arg(long, requires = "install")]
     pub yes: bool,
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Warn => "warn",
+        Status::Missing => "MISSING",
+    }
 }
 
 pub fn run(a: DoctorArgs, ctx: &Ctx) -> anyhow::Result<u8> {
@@ -41,64 +74,107 @@ pub fn run(a: DoctorArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         },
         None => None,
     };
+    let mut groups = Group::MAIN_JOB.to_vec();
+    if a.tests {
+        groups.push(Group::Test);
+    }
+    let opts = Options { kernel, groups };
     let home = ctx.home.ensure(ctx.home.root().to_path_buf())?;
-    let report = doctor::run(&home, &Options { kernel }, ctx.sink());
-    if ctx.global.json {
+    let report = doctor::run(&home, &opts, ctx.sink());
+    if ctx.global.json && !a.install {
         ctx.print_json(&report)?;
-    } else {
-        let how = report.distro.manager.map(|m| format!("packages via {}", format!("{m:?}").to_lowercase())).unwrap_or_else(|| "unknown package manager".into());
-        ctx.out(format!("labctl doctor: {} ({how}){}", report.distro.name, kernel.map(|k| format!(", target linux {k}")).unwrap_or_default()));
-        for c in &report.checks {
-            let s = match c.status {
-                Status::Ok => "ok",
-                Status::Warn => "warn",
-                Status::Missing => "MISSING",
-            };
-            ctx.out(format!("  {s:<8} {:<26} {}", c.title, c.detail));
-        }
-        match (report.install_line(), report.pip.is_empty()) {
-            (None, true) => ctx.out("Nothing to install."),
-            (line, _) => {
-                ctx.out("To install what is missing:");
-                if let Some(l) = line {
-                    ctx.out(format!("  {l}"));
-                }
-                if !report.pip.is_empty() {
-                    ctx.out(format!("  pipx install {}    (or: pip install --user {})", report.pip.join(" "), report.pip.join(" ")));
-                }
-            }
-        }
-    }
-    if a.install {
-        if let Some(argv) = report.install.clone() {
-            let line = report.install_line().unwrap_or_default();
-            if !a.yes {
-                ctx.renderer.suspend(|| {
-                    eprint!("Run `{line}` now? [y/N] ");
-                    let _ = std::io::stderr().flush();
-                });
-                let mut answer = String::new();
-                std::io::stdin().lock().read_line(&mut answer)?;
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    ctx.out("Not installing.");
-                    return Ok(if report.has_missing() { super::EXIT_INFRA } else { super::EXIT_OK });
-                }
-            }
-            let root = unsafe { libc::geteuid() } == 0;
-            let mut cmd = if root { labctl::process::Cmd::new(&argv[0]).args(&argv[1..]) } else { labctl::process::Cmd::new("sudo").args(&argv) };
-            if argv[0] == "apt-get" {
-                cmd = cmd.env("DEBIAN_FRONTEND", "noninteractive");
-            }
-            let out = cmd.inherit_stdio().run(ctx.sink())?;
-            if !out.success() {
-                anyhow::bail!("`{line}` failed ({}); install the packages by hand", labctl::process::status_text(out.code));
-            }
-            let again = doctor::run(&home, &Options { kernel }, ctx.sink());
-            ctx.out(format!("After installing: {} check(s) still missing.", again.checks.iter().filter(|c| c.status == Status::Missing).count()));
-            return Ok(if again.has_missing() { super::EXIT_INFRA } else { super::EXIT_OK });
+        return Ok(if report.has_missing() {
+            super::EXIT_INFRA
         } else {
-            ctx.out("No distribution packages to install.");
+            super::EXIT_OK
+        });
+    }
+    if !ctx.global.json {
+        let how = report
+            .distro
+            .manager
+            .map(|m| format!("packages via {}", m.family()))
+            .unwrap_or_else(|| "unknown package manager".into());
+        ctx.out(format!(
+            "labctl doctor: {} ({how}){}",
+            report.distro.name,
+            kernel
+                .map(|k| format!(", target linux {k}"))
+                .unwrap_or_default()
+        ));
+        for c in &report.checks {
+            ctx.out(format!(
+                "  {:<8} {:<30} {}",
+                status_word(c.status),
+                c.title,
+                c.detail
+            ));
+        }
+        let advice = report.advice();
+        if advice.is_empty() {
+            ctx.out("Nothing to install.");
+        } else if !a.install {
+            ctx.out(format!("To install what is missing: {advice}"));
         }
     }
-    Ok(if report.has_missing() { super::EXIT_INFRA } else { super::EXIT_OK })
+    if !a.install || (report.packages.is_empty() && report.pip.is_empty()) {
+        return Ok(if report.has_missing() {
+            super::EXIT_INFRA
+        } else {
+            super::EXIT_OK
+        });
+    }
+
+    let tool = install::SystemTool { sink: ctx.sink() };
+    let plan = install::plan(
+        &tool,
+        &report.distro,
+        &report.packages,
+        &report.pip,
+        ctx.sink(),
+    )?;
+    ctx.out("labctl doctor --install will:");
+    for n in &plan.notes {
+        ctx.out(format!("  note: {n}"));
+    }
+    for s in &plan.steps {
+        ctx.out(format!("  {}", s.describe()));
+    }
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            ctx.out("Not installing: standard input is not a terminal to ask on; pass --yes to install without asking.");
+            return Ok(super::EXIT_INFRA);
+        }
+        ctx.renderer.suspend(|| {
+            eprint!("Run these now? [y/N] ");
+            let _ = std::io::stderr().flush();
+        });
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            ctx.out("Not installing.");
+            return Ok(super::EXIT_INFRA);
+        }
+    }
+    install::execute(&plan, ctx.sink())?;
+    let again = doctor::run(&home, &opts, ctx.sink());
+    let still: Vec<_> = again.missing().collect();
+    if ctx.global.json {
+        ctx.print_json(&serde_json::json!({"plan": plan, "after": again}))?;
+    } else if still.is_empty() {
+        ctx.out("After installing: everything required is present.");
+    } else {
+        ctx.out(format!(
+            "After installing, {} requirement(s) are still missing:",
+            still.len()
+        ));
+        for c in &still {
+            ctx.out(format!("  MISSING  {:<30} {}", c.title, c.detail));
+        }
+    }
+    Ok(if again.has_missing() {
+        super::EXIT_INFRA
+    } else {
+        super::EXIT_OK
+    })
 }

@@ -191,6 +191,11 @@ pub fn classify(entries: &[AptEntry]) -> DebianBases {
 /// Read the apt configuration under `root` (normally `/`): `etc/apt/sources.list` and
 /// `etc/apt/sources.list.d/*.{list,sources}`.
 pub fn read_host(root: &Path) -> DebianBases {
+    classify(&read_entries(root))
+}
+
+/// Every usable apt entry under `root`, in apt's file order.
+pub fn read_entries(root: &Path) -> Vec<AptEntry> {
     let mut entries = Vec::new();
     let main = root.join("etc/apt/sources.list");
     if let Ok(t) = std::fs::read_to_string(&main) {
@@ -211,7 +216,7 @@ pub fn read_host(root: &Path) -> DebianBases {
             _ => {} // .disabled, .save, .dpkg-old, ...: apt ignores them, so do we
         }
     }
-    classify(&entries)
+    entries
 }
 
 #[cfg(test)]

@@ -131,11 +131,14 @@ pub fn write_sources(dir: &Path, sources: &[(&str, &str)]) -> Result<(), crate::
 
 /// Build (or reuse) the examples for the guest.
 pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> {
+    // What the examples need is doctor's data (requirements.toml, groups samples +
+    // examples): check it first so a missing package is named, not a compiler error.
+    let advice = crate::doctor::missing_advice(&[crate::doctor::Group::Samples, crate::doctor::Group::Examples], sink);
+    if !advice.is_empty() {
+        return Err(SuiteError::Toolchain(format!("the host cannot build examples-bpf:\n{advice}")));
+    }
     let clang = first_line(Cmd::new("clang").arg("--version"), sink);
     let cc = first_line(Cmd::new("cc").arg("--version"), sink);
-    if clang == "missing" {
-        return Err(SuiteError::Toolchain("clang is not installed; the BPF examples need clang with the bpf target (Debian: apt install clang llvm)".into()));
-    }
     let root = home.root().join("examples");
     let final_dir = root.join(key(&clang, &cc));
     let bin = final_dir.join("bin");
@@ -179,8 +182,8 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
                 .rev()
                 .collect();
             let text = tail.join("\n");
-            let hint = if text.contains("bpf/libbpf.h") || text.contains("-lbpf") {
-                "\nhint: the loaders link the host's static libbpf: install libbpf-dev, libelf-dev and zlib1g-dev"
+            let hint = if text.contains("bpf/") || text.contains("-lbpf") || text.contains("-lelf") || text.contains("-lz") {
+                "\nhint: the loaders include <bpf/...> and link the host's static libbpf, libelf and zlib; `labctl doctor` checks for them"
             } else if text.contains("asm/types.h") || text.contains("stubs-32.h") {
                 "\nhint: BPF objects need the multiarch headers: install gcc-multilib (Debian/Ubuntu)"
             } else {
