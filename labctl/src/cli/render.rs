@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use labctl::events::{Event, EventSink, Level, TestResult, Unit};
+use labctl::events::{Event, EventSink, Level, SkipKind, TestResult, Unit};
 
 use super::{ColorChoice, Global};
 
@@ -177,12 +177,13 @@ impl EventSink for Renderer {
                     self.line(&format!("{:>9} {name}", "test"));
                 }
             }
-            Event::TestFinished { name, result, duration, reason } => {
+            Event::TestFinished { name, result, skip, duration, reason } => {
                 if self.quiet == 0 {
-                    let r = match result {
-                        TestResult::Pass => self.paint("32", "PASS"),
-                        TestResult::Fail => self.paint("1;31", "FAIL"),
-                        TestResult::Skip => self.paint("33", "SKIP"),
+                    let r = match (result, skip) {
+                        (TestResult::Pass, _) => self.paint("32", "PASS"),
+                        (TestResult::Fail, _) => self.paint("1;31", "FAIL"),
+                        (TestResult::Skip, Some(SkipKind::Setup) | None) => self.paint("1;33", "SKIP (setup)"),
+                        (TestResult::Skip, Some(k)) => self.paint("33", &format!("SKIP ({})", k.word())),
                     };
                     let reason = if reason.is_empty() { String::new() } else { format!("  {reason}") };
                     self.line(&format!("{r} {name} ({:.1}s){reason}", duration.as_secs_f64()));
@@ -191,3 +192,4 @@ impl EventSink for Renderer {
         }
     }
 }
+
