@@ -66,6 +66,9 @@ pub enum Event {
     Progress { stage: String, done: u64, total: Option<u64>, unit: Unit },
     /// A human-readable remark (a fallback taken, a fix applied, a warning).
     Message { level: Level, text: String },
+    /// A remark that is the same for every boot of one labctl run (why KVM is not used):
+    /// renderers show the first one per `topic` at info level, repeats only with -v.
+    Notice { topic: String, text: String },
     /// A child process is about to run; `command` reproduces it in a shell.
     Command { command: String },
     /// One acceptance test started / finished.

@@ -122,10 +122,13 @@ struct VmGuest<'a> {
     cpus: u32,
 }
 
-impl Guest for VmGuest<'_> {
-    fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+impl VmGuest<'_> {
+    /// The VM spec for one of the suite's boots. The vng boot uses the host's
+    /// /lib/modules, so it gets no modules folder (and no "--modules is ignored" warning
+    /// for an option the user never passed).
+    fn spec(&self, req: &GuestRequest) -> VmSpec {
         let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
-        spec.modules = self.kernel.modules.clone();
+        spec.modules = if req.vng { None } else { self.kernel.modules.clone() };
         spec.files = req
             .files
             .iter()
@@ -140,6 +143,13 @@ impl Guest for VmGuest<'_> {
         spec.cpus = req.cpus.unwrap_or(self.cpus).max(self.cpus);
         spec.timeout = Some(req.timeout);
         spec.backend = if req.vng { Backend::Vng } else { Backend::Qemu };
+        spec
+    }
+}
+
+impl Guest for VmGuest<'_> {
+    fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        let spec = self.spec(req);
         let out =
             vm::run(&self.ctx.home, &spec, sink).map_err(|e| SuiteError::Vm(e.to_string()))?;
         Ok(GuestReply {
@@ -394,5 +404,43 @@ mod tests {
         assert_eq!(exit_code(SuiteStatus::NotVerified), 2);
         assert!(Wrap::parse_from(["x", "--allow-skip"]).t.allow_skip);
         assert!(!Wrap::parse_from(["x"]).t.allow_skip);
+    }
+
+    #[test]
+    fn the_vng_boot_gets_no_modules_folder() {
+        let home = labctl::Home::new("/nonexistent/labctl-home");
+        let g = super::super::Global {
+            json: false,
+            quiet: 0,
+            verbose: 0,
+            color: super::super::ColorChoice::Never,
+            home: None,
+        };
+        let ctx = Ctx { global: g.clone(), home, renderer: super::super::render::Renderer::new(&g) };
+        let kernel = Kernel {
+            version: KernelVersion::new(5, 10, 46),
+            release: "5.10.46".into(),
+            bzimage: "/b/bzImage".into(),
+            modules: Some("/b/modules".into()),
+            samples: None,
+            test_bpf_ko: None,
+            build_tree: None,
+            samples_failure: None,
+        };
+        let guest = VmGuest { ctx: &ctx, kernel: &kernel, accel: AccelChoice::Tcg, memory: 1024, cpus: 2 };
+        let mut req = GuestRequest {
+            files: vec![],
+            script: "true".into(),
+            timeout: Duration::from_secs(10),
+            run_dir: "/r".into(),
+            vng: false,
+            memory_mb: None,
+            cpus: None,
+        };
+        assert_eq!(guest.spec(&req).modules, Some(PathBuf::from("/b/modules")));
+        req.vng = true;
+        let spec = guest.spec(&req);
+        assert_eq!(spec.modules, None, "vng must not trigger the --modules warning");
+        assert_eq!(spec.backend, Backend::Vng);
     }
 }
