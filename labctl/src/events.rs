@@ -31,6 +31,30 @@ pub enum TestResult {
     Skip,
 }
 
+/// Why a test was skipped. Only [`SkipKind::Setup`] says the lab was not verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipKind {
+    /// The host or the build could not provide what the test needs (a missing package,
+    /// a failed samples/bpf build, a missing artifact): the run is a setup failure.
+    Setup,
+    /// The user asked for it (`--no-bcc`).
+    Requested,
+    /// Data says the test cannot exist on this kernel version.
+    NotApplicable,
+}
+
+impl SkipKind {
+    /// The word the table, the summary and the JSON use: `setup`, `requested`, `n/a`.
+    pub fn word(self) -> &'static str {
+        match self {
+            SkipKind::Setup => "setup",
+            SkipKind::Requested => "requested",
+            SkipKind::NotApplicable => "n/a",
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -42,11 +66,15 @@ pub enum Event {
     Progress { stage: String, done: u64, total: Option<u64>, unit: Unit },
     /// A human-readable remark (a fallback taken, a fix applied, a warning).
     Message { level: Level, text: String },
+    /// A remark that is the same for every boot of one labctl run (why KVM is not used):
+    /// renderers show the first one per `topic` at info level, repeats only with -v.
+    Notice { topic: String, text: String },
     /// A child process is about to run; `command` reproduces it in a shell.
     Command { command: String },
     /// One acceptance test started / finished.
     TestStarted { name: String },
-    TestFinished { name: String, result: TestResult, duration: Duration, reason: String },
+    /// `skip` says why when `result` is `Skip`.
+    TestFinished { name: String, result: TestResult, skip: Option<SkipKind>, duration: Duration, reason: String },
 }
 
 pub trait EventSink: Send + Sync {

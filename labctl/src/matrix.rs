@@ -1,9 +1,11 @@
 //! The kernel matrix: the default kernel list (data file `ci/matrix.toml`), one row per
-//! kernel (build + suite outcome, or the reason it could not be built or booted), and the
-//! kernel × test table. Pure data and rendering; the CLI drives the builds and VM runs.
+//! kernel (build + suite outcome, or the reason it could not be built or booted), the
+//! kernel × test table, and the exit code: the worst of the kernels' `vm test` codes
+//! (setup skips count as `vm test` counts them). Pure data and rendering; the CLI drives
+//! the builds and VM runs.
 
-use crate::events::TestResult;
-use crate::suite::SuiteResult;
+use crate::events::{SkipKind, TestResult};
+use crate::suite::{SuiteResult, SuiteStatus};
 
 /// The embedded default list.
 pub const DEFAULT_LIST: &str = include_str!("../../ci/matrix.toml");
@@ -43,15 +45,36 @@ pub struct MatrixRow {
 
 impl MatrixRow {
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.suite.as_ref().is_some_and(|s| s.all_passed())
+        self.error.is_none() && self.suite.as_ref().is_some_and(|s| s.status() == SuiteStatus::Passed)
+    }
+    /// This kernel's `vm test` exit code: 2 never tested or not verified (setup skips),
+    /// 1 a test failed, 0 passed.
+    pub fn exit_code(&self) -> u8 {
+        match (&self.error, self.suite.as_ref().map(SuiteResult::status)) {
+            (Some(_), _) | (None, None) => 2,
+            (None, Some(SuiteStatus::Failed)) => 1,
+            (None, Some(SuiteStatus::NotVerified)) => 2,
+            (None, Some(SuiteStatus::Passed)) => 0,
+        }
+    }
+    fn verdict(&self) -> &'static str {
+        match (&self.error, self.suite.as_ref().map(SuiteResult::status)) {
+            (Some(_), _) | (None, None) => "ERROR",
+            (None, Some(SuiteStatus::Failed)) => "BROKEN",
+            (None, Some(SuiteStatus::NotVerified)) => "UNVERIFIED",
+            (None, Some(SuiteStatus::Passed)) => "OK",
+        }
     }
     fn cell(&self, test: &str) -> &'static str {
         match &self.suite {
             None => "-",
-            Some(s) => match s.tests.iter().find(|t| t.name == test).map(|t| t.result) {
-                Some(TestResult::Pass) => "pass",
-                Some(TestResult::Fail) => "FAIL",
-                Some(TestResult::Skip) => "skip",
+            Some(s) => match s.tests.iter().find(|t| t.name == test) {
+                Some(t) if t.is_setup_skip() => "SKIP",
+                Some(t) => match t.result {
+                    TestResult::Pass => "pass",
+                    TestResult::Fail => "FAIL",
+                    TestResult::Skip => "skip",
+                },
                 None => "n/a",
             },
         }
@@ -59,7 +82,9 @@ impl MatrixRow {
 }
 
 /// The whole matrix as a table: one line per test, one column per kernel, then build and
-/// test durations, then every failure, skip and error reason underneath.
+/// test durations and the verdict (OK, BROKEN, UNVERIFIED, ERROR), then every failure,
+/// skip and error reason underneath. A cell is `pass`, `FAIL`, `SKIP` (a setup skip),
+/// `skip` (on request or not applicable), `n/a` (not in that kernel's list) or `-`.
 pub fn table(rows: &[MatrixRow]) -> String {
     let mut tests: Vec<String> = Vec::new();
     for r in rows {
@@ -71,7 +96,7 @@ pub fn table(rows: &[MatrixRow]) -> String {
     }
     let heads: Vec<String> = rows.iter().map(|r| r.version.clone().unwrap_or_else(|| r.requested.clone())).collect();
     let w0 = tests.iter().map(String::len).chain([5]).max().unwrap_or(5);
-    let widths: Vec<usize> = heads.iter().map(|h| h.len().max(8)).collect();
+    let widths: Vec<usize> = heads.iter().map(|h| h.len().max(10)).collect();
     let mut out = String::new();
     let mut line = |first: &str, cells: Vec<String>| {
         let mut l = format!("{first:<w0$}");
@@ -88,7 +113,7 @@ pub fn table(rows: &[MatrixRow]) -> String {
     let secs = |v: Option<f64>| v.map(|s| format!("{s:.0}s")).unwrap_or_else(|| "-".into());
     line("build", rows.iter().map(|r| secs(r.build_s)).collect());
     line("test", rows.iter().map(|r| secs(r.test_s)).collect());
-    line("verdict", rows.iter().map(|r| if r.passed() { "OK".into() } else { "NOT OK".into() }).collect());
+    line("verdict", rows.iter().map(|r| r.verdict().to_string()).collect());
     let mut notes = Vec::new();
     for (r, h) in rows.iter().zip(&heads) {
         if let Some(e) = &r.error {
@@ -96,7 +121,11 @@ pub fn table(rows: &[MatrixRow]) -> String {
         }
         for t in r.suite.iter().flat_map(|s| &s.tests) {
             if t.result != TestResult::Pass && !t.reason.is_empty() {
-                notes.push(format!("{h} {}: {} ({})", t.name, t.reason, if t.result == TestResult::Fail { "fail" } else { "skip" }));
+                let what = match (t.result, t.skip) {
+                    (TestResult::Fail, _) => "fail".to_string(),
+                    (_, k) => format!("skip: {}", k.unwrap_or(SkipKind::Setup).word()),
+                };
+                notes.push(format!("{h} {}: {} ({what})", t.name, t.reason));
             }
         }
     }
@@ -110,22 +139,22 @@ pub fn table(rows: &[MatrixRow]) -> String {
     out
 }
 
-/// 0 when every kernel passed, 1 when a test failed somewhere, 2 when a kernel never got
-/// to its tests (fetch, build, boot) — the same meaning as `vm test`'s exit codes.
+/// The worst of the kernels' `vm test` exit codes ([`MatrixRow::exit_code`]): 2 when a
+/// kernel never got to its tests (fetch, build, boot) or has setup skips that were not
+/// allowed, else 1 when a test failed somewhere, else 0.
 pub fn exit_code(rows: &[MatrixRow]) -> u8 {
-    if rows.iter().any(|r| r.error.is_some()) {
-        2
-    } else if rows.iter().all(MatrixRow::passed) {
-        0
-    } else {
-        1
-    }
+    rows.iter().map(MatrixRow::exit_code).max().unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::suite::TestOutcome;
+
+    fn outcome(n: &str, r: TestResult, why: &str) -> TestOutcome {
+        let skip = (r == TestResult::Skip).then_some(SkipKind::Setup);
+        TestOutcome { name: n.to_string(), result: r, skip, duration_s: 1.0, reason: why.to_string(), detail: None, log: None }
+    }
 
     fn suite(kernel: &str, results: &[(&str, TestResult, &str)]) -> SuiteResult {
         SuiteResult {
@@ -134,10 +163,8 @@ mod tests {
             accel: "tcg".into(),
             duration_s: 10.0,
             run_dir: None,
-            tests: results
-                .iter()
-                .map(|(n, r, why)| TestOutcome { name: n.to_string(), result: *r, duration_s: 1.0, reason: why.to_string(), log: None })
-                .collect(),
+            tests: results.iter().map(|(n, r, why)| outcome(n, *r, why)).collect(),
+            allow_skip: false,
         }
     }
 
@@ -169,10 +196,33 @@ mod tests {
         let tb = lines.iter().find(|l| l.starts_with("test_bpf")).unwrap();
         assert_eq!(tb.split_whitespace().collect::<Vec<_>>(), ["test_bpf", "pass", "n/a", "-"]);
         assert!(t.contains("6.1.158 hello: no Hello in trace_pipe (fail)"), "{t}");
-        assert!(t.contains("6.1.158 samples/xdp1: not built (skip)"), "{t}");
+        assert!(t.contains("6.1.158 samples/xdp1: not built (skip: setup)"), "{t}");
         assert!(t.contains("6.12: build failed"), "{t}");
+        let verdicts = lines.iter().find(|l| l.starts_with("verdict")).unwrap();
+        assert_eq!(verdicts.split_whitespace().collect::<Vec<_>>(), ["verdict", "OK", "BROKEN", "ERROR"]);
         assert_eq!(exit_code(&rows), 2);
         assert_eq!(exit_code(&rows[..2]), 1);
         assert_eq!(exit_code(&rows[..1]), 0);
+    }
+
+    #[test]
+    fn setup_skips_make_a_kernel_unverified_unless_allowed() {
+        let skipped = || suite("6.1.158", &[("hello", TestResult::Pass, ""), ("samples/xdp1", TestResult::Skip, "samples/bpf build failed")]);
+        let mut rows = vec![row("5.10.46", Some(suite("5.10.46", &[("hello", TestResult::Pass, "")])), None), row("6.1", Some(skipped()), None)];
+        let t = table(&rows);
+        assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["samples/xdp1", "n/a", "SKIP"]), "{t}");
+        assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", "OK", "UNVERIFIED"]), "{t}");
+        assert_eq!(exit_code(&rows), 2, "a setup skip is a setup failure");
+        // A failed test on one kernel and a setup skip on another: the worst code, 2.
+        rows.push(row("6.12", Some(suite("6.12.107", &[("hello", TestResult::Fail, "no Hello")])), None));
+        assert_eq!(exit_code(&rows), 2);
+        rows.pop();
+        rows[1].suite.as_mut().unwrap().allow_skip = true;
+        assert_eq!(exit_code(&rows), 0, "--allow-skip");
+        assert!(table(&rows).lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", "OK", "OK"]));
+        // Skips on request are allowed.
+        let mut s = skipped();
+        s.tests[1].skip = Some(SkipKind::Requested);
+        assert_eq!(exit_code(&[row("6.1", Some(s), None)]), 0);
     }
 }

@@ -5,8 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use labctl::events::{Event, EventSink, TestResult, VecSink};
-use labctl::suite::{self, Bcc, Guest, GuestReply, GuestRequest, SuiteError, SuiteInput};
+use labctl::events::{Event, EventSink, SkipKind, TestResult, VecSink};
+use labctl::suite::{
+    self, Bcc, BccMissing, Guest, GuestReply, GuestRequest, SamplesFailure, SuiteError, SuiteInput,
+    SuiteStatus,
+};
 use labctl::{Home, KernelVersion};
 
 /// Replies with canned output and remembers the request.
@@ -36,14 +39,15 @@ fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> Suite
         kernel: KernelVersion::new(5, 10, 46),
         release: "5.10.46".into(),
         samples_dir: samples,
-        samples_note: None,
+        samples_failure: None,
         test_bpf_ko: None,
         expected_config: vec![("BPF".into(), "y".into()), ("KPROBES".into(), "y".into())],
         filter: filter.into(),
         full: false,
-        bcc: Bcc::Skip("no BCC on this host".into()),
+        bcc: Bcc::Missing(BccMissing::PythonModule),
         inject: vec![],
         run_dir: dir.join("runs/1-5.10.46"),
+        allow_skip: false,
     }
 }
 
@@ -106,8 +110,17 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
     // sockex2 was not built: skipped on the host, never sent to the guest.
     assert_eq!(by("samples/sockex2").result, TestResult::Skip);
     assert_eq!(by("hello-bcc").result, TestResult::Skip);
+    assert_eq!(by("hello-bcc").skip, Some(SkipKind::Setup));
+    assert_eq!(by("samples/sockex2").skip, Some(SkipKind::Setup));
     assert_eq!(res.counts(), (3, 1, 2));
-    assert!(!res.all_passed());
+    assert_eq!(res.status(), SuiteStatus::Failed, "a failed test wins");
+    // The pass reason is words; the regex and the matched line are detail.
+    assert_eq!(by("samples/sockex1").reason, "ICMP bytes counted");
+    assert!(by("samples/sockex1")
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("TCP 0 UDP 0 ICMP 392 bytes"));
 
     // One boot; the payload holds the sample and its object, with libs for the program.
     let reqs = g.seen.lock().unwrap();
@@ -129,13 +142,35 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
     let run = &inp.run_dir;
     let log = std::fs::read_to_string(by("test_bpf").log.as_ref().unwrap()).unwrap();
     assert!(log.contains("378 PASSED"));
+    assert!(log.starts_with("labctl: test_bpf: pass\n"), "{log}");
+    assert!(
+        log.contains("labctl: detail: 378 PASSED, 0 FAILED, [365/366 JIT'ed]; expected 365/366"),
+        "{log}"
+    );
+    // Host-side skips get a log with what to do.
+    let log = std::fs::read_to_string(by("hello-bcc").log.as_ref().unwrap()).unwrap();
+    assert!(
+        log.contains("hello-bcc: skip (setup)") && log.contains("python3-bpfcc"),
+        "{log}"
+    );
     assert!(run.join("runner.sh").is_file());
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     assert_eq!(json["tests"].as_array().unwrap().len(), 6);
-    assert!(std::fs::read_to_string(run.join("junit.xml"))
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["skipped"]["setup"], 2);
+    let sk = json["tests"]
+        .as_array()
         .unwrap()
-        .contains("failures=\"1\""));
+        .iter()
+        .find(|t| t["name"] == "hello-bcc")
+        .unwrap();
+    assert_eq!(sk["skip_kind"], "setup");
+    let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"1\" errors=\"2\" skipped=\"0\""),
+        "{junit}"
+    );
 
     // Events: every test finished once.
     let finished: Vec<String> = sink
@@ -147,6 +182,83 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
         })
         .collect();
     assert_eq!(finished.len(), 6, "{finished:?}");
+    assert!(sink.events().iter().any(|e| matches!(e,
+        Event::TestFinished { name, skip: Some(SkipKind::Setup), .. } if name == "hello-bcc")));
+}
+
+/// The canned output of the passing tests only (kernel/config with KPROBES=y).
+fn passing_output() -> String {
+    OUTPUT.replace("# CONFIG_KPROBES is not set", "CONFIG_KPROBES=y")
+}
+
+#[test]
+fn setup_skips_alone_make_the_run_not_verified_unless_allowed() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let samples = d.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("sockex1"), b"\x7fELF").unwrap();
+    let g = FakeGuest {
+        output: passing_output(),
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    let filter = "kernel/jit,kernel/config,test_bpf,samples/sockex1,samples/sockex2,hello-bcc";
+    let mut inp = input(d.path(), filter, Some(samples.clone()));
+    inp.samples_failure = Some(SamplesFailure {
+        first_error: Some("error: unknown type name 'u64'".into()),
+        log: Some(d.path().join("logs/08-samples.log")),
+        catalogue: vec![(
+            "samples-bpf-o-userprogs".into(),
+            "samples-bpf-o-userprogs".into(),
+        )],
+    });
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    assert_eq!(res.counts(), (4, 0, 2));
+    assert_eq!(res.status(), SuiteStatus::NotVerified);
+    let sockex2 = res
+        .tests
+        .iter()
+        .find(|t| t.name == "samples/sockex2")
+        .unwrap();
+    assert!(
+        sockex2.reason.contains("samples-bpf-o-userprogs"),
+        "{}",
+        sockex2.reason
+    );
+    assert!(sockex2
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("08-samples.log"));
+    let table = suite::report::table(&res);
+    assert!(
+        table
+            .contains("lab NOT VERIFIED on 5.10.46 (tcg): 4 passed, 0 failed, 2 skipped (2 setup)"),
+        "{table}"
+    );
+    assert!(!table.contains("lab OK"), "{table}");
+    assert!(table.contains("labctl doctor --install"), "{table}");
+
+    // --allow-skip: the same skips are reported, the run passes.
+    inp.allow_skip = true;
+    inp.run_dir = d.path().join("runs/2-5.10.46");
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    assert_eq!(res.status(), SuiteStatus::Passed);
+    assert!(suite::report::table(&res).contains("lab OK (--allow-skip)"));
+
+    // --no-bcc is a skip on request: allowed without --allow-skip.
+    let mut inp = input(d.path(), "kernel/jit,hello-bcc", None);
+    inp.bcc = Bcc::NotRequested;
+    inp.run_dir = d.path().join("runs/3-5.10.46");
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    assert_eq!(res.tests[1].skip, Some(SkipKind::Requested));
+    assert_eq!(res.status(), SuiteStatus::Passed);
+    let table = suite::report::table(&res);
+    assert!(
+        table.contains("lab OK on 5.10.46 (tcg): 1 passed, 0 failed, 1 skipped (1 on request)"),
+        "{table}"
+    );
 }
 
 #[test]

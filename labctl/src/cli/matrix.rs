@@ -18,8 +18,10 @@ Examples:
   labctl matrix --jobs 2                       two kernels at a time (make -j split between them)
 
 Every kernel is fetched, configured, fixed, built (a no-op when already built) and booted
-once to run the acceptance suite. A kernel that cannot be built or booted shows its reason
-under the table and makes the exit code 2; a failed test makes it 1; all passing is 0.";
+once to run the acceptance suite. The exit code is the worst of the kernels' `vm test`
+codes: 2 when a kernel cannot be built or booted (its reason is shown under the table) or
+has setup skips (cell SKIP, verdict UNVERIFIED) without --allow-skip; else 1 when a test
+failed; else 0. Skips on request (--no-bcc) or not applicable (cell skip) are allowed.";
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = HELP)]

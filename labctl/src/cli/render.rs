@@ -1,13 +1,15 @@
 //! Renders library events for a person: indicatif bars and spinners on a terminal,
 //! plain timestamped lines otherwise (CI logs), nothing but errors with -qq.
 //! Everything goes to stderr; stdout is reserved for results (tables, JSON).
+//! A [`Event::Notice`] is shown once per topic per labctl run at normal verbosity
+//! (e.g. why KVM is not used, though every boot decides it); repeats only with -v.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use labctl::events::{Event, EventSink, Level, TestResult, Unit};
+use labctl::events::{Event, EventSink, Level, SkipKind, TestResult, Unit};
 
 use super::{ColorChoice, Global};
 
@@ -26,6 +28,8 @@ struct State {
     bar: Option<(String, ProgressBar)>,
     /// Plain mode: last time/percentage a progress line was printed, per stage.
     last_plain: Option<(String, Instant, u64)>,
+    /// Notice topics already shown in this run.
+    noticed: std::collections::BTreeSet<String>,
 }
 
 impl Renderer {
@@ -83,6 +87,12 @@ impl Renderer {
             (_, false) => "{spinner} {prefix:>9} {pos} {msg}",
         };
         ProgressStyle::with_template(t).unwrap().progress_chars("=> ")
+    }
+
+    /// Whether a notice on `topic` is shown: the first per run unless -q, repeats with -v.
+    fn show_notice(&self, topic: &str) -> bool {
+        let first = self.state.lock().unwrap().noticed.insert(topic.to_string());
+        self.quiet == 0 && (first || self.verbose >= 1)
     }
 
     fn progress(&self, stage: &str, done: u64, total: Option<u64>, unit: Unit) {
@@ -167,6 +177,11 @@ impl EventSink for Renderer {
                     self.line(&text);
                 }
             }
+            Event::Notice { topic, text } => {
+                if self.show_notice(&topic) {
+                    self.line(&text);
+                }
+            }
             Event::Command { command } => {
                 if self.verbose >= 1 {
                     self.line(&format!("{} {command}", self.paint("2", "$")));
@@ -177,17 +192,38 @@ impl EventSink for Renderer {
                     self.line(&format!("{:>9} {name}", "test"));
                 }
             }
-            Event::TestFinished { name, result, duration, reason } => {
+            Event::TestFinished { name, result, skip, duration, reason } => {
                 if self.quiet == 0 {
-                    let r = match result {
-                        TestResult::Pass => self.paint("32", "PASS"),
-                        TestResult::Fail => self.paint("1;31", "FAIL"),
-                        TestResult::Skip => self.paint("33", "SKIP"),
+                    let r = match (result, skip) {
+                        (TestResult::Pass, _) => self.paint("32", "PASS"),
+                        (TestResult::Fail, _) => self.paint("1;31", "FAIL"),
+                        (TestResult::Skip, Some(SkipKind::Setup) | None) => self.paint("1;33", "SKIP (setup)"),
+                        (TestResult::Skip, Some(k)) => self.paint("33", &format!("SKIP ({})", k.word())),
                     };
                     let reason = if reason.is_empty() { String::new() } else { format!("  {reason}") };
                     self.line(&format!("{r} {name} ({:.1}s){reason}", duration.as_secs_f64()));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renderer(verbose: u8, quiet: u8) -> Renderer {
+        Renderer::new(&Global { json: false, quiet, verbose, color: ColorChoice::Never, home: None })
+    }
+
+    #[test]
+    fn a_notice_is_shown_once_per_topic_and_repeats_only_with_v() {
+        let r = renderer(0, 0);
+        assert!(r.show_notice("accel"));
+        assert!(!r.show_notice("accel"), "the second boot's explanation is not repeated");
+        assert!(r.show_notice("other"));
+        let v = renderer(1, 0);
+        assert!(v.show_notice("accel") && v.show_notice("accel"), "-v shows every one");
+        assert!(!renderer(0, 1).show_notice("accel"), "-q shows none");
     }
 }

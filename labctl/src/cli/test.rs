@@ -1,19 +1,23 @@
-//! `labctl vm test`: resolve the kernel (a labctl build, or --kernel + --obj), build
-//! the examples, boot once and run the acceptance suite, then print the table (or
-//! `--json`), write `--junit`, and exit 0 (all passed) / 1 (a test failed) / 2 (setup
-//! or infrastructure failure). The VM is reached through [`labctl::suite::Guest`],
-//! implemented here with `labctl::vm::run`.
+//! `labctl vm test`: resolve the kernel (a labctl build, or --kernel + --obj), probe the
+//! host for hello-bcc, boot once and run the acceptance suite, then print the table (or
+//! `--json`), write `--junit`, and map the suite's status to the exit code: 0 passed,
+//! 1 a test failed, 2 setup skips without `--allow-skip` or an infrastructure failure.
+//! The VM is reached through [`labctl::suite::Guest`], implemented here with
+//! `labctl::vm::run`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use labctl::events::EventSink;
-use labctl::suite::{self, Bcc, Guest, GuestReply, GuestRequest, SuiteError, SuiteInput};
+use labctl::suite::{
+    self, Bcc, BccMissing, Guest, GuestReply, GuestRequest, SamplesFailure, SuiteError, SuiteInput,
+    SuiteStatus,
+};
 use labctl::vm::{self, AccelChoice, Backend, VmSpec};
 use labctl::{KernelVersion, VersionReq};
 
 use super::vm::AccelArg;
-use super::{Ctx, EXIT_OK, EXIT_TESTS_FAILED};
+use super::{Ctx, EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED};
 
 const HELP: &str = "\
 Examples:
@@ -31,7 +35,14 @@ Examples:
 Tests: kernel/btf, kernel/jit, kernel/config, hello, hello-bcc, cbpf-port80, core-hello,
 test_bpf, samples/<program> (examples-bpf/samples.toml). Results, per-test logs,
 console.log, results.json and junit.xml are kept in $LABCTL_HOME/runs/<time>-<version>/.
-Exit codes: 0 all passed (skips allowed), 1 a test failed, 2 setup/boot/timeout failure.";
+
+Skips: `setup` (the host lacks a package such as BCC or virtme-ng, or the build lacks
+samples/bpf programs or test_bpf.ko; the reason says what to do), `asked` (--no-bcc) and
+`n/a` (the test cannot exist on this kernel). Only setup skips count against the run.
+
+Exit codes: 0 every test passed (skips on request or not applicable allowed; setup skips
+too with --allow-skip), 1 a test failed (whatever was skipped), 2 setup skips without
+--allow-skip, or a setup/boot/timeout failure.";
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = HELP)]
@@ -71,9 +82,13 @@ pub struct TestArgs {
     /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
     #[arg(long, value_name = "FAULT", value_delimiter = ',')]
     pub inject: Vec<suite::guest::Fault>,
-    /// Do not run hello-bcc even when the host has BCC and virtme-ng.
+    /// Do not run hello-bcc even when the host has BCC and virtme-ng (a skip on request).
     #[arg(long)]
     pub no_bcc: bool,
+    /// Report setup skips (missing host package, failed samples/bpf build, missing
+    /// artifact) without failing the run: exit 0 instead of 2 when nothing failed.
+    #[arg(long)]
+    pub allow_skip: bool,
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
@@ -96,7 +111,7 @@ pub(crate) struct Kernel {
     /// The kernel's build folder (O=), for BCC's headers.
     build_tree: Option<PathBuf>,
     /// Why samples/bpf programs may be missing (a failed samples build).
-    samples_note: Option<String>,
+    samples_failure: Option<SamplesFailure>,
 }
 
 struct VmGuest<'a> {
@@ -107,10 +122,13 @@ struct VmGuest<'a> {
     cpus: u32,
 }
 
-impl Guest for VmGuest<'_> {
-    fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+impl VmGuest<'_> {
+    /// The VM spec for one of the suite's boots. The vng boot uses the host's
+    /// /lib/modules, so it gets no modules folder (and no "--modules is ignored" warning
+    /// for an option the user never passed).
+    fn spec(&self, req: &GuestRequest) -> VmSpec {
         let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
-        spec.modules = self.kernel.modules.clone();
+        spec.modules = if req.vng { None } else { self.kernel.modules.clone() };
         spec.files = req
             .files
             .iter()
@@ -125,6 +143,13 @@ impl Guest for VmGuest<'_> {
         spec.cpus = req.cpus.unwrap_or(self.cpus).max(self.cpus);
         spec.timeout = Some(req.timeout);
         spec.backend = if req.vng { Backend::Vng } else { Backend::Qemu };
+        spec
+    }
+}
+
+impl Guest for VmGuest<'_> {
+    fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        let spec = self.spec(req);
         let out =
             vm::run(&self.ctx.home, &spec, sink).map_err(|e| SuiteError::Vm(e.to_string()))?;
         Ok(GuestReply {
@@ -190,7 +215,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
             samples: obj.map(|o| o.join("samples/bpf")).filter(|p| p.is_dir()),
             test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
             build_tree: obj.map(Path::to_path_buf),
-            samples_note: None,
+            samples_failure: None,
         });
     }
     let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
@@ -237,30 +262,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
         samples: Some(b.samples.clone()).filter(|p| p.is_dir()),
         test_bpf_ko,
         build_tree,
-        samples_note: samples_failure(&b.dir),
-    })
-}
-
-/// When the build's samples/bpf step failed: its first error line and the log to read.
-fn samples_failure(build_dir: &Path) -> Option<String> {
-    let meta = labctl::build::BuildJson::read(build_dir)?;
-    if meta.samples_ok != Some(false) {
-        return None;
-    }
-    let log = std::fs::read_dir(build_dir.join("logs"))
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("samples.log")));
-    let first = log.as_ref().and_then(|l| std::fs::read_to_string(l).ok()).and_then(|t| {
-        t.lines()
-            .find(|l| l.contains("error:") || l.starts_with("Error:"))
-            .map(|l| l.trim().chars().take(200).collect::<String>())
-    });
-    Some(match (first, log) {
-        (Some(e), Some(l)) => format!("`make M=samples/bpf` failed for this build ({e}; log {})", l.display()),
-        (None, Some(l)) => format!("`make M=samples/bpf` failed for this build (log {})", l.display()),
-        _ => "`make M=samples/bpf` failed for this build".to_string(),
+        samples_failure: SamplesFailure::from_build_dir(&b.dir),
     })
 }
 
@@ -268,7 +270,7 @@ fn samples_failure(build_dir: &Path) -> Option<String> {
 /// (python3-bpfcc) lives in the system python, which may not be the first on PATH.
 fn bcc_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> Bcc {
     if a.no_bcc {
-        return Bcc::Skip("--no-bcc".into());
+        return Bcc::NotRequested;
     }
     let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
         labctl::process::Cmd::new(p)
@@ -279,14 +281,10 @@ fn bcc_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> Bcc {
             .unwrap_or(false)
     });
     let Some(python) = python else {
-        return Bcc::Skip(
-            "the host has no BCC for python3 (Debian: apt install python3-bpfcc)".into(),
-        );
+        return Bcc::Missing(BccMissing::PythonModule);
     };
     if labctl::process::which("vng").is_none() {
-        return Bcc::Skip(
-            "the host has no virtme-ng for the vng backend (pip install virtme-ng)".into(),
-        );
+        return Bcc::Missing(BccMissing::Vng);
     }
     let python = labctl::process::which(python).unwrap_or_else(|| PathBuf::from(python));
     Bcc::Run {
@@ -320,15 +318,21 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
     }
     if ctx.global.json {
-        ctx.print_json(&res)?;
+        ctx.renderer.suspend(|| println!("{}", suite::report::json(&res)));
     } else {
         ctx.out(suite::report::table(&res).trim_end());
     }
-    Ok(if res.all_passed() {
-        EXIT_OK
-    } else {
-        EXIT_TESTS_FAILED
-    })
+    Ok(exit_code(res.status()))
+}
+
+/// A failed test is 1 whatever was skipped; setup skips (not allowed) with no failure
+/// are a setup failure, 2.
+pub(crate) fn exit_code(status: SuiteStatus) -> u8 {
+    match status {
+        SuiteStatus::Passed => EXIT_OK,
+        SuiteStatus::Failed => EXIT_TESTS_FAILED,
+        SuiteStatus::NotVerified => EXIT_INFRA,
+    }
 }
 
 /// Boot `kernel` once and run the selected tests on it (shared with `matrix`).
@@ -357,7 +361,7 @@ pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Resu
         kernel: kernel.version,
         release: kernel.release.clone(),
         samples_dir: kernel.samples.clone(),
-        samples_note: kernel.samples_note.clone(),
+        samples_failure: kernel.samples_failure.clone(),
         test_bpf_ko: kernel.test_bpf_ko.clone(),
         expected_config: expected,
         filter: a.filter.clone(),
@@ -365,6 +369,7 @@ pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Resu
         bcc: bcc_plan(a, ctx, kernel),
         inject: a.inject.clone(),
         run_dir,
+        allow_skip: a.allow_skip,
     };
     let accel = match a.accel {
         AccelArg::Auto => AccelChoice::Auto,
@@ -379,4 +384,63 @@ pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Resu
         cpus: a.cpus,
     };
     Ok(suite::run(&ctx.home, &input, &guest, ctx.sink())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        t: TestArgs,
+    }
+
+    #[test]
+    fn exit_codes_follow_the_suite_status() {
+        assert_eq!(exit_code(SuiteStatus::Passed), 0);
+        assert_eq!(exit_code(SuiteStatus::Failed), 1);
+        assert_eq!(exit_code(SuiteStatus::NotVerified), 2);
+        assert!(Wrap::parse_from(["x", "--allow-skip"]).t.allow_skip);
+        assert!(!Wrap::parse_from(["x"]).t.allow_skip);
+    }
+
+    #[test]
+    fn the_vng_boot_gets_no_modules_folder() {
+        let home = labctl::Home::new("/nonexistent/labctl-home");
+        let g = super::super::Global {
+            json: false,
+            quiet: 0,
+            verbose: 0,
+            color: super::super::ColorChoice::Never,
+            home: None,
+        };
+        let ctx = Ctx { global: g.clone(), home, renderer: super::super::render::Renderer::new(&g) };
+        let kernel = Kernel {
+            version: KernelVersion::new(5, 10, 46),
+            release: "5.10.46".into(),
+            bzimage: "/b/bzImage".into(),
+            modules: Some("/b/modules".into()),
+            samples: None,
+            test_bpf_ko: None,
+            build_tree: None,
+            samples_failure: None,
+        };
+        let guest = VmGuest { ctx: &ctx, kernel: &kernel, accel: AccelChoice::Tcg, memory: 1024, cpus: 2 };
+        let mut req = GuestRequest {
+            files: vec![],
+            script: "true".into(),
+            timeout: Duration::from_secs(10),
+            run_dir: "/r".into(),
+            vng: false,
+            memory_mb: None,
+            cpus: None,
+        };
+        assert_eq!(guest.spec(&req).modules, Some(PathBuf::from("/b/modules")));
+        req.vng = true;
+        let spec = guest.spec(&req);
+        assert_eq!(spec.modules, None, "vng must not trigger the --modules warning");
+        assert_eq!(spec.backend, Backend::Vng);
+    }
 }

@@ -134,10 +134,11 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
             ctx.home.builds().display()
         ))
     })?;
-    let modules = g
-        .modules
-        .clone()
-        .or_else(|| b.modules.join("lib/modules").is_dir().then(|| b.modules.clone()));
+    // The build's modules go into a QEMU guest; vng boots with the host's /lib/modules,
+    // so only an explicit --modules reaches it (and its "ignored" warning).
+    let modules = g.modules.clone().or_else(|| {
+        (g.backend == BackendArg::Qemu && b.modules.join("lib/modules").is_dir()).then(|| b.modules.clone())
+    });
     Ok((b.bzimage.clone(), modules, b.release.clone()))
 }
 

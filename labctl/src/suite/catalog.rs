@@ -1,7 +1,10 @@
 //! The test list: the fixed tests (kernel checks, examples, test_bpf) and the samples/bpf
 //! programs read from `examples-bpf/samples.toml`, plus test_bpf's per-version
 //! expectations from `examples-bpf/test_bpf.toml`. Both data files are embedded, so an
-//! installed binary needs no checkout. Also owns `--filter` matching.
+//! installed binary needs no checkout. A test the data marks as absent on a kernel
+//! version (a sample's `absent` ranges) stays in the list with
+//! [`TestDef::not_applicable`] set, so it is reported as a not-applicable skip. Also
+//! owns `--filter` matching.
 
 use std::time::Duration;
 
@@ -57,6 +60,22 @@ pub struct TestDef {
     /// May run concurrently with the other parallel tests (after the serial ones):
     /// mostly-sleeping samples and the CPU-bound test_bpf overlap on 2 vCPUs.
     pub parallel: bool,
+    /// Data says this test cannot exist on this kernel version: why. Such a test is not
+    /// run; it is reported as a [`SkipKind::NotApplicable`](crate::events::SkipKind) skip.
+    pub not_applicable: Option<String>,
+}
+
+/// A version range in which a sample is known to be absent (samples.toml `absent`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Absent {
+    /// First version of the range (inclusive).
+    pub from: String,
+    /// Last version of the range (inclusive); open-ended when missing.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Why it cannot run there, in words (shown as the skip reason).
+    pub why: String,
 }
 
 /// One samples/bpf program from samples.toml.
@@ -86,6 +105,13 @@ pub struct Sample {
     pub timeout_s: u64,
     /// Regex the program's output must match.
     pub expect: String,
+    /// What a match shows, in words (the table's reason on a pass).
+    #[serde(default)]
+    pub shows: Option<String>,
+    /// Version ranges inside since..until where the program cannot run (reported as
+    /// not-applicable skips rather than left out, so a matrix shows why).
+    #[serde(default)]
+    pub absent: Vec<Absent>,
     /// Regex the program's output must not match.
     #[serde(default)]
     pub reject: Option<String>,
@@ -102,6 +128,17 @@ impl Sample {
         let since = parse_ver(&self.since)?;
         let until = self.until.as_deref().map(parse_ver).transpose()?;
         Ok(*v >= since && until.is_none_or(|u| *v <= u))
+    }
+    /// Why the program cannot run on `v` when an `absent` range covers it.
+    pub fn absent_in(&self, v: &KernelVersion) -> Result<Option<&str>, SuiteError> {
+        for a in &self.absent {
+            let from = parse_ver(&a.from)?;
+            let to = a.to.as_deref().map(parse_ver).transpose()?;
+            if *v >= from && to.is_none_or(|t| *v <= t) {
+                return Ok(Some(&a.why));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -136,6 +173,12 @@ pub fn parse_samples(text: &str) -> Result<Vec<Sample>, SuiteError> {
         parse_ver(&s.since)?;
         if let Some(u) = &s.until {
             parse_ver(u)?;
+        }
+        for a in &s.absent {
+            parse_ver(&a.from)?;
+            if let Some(t) = &a.to {
+                parse_ver(t)?;
+            }
         }
     }
     Ok(f.sample)
@@ -242,7 +285,8 @@ pub fn test_bpf_expect(
 }
 
 /// Every test for kernel `v`, in run order. Samples outside their version range are
-/// left out (they do not exist in that kernel).
+/// left out (they do not exist in that kernel); samples in an `absent` range are kept
+/// with `not_applicable` set.
 pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteError> {
     let secs = Duration::from_secs;
     let mut out = vec![
@@ -252,6 +296,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(30),
             about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into(),
             parallel: false,
+            not_applicable: None,
         },
         TestDef {
             name: "kernel/jit".into(),
@@ -259,6 +304,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(10),
             about: "net.core.bpf_jit_enable is 1".into(),
             parallel: false,
+            not_applicable: None,
         },
         TestDef {
             name: "kernel/config".into(),
@@ -266,6 +312,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(10),
             about: "/proc/config.gz agrees with the requested options".into(),
             parallel: false,
+            not_applicable: None,
         },
         TestDef {
             name: "hello".into(),
@@ -273,6 +320,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(30),
             about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into(),
             parallel: false,
+            not_applicable: None,
         },
         TestDef {
             name: "cbpf-port80".into(),
@@ -280,6 +328,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(30),
             about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into(),
             parallel: false,
+            not_applicable: None,
         },
         TestDef {
             name: "core-hello".into(),
@@ -287,6 +336,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(30),
             about: "CO-RE task_struct reads, one object for every kernel".into(),
             parallel: false,
+            not_applicable: None,
         },
         TestDef {
             name: "hello-bcc".into(),
@@ -294,6 +344,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             timeout: secs(600),
             about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(),
             parallel: false,
+            not_applicable: None,
         },
     ];
     let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full)?.unwrap_or((
@@ -319,6 +370,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
         timeout,
         about,
         parallel: true,
+        not_applicable: None,
     });
     for s in parse_samples(SAMPLES_TOML)? {
         if s.exists_in(v)? {
@@ -327,6 +379,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
                 timeout: secs(s.timeout_s),
                 about: format!("{}: {}", s.kind, s.trigger),
                 parallel: s.parallel,
+                not_applicable: s.absent_in(v)?.map(str::to_string),
                 kind: Kind::Sample(Box::new(s)),
             });
         }
@@ -464,6 +517,8 @@ mod tests {
             pre: None,
             timeout_s: 1,
             expect: ".".into(),
+            shows: None,
+            absent: vec![],
             reject: None,
             runs_forever: false,
             parallel: false,
@@ -471,6 +526,29 @@ mod tests {
         assert!(s.exists_in(&v("5.10.46")).unwrap());
         assert!(!s.exists_in(&v("6.1.8")).unwrap());
         assert!(!s.exists_in(&v("4.19")).unwrap());
+    }
+
+    #[test]
+    fn absent_ranges_mark_a_sample_not_applicable() {
+        let text = "[[sample]]\nname='a'\nkind='k'\nsince='5.4'\ntrigger='t'\ntimeout_s=1\nexpect='x'\nshows='x seen'\n\
+                    [[sample.absent]]\nfrom='5.8'\nto='5.10.999'\nwhy='renamed in 5.8'\n";
+        let s = &parse_samples(text).unwrap()[0];
+        assert_eq!(s.shows.as_deref(), Some("x seen"));
+        assert_eq!(s.absent_in(&v("5.10.46")).unwrap(), Some("renamed in 5.8"));
+        assert_eq!(s.absent_in(&v("5.4.1")).unwrap(), None);
+        assert_eq!(s.absent_in(&v("6.1")).unwrap(), None);
+        let bad = text.replace("to='5.10.999'", "to='five'");
+        assert!(parse_samples(&bad).is_err());
+        // The embedded list: every sample says in words what a pass shows.
+        for s in parse_samples(SAMPLES_TOML).unwrap() {
+            assert!(
+                s.shows
+                    .as_deref()
+                    .is_some_and(|w| !w.is_empty() && w.len() <= 40),
+                "{}: `shows` missing or long",
+                s.name
+            );
+        }
     }
 
     #[test]

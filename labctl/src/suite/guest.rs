@@ -261,6 +261,7 @@ mod tests {
             timeout: Duration::from_secs(120),
             about: String::new(),
             parallel: false,
+            not_applicable: None,
         };
         let s = runner_script(
             &[t],

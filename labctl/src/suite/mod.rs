@@ -1,8 +1,12 @@
 //! The acceptance suite behind `labctl vm test`: which tests exist (data files in
 //! `examples-bpf/`, see [`catalog`]), building the examples for the guest
 //! ([`examples`]), the runner script that runs them all in ONE VM boot ([`guest`]),
-//! judging each test's framed output ([`parse`]), and reporting as a table, JSON and
-//! JUnit ([`report`]). Owns [`SuiteResult`].
+//! judging each test's framed output ([`parse`]), the skips decided on the host with
+//! what to do about them ([`skip`]), and reporting as a table, JSON and JUnit
+//! ([`report`]). Owns [`SuiteResult`] and its [`SuiteStatus`]: a failed test makes the
+//! run failed; a setup skip (the host or the build could not provide what a test needs)
+//! makes it not verified unless `allow_skip`; requested and not-applicable skips are
+//! allowed.
 //!
 //! The VM itself is reached through the small [`Guest`] trait so this module can be
 //! tested without QEMU; the CLI implements it with the VM harness (`vm::run`).
@@ -12,18 +16,20 @@ pub mod examples;
 pub mod guest;
 pub mod parse;
 pub mod report;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::events::{Event, EventSink, SinkExt, TestResult};
+use crate::events::{Event, EventSink, SinkExt, SkipKind, TestResult};
 use crate::home::{write_atomic, Home};
 use crate::version::KernelVersion;
 
 use catalog::{Kind, TestDef};
 pub use guest::GuestFile;
 use parse::Verdict;
+pub use skip::{BccMissing, SamplesFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -46,10 +52,47 @@ pub enum SuiteError {
 pub struct TestOutcome {
     pub name: String,
     pub result: TestResult,
+    /// Why it was skipped (`setup`, `requested`, `not_applicable`); null unless skipped.
+    #[serde(default, rename = "skip_kind")]
+    pub skip: Option<SkipKind>,
     pub duration_s: f64,
+    /// What was seen, in words (the table shows it, shortened to fit).
     pub reason: String,
+    /// The long form: regexes, matched lines, counts, advice. Also in the per-test log.
+    #[serde(default)]
+    pub detail: Option<String>,
     /// Per-test log in the run folder.
     pub log: Option<PathBuf>,
+}
+
+impl TestOutcome {
+    fn new(name: &str, v: Verdict, duration: Duration, log: Option<PathBuf>) -> Self {
+        TestOutcome {
+            name: name.to_string(),
+            result: v.result,
+            skip: v.skip,
+            duration_s: round(duration),
+            reason: v.reason,
+            detail: v.detail,
+            log,
+        }
+    }
+    /// A setup skip: the host or the build could not provide what this test needs.
+    pub fn is_setup_skip(&self) -> bool {
+        self.result == TestResult::Skip && self.skip == Some(SkipKind::Setup)
+    }
+}
+
+/// The verdict on a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuiteStatus {
+    /// No test failed and no setup skip counts (none, or `allow_skip`).
+    Passed,
+    /// No test failed, but setup skips mean the lab is not verified.
+    NotVerified,
+    /// A test failed (whatever else was skipped).
+    Failed,
 }
 
 /// A whole suite run.
@@ -64,6 +107,9 @@ pub struct SuiteResult {
     pub duration_s: f64,
     pub run_dir: Option<PathBuf>,
     pub tests: Vec<TestOutcome>,
+    /// `--allow-skip`: setup skips are reported but do not make the run not verified.
+    #[serde(default)]
+    pub allow_skip: bool,
 }
 
 impl SuiteResult {
@@ -76,8 +122,23 @@ impl SuiteResult {
             n(TestResult::Skip),
         )
     }
-    pub fn all_passed(&self) -> bool {
-        self.counts().1 == 0
+    /// Skipped tests of one kind. A skip without a kind (an old results.json) counts as
+    /// a setup skip: nothing says it was allowed.
+    pub fn skipped(&self, kind: SkipKind) -> usize {
+        self.tests
+            .iter()
+            .filter(|t| t.result == TestResult::Skip && t.skip.unwrap_or(SkipKind::Setup) == kind)
+            .count()
+    }
+    /// Failed beats not verified: a failed test is a broken lab whatever was skipped.
+    pub fn status(&self) -> SuiteStatus {
+        if self.tests.iter().any(|t| t.result == TestResult::Fail) {
+            SuiteStatus::Failed
+        } else if !self.allow_skip && self.skipped(SkipKind::Setup) > 0 {
+            SuiteStatus::NotVerified
+        } else {
+            SuiteStatus::Passed
+        }
     }
 }
 
@@ -115,6 +176,10 @@ pub trait Guest {
 /// Whether hello-bcc can run here.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bcc {
+    /// `--no-bcc`: a requested skip.
+    NotRequested,
+    /// The host lacks BCC or vng: a setup skip that says what to install.
+    Missing(BccMissing),
     /// Run hello.py with this python (one that imports bcc); `kernel_source` is the
     /// kernel build folder BCC takes its headers from (`BCC_KERNEL_SOURCE`) when the
     /// kernel has no CONFIG_IKHEADERS.
@@ -122,7 +187,6 @@ pub enum Bcc {
         python: PathBuf,
         kernel_source: Option<PathBuf>,
     },
-    Skip(String),
 }
 
 /// Everything the suite needs to know about the kernel under test.
@@ -132,9 +196,9 @@ pub struct SuiteInput {
     pub release: String,
     /// The build's samples/bpf artifacts folder (programs and objects).
     pub samples_dir: Option<PathBuf>,
-    /// Why programs may be missing from it (e.g. the samples/bpf build failed, with its
-    /// first error and log), appended to a missing sample's skip reason.
-    pub samples_note: Option<String>,
+    /// Why programs may be missing from it: the build's samples/bpf step failed (its
+    /// first error, log and catalogue entries go into a missing sample's skip detail).
+    pub samples_failure: Option<SamplesFailure>,
     /// lib/test_bpf.ko from the build.
     pub test_bpf_ko: Option<PathBuf>,
     /// `SYMBOL=value` pairs /proc/config.gz must agree with (without `CONFIG_`).
@@ -148,6 +212,8 @@ pub struct SuiteInput {
     pub inject: Vec<guest::Fault>,
     /// `home.runs()/<time>-<ver>/`.
     pub run_dir: PathBuf,
+    /// `--allow-skip`: setup skips do not make the run not verified.
+    pub allow_skip: bool,
 }
 
 /// The selected tests for `input` (what `--list` prints).
@@ -180,6 +246,22 @@ fn log_path(run_dir: &Path, name: &str) -> PathBuf {
     run_dir
         .join("tests")
         .join(format!("{}.log", name.replace('/', "__")))
+}
+
+/// A per-test log: the verdict (result, reason, detail) on top, then the test's output.
+pub fn log_text(name: &str, v: &Verdict, output: &str) -> String {
+    let result = report::result_word(v.result);
+    let mut s = match v.skip {
+        Some(k) => format!("labctl: {name}: {result} ({})\n", k.word()),
+        None => format!("labctl: {name}: {result}\n"),
+    };
+    s.push_str(&format!("labctl: reason: {}\n", v.reason));
+    if let Some(d) = &v.detail {
+        s.push_str(&format!("labctl: detail: {d}\n"));
+    }
+    s.push_str("---- output ----\n");
+    s.push_str(output);
+    s
 }
 
 fn io(e: impl std::fmt::Display) -> SuiteError {
@@ -238,28 +320,30 @@ pub fn run(
     let mut bcc_test: Option<TestDef> = None;
     let mut files: Vec<GuestFile> = Vec::new();
     for t in &tests {
+        if let Some(why) = &t.not_applicable {
+            host_verdicts.push((t.name.clone(), skip::not_applicable(why)));
+            continue;
+        }
         match &t.kind {
             Kind::HelloBcc => match &input.bcc {
                 Bcc::Run { .. } => bcc_test = Some(t.clone()),
-                Bcc::Skip(why) => host_verdicts.push((t.name.clone(), Verdict::skip(why.clone()))),
+                Bcc::NotRequested => {
+                    host_verdicts.push((t.name.clone(), skip::bcc_not_requested()))
+                }
+                Bcc::Missing(m) => host_verdicts.push((t.name.clone(), m.verdict())),
             },
             Kind::Sample(s) => {
                 let Some(dir) = &input.samples_dir else {
-                    host_verdicts.push((
-                        t.name.clone(),
-                        Verdict::skip("this build has no samples/bpf"),
-                    ));
+                    host_verdicts.push((t.name.clone(), skip::no_samples_dir()));
                     continue;
                 };
                 let prog = dir.join(&s.name);
                 if !prog.is_file() {
-                    host_verdicts.push((
-                        t.name.clone(),
-                        Verdict::skip(match &input.samples_note {
-                            Some(why) => format!("{} was not built in this kernel's samples/bpf: {why}", s.name),
-                            None => format!("{} was not built in this kernel's samples/bpf", s.name),
-                        }),
-                    ));
+                    let v = match &input.samples_failure {
+                        Some(f) => f.verdict(),
+                        None => skip::sample_not_built(dir),
+                    };
+                    host_verdicts.push((t.name.clone(), v));
                     continue;
                 }
                 files.push(GuestFile {
@@ -367,25 +451,14 @@ pub fn run(
                 incomplete = Some(t.name.clone());
             }
             let log = log_path(&input.run_dir, &t.name);
-            write_atomic(&log, out.as_bytes()).map_err(io)?;
+            write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
             if !seen.contains(&t.name) {
                 sink.emit(Event::TestStarted {
                     name: t.name.clone(),
                 });
             }
-            sink.emit(Event::TestFinished {
-                name: t.name.clone(),
-                result: verdict.result,
-                duration: dur,
-                reason: verdict.reason.clone(),
-            });
-            outcomes.push(TestOutcome {
-                name: t.name.clone(),
-                result: verdict.result,
-                duration_s: round(dur),
-                reason: verdict.reason,
-                log: Some(log),
-            });
+            sink.emit(finished(&t.name, &verdict, dur));
+            outcomes.push(TestOutcome::new(&t.name, verdict, dur, Some(log)));
         }
     }
 
@@ -397,28 +470,13 @@ pub fn run(
         if accel == "-" {
             accel = bcc_accel.unwrap_or(accel);
         }
-        sink.emit(Event::TestFinished {
-            name: o.name.clone(),
-            result: o.result,
-            duration: Duration::from_secs_f64(o.duration_s),
-            reason: o.reason.clone(),
-        });
         outcomes.push(o);
     }
     for (name, v) in host_verdicts {
-        sink.emit(Event::TestFinished {
-            name: name.clone(),
-            result: v.result,
-            duration: Duration::ZERO,
-            reason: v.reason.clone(),
-        });
-        outcomes.push(TestOutcome {
-            name,
-            result: v.result,
-            duration_s: 0.0,
-            reason: v.reason,
-            log: None,
-        });
+        let log = log_path(&input.run_dir, &name);
+        write_atomic(&log, log_text(&name, &v, "").as_bytes()).map_err(io)?;
+        sink.emit(finished(&name, &v, Duration::ZERO));
+        outcomes.push(TestOutcome::new(&name, v, Duration::ZERO, Some(log)));
     }
     // Report in catalogue order.
     outcomes.sort_by_key(|o| {
@@ -434,6 +492,7 @@ pub fn run(
         duration_s: round(start.elapsed()),
         run_dir: Some(input.run_dir.clone()),
         tests: outcomes,
+        allow_skip: input.allow_skip,
     };
     write_atomic(
         &input.run_dir.join("results.json"),
@@ -452,6 +511,16 @@ pub fn run(
         )));
     }
     Ok(res)
+}
+
+fn finished(name: &str, v: &Verdict, duration: Duration) -> Event {
+    Event::TestFinished {
+        name: name.to_string(),
+        result: v.result,
+        skip: v.skip,
+        duration,
+        reason: v.reason.clone(),
+    }
 }
 
 fn round(d: Duration) -> f64 {
@@ -544,21 +613,13 @@ fn run_bcc(
         Err(e) => {
             sink.warn(format!("hello-bcc: the vng boot failed: {e}"));
             (
-                Verdict::fail(format!("vng boot failed: {e}")),
+                Verdict::fail("the vng boot failed").detail(format!("vng boot failed: {e}")),
                 Duration::ZERO,
                 e.to_string(),
             )
         }
     };
-    write_atomic(&log, out.as_bytes()).map_err(io)?;
-    Ok((
-        TestOutcome {
-            name: t.name.clone(),
-            result: verdict.result,
-            duration_s: round(dur),
-            reason: verdict.reason,
-            log: Some(log),
-        },
-        accel,
-    ))
+    write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
+    sink.emit(finished(&t.name, &verdict, dur));
+    Ok((TestOutcome::new(&t.name, verdict, dur, Some(log)), accel))
 }

@@ -1,14 +1,16 @@
 //! Reading what the guest runner printed: splitting the framed output into per-test
-//! records, and the judges that turn one test's output into pass/fail/skip with a
-//! reason. All pure functions over text, unit-tested on fixture outputs (including the
-//! failures a broken kernel produces).
+//! records, and the judges that turn one test's output into a [`Verdict`]: pass, fail or
+//! a typed skip ([`SkipKind`]), a short reason in words for the table, and the long
+//! detail (regexes, matched lines, full advice) for the JSON and the per-test log. All
+//! pure functions over text, unit-tested on fixture outputs (including the failures a
+//! broken kernel produces).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use regex::Regex;
 
-use crate::events::TestResult;
+use crate::events::{SkipKind, TestResult};
 
 use super::catalog::{JitCount, Sample, TestBpfExpect};
 
@@ -105,32 +107,60 @@ pub fn split_frames(out: &str) -> Frames {
     f
 }
 
-/// A judge's decision.
+/// A judge's decision. Built only through the constructors, so `skip` is set exactly
+/// when `result` is [`TestResult::Skip`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub result: TestResult,
+    /// Why it was skipped (only for skips).
+    pub skip: Option<SkipKind>,
+    /// What was seen, in words, short enough for the table.
     pub reason: String,
+    /// The long form (regexes, matched lines, counts, advice) for the JSON and the log.
+    pub detail: Option<String>,
 }
 
 impl Verdict {
     pub fn pass(reason: impl Into<String>) -> Self {
         Verdict {
             result: TestResult::Pass,
+            skip: None,
             reason: reason.into(),
+            detail: None,
         }
     }
     pub fn fail(reason: impl Into<String>) -> Self {
         Verdict {
             result: TestResult::Fail,
+            skip: None,
             reason: reason.into(),
+            detail: None,
         }
     }
-    pub fn skip(reason: impl Into<String>) -> Self {
+    pub fn skip(kind: SkipKind, reason: impl Into<String>) -> Self {
         Verdict {
             result: TestResult::Skip,
+            skip: Some(kind),
             reason: reason.into(),
+            detail: None,
         }
     }
+    /// The same verdict with the long form attached.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        let d = detail.into();
+        self.detail = (!d.is_empty()).then_some(d);
+        self
+    }
+}
+
+/// The last `n` non-empty lines of `out`, joined with ` | ` (for details).
+fn tail(out: &str, n: usize) -> String {
+    let lines: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 /// `key: value` lines the example loaders print.
@@ -160,7 +190,11 @@ fn loader_verdict(out: &str, rc: Option<i32>, what: &str) -> Result<(), Verdict>
         return Ok(());
     }
     if let Some(e) = field(out, "error") {
-        return Err(Verdict::fail(e.to_string()));
+        return Err(Verdict::fail(e.to_string()).detail(format!(
+            "{what} exited with {}; last lines: {}",
+            rc.unwrap_or(-1),
+            tail(out, 5)
+        )));
     }
     if let Some(l) = out.lines().rev().find(|l| !l.trim().is_empty()) {
         return Err(Verdict::fail(format!(
@@ -178,17 +212,31 @@ fn loader_verdict(out: &str, rc: Option<i32>, what: &str) -> Result<(), Verdict>
 /// kernel/btf: btf-check parsed /sys/kernel/btf/vmlinux and found the core structs.
 pub fn judge_btf(out: &str, rc: Option<i32>) -> Verdict {
     match loader_verdict(out, rc, "btf-check") {
-        Ok(()) => Verdict::pass(format!("{} types", field(out, "types").unwrap_or("?"))),
+        Ok(()) => Verdict::pass(format!(
+            "vmlinux BTF parses: {} types",
+            field(out, "types").unwrap_or("?")
+        ))
+        .detail(tail(out, 6)),
         Err(v) => v,
     }
 }
 
 /// kernel/jit: the runner prints `bpf_jit_enable=<value or "absent">`.
 pub fn judge_jit(out: &str) -> Verdict {
-    match out.lines().find_map(|l| l.trim().strip_prefix("bpf_jit_enable=")) {
-        Some("1") => Verdict::pass("net.core.bpf_jit_enable = 1"),
-        Some("absent") | None => Verdict::fail("net.core.bpf_jit_enable is absent: the kernel was built without CONFIG_BPF_JIT"),
-        Some(v) => Verdict::fail(format!("net.core.bpf_jit_enable = {v}, expected 1 (set CONFIG_BPF_JIT_DEFAULT_ON or sysctl it)")),
+    match out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bpf_jit_enable="))
+    {
+        Some("1") => Verdict::pass("JIT on: net.core.bpf_jit_enable = 1"),
+        Some("absent") | None => Verdict::fail("no bpf_jit_enable: built without CONFIG_BPF_JIT")
+            .detail(
+                "net.core.bpf_jit_enable is absent: the kernel was built without CONFIG_BPF_JIT",
+            ),
+        Some(v) => {
+            Verdict::fail(format!("net.core.bpf_jit_enable = {v}, expected 1")).detail(format!(
+            "net.core.bpf_jit_enable = {v}, expected 1 (set CONFIG_BPF_JIT_DEFAULT_ON or sysctl it)"
+        ))
+        }
     }
 }
 
@@ -216,13 +264,18 @@ pub fn parse_config(text: &str) -> BTreeMap<String, String> {
 pub fn judge_config(out: &str, rc: Option<i32>, expected: &[(String, String)]) -> Verdict {
     let running = parse_config(out);
     if running.is_empty() {
-        return Verdict::fail(format!(
-            "no /proc/config.gz in the guest (exit {}): the kernel needs CONFIG_IKCONFIG and CONFIG_IKCONFIG_PROC",
-            rc.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
+        return Verdict::fail("no /proc/config.gz: needs CONFIG_IKCONFIG_PROC").detail(format!(
+            "no /proc/config.gz in the guest (exit {}): the kernel needs CONFIG_IKCONFIG and CONFIG_IKCONFIG_PROC; output: {}",
+            rc.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+            tail(out, 3)
         ));
     }
     if expected.is_empty() {
-        return Verdict::skip("no requested options known for this kernel (no build config)");
+        return Verdict::skip(
+            SkipKind::NotApplicable,
+            "no requested options known for this kernel",
+        )
+        .detail("kernel/config compares /proc/config.gz with the requested options; none were known (no build config)");
     }
     let mut bad = Vec::new();
     for (k, want) in expected {
@@ -232,14 +285,22 @@ pub fn judge_config(out: &str, rc: Option<i32>, expected: &[(String, String)]) -
         }
     }
     if bad.is_empty() {
+        let names: Vec<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
         Verdict::pass(format!("{} requested options match", expected.len()))
+            .detail(format!("checked in /proc/config.gz: {}", names.join(", ")))
     } else {
-        let shown: Vec<_> = bad.iter().take(5).cloned().collect();
+        let shown: Vec<_> = bad.iter().take(3).cloned().collect();
         Verdict::fail(format!(
             "{} option(s) differ: {}{}",
             bad.len(),
             shown.join(", "),
-            if bad.len() > 5 { ", ..." } else { "" }
+            if bad.len() > 3 { ", ..." } else { "" }
+        ))
+        .detail(format!(
+            "{} of {} requested options differ in /proc/config.gz: {}",
+            bad.len(),
+            expected.len(),
+            bad.join(", ")
         ))
     }
 }
@@ -256,9 +317,11 @@ pub fn judge_hello(out: &str, rc: Option<i32>) -> Verdict {
     if field(out, "detached").is_none_or(|d| !d.contains("gone")) {
         return Verdict::fail("loader said ok but did not prove the program was unloaded");
     }
-    Verdict::pass(format!(
-        "{}; Hello, World! in trace_pipe; unloaded after detach",
-        field(out, "attached").unwrap_or("attached")
+    Verdict::pass("kprobe fired: Hello, World!; unloaded after detach").detail(format!(
+        "attached: {}; trace_pipe: {}; detached: {}",
+        field(out, "attached").unwrap_or("?"),
+        trace,
+        field(out, "detached").unwrap_or("?")
     ))
 }
 
@@ -278,24 +341,37 @@ pub fn cbpf_jitted(out: &str) -> Option<bool> {
 /// the guest has it) while the unfiltered control socket saw the port-81 traffic too.
 pub fn judge_cbpf(out: &str, rc: Option<i32>) -> Verdict {
     let jit = field(out, "jit").unwrap_or("unknown").to_string();
+    // The short form: `yes`, `no, interpreted`, `no` or `unknown`.
+    let jit_short = match jit.split_whitespace().next().unwrap_or("unknown") {
+        "no" if jit.contains("interpreted") => "no, interpreted".to_string(),
+        w => w.to_string(),
+    };
+    let counts = format!(
+        "control: {}; filtered: {}; JIT: {jit}",
+        field(out, "control").unwrap_or("?"),
+        field(out, "filtered").unwrap_or("?")
+    );
     match loader_verdict(out, rc, "cbpf-port80") {
         Ok(()) => {
             let v6 = field(out, "ipv6").is_some_and(|s| s.starts_with("yes"));
             Verdict::pass(format!(
-                "only port-80 packets passed (TCP+UDP, IPv4{}); JIT: {jit}",
+                "port 80 only (TCP+UDP, IPv4{}); JIT: {jit_short}",
                 if v6 { "+IPv6" } else { "" }
             ))
+            .detail(counts)
         }
-        Err(v) => Verdict::fail(format!("{}; JIT: {jit}", v.reason)),
+        Err(v) => Verdict::fail(format!("{}; JIT: {jit_short}", v.reason))
+            .detail(format!("{}; {counts}", v.detail.unwrap_or(v.reason))),
     }
 }
 
 /// core-hello: CO-RE reads of task_struct matched the helper and getpid().
 pub fn judge_core(out: &str, rc: Option<i32>) -> Verdict {
     match loader_verdict(out, rc, "core-hello") {
-        Ok(()) => Verdict::pass(format!(
-            "CO-RE read {}",
-            field(out, "core").unwrap_or("task_struct")
+        Ok(()) => Verdict::pass("CO-RE task_struct reads match the kernel's").detail(format!(
+            "core: {}; helper: {}",
+            field(out, "core").unwrap_or("?"),
+            field(out, "helper").unwrap_or("?")
         )),
         Err(v) => v,
     }
@@ -304,11 +380,15 @@ pub fn judge_core(out: &str, rc: Option<i32>) -> Verdict {
 /// hello-bcc: hello.py printed the greeting.
 pub fn judge_bcc(out: &str, rc: Option<i32>) -> Verdict {
     match loader_verdict(out, rc, "hello.py") {
-        Ok(()) => Verdict::pass(format!(
-            "BCC {}; Hello, World! in trace_pipe",
-            field(out, "attached").unwrap_or("attached")
+        Ok(()) => Verdict::pass("BCC kprobe fired: Hello, World!").detail(format!(
+            "attached: {}; trace: {}",
+            field(out, "attached").unwrap_or("?"),
+            field(out, "trace").unwrap_or("?")
         )),
         Err(_) if out.contains("Unable to find kernel headers") => Verdict::fail(
+            "BCC found no kernel headers (CONFIG_IKHEADERS=m?)",
+        )
+        .detail(
             "BCC found no kernel headers: build the kernel with CONFIG_IKHEADERS=m, or keep its build tree outside /tmp and /var/tmp so vng shares it",
         ),
         Err(v) => v,
@@ -355,6 +435,15 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
         .map(|v| v != "0" && v != "absent");
     let (main, subs) = parse_test_bpf(out);
     let Some(s) = main else {
+        if out
+            .lines()
+            .any(|l| l.starts_with("labctl: test_bpf.ko not found"))
+        {
+            return Verdict::skip(SkipKind::Setup, "no test_bpf.ko in this kernel's modules")
+                .detail(
+                    "the guest found no test_bpf.ko: build the kernel with CONFIG_TEST_BPF=m (the lab profile sets it) and its modules; for --kernel, pass --obj with lib/test_bpf.ko",
+                );
+        }
         if timed_out(rc) {
             return Verdict::fail("test_bpf did not finish before its timeout");
         }
@@ -363,6 +452,15 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
             .find(|l| l.contains("insmod") || l.contains("modprobe") || l.contains("not found"))
             .unwrap_or("no summary line in the kernel log");
         return Verdict::fail(format!("no `test_bpf: Summary:` line: {}", why.trim()));
+    };
+    let sub_text: Vec<String> = subs
+        .iter()
+        .map(|(n, s)| format!("{n}: {} PASSED, {} FAILED", s.passed, s.failed))
+        .collect();
+    let sub_detail = if sub_text.is_empty() {
+        String::new()
+    } else {
+        format!("; sub-suites: {}", sub_text.join(", "))
     };
     let sub_failed: Vec<String> = subs
         .iter()
@@ -375,7 +473,10 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
             r.push_str("; ");
             r.push_str(&x);
         }
-        return Verdict::fail(r);
+        return Verdict::fail(r).detail(format!(
+            "test_bpf: {} PASSED, {} FAILED{sub_detail}",
+            s.passed, s.failed
+        ));
     }
     let shown = format!(
         "{} PASSED, 0 FAILED, [{} JIT'ed]",
@@ -387,12 +488,14 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
     let Some((j, k)) = s.jit else {
         return Verdict::fail(format!("{shown}: the summary has no JIT count"));
     };
+    let detail = |want: &str| format!("{shown}; expected {want} JIT'ed{sub_detail}");
     match jit_on {
         Some(false) => {
             if j == 0 {
-                Verdict::pass(format!("{shown} (JIT off)"))
+                Verdict::pass(format!("{shown} (JIT off)")).detail(detail("0 (JIT off)"))
             } else {
                 Verdict::fail(format!("{shown}, but the JIT is off: expected 0 JIT'ed"))
+                    .detail(detail("0 (JIT off)"))
             }
         }
         _ => {
@@ -400,26 +503,28 @@ pub fn judge_test_bpf(out: &str, rc: Option<i32>, expect: &TestBpfExpect) -> Ver
                 JitCount::All => j == k,
                 JitCount::Exact { jited, total } => j == jited && k == total,
             };
+            let want = expect.jit.to_string();
             if ok {
-                Verdict::pass(shown)
+                Verdict::pass(shown.clone()).detail(detail(&want))
             } else {
-                Verdict::fail(format!(
-                    "{shown}, expected {} JIT'ed for this kernel",
-                    expect.jit
-                ))
+                Verdict::fail(format!("{shown}, expected {want} JIT'ed for this kernel"))
+                    .detail(detail(&want))
             }
         }
     }
 }
 
 /// samples/<prog>: the expected-output regex matched; the program exited 0, or (for
-/// programs that run until stopped) reached its timeout.
+/// programs that run until stopped) reached its timeout. The reason says in words what
+/// the sample's `shows` field says it proves; the regex and the matched line are detail.
 pub fn judge_sample(out: &str, rc: Option<i32>, s: &Sample) -> Verdict {
     if out.lines().any(|l| l.starts_with("labctl: missing ")) {
-        return Verdict::skip(format!(
-            "{} was not built in this kernel's samples/bpf",
-            s.name
-        ));
+        return Verdict::skip(SkipKind::Setup, "not built in this kernel's samples/bpf").detail(
+            format!(
+                "{} was not in the guest: it was not built in this kernel's samples/bpf",
+                s.name
+            ),
+        );
     }
     let re = match Regex::new(&s.expect) {
         Ok(r) => r,
@@ -436,15 +541,35 @@ pub fn judge_sample(out: &str, rc: Option<i32>, s: &Sample) -> Verdict {
             .find(|l| l.contains(&bad))
             .unwrap_or(&bad)
             .trim();
-        return Verdict::fail(format!("output matched the failure pattern: {line}"));
+        return Verdict::fail(format!("failure seen: {line}")).detail(format!(
+            "output matched the failure pattern /{}/: {line}",
+            s.reject.as_deref().unwrap_or("")
+        ));
     }
     let matched = re.is_match(out);
     // Programs that run until stopped end on SIGINT (exit 0 after their handler, or 130)
     // or SIGKILL.
     let finished_ok =
         rc == Some(0) || (s.runs_forever && matches!(rc, Some(130) | Some(RC_KILLED)));
+    let matched_line = || {
+        re.find(out)
+            .map(|m| {
+                let first = m.as_str().lines().next().unwrap_or("");
+                out.lines()
+                    .find(|l| !first.is_empty() && l.contains(first))
+                    .unwrap_or(first)
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
     match (matched, finished_ok) {
-        (true, true) => Verdict::pass(format!("output matched /{}/", s.expect)),
+        (true, true) => Verdict::pass(
+            s.shows
+                .clone()
+                .unwrap_or_else(|| "the expected output was seen".into()),
+        )
+        .detail(format!("output matched /{}/: {}", s.expect, matched_line())),
         (false, _) => {
             let last = out
                 .lines()
@@ -458,18 +583,26 @@ pub fn judge_sample(out: &str, rc: Option<i32>, s: &Sample) -> Verdict {
                 Some(c) => format!("exit {c}"),
             };
             Verdict::fail(format!(
-                "{how}, output did not match /{}/; last line: {last}",
-                s.expect
+                "{how}, expected output not seen; last line: {last}"
+            ))
+            .detail(format!(
+                "{how}, output did not match /{}/; last lines: {}",
+                s.expect,
+                tail(out, 5)
             ))
         }
-        (true, false) => Verdict::fail(format!(
-            "output matched but it {}",
-            match rc {
+        (true, false) => {
+            let how = match rc {
                 None => "did not finish".to_string(),
                 Some(RC_KILLED) => format!("timed out after {}s", s.timeout_s),
                 Some(c) => format!("exited with {c}"),
-            }
-        )),
+            };
+            Verdict::fail(format!("expected output seen, but it {how}")).detail(format!(
+                "output matched /{}/ ({}), but the program {how}",
+                s.expect,
+                matched_line()
+            ))
+        }
     }
 }
 
@@ -526,7 +659,10 @@ bpf_jit_enable=1
     #[test]
     fn btf_check() {
         let ok = "types: 126610\nstruct task_struct: id 114, 3264 bytes, 248 members\nresult: ok\n";
-        assert_eq!(judge_btf(ok, Some(0)), Verdict::pass("126610 types"));
+        let v = judge_btf(ok, Some(0));
+        assert_eq!(v.result, TestResult::Pass);
+        assert_eq!(v.reason, "vmlinux BTF parses: 126610 types");
+        assert!(v.detail.unwrap().contains("task_struct"));
         let bad = "error: cannot parse /sys/kernel/btf/vmlinux: No such file or directory (kernel built without CONFIG_DEBUG_INFO_BTF)\n";
         let v = judge_btf(bad, Some(1));
         assert_eq!(v.result, TestResult::Fail);
@@ -578,7 +714,15 @@ bpf_jit_enable=1
         let f = split_frames(RUN);
         let v = judge_hello(&f.records[1].output, Some(0));
         assert_eq!(v.result, TestResult::Pass, "{}", v.reason);
-        assert!(v.reason.contains("do_sys_openat2"));
+        assert_eq!(
+            v.reason,
+            "kprobe fired: Hello, World!; unloaded after detach"
+        );
+        let d = v.detail.unwrap();
+        assert!(
+            d.contains("do_sys_openat2") && d.contains("bpf_trace_printk"),
+            "{d}"
+        );
         // kernel without KPROBES: attach fails
         let nokp = "loaded: prog id 4, jited 76 bytes\nlibbpf: failed to create kprobe 'do_sys_openat2+0x0' perf event: No such file or directory\nerror: attach kprobe do_sys_openat2: No such file or directory (the kernel needs KPROBES and KPROBE_EVENTS)\n";
         let v = judge_hello(nokp, Some(1));
@@ -610,13 +754,21 @@ bpf_jit_enable=1
             "{}",
             v.reason
         );
+        assert!(v.detail.unwrap().contains("port80=12 tcp81=8"));
+        let off = CBPF_OK.replace(
+            "jit: yes (JIT image logged for this pid)",
+            "jit: no (net.core.bpf_jit_enable=0: interpreted)",
+        );
+        assert!(judge_cbpf(&off, Some(0))
+            .reason
+            .ends_with("JIT: no, interpreted"));
         assert_eq!(cbpf_jitted(CBPF_OK), Some(true));
         // kernel without BPF_JIT: still passes the filter, but the JIT report changes
         let nojit = "bpf_jit_enable: absent (kernel built without CONFIG_BPF_JIT)\nipv6: no (no ::1 on lo)\njit: no (no BPF JIT in this kernel)\nresult: ok\n";
         assert_eq!(cbpf_jitted(nojit), Some(false));
-        assert!(judge_cbpf(nojit, Some(0))
-            .reason
-            .contains("JIT: no (no BPF JIT"));
+        let v = judge_cbpf(nojit, Some(0));
+        assert!(v.reason.ends_with("JIT: no"), "{}", v.reason);
+        assert!(v.detail.unwrap().contains("JIT: no (no BPF JIT"));
         // filter leaking port 81
         let leak = "filtered: total=20 port80=12 other=8\njit: yes (JIT image logged for this pid)\nerror: the filter let through 8 non-port-80 packets (tcp80=8 udp80=4 ipv6=6)\n";
         let v = judge_cbpf(leak, Some(1));
@@ -627,9 +779,11 @@ bpf_jit_enable=1
     #[test]
     fn core_hello() {
         let ok = "loaded: CO-RE relocations applied\ncore: pid=28 tgid=28 comm=core-hello\nhelper: pid=28 tgid=28 hits=5\nresult: ok\n";
-        assert_eq!(
-            judge_core(ok, Some(0)).reason,
-            "CO-RE read pid=28 tgid=28 comm=core-hello"
+        let v = judge_core(ok, Some(0));
+        assert_eq!(v.result, TestResult::Pass);
+        assert!(
+            v.detail.unwrap().contains("pid=28 tgid=28 comm=core-hello"),
+            "the values read go into the detail"
         );
         let nobtf = "note: /sys/kernel/btf/vmlinux missing\nlibbpf: failed to find valid kernel BTF\nerror: load core_hello.bpf.o: No such process (CO-RE needs the kernel's BTF at /sys/kernel/btf/vmlinux)\n";
         let v = judge_core(nobtf, Some(1));
@@ -647,7 +801,9 @@ bpf_jit_enable=1
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("hello_world"), "{}", v.reason);
         let noheaders = "Unable to find kernel headers. Try rebuilding kernel with CONFIG_IKHEADERS=m\nException: Failed to compile BPF module b'hello.c'\n";
-        assert!(judge_bcc(noheaders, Some(1)).reason.contains("IKHEADERS"));
+        let v = judge_bcc(noheaders, Some(1));
+        assert!(v.reason.contains("IKHEADERS"));
+        assert!(v.detail.unwrap().contains("outside /tmp"));
     }
 
     fn exp(jit: JitCount) -> TestBpfExpect {
@@ -681,6 +837,11 @@ bpf_jit_enable=1
         );
         assert_eq!(v.result, TestResult::Pass, "{}", v.reason);
         assert_eq!(v.reason, "378 PASSED, 0 FAILED, [365/366 JIT'ed]");
+        let d = v.detail.unwrap();
+        assert!(
+            d.contains("expected 365/366") && d.contains("test_skb_segment: 2 PASSED"),
+            "{d}"
+        );
         // a JIT that compiles fewer programs than this kernel is known to
         let v = judge_test_bpf(
             &out.replace("365/366", "300/366"),
@@ -739,7 +900,18 @@ bpf_jit_enable=1
             "{}",
             v.reason
         );
-        // no module
+        // no module in the guest: the build, not the kernel, is at fault
+        let v = judge_test_bpf(
+            "bpf_jit_enable=1\nlabctl: test_bpf.ko not found (kernel without CONFIG_TEST_BPF=m?)\n",
+            Some(127),
+            &exp(JitCount::All),
+        );
+        assert_eq!(
+            (v.result, v.skip),
+            (TestResult::Skip, Some(SkipKind::Setup))
+        );
+        assert!(v.detail.unwrap().contains("CONFIG_TEST_BPF=m"));
+        // insmod failing is a failure
         let v = judge_test_bpf(
             "bpf_jit_enable=1\nmodprobe: module test_bpf not found in modules.dep\n",
             Some(1),
@@ -760,6 +932,8 @@ bpf_jit_enable=1
             pre: None,
             timeout_s: 10,
             expect: expect.into(),
+            shows: Some("ICMP bytes counted".into()),
+            absent: vec![],
             reject: None,
             runs_forever: forever,
             parallel: false,
@@ -768,10 +942,16 @@ bpf_jit_enable=1
 
     #[test]
     fn samples_regex_exit_and_timeout() {
-        let s = sample(r"TCP \d+ UDP \d+ ICMP \d+ bytes", false);
+        let s = sample(r"ICMP \d+ bytes", false);
+        let v = judge_sample("ready\nTCP 0 UDP 0 ICMP 84 bytes\n", Some(0), &s);
+        assert_eq!(v.result, TestResult::Pass);
         assert_eq!(
-            judge_sample("TCP 0 UDP 0 ICMP 84 bytes\n", Some(0), &s).result,
-            TestResult::Pass
+            v.reason, "ICMP bytes counted",
+            "the reason is words, no regex"
+        );
+        assert_eq!(
+            v.detail.unwrap(),
+            r"output matched /ICMP \d+ bytes/: TCP 0 UDP 0 ICMP 84 bytes"
         );
         let v = judge_sample("failed to load\n", Some(1), &s);
         assert_eq!(v.result, TestResult::Fail);
@@ -789,10 +969,18 @@ bpf_jit_enable=1
             judge_sample("ping-30 ...\n", Some(RC_KILLED), &forever).result,
             TestResult::Pass
         );
+        let v = judge_sample("labctl: missing sockex1\n", Some(127), &s);
         assert_eq!(
-            judge_sample("labctl: missing sockex1\n", Some(127), &s).result,
-            TestResult::Skip
+            (v.result, v.skip),
+            (TestResult::Skip, Some(SkipKind::Setup))
         );
+        let v = judge_sample("nothing\n", Some(1), &s);
+        assert!(
+            !v.reason.contains('\\'),
+            "no regex in the reason: {}",
+            v.reason
+        );
+        assert!(v.detail.unwrap().contains(r"/ICMP \d+ bytes/"));
         let mut tp = sample(r"prog #0: map ids \d+ \d+", false);
         tp.reject = Some("failed|returns value 0".into());
         assert_eq!(

@@ -229,11 +229,15 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
         sink,
     )?;
     if verdict.accel == Accel::Tcg && spec.accel == AccelChoice::Auto {
-        sink.info(format!(
-            "using TCG (no KVM): {}{}",
-            verdict.reason,
-            if verdict.cached { " [cached for this host boot]" } else { "" }
-        ));
+        // The same for every boot of a run: a notice, shown once.
+        sink.emit(crate::events::Event::Notice {
+            topic: "accel".into(),
+            text: format!(
+                "using TCG (no KVM): {}{}",
+                verdict.reason,
+                if verdict.cached { " [cached for this host boot]" } else { "" }
+            ),
+        });
     }
     match spec.backend {
         Backend::Vng => vng::run(spec, &verdict, sink),

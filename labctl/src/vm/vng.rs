@@ -145,6 +145,8 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
     }
     std::fs::write(dir.join("run.sh"), &spec.script).map_err(io("write", &dir.join("run.sh")))?;
     std::fs::write(dir.join("wrap.sh"), wrapper(&dir, spec)).map_err(io("write", &dir.join("wrap.sh")))?;
+    // Callers set `modules` only when the user passed --modules (the suite's vng boot and
+    // `vm run --backend vng` without it leave it unset), so this warns about a real option.
     if spec.modules.is_some() {
         sink.warn("--backend vng boots with the host's /lib/modules; --modules is ignored (load .ko files by path instead)");
     }
