@@ -107,9 +107,9 @@ fn require_root_and_mmdebstrap() {
     );
 }
 
-fn bookworm_tarball(test_home: &Path) -> PathBuf {
+fn bookworm_tarball() -> PathBuf {
     let mirror = Mirror::from_host().expect("a Debian archive in the host's apt configuration");
-    RootfsCache::new(test_home.join("rootfs"))
+    RootfsCache::new(common::persistent_rootfs_dir())
         .get(&RootfsSpec::new("bookworm"), &mirror, &NullSink)
         .unwrap_or_else(|e| panic!("bookworm minbase root filesystem: {e}"))
 }
@@ -127,8 +127,7 @@ fn mounts_below(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn session_runs_inside_with_a_clean_environment_and_cleans_up() {
     require_root_and_mmdebstrap();
-    let test_home = common::persistent_test_home();
-    let tarball = bookworm_tarball(&test_home);
+    let tarball = bookworm_tarball();
     let dir = std::env::temp_dir().join(format!("labctl-rootfs-session-{}", std::process::id()));
     let rootfs = Rootfs::unpack(&tarball, &dir, &NullSink).unwrap();
     let shared = tempfile::tempdir().unwrap();
@@ -235,12 +234,12 @@ fn bare_bookworm_passes_the_readme_main_job() {
         "the fresh-machine test needs mmdebstrap (apt-get install --no-install-recommends mmdebstrap)"
     );
     let test_home = common::persistent_test_home();
-    let logs = test_home.join("rootfs/logs");
+    let logs = common::persistent_rootfs_dir().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
 
     // Phase 1: the root filesystem (cached for 3 days), unpacked into a scratch folder.
     let t = Instant::now();
-    let tarball = bookworm_tarball(&test_home);
+    let tarball = bookworm_tarball();
     let dir = std::env::temp_dir().join(format!("labctl-fresh-machine-{}", std::process::id()));
     let rootfs = Rootfs::unpack(&tarball, &dir, &NullSink)
         .unwrap_or_else(|e| panic!("unpack {}: {e}", tarball.display()));
