@@ -21,6 +21,8 @@ pub enum Error {
     #[error(transparent)]
     Suite(#[from] crate::suite::SuiteError),
     #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error(transparent)]
     MatrixList(#[from] crate::matrix::MatrixListError),
     #[error("{op} {}: {source}", path.display())]
     Io {

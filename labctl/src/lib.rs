@@ -21,6 +21,7 @@ pub mod kconfig;
 pub mod lab;
 pub mod matrix;
 pub mod process;
+pub mod rootfs;
 pub mod source;
 pub mod suite;
 pub mod version;

@@ -27,6 +27,14 @@ impl DebianBases {
     pub fn is_empty(&self) -> bool {
         self.archive.is_empty() && self.security.is_empty()
     }
+    /// The preferred main archive base (the first one apt is configured with).
+    pub fn primary_archive(&self) -> Option<&str> {
+        self.archive.first().map(String::as_str)
+    }
+    /// The preferred security archive base.
+    pub fn primary_security(&self) -> Option<&str> {
+        self.security.first().map(String::as_str)
+    }
 }
 
 /// Parse deb822 `.sources` text.
@@ -306,6 +314,18 @@ deb http://ppa.example/ubuntu jammy main
     #[test]
     fn empty_config_gives_nothing() {
         let d = tempfile::tempdir().unwrap();
-        assert!(read_host(d.path()).is_empty());
+        let b = read_host(d.path());
+        assert!(b.is_empty());
+        assert_eq!((b.primary_archive(), b.primary_security()), (None, None));
+    }
+
+    #[test]
+    fn primary_bases_are_the_first_configured() {
+        let b = classify(&parse_deb822(DEB822));
+        assert_eq!(b.primary_archive(), Some("http://mirror.example/debian"));
+        assert_eq!(
+            b.primary_security(),
+            Some("http://mirror.example/debian-security")
+        );
     }
 }

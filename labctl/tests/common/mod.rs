@@ -517,6 +517,14 @@ pub fn persistent_test_home() -> PathBuf {
     p
 }
 
+/// The root filesystem cache of the persistent test home (`<test home>/rootfs/`):
+/// mmdebstrap tarballs for the fresh-machine test, and its logs in `logs/`.
+pub fn persistent_rootfs_dir() -> PathBuf {
+    let p = persistent_test_home().join("rootfs");
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
 /// Files (recursively) under a folder, as paths relative to it.
 pub fn files_under(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
