@@ -189,7 +189,9 @@ pub fn local_builds(home: &Home) -> Vec<BuildJson> {
 
 /// The newest successful build matching `req` (highest version, then most recent).
 pub fn find_build(home: &Home, req: &VersionReq) -> Option<BuildOutput> {
-    let mut ok: Vec<BuildJson> = local_builds(home).into_iter().filter(|b| b.is_complete() && req.matches(&b.version)).collect();
+    // A build whose samples/bpf step failed is not "finished" for the suite: running the
+    // pipeline again retries that step incrementally (e.g. after `doctor --install`).
+    let mut ok: Vec<BuildJson> = local_builds(home).into_iter().filter(|b| b.is_complete() && b.samples_ok != Some(false) && req.matches(&b.version)).collect();
     ok.sort_by(|a, b| b.version.cmp(&a.version).then(b.finished_unix.cmp(&a.finished_unix)));
     ok.into_iter().next().and_then(|b| b.output)
 }

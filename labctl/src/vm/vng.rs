@@ -113,7 +113,7 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
                 verdict.accel.name()
             ),
         );
-        let out = Cmd::new(&vng)
+        let out = vng_cmd(&vng)
             .args(boot_argv(spec, verdict.accel))
             .inherit_stdio()
             .run(sink)
@@ -155,7 +155,7 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
     let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
     let console_log = spec.run_dir.join("console.log");
     let exit_file = dir.join("exit");
-    let cmd = Cmd::new(&vng)
+    let cmd = vng_cmd(&vng)
         .args(argv(spec, verdict.accel, &dir))
         .timeout(boot_timeout + cmd_timeout);
     let stage = sink.stage(
@@ -281,4 +281,18 @@ mod tests {
         assert!(run < exit);
         assert!(w.contains("insmod /x/test_bpf.ko"));
     }
+}
+
+/// `vng` runs its helpers (`virtme-run`, ...) by name: when it lives outside `PATH`
+/// (labctl's tools venv), its own folder goes at the end of the child's `PATH`.
+fn vng_cmd(vng: &Path) -> Cmd {
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = vng.parent() {
+        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        if !dirs.iter().any(|d| d == dir) {
+            dirs.push(dir.to_path_buf());
+            path = std::env::join_paths(dirs).unwrap_or(path);
+        }
+    }
+    Cmd::new(vng).env("PATH", path)
 }
