@@ -136,6 +136,9 @@ impl Cmd {
         self.inherit_stdio = true;
         self
     }
+    pub fn get_cwd(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
     pub fn program(&self) -> &OsStr {
         &self.program
     }

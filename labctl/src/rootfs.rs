@@ -12,7 +12,8 @@
 //!   and renames it into place; a flock per entry keeps two runs from building the same
 //!   one; `NAME.json` records how it was built and `NAME.log` mmdebstrap's output.
 //! - **Sessions** ([`Session`]): a [`Rootfs`] unpacked into a folder gets the host's
-//!   `/etc/resolv.conf`, `/proc`, `/sys`, `/dev` (with `/dev/pts` and `/dev/shm`, so
+//!   `/etc/resolv.conf` and locally added CA certificates (the network's, not the
+//!   system's), `/proc`, `/sys`, `/dev` (with `/dev/pts` and `/dev/shm`, so
 //!   `/dev/kvm` is there for the KVM probe) and any extra bind mounts; commands run inside
 //!   with `chroot` under a cleared environment (PATH, HOME, TERM, LANG only), streamed to a
 //!   log with a timeout. Dropping the session kills every process still inside, unmounts
@@ -769,8 +770,11 @@ pub struct Session {
     closed: bool,
 }
 
+/// Where Debian-family systems keep locally added CA certificates.
+const LOCAL_CA_DIR: &str = "/usr/local/share/ca-certificates";
+
 impl Session {
-    /// Copy resolv.conf in and mount everything in [`mount_plan`]. A failure part-way
+    /// Copy resolv.conf (and the host's locally added CA certificates) in and mount everything in [`mount_plan`]. A failure part-way
     /// undoes the mounts already made.
     pub fn enter(rootfs: &Rootfs, opts: SessionOptions, sink: &dyn EventSink) -> Result<Session> {
         if euid() != 0 {
@@ -793,6 +797,21 @@ impl Session {
         if Path::new("/etc/resolv.conf").exists() {
             std::fs::copy("/etc/resolv.conf", &resolv)
                 .map_err(io_err("copy resolv.conf to", &resolv))?;
+        }
+        // The site's network trust: CA certificates the host's administrator added
+        // (a TLS-inspecting proxy, a company CA). Like resolv.conf they describe the
+        // network, not the system: a fresh machine on this network would have them, and
+        // `ca-certificates` (installed by doctor when needed) folds them into the bundle.
+        let local_cas = Path::new(LOCAL_CA_DIR);
+        if let Ok(rd) = std::fs::read_dir(local_cas) {
+            let inside = rootfs.create_dir_all(LOCAL_CA_DIR)?;
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "crt") && p.is_file() {
+                    let to = inside.join(e.file_name());
+                    std::fs::copy(&p, &to).map_err(io_err("copy CA certificate to", &to))?;
+                }
+            }
         }
         for m in mount_plan(&opts.binds) {
             if let MountKind::Bind { host, .. } = &m.kind {

@@ -35,6 +35,9 @@ const BUILD_ENV: &[(&str, &str)] = &[
     ("LC_CTYPE", "C"),
 ];
 
+/// The catalogue entry whose (builtin) remedy builds samples/bpf in an in-tree copy.
+const IN_TREE_SAMPLES: &str = "samples-bpf-o-userprogs";
+
 /// Where samples/bpf put the selftests helpers they link (relative to the object folder).
 const SAMPLES_HELPER_DIR: &str = "tools/testing/selftests/bpf";
 
@@ -45,6 +48,9 @@ struct Ctx<'a> {
     dir: PathBuf,
     src: PathBuf,
     obj: PathBuf,
+    /// samples/bpf built in-tree here instead of `O=obj` (catalogue entry
+    /// samples-bpf-o-userprogs); None = out of tree.
+    samples_src: Option<PathBuf>,
     jobs: usize,
     /// Variables for every kernel make (CC wrapper, PAHOLE wrapper, fix variables).
     vars: Vec<(String, String)>,
@@ -130,6 +136,7 @@ pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<Bu
         sink,
         src: dir.join("src"),
         obj: dir.join("obj"),
+        samples_src: plan.notes.iter().any(|id| id == IN_TREE_SAMPLES).then(|| dir.join("samples-src")),
         dir: dir.clone(),
         jobs,
         vars: Vec::new(),
@@ -257,6 +264,35 @@ fn make_private_tree(cx: &mut Ctx, repro: &mut Vec<String>) -> Result<(), BuildE
     Ok(())
 }
 
+/// The in-tree copy for samples/bpf: a hard-link farm of the build's private tree (so the
+/// fixes' edits are there too), made once, with the build's current `.config`.
+fn prepare_samples_tree(cx: &mut Ctx) -> Result<(), BuildError> {
+    let Some(tree) = cx.samples_src.clone() else { return Ok(()) };
+    // Each run starts from a clean in-tree state of samples (a failed step may have left
+    // half-built files); the farm itself is kept.
+    cx.meta.samples_ok = None;
+    if !tree.join("Makefile").exists() {
+        let tmp = cx.dir.join(".samples-src.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let linked = Cmd::new("cp").arg("-al").arg(&cx.src).arg(&tmp).run(cx.sink)?;
+        if !linked.success() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Cmd::new("cp").args(["-a", "--reflink=auto"]).arg(&cx.src).arg(&tmp).run_checked(cx.sink)?;
+        }
+        make_dirs_writable(&tmp);
+        std::fs::rename(&tmp, &tree).map_err(|e| BuildError::io("rename into place", &tree, e))?;
+    }
+    let from = cx.obj.join(".config");
+    let to = tree.join(".config");
+    let text = std::fs::read(&from).map_err(|e| BuildError::io("read", &from, e))?;
+    if std::fs::read(&to).ok().as_deref() != Some(text.as_slice()) {
+        // Replace, never write through a link.
+        let _ = std::fs::remove_file(&to);
+        write_atomic(&to, &text)?;
+    }
+    Ok(())
+}
+
 /// Directories of the farm are our own (cp creates them); files are shared links and
 /// keep their modes. A read-only source tree must still accept new build outputs.
 fn make_dirs_writable(dir: &Path) {
@@ -381,7 +417,26 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
     steps.push(Step { name: "headers_install", stage: "headers", detail: "make headers_install".into(), cmd: kmake(cx, &["headers_install".into()], &cx.vars), compile: None, soft: false });
     if cx.req.samples {
         let vars = samples_make_vars(&cx.vars, &cx.samples_vars);
-        steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf"), cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars), compile: None, soft: true });
+        match &cx.samples_src {
+            None => steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf"), cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars), compile: None, soft: true }),
+            Some(tree) => {
+                // In-tree, as samples/bpf/README.rst documents (see IN_TREE_SAMPLES).
+                let mut svars = vars.clone();
+                if !svars.iter().any(|(k, _)| k == "VMLINUX_BTF") {
+                    svars.push(("VMLINUX_BTF".into(), cx.obj.join("vmlinux").display().to_string()));
+                }
+                let tm = |extra: &[String], vars: &[(String, String)]| {
+                    let mut c = Cmd::new("make").cwd(tree).env_remove("LC_ALL").envs(&cx.env);
+                    for (k, v) in vars {
+                        c = c.arg(format!("{k}={v}"));
+                    }
+                    c.args(extra)
+                };
+                steps.push(Step { name: "samples-config", stage: "samples", detail: format!("in-tree copy {}: make olddefconfig", tree.display()), cmd: tm(&["olddefconfig".into()], &vars), compile: None, soft: true });
+                steps.push(Step { name: "samples-prepare", stage: "samples", detail: format!("make {j} prepare headers_install (in-tree copy)"), cmd: tm(&[j.clone(), "prepare".into(), "headers_install".into()], &vars), compile: None, soft: true });
+                steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf (in-tree copy)"), cmd: tm(&[j, "M=samples/bpf".into()], &svars), compile: None, soft: true });
+            }
+        }
     }
     steps
 }
@@ -432,7 +487,12 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
             s.push_str(&format!("mkdir -p {}\n", q(&cx.obj.join(SAMPLES_HELPER_DIR))));
         }
         let args: Vec<String> = st.cmd.get_args().iter().map(|a| crate::process::shell_quote(a)).collect();
-        s.push_str(&format!("make {}\n", args.join(" ")));
+        match st.cmd.get_cwd().filter(|d| *d != cx.src.as_path()) {
+            // The in-tree samples copy: labctl makes it with `cp -al` of the private tree
+            // and copies the build's .config into it (see build.json's plan).
+            Some(d) => s.push_str(&format!("( [ -d {d} ] || cp -al {src} {d}; cp {cfg} {d}/.config; cd {d} && make {} )\n", args.join(" "), d = q(d), src = q(&cx.src), cfg = q(&cx.obj.join(".config")))),
+            None => s.push_str(&format!("make {}\n", args.join(" "))),
+        }
     }
     let path = cx.dir.join("reproduce.sh");
     write_atomic(&path, s.as_bytes())?;
@@ -447,7 +507,14 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     if step.name == "modules_install" {
         let _ = std::fs::remove_dir_all(cx.dir.join("artifacts").join("modules"));
     }
-    if step.name == "samples" {
+    if step.soft && cx.meta.samples_ok == Some(false) && step.name != "samples-config" {
+        // An earlier samples step failed in this run: the later ones cannot succeed.
+        return Ok(());
+    }
+    if step.name == "samples-config" {
+        prepare_samples_tree(cx)?;
+    }
+    if step.name == "samples" && cx.samples_src.is_none() {
         // Catalogue entry samples-bpf-o-depfile: kbuild does not create this folder with O=.
         let d = cx.obj.join(SAMPLES_HELPER_DIR);
         std::fs::create_dir_all(&d).map_err(|e| BuildError::io("create directory", &d, e))?;
@@ -603,7 +670,7 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
     let samples = art.join("samples");
     let _ = std::fs::remove_dir_all(&samples);
     std::fs::create_dir_all(&samples).map_err(|e| BuildError::io("create directory", &samples, e))?;
-    let sdir = cx.obj.join("samples").join("bpf");
+    let sdir = cx.samples_src.as_ref().unwrap_or(&cx.obj).join("samples").join("bpf");
     let mut n_samples = 0;
     if let Ok(rd) = std::fs::read_dir(&sdir) {
         use std::os::unix::fs::PermissionsExt;

@@ -610,6 +610,11 @@ fn run_changing(argv: &[String], sink: &dyn EventSink) -> Result<(), InstallErro
     }
 }
 
+/// The system's CA bundle: the first file of requirement `ca-certificates` that exists.
+fn system_ca_bundle() -> Option<PathBuf> {
+    super::requirement("ca-certificates")?.file.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
 /// Run the plan's steps in order, stopping at the first failure.
 pub fn execute(plan: &Plan, sink: &dyn EventSink) -> Result<(), InstallError> {
     for step in &plan.steps {
@@ -647,11 +652,15 @@ pub fn execute(plan: &Plan, sink: &dyn EventSink) -> Result<(), InstallError> {
                 }
             }
             Step::Venv { argv } | Step::Pip { argv } => {
-                let out = Cmd::new(&argv[0])
-                    .args(&argv[1..])
-                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-                    .inherit_stdio()
-                    .run(sink)?;
+                let mut cmd = Cmd::new(&argv[0]).args(&argv[1..]).env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+                // pip trusts its own bundled CA list; use the system's store (what apt and
+                // curl trust, including CAs the administrator added) unless told otherwise.
+                if std::env::var_os("PIP_CERT").is_none() {
+                    if let Some(bundle) = system_ca_bundle() {
+                        cmd = cmd.env("PIP_CERT", bundle);
+                    }
+                }
+                let out = cmd.inherit_stdio().run(sink)?;
                 if !out.success() {
                     return Err(InstallError::Failed {
                         command: shell_line(argv, false),

@@ -1306,6 +1306,10 @@ mod tests {
             "apt-get",
             "apt-cache",
             "dpkg-query",
+            "env",
+            "tar",
+            "mount",
+            "umount",
         ];
         let programs: Vec<&str> = requirements().iter().flat_map(|r| r.programs()).collect();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

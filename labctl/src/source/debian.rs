@@ -21,14 +21,19 @@ use crate::events::{EventSink, SinkExt};
 use crate::home::Home;
 use crate::version::{KernelVersion, VersionReq};
 
-/// The suites searched by default, in order.
-pub const DEFAULT_SUITES: [&str; 6] = [
+/// The suites searched by default, in order: stable releases first, so that for the same
+/// kernel version a stable suite wins; then testing (forky) and unstable (sid), which carry
+/// the newest kernels. experimental (release candidates) only when asked
+/// (`--debian-suites experimental`).
+pub const DEFAULT_SUITES: [&str; 8] = [
     "bullseye",
     "bullseye-security",
     "bookworm",
     "bookworm-security",
     "bookworm-backports",
     "trixie",
+    "forky",
+    "sid",
 ];
 
 /// How long a parsed Sources index is trusted.

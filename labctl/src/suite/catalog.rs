@@ -259,12 +259,26 @@ pub fn test_bpf_expect(
         file: "test_bpf.toml",
         message: e.to_string(),
     })?;
-    for s in f.series {
-        if *v >= parse_ver(&s.min)? && *v <= parse_ver(&s.max)? {
+    // The series containing `v`; for a kernel newer than every series, the newest one
+    // (test_bpf only grows, and its default subset stays the same).
+    let mut newest: Option<(KernelVersion, usize)> = None;
+    let mut hit = None;
+    for (i, s) in f.series.iter().enumerate() {
+        let (min, max) = (parse_ver(&s.min)?, parse_ver(&s.max)?);
+        if *v >= min && *v <= max {
+            hit = Some(i);
+        }
+        if newest.is_none_or(|(m, _)| max > m) {
+            newest = Some((max, i));
+        }
+    }
+    let pick = hit.or(newest.filter(|(max, _)| v > max).map(|(_, i)| i));
+    if let Some(s) = pick.map(|i| &f.series[i]) {
+        {
             let (params, jit) = if full {
-                (s.full_params, s.full_jit)
+                (s.full_params.clone(), s.full_jit.clone())
             } else {
-                (s.params, s.jit)
+                (s.params.clone(), s.jit.clone())
             };
             let jit = jit.parse().map_err(|m| SuiteError::Data {
                 file: "test_bpf.toml",
@@ -489,6 +503,17 @@ mod tests {
         assert!(test_bpf_expect(TEST_BPF_TOML, &v("4.19.1"), false)
             .unwrap()
             .is_none());
+        // 7.x runs the default subset, not the whole set.
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), false).unwrap().unwrap();
+        assert!(!e.params.is_empty(), "7.x runs a subset by default");
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), true).unwrap().unwrap();
+        assert_eq!(e.jit, JitCount::Exact { jited: 1041, total: 1041 });
+        // A kernel newer than every series gets the newest series, not nothing.
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("9.2.1"), false).unwrap().unwrap();
+        assert!(!e.params.is_empty());
+        let older_only = "[[series]]\nmin = \"5.4\"\nmax = \"5.999\"\nparams = \"a\"\njit = \"all\"\nfull_params = \"\"\nfull_jit = \"all\"\ntimeout_s = 1\n";
+        assert_eq!(test_bpf_expect(older_only, &v("6.1.1"), false).unwrap().unwrap().0.params, ["a"]);
+        assert!(test_bpf_expect(older_only, &v("5.3.1"), false).unwrap().is_none(), "older than every series: none");
     }
 
     #[test]

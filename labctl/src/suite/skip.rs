@@ -84,16 +84,23 @@ impl SamplesFailure {
         if meta.samples_ok != Some(false) {
             return None;
         }
-        let log = std::fs::read_dir(dir.join("logs"))
+        // The samples steps' logs are `NN-samples*.log` (in-tree builds have three:
+        // samples-config, samples-prepare, samples); the failed one ran last.
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.join("logs"))
             .ok()
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().ends_with("samples.log"))
-            });
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.split_once('-').is_some_and(|(_, rest)| rest.starts_with("samples")) && n.ends_with(".log")
+                })
+            })
+            .collect();
+        logs.sort();
+        let log = logs.pop();
         let first_error = log
             .as_ref()
             .and_then(|l| std::fs::read_to_string(l).ok())
