@@ -32,7 +32,9 @@ pub enum TestResult {
 }
 
 /// Why a test was skipped. Only [`SkipKind::Setup`] says the lab was not verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipKind {
     /// The host or the build could not provide what the test needs (a missing package,
@@ -61,9 +63,18 @@ pub enum Event {
     /// A named stage of an engine begins (e.g. "fetch", "config", "compile", "boot").
     StageStarted { stage: String, detail: String },
     /// A stage ended; `ok` false means the error follows as the engine's return value.
-    StageFinished { stage: String, ok: bool, duration: Duration },
+    StageFinished {
+        stage: String,
+        ok: bool,
+        duration: Duration,
+    },
     /// Progress inside the current stage. `total` is None when unknown.
-    Progress { stage: String, done: u64, total: Option<u64>, unit: Unit },
+    Progress {
+        stage: String,
+        done: u64,
+        total: Option<u64>,
+        unit: Unit,
+    },
     /// A human-readable remark (a fallback taken, a fix applied, a warning).
     Message { level: Level, text: String },
     /// A remark that is the same for every boot of one labctl run (why KVM is not used):
@@ -74,7 +85,13 @@ pub enum Event {
     /// One acceptance test started / finished.
     TestStarted { name: String },
     /// `skip` says why when `result` is `Skip`.
-    TestFinished { name: String, result: TestResult, skip: Option<SkipKind>, duration: Duration, reason: String },
+    TestFinished {
+        name: String,
+        result: TestResult,
+        skip: Option<SkipKind>,
+        duration: Duration,
+        reason: String,
+    },
 }
 
 pub trait EventSink: Send + Sync {
@@ -104,16 +121,30 @@ impl VecSink {
 /// Convenience helpers so engines stay terse.
 pub trait SinkExt: EventSink {
     fn info(&self, text: impl Into<String>) {
-        self.emit(Event::Message { level: Level::Info, text: text.into() })
+        self.emit(Event::Message {
+            level: Level::Info,
+            text: text.into(),
+        })
     }
     fn warn(&self, text: impl Into<String>) {
-        self.emit(Event::Message { level: Level::Warn, text: text.into() })
+        self.emit(Event::Message {
+            level: Level::Warn,
+            text: text.into(),
+        })
     }
     fn debug(&self, text: impl Into<String>) {
-        self.emit(Event::Message { level: Level::Debug, text: text.into() })
+        self.emit(Event::Message {
+            level: Level::Debug,
+            text: text.into(),
+        })
     }
     fn progress(&self, stage: &str, done: u64, total: Option<u64>, unit: Unit) {
-        self.emit(Event::Progress { stage: stage.to_string(), done, total, unit })
+        self.emit(Event::Progress {
+            stage: stage.to_string(),
+            done,
+            total,
+            unit,
+        })
     }
 }
 impl<T: EventSink + ?Sized> SinkExt for T {}
@@ -121,8 +152,16 @@ impl<T: EventSink + ?Sized> SinkExt for T {}
 impl dyn EventSink + '_ {
     /// Emit `StageStarted` now and `StageFinished` when the timer is dropped.
     pub fn stage(&self, stage: &str, detail: impl Into<String>) -> StageTimer<'_> {
-        self.emit(Event::StageStarted { stage: stage.to_string(), detail: detail.into() });
-        StageTimer { sink: self, stage: stage.to_string(), start: std::time::Instant::now(), ok: false }
+        self.emit(Event::StageStarted {
+            stage: stage.to_string(),
+            detail: detail.into(),
+        });
+        StageTimer {
+            sink: self,
+            stage: stage.to_string(),
+            start: std::time::Instant::now(),
+            ok: false,
+        }
     }
 }
 

@@ -40,7 +40,9 @@ impl Home {
         }
         match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
             Some(h) => Ok(Home::new(PathBuf::from(h).join(".cache").join("labctl"))),
-            None => Err(Error::Usage("cannot find a home for labctl's cache: set LABCTL_HOME or pass --home DIR".into())),
+            None => Err(Error::Usage(
+                "cannot find a home for labctl's cache: set LABCTL_HOME or pass --home DIR".into(),
+            )),
         }
     }
 
@@ -89,7 +91,12 @@ impl Home {
     pub fn lock(&self, name: &str) -> Result<LockGuard> {
         let dir = self.ensure(self.locks())?;
         let path = dir.join(format!("{}.lock", sanitize(name)));
-        let f = File::options().create(true).truncate(false).write(true).open(&path).ctx("open lock", &path)?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open lock", &path)?;
         f.lock().ctx("lock", &path)?;
         Ok(LockGuard { _file: f, path })
     }
@@ -99,7 +106,12 @@ impl Home {
     pub fn try_lock(&self, name: &str) -> Result<Option<LockGuard>> {
         let dir = self.ensure(self.locks())?;
         let path = dir.join(format!("{}.lock", sanitize(name)));
-        let f = File::options().create(true).truncate(false).write(true).open(&path).ctx("open lock", &path)?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open lock", &path)?;
         match f.try_lock() {
             Ok(()) => Ok(Some(LockGuard { _file: f, path })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -109,7 +121,15 @@ impl Home {
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// An held flock; released when dropped (or when the process dies).
@@ -128,7 +148,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id(),
         SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
@@ -161,7 +183,8 @@ pub fn free_space(path: &Path) -> Result<u64> {
             break;
         }
     }
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| Error::Usage("path contains NUL".into()))?;
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Usage("path contains NUL".into()))?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid C string and st a valid out-pointer.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
@@ -180,7 +203,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[i]) }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }
 
 #[cfg(test)]
@@ -200,7 +227,11 @@ mod tests {
         let p = d.path().join("a/b.json");
         write_atomic(&p, b"{}").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"{}");
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 1);
     }
 
@@ -210,7 +241,10 @@ mod tests {
         let h = Home::new(d.path());
         let g = h.lock("linux-5.10").unwrap();
         let f = File::options().write(true).open(&g.path).unwrap();
-        assert!(f.try_lock().is_err(), "second lock must fail while the first is held");
+        assert!(
+            f.try_lock().is_err(),
+            "second lock must fail while the first is held"
+        );
         drop(g);
         assert!(f.try_lock().is_ok());
     }

@@ -24,7 +24,14 @@ pub struct BuildTuning {
 
 impl Default for BuildTuning {
     fn default() -> Self {
-        BuildTuning { jobs: 0, fixes: true, cc_wrapper: CcWrapper::Auto, modules: true, samples: true, preflight: true }
+        BuildTuning {
+            jobs: 0,
+            fixes: true,
+            cc_wrapper: CcWrapper::Auto,
+            modules: true,
+            samples: true,
+            preflight: true,
+        }
     }
 }
 
@@ -56,7 +63,14 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
         tree
     };
     let config = {
-        let t = sink.stage("config", format!("{} profile for linux {}", profile_name(&req.plan), tree.version));
+        let t = sink.stage(
+            "config",
+            format!(
+                "{} profile for linux {}",
+                profile_name(&req.plan),
+                tree.version
+            ),
+        );
         let r = kconfig::configure(home, &tree, &req.plan, sink)?;
         t.ok();
         r
@@ -71,7 +85,11 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
     b.samples = req.tuning.samples;
     b.preflight = req.tuning.preflight;
     let output = build::build(home, &b, sink)?;
-    Ok(Built { tree, config, output })
+    Ok(Built {
+        tree,
+        config,
+        output,
+    })
 }
 
 fn profile_name(plan: &ConfigPlan) -> String {

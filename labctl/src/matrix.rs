@@ -25,7 +25,8 @@ pub fn parse_list(text: &str) -> Result<Vec<String>, MatrixListError> {
         return Err(MatrixListError("`kernels` is empty".into()));
     }
     for k in &f.kernels {
-        k.parse::<crate::VersionReq>().map_err(|e| MatrixListError(e.to_string()))?;
+        k.parse::<crate::VersionReq>()
+            .map_err(|e| MatrixListError(e.to_string()))?;
     }
     Ok(f.kernels)
 }
@@ -45,7 +46,11 @@ pub struct MatrixRow {
 
 impl MatrixRow {
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.suite.as_ref().is_some_and(|s| s.status() == SuiteStatus::Passed)
+        self.error.is_none()
+            && self
+                .suite
+                .as_ref()
+                .is_some_and(|s| s.status() == SuiteStatus::Passed)
     }
     /// This kernel's `vm test` exit code: 2 never tested or not verified (setup skips),
     /// 1 a test failed, 0 passed.
@@ -94,7 +99,10 @@ pub fn table(rows: &[MatrixRow]) -> String {
             }
         }
     }
-    let heads: Vec<String> = rows.iter().map(|r| r.version.clone().unwrap_or_else(|| r.requested.clone())).collect();
+    let heads: Vec<String> = rows
+        .iter()
+        .map(|r| r.version.clone().unwrap_or_else(|| r.requested.clone()))
+        .collect();
     let w0 = tests.iter().map(String::len).chain([5]).max().unwrap_or(5);
     let widths: Vec<usize> = heads.iter().map(|h| h.len().max(10)).collect();
     let mut out = String::new();
@@ -113,7 +121,10 @@ pub fn table(rows: &[MatrixRow]) -> String {
     let secs = |v: Option<f64>| v.map(|s| format!("{s:.0}s")).unwrap_or_else(|| "-".into());
     line("build", rows.iter().map(|r| secs(r.build_s)).collect());
     line("test", rows.iter().map(|r| secs(r.test_s)).collect());
-    line("verdict", rows.iter().map(|r| r.verdict().to_string()).collect());
+    line(
+        "verdict",
+        rows.iter().map(|r| r.verdict().to_string()).collect(),
+    );
     let mut notes = Vec::new();
     for (r, h) in rows.iter().zip(&heads) {
         if let Some(e) = &r.error {
@@ -153,7 +164,15 @@ mod tests {
 
     fn outcome(n: &str, r: TestResult, why: &str) -> TestOutcome {
         let skip = (r == TestResult::Skip).then_some(SkipKind::Setup);
-        TestOutcome { name: n.to_string(), result: r, skip, duration_s: 1.0, reason: why.to_string(), detail: None, log: None }
+        TestOutcome {
+            name: n.to_string(),
+            result: r,
+            skip,
+            duration_s: 1.0,
+            reason: why.to_string(),
+            detail: None,
+            log: None,
+        }
     }
 
     fn suite(kernel: &str, results: &[(&str, TestResult, &str)]) -> SuiteResult {
@@ -163,13 +182,23 @@ mod tests {
             accel: "tcg".into(),
             duration_s: 10.0,
             run_dir: None,
-            tests: results.iter().map(|(n, r, why)| outcome(n, *r, why)).collect(),
+            tests: results
+                .iter()
+                .map(|(n, r, why)| outcome(n, *r, why))
+                .collect(),
             allow_skip: false,
         }
     }
 
     fn row(req: &str, s: Option<SuiteResult>, error: Option<&str>) -> MatrixRow {
-        MatrixRow { requested: req.into(), version: s.as_ref().map(|s| s.kernel.clone()), build_s: Some(300.0), test_s: Some(20.0), error: error.map(str::to_string), suite: s }
+        MatrixRow {
+            requested: req.into(),
+            version: s.as_ref().map(|s| s.kernel.clone()),
+            build_s: Some(300.0),
+            test_s: Some(20.0),
+            error: error.map(str::to_string),
+            suite: s,
+        }
     }
 
     #[test]
@@ -177,29 +206,73 @@ mod tests {
         let l = parse_list(DEFAULT_LIST).unwrap();
         assert!(l.len() >= 4 && l.contains(&"5.10.46".to_string()), "{l:?}");
         assert!(parse_list("kernels = []").is_err());
-        assert!(parse_list("kernels = [\"5.x\"]").unwrap_err().to_string().contains("accepted forms"));
+        assert!(parse_list("kernels = [\"5.x\"]")
+            .unwrap_err()
+            .to_string()
+            .contains("accepted forms"));
         assert!(parse_list("nope").is_err());
     }
 
     #[test]
     fn table_has_a_column_per_kernel_and_explains_every_non_pass() {
         let rows = vec![
-            row("5.10.46", Some(suite("5.10.46", &[("hello", TestResult::Pass, ""), ("test_bpf", TestResult::Pass, "")])), None),
-            row("6.1", Some(suite("6.1.158", &[("hello", TestResult::Fail, "no Hello in trace_pipe"), ("samples/xdp1", TestResult::Skip, "not built")])), None),
+            row(
+                "5.10.46",
+                Some(suite(
+                    "5.10.46",
+                    &[
+                        ("hello", TestResult::Pass, ""),
+                        ("test_bpf", TestResult::Pass, ""),
+                    ],
+                )),
+                None,
+            ),
+            row(
+                "6.1",
+                Some(suite(
+                    "6.1.158",
+                    &[
+                        ("hello", TestResult::Fail, "no Hello in trace_pipe"),
+                        ("samples/xdp1", TestResult::Skip, "not built"),
+                    ],
+                )),
+                None,
+            ),
             row("6.12", None, Some("build failed: pahole ...")),
         ];
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("TEST") && lines[0].contains("5.10.46") && lines[0].contains("6.1.158") && lines[0].contains("6.12"), "{t}");
+        assert!(
+            lines[0].starts_with("TEST")
+                && lines[0].contains("5.10.46")
+                && lines[0].contains("6.1.158")
+                && lines[0].contains("6.12"),
+            "{t}"
+        );
         let hello = lines.iter().find(|l| l.starts_with("hello")).unwrap();
-        assert_eq!(hello.split_whitespace().collect::<Vec<_>>(), ["hello", "pass", "FAIL", "-"]);
+        assert_eq!(
+            hello.split_whitespace().collect::<Vec<_>>(),
+            ["hello", "pass", "FAIL", "-"]
+        );
         let tb = lines.iter().find(|l| l.starts_with("test_bpf")).unwrap();
-        assert_eq!(tb.split_whitespace().collect::<Vec<_>>(), ["test_bpf", "pass", "n/a", "-"]);
-        assert!(t.contains("6.1.158 hello: no Hello in trace_pipe (fail)"), "{t}");
-        assert!(t.contains("6.1.158 samples/xdp1: not built (skip: setup)"), "{t}");
+        assert_eq!(
+            tb.split_whitespace().collect::<Vec<_>>(),
+            ["test_bpf", "pass", "n/a", "-"]
+        );
+        assert!(
+            t.contains("6.1.158 hello: no Hello in trace_pipe (fail)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("6.1.158 samples/xdp1: not built (skip: setup)"),
+            "{t}"
+        );
         assert!(t.contains("6.12: build failed"), "{t}");
         let verdicts = lines.iter().find(|l| l.starts_with("verdict")).unwrap();
-        assert_eq!(verdicts.split_whitespace().collect::<Vec<_>>(), ["verdict", "OK", "BROKEN", "ERROR"]);
+        assert_eq!(
+            verdicts.split_whitespace().collect::<Vec<_>>(),
+            ["verdict", "OK", "BROKEN", "ERROR"]
+        );
         assert_eq!(exit_code(&rows), 2);
         assert_eq!(exit_code(&rows[..2]), 1);
         assert_eq!(exit_code(&rows[..1]), 0);
@@ -207,19 +280,53 @@ mod tests {
 
     #[test]
     fn setup_skips_make_a_kernel_unverified_unless_allowed() {
-        let skipped = || suite("6.1.158", &[("hello", TestResult::Pass, ""), ("samples/xdp1", TestResult::Skip, "samples/bpf build failed")]);
-        let mut rows = vec![row("5.10.46", Some(suite("5.10.46", &[("hello", TestResult::Pass, "")])), None), row("6.1", Some(skipped()), None)];
+        let skipped = || {
+            suite(
+                "6.1.158",
+                &[
+                    ("hello", TestResult::Pass, ""),
+                    ("samples/xdp1", TestResult::Skip, "samples/bpf build failed"),
+                ],
+            )
+        };
+        let mut rows = vec![
+            row(
+                "5.10.46",
+                Some(suite("5.10.46", &[("hello", TestResult::Pass, "")])),
+                None,
+            ),
+            row("6.1", Some(skipped()), None),
+        ];
         let t = table(&rows);
-        assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["samples/xdp1", "n/a", "SKIP"]), "{t}");
-        assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", "OK", "UNVERIFIED"]), "{t}");
+        assert!(
+            t.lines().any(
+                |l| l.split_whitespace().collect::<Vec<_>>() == ["samples/xdp1", "n/a", "SKIP"]
+            ),
+            "{t}"
+        );
+        assert!(
+            t.lines().any(
+                |l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", "OK", "UNVERIFIED"]
+            ),
+            "{t}"
+        );
         assert_eq!(exit_code(&rows), 2, "a setup skip is a setup failure");
         // A failed test on one kernel and a setup skip on another: the worst code, 2.
-        rows.push(row("6.12", Some(suite("6.12.107", &[("hello", TestResult::Fail, "no Hello")])), None));
+        rows.push(row(
+            "6.12",
+            Some(suite(
+                "6.12.107",
+                &[("hello", TestResult::Fail, "no Hello")],
+            )),
+            None,
+        ));
         assert_eq!(exit_code(&rows), 2);
         rows.pop();
         rows[1].suite.as_mut().unwrap().allow_skip = true;
         assert_eq!(exit_code(&rows), 0, "--allow-skip");
-        assert!(table(&rows).lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", "OK", "OK"]));
+        assert!(table(&rows)
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", "OK", "OK"]));
         // Skips on request are allowed.
         let mut s = skipped();
         s.tests[1].skip = Some(SkipKind::Requested);

@@ -19,16 +19,31 @@ use crate::events::{Event, EventSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("cannot run `{program}`: {source} (is it installed? `labctl doctor` lists what is missing)")]
+    #[error(
+        "cannot run `{program}`: {source} (is it installed? `labctl doctor` lists what is missing)"
+    )]
     Spawn {
         program: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` exited with {status}{}{}", log_hint(log), stderr_hint(stderr_tail))]
-    Failed { command: String, status: String, stderr_tail: String, log: Option<PathBuf> },
+    #[error(
+        "`{command}` exited with {status}{}{}",
+        log_hint(log),
+        stderr_hint(stderr_tail)
+    )]
+    Failed {
+        command: String,
+        status: String,
+        stderr_tail: String,
+        log: Option<PathBuf>,
+    },
     #[error("`{command}` did not finish within {}s and was killed{}", timeout.as_secs(), log_hint(log))]
-    Timeout { command: String, timeout: Duration, log: Option<PathBuf> },
+    Timeout {
+        command: String,
+        timeout: Duration,
+        log: Option<PathBuf>,
+    },
     #[error("`{command}` was interrupted")]
     Interrupted { command: String },
     #[error("I/O error while running `{command}`: {source}")]
@@ -40,7 +55,9 @@ pub enum ProcessError {
 }
 
 fn log_hint(log: &Option<PathBuf>) -> String {
-    log.as_ref().map(|p| format!(" (full log: {})", p.display())).unwrap_or_default()
+    log.as_ref()
+        .map(|p| format!(" (full log: {})", p.display()))
+        .unwrap_or_default()
 }
 fn stderr_hint(tail: &str) -> String {
     if tail.trim().is_empty() {
@@ -108,7 +125,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(it.into_iter().map(|s| s.as_ref().to_owned()));
+        self.args
+            .extend(it.into_iter().map(|s| s.as_ref().to_owned()));
         self
     }
     pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
@@ -116,7 +134,8 @@ impl Cmd {
         self
     }
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.env
+            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
     pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Self {
@@ -214,7 +233,9 @@ impl Cmd {
 
     fn announce(&self, sink: &dyn EventSink) -> String {
         let line = self.reproducer();
-        sink.emit(Event::Command { command: line.clone() });
+        sink.emit(Event::Command {
+            command: line.clone(),
+        });
         log_command(&line);
         line
     }
@@ -233,7 +254,10 @@ impl Cmd {
         let _terminal = (self.inherit_stdio && stdin_is_tty()).then_some(TerminalBack);
         let deadline = self.timeout.map(|t| start + t);
         loop {
-            if let Some(out) = handle.try_wait().map_err(|source| ProcessError::Io { command: line.clone(), source })? {
+            if let Some(out) = handle.try_wait().map_err(|source| ProcessError::Io {
+                command: line.clone(),
+                source,
+            })? {
                 return Ok(Output {
                     code: out.status.code(),
                     stdout: out.stdout.clone(),
@@ -249,7 +273,11 @@ impl Cmd {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 kill_group(pid);
                 let _ = handle.wait();
-                return Err(ProcessError::Timeout { command: line, timeout: self.timeout.unwrap(), log: None });
+                return Err(ProcessError::Timeout {
+                    command: line,
+                    timeout: self.timeout.unwrap(),
+                    log: None,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -281,7 +309,10 @@ impl Cmd {
         mut on_line: impl FnMut(&str) -> LineAction,
     ) -> Result<StreamOutput, ProcessError> {
         let line = self.announce(sink);
-        let io_err = |source| ProcessError::Io { command: line.clone(), source };
+        let io_err = |source| ProcessError::Io {
+            command: line.clone(),
+            source,
+        };
         let mut logf = std::fs::File::create(log).map_err(io_err)?;
         writeln!(logf, "# {line}").map_err(io_err)?;
         let start = Instant::now();
@@ -364,7 +395,10 @@ impl Cmd {
     }
 
     fn spawn_error(&self, source: std::io::Error) -> ProcessError {
-        ProcessError::Spawn { program: self.program.to_string_lossy().into_owned(), source }
+        ProcessError::Spawn {
+            program: self.program.to_string_lossy().into_owned(),
+            source,
+        }
     }
 }
 
@@ -418,7 +452,10 @@ fn tail_lines(s: &str, n: usize) -> String {
 /// Quote for a POSIX shell; plain words stay unquoted.
 pub fn shell_quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
         s.into_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -434,7 +471,9 @@ pub fn which(program: &str) -> Option<PathBuf> {
     }
     let executable = |p: &PathBuf| {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -492,14 +531,21 @@ pub fn set_command_log(path: PathBuf) {
 
 fn log_command(line: &str) {
     if let Some(p) = COMMAND_LOG.get() {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             let _ = writeln!(f, "{} {line}", unix_time());
         }
     }
 }
 
 fn unix_time() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn kill_group(pid: i32) {
@@ -562,19 +608,35 @@ mod tests {
 
     #[test]
     fn reproducer_has_cwd_env_and_args() {
-        let c = Cmd::new("make").cwd("/src dir").env("KCFLAGS", "-O2 -g").arg("-j2").arg("a;b");
-        assert_eq!(c.reproducer(), "cd '/src dir' && KCFLAGS='-O2 -g' make -j2 'a;b'");
+        let c = Cmd::new("make")
+            .cwd("/src dir")
+            .env("KCFLAGS", "-O2 -g")
+            .arg("-j2")
+            .arg("a;b");
+        assert_eq!(
+            c.reproducer(),
+            "cd '/src dir' && KCFLAGS='-O2 -g' make -j2 'a;b'"
+        );
     }
 
     #[test]
     fn captures_exit_code_and_output() {
-        let out = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 7"]).run(&NullSink).unwrap();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2; exit 7"])
+            .run(&NullSink)
+            .unwrap();
         assert_eq!(out.code, Some(7));
         assert_eq!(out.stdout_str(), "out\n");
         assert_eq!(out.stderr_str(), "err\n");
-        let e = Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]).run_checked(&NullSink).unwrap_err();
+        let e = Cmd::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .run_checked(&NullSink)
+            .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("exit status 3") && msg.contains("boom"), "{msg}");
+        assert!(
+            msg.contains("exit status 3") && msg.contains("boom"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -590,14 +652,31 @@ mod tests {
         // The shell starts a grandchild that would outlive a plain kill of the shell.
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
         let start = Instant::now();
-        let e = Cmd::new("sh").args(["-c", &script]).timeout(Duration::from_millis(500)).run(&NullSink).unwrap_err();
+        let e = Cmd::new("sh")
+            .args(["-c", &script])
+            .timeout(Duration::from_millis(500))
+            .run(&NullSink)
+            .unwrap_err();
         assert!(matches!(e, ProcessError::Timeout { .. }), "{e:?}");
         assert!(start.elapsed() < Duration::from_secs(10));
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(200));
         // Gone, or a zombie waiting for its reaper: either way no longer running.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next().map(str::to_string)));
-        assert!(matches!(state.as_deref(), None | Some("Z") | Some("X")), "grandchild {pid} survived the timeout: state {state:?}");
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next().map(str::to_string))
+            });
+        assert!(
+            matches!(state.as_deref(), None | Some("Z") | Some("X")),
+            "grandchild {pid} survived the timeout: state {state:?}"
+        );
     }
 
     #[test]
@@ -606,11 +685,18 @@ mod tests {
         let log = dir.path().join("x.log");
         let mut seen = Vec::new();
         let out = Cmd::new("sh")
-            .args(["-c", "echo one; echo two >&2; echo PANIC; sleep 30; echo never"])
+            .args([
+                "-c",
+                "echo one; echo two >&2; echo PANIC; sleep 30; echo never",
+            ])
             .timeout(Duration::from_secs(20))
             .run_streaming(&NullSink, &log, |l| {
                 seen.push(l.to_string());
-                if l == "PANIC" { LineAction::Kill } else { LineAction::Continue }
+                if l == "PANIC" {
+                    LineAction::Kill
+                } else {
+                    LineAction::Continue
+                }
             })
             .unwrap();
         assert!(out.killed);

@@ -19,7 +19,11 @@ pub struct KernelVersion {
 
 impl KernelVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        KernelVersion { major, minor, patch }
+        KernelVersion {
+            major,
+            minor,
+            patch,
+        }
     }
     /// The `M.m` series this release belongs to.
     pub fn series(&self) -> (u32, u32) {
@@ -61,8 +65,13 @@ impl<'de> serde::Deserialize<'de> for KernelVersion {
             Parts { major: u32, minor: u32, patch: u32 },
         }
         match Repr::deserialize(d)? {
-            Repr::Text(t) => KernelVersion::parse_plain(&t).ok_or_else(|| serde::de::Error::custom(format!("not a kernel version: {t:?}"))),
-            Repr::Parts { major, minor, patch } => Ok(KernelVersion::new(major, minor, patch)),
+            Repr::Text(t) => KernelVersion::parse_plain(&t)
+                .ok_or_else(|| serde::de::Error::custom(format!("not a kernel version: {t:?}"))),
+            Repr::Parts {
+                major,
+                minor,
+                patch,
+            } => Ok(KernelVersion::new(major, minor, patch)),
         }
     }
 }
@@ -103,8 +112,15 @@ impl VersionReq {
         }
     }
     /// Pick what this request resolves to among `available`.
-    pub fn pick<'a>(&self, available: impl IntoIterator<Item = &'a KernelVersion>) -> Option<KernelVersion> {
-        available.into_iter().filter(|v| self.matches(v)).max().copied()
+    pub fn pick<'a>(
+        &self,
+        available: impl IntoIterator<Item = &'a KernelVersion>,
+    ) -> Option<KernelVersion> {
+        available
+            .into_iter()
+            .filter(|v| self.matches(v))
+            .max()
+            .copied()
     }
 }
 
@@ -120,8 +136,16 @@ impl fmt::Display for VersionReq {
 impl FromStr for VersionReq {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let shown: String = if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s.to_string() };
-        let bad = || Error::Usage(format!("invalid kernel version {shown:?}: {ACCEPTED_FORMS}"));
+        let shown: String = if s.chars().count() > 40 {
+            format!("{}…", s.chars().take(40).collect::<String>())
+        } else {
+            s.to_string()
+        };
+        let bad = || {
+            Error::Usage(format!(
+                "invalid kernel version {shown:?}: {ACCEPTED_FORMS}"
+            ))
+        };
         let t = s.strip_prefix('v').unwrap_or(s);
         if t.is_empty() || t.len() > 16 {
             return Err(bad());
@@ -144,19 +168,50 @@ mod tests {
 
     #[test]
     fn accepts_exact_prefixed_and_series() {
-        assert_eq!("5.16.10".parse::<VersionReq>().unwrap(), VersionReq::Exact(KernelVersion::new(5, 16, 10)));
-        assert_eq!("v5.16.10".parse::<VersionReq>().unwrap(), VersionReq::Exact(KernelVersion::new(5, 16, 10)));
-        assert_eq!("5.10".parse::<VersionReq>().unwrap(), VersionReq::Series(5, 10));
-        assert_eq!("6.12".parse::<VersionReq>().unwrap(), VersionReq::Series(6, 12));
+        assert_eq!(
+            "5.16.10".parse::<VersionReq>().unwrap(),
+            VersionReq::Exact(KernelVersion::new(5, 16, 10))
+        );
+        assert_eq!(
+            "v5.16.10".parse::<VersionReq>().unwrap(),
+            VersionReq::Exact(KernelVersion::new(5, 16, 10))
+        );
+        assert_eq!(
+            "5.10".parse::<VersionReq>().unwrap(),
+            VersionReq::Series(5, 10)
+        );
+        assert_eq!(
+            "6.12".parse::<VersionReq>().unwrap(),
+            VersionReq::Series(6, 12)
+        );
     }
 
     #[test]
     fn rejects_junk_with_the_accepted_forms() {
         let long = "5".repeat(300);
-        for bad in ["5", "5.x", "abc", "5.10.1.1", "-1", "", "5.10;rm -rf /", "$(id)", "5..1", "5.10.", " 5.10", "vv5.10", "5.10.-1", "0.1", &long] {
+        for bad in [
+            "5",
+            "5.x",
+            "abc",
+            "5.10.1.1",
+            "-1",
+            "",
+            "5.10;rm -rf /",
+            "$(id)",
+            "5..1",
+            "5.10.",
+            " 5.10",
+            "vv5.10",
+            "5.10.-1",
+            "0.1",
+            &long,
+        ] {
             let e = bad.parse::<VersionReq>().unwrap_err().to_string();
             assert!(e.contains("accepted forms"), "{bad:?}: {e}");
-            assert!(e.len() < 200, "error for a long input stays one short line: {e}");
+            assert!(
+                e.len() < 200,
+                "error for a long input stays one short line: {e}"
+            );
         }
     }
 
@@ -164,16 +219,31 @@ mod tests {
     fn serializes_as_text_and_reads_both_forms() {
         let v = KernelVersion::new(5, 10, 46);
         assert_eq!(serde_json::to_string(&v).unwrap(), "\"5.10.46\"");
-        assert_eq!(serde_json::from_str::<KernelVersion>("\"5.10.46\"").unwrap(), v);
-        assert_eq!(serde_json::from_str::<KernelVersion>(r#"{"major":5,"minor":10,"patch":46}"#).unwrap(), v);
+        assert_eq!(
+            serde_json::from_str::<KernelVersion>("\"5.10.46\"").unwrap(),
+            v
+        );
+        assert_eq!(
+            serde_json::from_str::<KernelVersion>(r#"{"major":5,"minor":10,"patch":46}"#).unwrap(),
+            v
+        );
         assert!(serde_json::from_str::<KernelVersion>("\"5.x\"").is_err());
     }
 
     #[test]
     fn orders_numerically_and_picks_newest_of_series() {
-        let vs: Vec<KernelVersion> = ["5.10.9", "5.10.46", "5.10.251", "5.11.2", "5.10"].iter().map(|s| KernelVersion::parse_plain(s).unwrap()).collect();
-        assert_eq!(VersionReq::Series(5, 10).pick(&vs), Some(KernelVersion::new(5, 10, 251)));
-        assert_eq!(VersionReq::Exact(KernelVersion::new(5, 10, 46)).pick(&vs), Some(KernelVersion::new(5, 10, 46)));
+        let vs: Vec<KernelVersion> = ["5.10.9", "5.10.46", "5.10.251", "5.11.2", "5.10"]
+            .iter()
+            .map(|s| KernelVersion::parse_plain(s).unwrap())
+            .collect();
+        assert_eq!(
+            VersionReq::Series(5, 10).pick(&vs),
+            Some(KernelVersion::new(5, 10, 251))
+        );
+        assert_eq!(
+            VersionReq::Exact(KernelVersion::new(5, 10, 46)).pick(&vs),
+            Some(KernelVersion::new(5, 10, 46))
+        );
         assert_eq!(VersionReq::Series(6, 1).pick(&vs), None);
         assert_eq!(KernelVersion::new(5, 10, 0).to_string(), "5.10");
     }

@@ -89,7 +89,12 @@ fn fixture(config: &str) -> Fixture {
     std::fs::write(tree.join("tools/lib/subcmd/subcmd-util.h"), SUBCMD).unwrap();
     let cfg = tmp.path().join("lab.config");
     std::fs::write(&cfg, config).unwrap();
-    Fixture { home: Home::new(tmp.path().join("home")), tree, config: cfg, _tmp: tmp }
+    Fixture {
+        home: Home::new(tmp.path().join("home")),
+        tree,
+        config: cfg,
+        _tmp: tmp,
+    }
 }
 
 fn gcc12() -> Toolchain {
@@ -126,36 +131,69 @@ fn request(f: &Fixture, hash: &str) -> BuildRequest {
 }
 
 fn stages(sink: &VecSink) -> Vec<String> {
-    sink.events().into_iter().filter_map(|e| if let Event::StageStarted { stage, .. } = e { Some(stage) } else { None }).collect()
+    sink.events()
+        .into_iter()
+        .filter_map(|e| {
+            if let Event::StageStarted { stage, .. } = e {
+                Some(stage)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 #[test]
 fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     let f = fixture(CONFIG);
     let sink = VecSink::default();
-    let out = build::build(&f.home, &request(&f, "abcdef0123456789"), &sink).expect("fake build succeeds with fixes");
+    let out = build::build(&f.home, &request(&f, "abcdef0123456789"), &sink)
+        .expect("fake build succeeds with fixes");
 
     // Folder keyed by version, config hash and toolchain.
     let name = out.dir.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("5.10.46-abcdef01-") && name.len() == "5.10.46-abcdef01-".len() + 8, "{name}");
+    assert!(
+        name.starts_with("5.10.46-abcdef01-") && name.len() == "5.10.46-abcdef01-".len() + 8,
+        "{name}"
+    );
     assert_eq!(out.dir.parent().unwrap(), f.home.builds());
     assert!(!out.reused);
     assert_eq!(out.release, "5.10.46-lab");
-    for p in [&out.bzimage, &out.vmlinux, &out.config, &out.system_map, &out.build_json, &out.log, &out.reproduce] {
+    for p in [
+        &out.bzimage,
+        &out.vmlinux,
+        &out.config,
+        &out.system_map,
+        &out.build_json,
+        &out.log,
+        &out.reproduce,
+    ] {
         assert!(p.is_file(), "{} missing", p.display());
     }
-    assert!(out.modules.join("lib/modules/5.10.46-lab/kernel/lib/test_bpf.ko").is_file());
+    assert!(out
+        .modules
+        .join("lib/modules/5.10.46-lab/kernel/lib/test_bpf.ko")
+        .is_file());
     assert!(out.headers.join("include/linux/bpf.h").is_file());
     assert!(out.samples.join("sockex1").is_file() && out.samples.join("sockex1_kern.o").is_file());
 
     // The fix edited the build's private tree, never the shared one.
-    assert_eq!(std::fs::read_to_string(f.tree.join("tools/lib/subcmd/subcmd-util.h")).unwrap(), SUBCMD);
-    let private = std::fs::read_to_string(out.dir.join("src/tools/lib/subcmd/subcmd-util.h")).unwrap();
-    assert!(private.contains("labctl fix gcc12-libsubcmd-use-after-free"), "{private}");
+    assert_eq!(
+        std::fs::read_to_string(f.tree.join("tools/lib/subcmd/subcmd-util.h")).unwrap(),
+        SUBCMD
+    );
+    let private =
+        std::fs::read_to_string(out.dir.join("src/tools/lib/subcmd/subcmd-util.h")).unwrap();
+    assert!(
+        private.contains("labctl fix gcc12-libsubcmd-use-after-free"),
+        "{private}"
+    );
     // ENUM64: make got a PAHOLE wrapper that adds the flag for -J.
     let pahole = std::fs::read_to_string(out.dir.join("obj/pahole.txt")).unwrap();
     let wrapper = pahole.trim().strip_prefix("PAHOLE=").unwrap();
-    assert!(std::fs::read_to_string(wrapper).unwrap().contains("--skip_encoding_btf_enum64"));
+    assert!(std::fs::read_to_string(wrapper)
+        .unwrap()
+        .contains("--skip_encoding_btf_enum64"));
 
     // build.json: success, fixes, stages, objects.
     let meta = build::BuildJson::read(&out.dir).unwrap();
@@ -166,11 +204,29 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     assert_eq!(meta.objects, 7, "6 CC + 1 AS lines");
     assert_eq!(meta.samples_ok, Some(true));
     let st: Vec<&str> = meta.stages.iter().map(|s| s.stage.as_str()).collect();
-    for s in ["fixes", "config", "compile", "link", "BTF", "modules", "headers", "samples"] {
+    for s in [
+        "fixes", "config", "compile", "link", "BTF", "modules", "headers", "samples",
+    ] {
         assert!(st.contains(&s), "stage {s} not recorded: {st:?}");
     }
-    assert_eq!(stages(&sink), ["fixes", "config", "compile", "link", "BTF", "modules", "modules", "headers", "samples"]);
-    let progress: Vec<(u64, Option<u64>)> = sink.events().into_iter().filter_map(|e| if let Event::Progress { stage, done, total, .. } = e { (stage == "compile").then_some((done, total)) } else { None }).collect();
+    assert_eq!(
+        stages(&sink),
+        ["fixes", "config", "compile", "link", "BTF", "modules", "modules", "headers", "samples"]
+    );
+    let progress: Vec<(u64, Option<u64>)> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| {
+            if let Event::Progress {
+                stage, done, total, ..
+            } = e
+            {
+                (stage == "compile").then_some((done, total))
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(progress.last().unwrap().0, 7);
     // VMLINUX_BTF is a 5.11+ remedy: not passed for 5.10.
     let vars = std::fs::read_to_string(out.dir.join("obj/samples/bpf/vars.txt")).unwrap();
@@ -178,7 +234,14 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
 
     // reproduce.sh repeats it by hand.
     let repro = std::fs::read_to_string(&out.reproduce).unwrap();
-    assert!(repro.starts_with("#!/bin/sh") && repro.contains("cp -al") && repro.contains("bzImage") && repro.contains("M=samples/bpf") && repro.contains("fixes/gcc12-libsubcmd-use-after-free"), "{repro}");
+    assert!(
+        repro.starts_with("#!/bin/sh")
+            && repro.contains("cp -al")
+            && repro.contains("bzImage")
+            && repro.contains("M=samples/bpf")
+            && repro.contains("fixes/gcc12-libsubcmd-use-after-free"),
+        "{repro}"
+    );
 
     // Same key again: nothing runs.
     let t = Instant::now();
@@ -187,7 +250,10 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     assert!(again.reused && again.dir == out.dir);
     assert!(t.elapsed() < Duration::from_secs(15));
     assert!(stages(&sink2).is_empty(), "{:?}", stages(&sink2));
-    assert_eq!(std::fs::read_to_string(out.dir.join("obj/count.txt")).unwrap(), "built\n");
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("obj/count.txt")).unwrap(),
+        "built\n"
+    );
 
     // The next compile bar uses this build's object count.
     let stats = std::fs::read_to_string(f.home.builds().join("objects.json")).unwrap();
@@ -196,17 +262,39 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     // find_build / local_builds.
     let found = build::find_build(&f.home, &VersionReq::Series(5, 10)).unwrap();
     assert_eq!(found.dir, out.dir);
-    assert!(build::find_build(&f.home, &VersionReq::Exact(KernelVersion::new(5, 10, 47))).is_none());
+    assert!(
+        build::find_build(&f.home, &VersionReq::Exact(KernelVersion::new(5, 10, 47))).is_none()
+    );
     assert_eq!(build::local_builds(&f.home).len(), 1);
 
     // reproduce.sh really repeats the build (here: every make step runs again).
-    let o = std::process::Command::new("sh").arg(&out.reproduce).output().unwrap();
-    assert!(o.status.success(), "reproduce.sh failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert_eq!(std::fs::read_to_string(out.dir.join("obj/count.txt")).unwrap(), "built\nbuilt\n");
-    assert_eq!(std::fs::read_to_string(f.tree.join("tools/lib/subcmd/subcmd-util.h")).unwrap(), SUBCMD, "reproduce.sh wrote through to the shared tree");
+    let o = std::process::Command::new("sh")
+        .arg(&out.reproduce)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "reproduce.sh failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("obj/count.txt")).unwrap(),
+        "built\nbuilt\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.tree.join("tools/lib/subcmd/subcmd-util.h")).unwrap(),
+        SUBCMD,
+        "reproduce.sh wrote through to the shared tree"
+    );
 
     // A changed config is a new folder.
-    let other = build::build(&f.home, &request(&f, "1234567890abcdef"), &VecSink::default()).unwrap();
+    let other = build::build(
+        &f.home,
+        &request(&f, "1234567890abcdef"),
+        &VecSink::default(),
+    )
+    .unwrap();
     assert_ne!(other.dir, out.dir);
     assert!(!other.reused);
 }
@@ -225,17 +313,36 @@ fn no_fixes_fails_and_names_the_catalogue_entry() {
     assert!(report.log.is_file());
     assert!(report.tail.iter().any(|l| l.contains("Error 1")));
     let msg = err.to_string();
-    for want in ["gcc12-libsubcmd-use-after-free", "--no-fixes", "full log:", "first error:", "docs/troubleshooting.md#gcc12-libsubcmd-use-after-free"] {
+    for want in [
+        "gcc12-libsubcmd-use-after-free",
+        "--no-fixes",
+        "full log:",
+        "first error:",
+        "docs/troubleshooting.md#gcc12-libsubcmd-use-after-free",
+    ] {
         assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
     }
     // The folder is marked failed, never complete; find_build ignores it.
-    let dir = f.home.builds().read_dir().unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
+    let dir = f
+        .home
+        .builds()
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
     let meta = build::BuildJson::read(&dir).unwrap();
     assert_eq!(meta.result, BuildResult::Failed);
     assert_eq!(meta.diagnosis[0].id, "gcc12-libsubcmd-use-after-free");
     assert!(build::find_build(&f.home, &VersionReq::Series(5, 10)).is_none());
     // No fixes: a different key from the fixed build.
-    let ok = build::build(&f.home, &request(&f, "abcdef0123456789"), &VecSink::default()).unwrap();
+    let ok = build::build(
+        &f.home,
+        &request(&f, "abcdef0123456789"),
+        &VecSink::default(),
+    )
+    .unwrap();
     assert_ne!(ok.dir, dir);
 }
 
@@ -243,13 +350,20 @@ fn no_fixes_fails_and_names_the_catalogue_entry() {
 fn an_older_toolchain_does_not_get_the_gcc12_fix() {
     let f = fixture(CONFIG);
     let mut req = request(&f, "abcdef0123456789");
-    req.toolchain = Some(Toolchain { gcc: Some("11.3.0".into()), pahole: Some("1.22".into()), ..gcc12() });
+    req.toolchain = Some(Toolchain {
+        gcc: Some("11.3.0".into()),
+        pahole: Some("1.22".into()),
+        ..gcc12()
+    });
     // GCC 11 would not fail in reality; the fake Makefile still greps the file, so
     // this proves the plan is empty *and* the failure is the tree's, not labctl's.
     let err = build::build(&f.home, &req, &VecSink::default()).unwrap_err();
     let r = err.report().unwrap();
     assert!(r.applied.is_empty());
-    assert!(err.to_string().contains("did not match this build"), "{err}");
+    assert!(
+        err.to_string().contains("did not match this build"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -261,22 +375,43 @@ fn a_samples_failure_is_reported_but_keeps_the_kernel() {
     assert_eq!(meta.result, BuildResult::Success);
     assert_eq!(meta.samples_ok, Some(false));
     assert_eq!(meta.diagnosis[0].id, "gnu-stubs-32");
-    let warned = sink.events().into_iter().any(|e| matches!(e, Event::Message { text, .. } if text.contains("gnu-stubs-32")));
+    let warned = sink
+        .events()
+        .into_iter()
+        .any(|e| matches!(e, Event::Message { text, .. } if text.contains("gnu-stubs-32")));
     assert!(warned);
 }
 
 #[test]
 fn an_interrupted_build_is_never_taken_for_finished() {
     let f = fixture(CONFIG);
-    let out = build::build(&f.home, &request(&f, "abcdef0123456789"), &VecSink::default()).unwrap();
+    let out = build::build(
+        &f.home,
+        &request(&f, "abcdef0123456789"),
+        &VecSink::default(),
+    )
+    .unwrap();
     // Simulate a crash mid-build: build.json says running, an artifact is gone.
     let mut meta = build::BuildJson::read(&out.dir).unwrap();
     meta.result = BuildResult::Running;
     meta.write(&out.dir).unwrap();
     assert!(build::find_build(&f.home, &VersionReq::Series(5, 10)).is_none());
-    let again = build::build(&f.home, &request(&f, "abcdef0123456789"), &VecSink::default()).unwrap();
+    let again = build::build(
+        &f.home,
+        &request(&f, "abcdef0123456789"),
+        &VecSink::default(),
+    )
+    .unwrap();
     assert!(!again.reused, "a running/crashed folder must be rebuilt");
     std::fs::remove_file(&again.bzimage).unwrap();
-    let third = build::build(&f.home, &request(&f, "abcdef0123456789"), &VecSink::default()).unwrap();
-    assert!(!third.reused && third.bzimage.is_file(), "missing artifacts are rebuilt");
+    let third = build::build(
+        &f.home,
+        &request(&f, "abcdef0123456789"),
+        &VecSink::default(),
+    )
+    .unwrap();
+    assert!(
+        !third.reused && third.bzimage.is_file(),
+        "missing artifacts are rebuilt"
+    );
 }

@@ -24,8 +24,14 @@ fn test_home() -> Home {
 }
 
 fn tree_and_config(home: &Home, v: KernelVersion) -> (SourceTree, ConfigReport) {
-    let tree = labctl::source::fetch(home, &VersionReq::Exact(v), &labctl::source::SourceSpec::Debian, &Default::default(), &NullSink)
-        .expect("fetch 5.10.46 from Debian's archive");
+    let tree = labctl::source::fetch(
+        home,
+        &VersionReq::Exact(v),
+        &labctl::source::SourceSpec::Debian,
+        &Default::default(),
+        &NullSink,
+    )
+    .expect("fetch 5.10.46 from Debian's archive");
     let plan = labctl::kconfig::ConfigPlan {
         profile: labctl::kconfig::Profile::Lab,
         fragments: vec![],
@@ -33,7 +39,8 @@ fn tree_and_config(home: &Home, v: KernelVersion) -> (SourceTree, ConfigReport) 
         strict: false,
         no_default_fragments: false,
     };
-    let config = labctl::kconfig::configure(home, &tree, &plan, &NullSink).expect("lab config for 5.10.46");
+    let config =
+        labctl::kconfig::configure(home, &tree, &plan, &NullSink).expect("lab config for 5.10.46");
     (tree, config)
 }
 
@@ -41,7 +48,8 @@ fn has_btf_section(vmlinux: &std::path::Path) -> bool {
     use object::{Object, ObjectSection};
     let data = std::fs::read(vmlinux).unwrap();
     let f = object::File::parse(&*data).unwrap();
-    f.sections().any(|s| s.name() == Ok(".BTF") && s.size() > 1000)
+    f.sections()
+        .any(|s| s.name() == Ok(".BTF") && s.size() > 1000)
 }
 
 #[test]
@@ -53,27 +61,47 @@ fn real_5_10_46_builds_with_fixes_fails_without_and_rebuilds_as_a_noop() {
     // --no-fixes: GCC 12 stops it early; the error names the entry.
     let mut req = BuildRequest::new(tree.clone(), config.clone());
     req.fixes = false;
-    let err = build::build(&home, &req, &NullSink).expect_err("5.10.46 without fixes must fail on GCC 12");
+    let err = build::build(&home, &req, &NullSink)
+        .expect_err("5.10.46 without fixes must fail on GCC 12");
     let msg = err.to_string();
     assert!(msg.contains("gcc12-libsubcmd-use-after-free"), "{msg}");
     assert!(msg.contains("--no-fixes"), "{msg}");
 
     // With fixes: builds (cold: minutes; later: a no-op from the persistent home).
     let req = BuildRequest::new(tree, config);
-    let out = build::build(&home, &req, &NullSink).unwrap_or_else(|e| panic!("5.10.46 with fixes must build:\n{e}"));
+    let out = build::build(&home, &req, &NullSink)
+        .unwrap_or_else(|e| panic!("5.10.46 with fixes must build:\n{e}"));
     let meta = build::BuildJson::read(&out.dir).unwrap();
     assert_eq!(meta.result, BuildResult::Success);
     let ids: Vec<&str> = meta.fixes_applied.iter().map(|(i, _)| i.as_str()).collect();
-    assert!(ids.contains(&"gcc12-libsubcmd-use-after-free") && ids.contains(&"pahole-enum64"), "{ids:?}");
+    assert!(
+        ids.contains(&"gcc12-libsubcmd-use-after-free") && ids.contains(&"pahole-enum64"),
+        "{ids:?}"
+    );
     assert!(has_btf_section(&out.vmlinux), "vmlinux lacks .BTF");
     if labctl::process::which("bpftool").is_some() {
-        let o = labctl::process::Cmd::new("bpftool").args(["btf", "dump", "file"]).arg(&out.vmlinux).run(&NullSink).unwrap();
-        assert!(o.success() && o.stdout.len() > 100_000, "bpftool btf dump failed: {}", o.stderr_str());
+        let o = labctl::process::Cmd::new("bpftool")
+            .args(["btf", "dump", "file"])
+            .arg(&out.vmlinux)
+            .run(&NullSink)
+            .unwrap();
+        assert!(
+            o.success() && o.stdout.len() > 100_000,
+            "bpftool btf dump failed: {}",
+            o.stderr_str()
+        );
     }
-    let samples: Vec<String> = std::fs::read_dir(&out.samples).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let samples: Vec<String> = std::fs::read_dir(&out.samples)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     let objs = samples.iter().filter(|n| n.ends_with("_kern.o")).count();
     let progs = samples.iter().filter(|n| !n.contains('.')).count();
-    assert!(objs >= 20 && progs >= 20, "samples/bpf: {objs} objects, {progs} programs: {samples:?}");
+    assert!(
+        objs >= 20 && progs >= 20,
+        "samples/bpf: {objs} objects, {progs} programs: {samples:?}"
+    );
     assert!(out.headers.join("include/linux/bpf.h").is_file());
     assert_eq!(meta.samples_ok, Some(true));
 
@@ -81,6 +109,13 @@ fn real_5_10_46_builds_with_fixes_fails_without_and_rebuilds_as_a_noop() {
     let t = Instant::now();
     let again = build::build(&home, &req, &NullSink).unwrap();
     assert!(again.reused);
-    assert!(t.elapsed() < Duration::from_secs(15), "no-op took {:?}", t.elapsed());
-    assert_eq!(build::find_build(&home, &VersionReq::Exact(v)).unwrap().dir, out.dir);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "no-op took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        build::find_build(&home, &VersionReq::Exact(v)).unwrap().dir,
+        out.dir
+    );
 }

@@ -4,14 +4,18 @@
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         if p.is_dir() {
-            if !p.ends_with("target") && !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            if !p.ends_with("target") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
                 markdown_files(&p, out);
             }
         } else if p.extension().is_some_and(|x| x == "md") {
@@ -40,18 +44,40 @@ fn relative_links_resolve() {
             }
             let p = f.parent().unwrap().join(target);
             if !p.exists() {
-                broken.push(format!("{}: {target}", f.strip_prefix(&root).unwrap().display()));
+                broken.push(format!(
+                    "{}: {target}",
+                    f.strip_prefix(&root).unwrap().display()
+                ));
             }
         }
     }
-    assert!(files.len() > 10, "found only {} markdown files", files.len());
+    assert!(
+        files.len() > 10,
+        "found only {} markdown files",
+        files.len()
+    );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
 #[test]
 fn every_command_has_a_page() {
     let root = repo();
-    for page in ["doctor", "kernel-fetch", "kernel-config", "kernel-build", "vm-run", "vm-boot", "vm-test", "matrix", "cache"] {
-        assert!(root.join("docs/commands").join(format!("{page}.md")).is_file(), "docs/commands/{page}.md is missing");
+    for page in [
+        "doctor",
+        "kernel-fetch",
+        "kernel-config",
+        "kernel-build",
+        "vm-run",
+        "vm-boot",
+        "vm-test",
+        "matrix",
+        "cache",
+    ] {
+        assert!(
+            root.join("docs/commands")
+                .join(format!("{page}.md"))
+                .is_file(),
+            "docs/commands/{page}.md is missing"
+        );
     }
 }

@@ -282,14 +282,27 @@ fn bare_bookworm_passes_the_readme_main_job() {
         &logs.join("doctor.log"),
     );
     // doctor installed carefully: no recommends, nothing removed or downgraded.
-    let history = std::fs::read_to_string(rootfs.host_path("/var/log/apt/history.log").unwrap()).unwrap_or_default();
-    let installs: Vec<&str> = history.lines().filter(|l| l.starts_with("Commandline: apt-get install")).collect();
-    assert!(!installs.is_empty(), "doctor installed nothing with apt:\n{history}");
+    let history = std::fs::read_to_string(rootfs.host_path("/var/log/apt/history.log").unwrap())
+        .unwrap_or_default();
+    let installs: Vec<&str> = history
+        .lines()
+        .filter(|l| l.starts_with("Commandline: apt-get install"))
+        .collect();
+    assert!(
+        !installs.is_empty(),
+        "doctor installed nothing with apt:\n{history}"
+    );
     for l in &installs {
-        assert!(l.contains("--no-install-recommends"), "an install with recommends: {l}");
+        assert!(
+            l.contains("--no-install-recommends"),
+            "an install with recommends: {l}"
+        );
     }
     for bad in ["Remove:", "Purge:", "Downgrade:"] {
-        assert!(!history.contains(bad), "doctor's installs must not {bad} anything:\n{history}");
+        assert!(
+            !history.contains(bad),
+            "doctor's installs must not {bad} anything:\n{history}"
+        );
     }
     let vm_test = run_phase(
         &session,

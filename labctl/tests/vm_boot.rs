@@ -18,7 +18,10 @@ fn termios(fd: i32) -> libc::termios {
 }
 
 fn same(a: &libc::termios, b: &libc::termios) -> bool {
-    a.c_iflag == b.c_iflag && a.c_oflag == b.c_oflag && a.c_cflag == b.c_cflag && a.c_lflag == b.c_lflag
+    a.c_iflag == b.c_iflag
+        && a.c_oflag == b.c_oflag
+        && a.c_cflag == b.c_cflag
+        && a.c_lflag == b.c_lflag
 }
 
 #[test]
@@ -28,7 +31,13 @@ fn boot_gives_a_shell_and_restores_the_terminal() {
     let (mut master, mut slave) = (0, 0);
     unsafe {
         assert_eq!(
-            libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()),
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null()
+            ),
             0
         );
     }
@@ -58,7 +67,11 @@ fn boot_gives_a_shell_and_restores_the_terminal() {
     let mut child = cmd.spawn().unwrap();
     let mut m = unsafe { std::fs::File::from_raw_fd(master) };
     unsafe {
-        libc::fcntl(master, libc::F_SETFL, libc::fcntl(master, libc::F_GETFL) | libc::O_NONBLOCK);
+        libc::fcntl(
+            master,
+            libc::F_SETFL,
+            libc::fcntl(master, libc::F_GETFL) | libc::O_NONBLOCK,
+        );
     }
     let mut out = Vec::new();
     let read_until = |m: &mut std::fs::File, needle: &[u8], secs: u64, out: &mut Vec<u8>| -> bool {
@@ -87,7 +100,11 @@ fn boot_gives_a_shell_and_restores_the_terminal() {
     m.write_all(b"\x03").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     m.write_all(b"echo MARK-$((6*7)); uname -r\r").unwrap();
-    assert!(read_until(&mut m, b"MARK-42", 30, &mut out), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        read_until(&mut m, b"MARK-42", 30, &mut out),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     m.write_all(b"exit\r").unwrap();
     let end = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -101,8 +118,14 @@ fn boot_gives_a_shell_and_restores_the_terminal() {
     };
     assert_eq!(status.code(), Some(0), "{}", String::from_utf8_lossy(&out));
     assert!(String::from_utf8_lossy(&out).contains(&k.release));
-    assert!(!same(&before, &during), "QEMU should have put the terminal in raw mode");
-    assert!(same(&before, &termios(slave)), "terminal settings not restored");
+    assert!(
+        !same(&before, &during),
+        "QEMU should have put the terminal in raw mode"
+    );
+    assert!(
+        same(&before, &termios(slave)),
+        "terminal settings not restored"
+    );
     unsafe {
         libc::close(slave);
     }

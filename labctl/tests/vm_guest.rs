@@ -58,9 +58,16 @@ fn modules_load_at_boot_even_without_modules_dep() {
     let tree = k.modules_tree.clone().unwrap();
     let d = tempfile::tempdir().unwrap();
     let staging = d.path().join("mods");
-    let rel_dir = staging.join("lib/modules").join(&k.release).join("kernel/drivers/net");
+    let rel_dir = staging
+        .join("lib/modules")
+        .join(&k.release)
+        .join("kernel/drivers/net");
     std::fs::create_dir_all(&rel_dir).unwrap();
-    std::fs::copy(tree.join("kernel/drivers/net/dummy.ko"), rel_dir.join("dummy.ko")).unwrap();
+    std::fs::copy(
+        tree.join("kernel/drivers/net/dummy.ko"),
+        rel_dir.join("dummy.ko"),
+    )
+    .unwrap();
     let mut s = spec(
         &k,
         d.path().join("run"),
@@ -87,7 +94,10 @@ fn a_lab_build_loads_test_bpf_and_it_passes() {
     s.load_modules = vec!["test_bpf".into()];
     let out = vm::run(&vm_support::home(), &s, &NullSink).unwrap();
     let text = String::from_utf8_lossy(&out.output);
-    assert!(text.contains("test_bpf: Summary:") && text.contains(" 0 FAILED"), "{text}");
+    assert!(
+        text.contains("test_bpf: Summary:") && text.contains(" 0 FAILED"),
+        "{text}"
+    );
     assert!(text.ends_with("1\n"), "module stays loaded: {text}");
 }
 
@@ -96,8 +106,16 @@ fn the_guest_has_the_bpf_lab_environment() {
     let k = vm_support::kernel();
     let d = tempfile::tempdir().unwrap();
     let script = "grep -q ' /sys/fs/bpf bpf' /proc/mounts && grep -q ' /sys/kernel/debug debugfs' /proc/mounts && grep -q ' /tmp tmpfs' /proc/mounts && test -c /dev/zero && ip link show lo | grep -q UP && ulimit -l";
-    let out = vm::run(&vm_support::home(), &spec(&k, d.path().join("run"), script), &NullSink).unwrap();
-    assert_eq!((out.exit_code, String::from_utf8_lossy(&out.output).as_ref()), (0, "unlimited\n"));
+    let out = vm::run(
+        &vm_support::home(),
+        &spec(&k, d.path().join("run"), script),
+        &NullSink,
+    )
+    .unwrap();
+    assert_eq!(
+        (out.exit_code, String::from_utf8_lossy(&out.output).as_ref()),
+        (0, "unlimited\n")
+    );
 }
 
 #[test]
@@ -169,7 +187,11 @@ fn a_hanging_kvm_is_detected_by_the_probe_and_tcg_is_used() {
     let started = std::time::Instant::now();
     let out = vm::run(&home, &s, &NullSink).unwrap();
     assert_eq!(out.accel, "tcg");
-    assert!(out.accel_reason.contains("no life within 2s"), "{}", out.accel_reason);
+    assert!(
+        out.accel_reason.contains("no life within 2s"),
+        "{}",
+        out.accel_reason
+    );
     assert_eq!(String::from_utf8_lossy(&out.output), "alive\n");
     // The hung probe was killed, not left behind.
     let pid: i32 = std::fs::read_to_string(&marker)

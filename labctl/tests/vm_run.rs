@@ -28,10 +28,17 @@ fn uname_prints_the_release_and_exit_codes_propagate() {
     let k = vm_support::kernel();
     let home = vm_support::test_home();
     let kernel = k.bzimage.to_str().unwrap();
-    let out = labctl(&home, &["vm", "run", "--kernel", kernel, "--", "uname", "-r"]);
+    let out = labctl(
+        &home,
+        &["vm", "run", "--kernel", kernel, "--", "uname", "-r"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", k.release), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", k.release),
+        "{stderr}"
+    );
 
     let out = labctl(
         &home,
@@ -45,7 +52,12 @@ fn uname_prints_the_release_and_exit_codes_propagate() {
             "echo seven; echo to-stderr >&2; exit 7",
         ],
     );
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "seven\nto-stderr\n");
 }
 
@@ -70,7 +82,12 @@ fn json_reports_accel_and_release() {
             "exit 0",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["accel"], "tcg");
@@ -101,13 +118,19 @@ fn a_hanging_command_times_out_and_leaves_no_qemu() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("did not finish within 3s"), "{stderr}");
-    assert!(stderr.contains("started"), "output so far is shown: {stderr}");
+    assert!(
+        stderr.contains("started"),
+        "output so far is shown: {stderr}"
+    );
     assert!(start.elapsed().as_secs() < 120);
     let runs = runs_dirs(home.path());
     assert_eq!(runs.len(), 1);
     vm_support::assert_no_qemu_left(&runs[0]);
     let result = std::fs::read_to_string(runs[0].join("result.json")).unwrap();
-    assert!(result.contains("no-result"), "pre-written failure status stays: {result}");
+    assert!(
+        result.contains("no-result"),
+        "pre-written failure status stays: {result}"
+    );
 }
 
 #[test]
@@ -130,14 +153,27 @@ fn a_guest_panic_exits_2_with_the_console_excerpt() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("kernel panic"), "{stderr}");
-    assert!(stderr.contains("Kernel panic - not syncing"), "excerpt shown: {stderr}");
+    assert!(
+        stderr.contains("Kernel panic - not syncing"),
+        "excerpt shown: {stderr}"
+    );
     assert!(stderr.contains("console.log"), "{stderr}");
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let home = tempfile::tempdir().unwrap();
-    let out = labctl(home.path(), &["vm", "run", "--kernel", "/nonexistent/bzImage", "--", "true"]);
+    let out = labctl(
+        home.path(),
+        &[
+            "vm",
+            "run",
+            "--kernel",
+            "/nonexistent/bzImage",
+            "--",
+            "true",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
     let out = labctl(home.path(), &["vm", "run", "--", "true"]);
@@ -177,13 +213,17 @@ fn ctrl_c_stops_qemu_and_exits_130() {
     // Wait until the guest runs the command.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let run_dir = loop {
-        let ready = runs_dirs(home.path())
-            .into_iter()
-            .find(|d| std::fs::read_to_string(d.join("console.log")).is_ok_and(|c| c.contains("labctl-init: running")));
+        let ready = runs_dirs(home.path()).into_iter().find(|d| {
+            std::fs::read_to_string(d.join("console.log"))
+                .is_ok_and(|c| c.contains("labctl-init: running"))
+        });
         if let Some(d) = ready {
             break d;
         }
-        assert!(std::time::Instant::now() < deadline, "guest never started the command");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "guest never started the command"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     unsafe {

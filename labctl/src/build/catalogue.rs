@@ -182,7 +182,13 @@ impl Remedy {
     }
     /// Whether a build applies this remedy itself (before compiling).
     pub fn is_applied_by_build(&self) -> bool {
-        matches!(self, Remedy::Edit { .. } | Remedy::MakeVar { .. } | Remedy::PaholeFlags { .. } | Remedy::Config { .. })
+        matches!(
+            self,
+            Remedy::Edit { .. }
+                | Remedy::MakeVar { .. }
+                | Remedy::PaholeFlags { .. }
+                | Remedy::Config { .. }
+        )
     }
     /// One sentence: what labctl does about it.
     pub fn labctl_does(&self) -> String {
@@ -234,7 +240,10 @@ impl Catalogue {
         let mut fixes = Vec::new();
         let mut patterns = Vec::new();
         for (name, text) in files {
-            let bad = |message: String| CatalogueError::Invalid { file: name.to_string(), message };
+            let bad = |message: String| CatalogueError::Invalid {
+                file: name.to_string(),
+                message,
+            };
             let fix: Fix = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
             if fix.id != *name {
                 return Err(bad(format!("id {:?} differs from the file name", fix.id)));
@@ -244,7 +253,16 @@ impl Catalogue {
                 .iter()
                 .map(|p| Regex::new(p).map_err(|e| bad(format!("pattern {p:?}: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            for s in fix.when.kernel.iter().chain(fix.when.gcc.iter()).chain(fix.when.binutils.iter()).chain(fix.when.pahole.iter()).chain(fix.when.clang.iter()).chain(fix.when.glibc.iter()) {
+            for s in fix
+                .when
+                .kernel
+                .iter()
+                .chain(fix.when.gcc.iter())
+                .chain(fix.when.binutils.iter())
+                .chain(fix.when.pahole.iter())
+                .chain(fix.when.clang.iter())
+                .chain(fix.when.glibc.iter())
+            {
                 VersionSet::parse(s).map_err(|e| bad(e))?;
             }
             for r in fix.when.config.iter().chain(&fix.when.config_lacks) {
@@ -263,7 +281,11 @@ impl Catalogue {
     /// Entries whose detector matches `line`.
     pub fn matching_line<'a>(&'a self, line: &str) -> impl Iterator<Item = &'a Fix> + 'a {
         let line = normalize(line);
-        self.fixes.iter().zip(&self.patterns).filter(move |(_, ps)| ps.iter().any(|p| p.is_match(&line))).map(|(f, _)| f)
+        self.fixes
+            .iter()
+            .zip(&self.patterns)
+            .filter(move |(_, ps)| ps.iter().any(|p| p.is_match(&line)))
+            .map(|(f, _)| f)
     }
 
     /// Match a whole log: each entry that matched once, with the first line that matched.
@@ -277,7 +299,12 @@ impl Catalogue {
                     continue;
                 }
                 if ps.iter().any(|p| p.is_match(line)) {
-                    out.push(Diagnosis { id: f.id.clone(), title: f.title.clone(), line: line.trim().to_string(), docs: f.docs.clone() });
+                    out.push(Diagnosis {
+                        id: f.id.clone(),
+                        title: f.title.clone(),
+                        line: line.trim().to_string(),
+                        docs: f.docs.clone(),
+                    });
                 }
             }
         }
@@ -389,7 +416,9 @@ impl VersionSet {
             } else {
                 (Op::Eq, p)
             };
-            let v = DottedVersion::parse(rest).ok_or_else(|| format!("bad version range {s:?} (use e.g. \">=5.10, <5.10.102\")"))?;
+            let v = DottedVersion::parse(rest).ok_or_else(|| {
+                format!("bad version range {s:?} (use e.g. \">=5.10, <5.10.102\")")
+            })?;
             out.push((op, v));
         }
         Ok(VersionSet(out))
@@ -422,8 +451,17 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn for_host(kernel: KernelVersion, tools: BTreeMap<String, DottedVersion>, config: String) -> Self {
-        Facts { kernel: Some(kernel), tools, config, host_root: PathBuf::from("/") }
+    pub fn for_host(
+        kernel: KernelVersion,
+        tools: BTreeMap<String, DottedVersion>,
+        config: String,
+    ) -> Self {
+        Facts {
+            kernel: Some(kernel),
+            tools,
+            config,
+            host_root: PathBuf::from("/"),
+        }
     }
 }
 
@@ -431,17 +469,34 @@ impl When {
     /// Why the entry applies (`Ok`) or the first predicate that does not hold (`Err`).
     pub fn check(&self, f: &Facts) -> Result<(), String> {
         if !self.kernel.is_empty() {
-            let Some(k) = f.kernel else { return Err("kernel version unknown".into()) };
+            let Some(k) = f.kernel else {
+                return Err("kernel version unknown".into());
+            };
             let kv = DottedVersion::from_kernel(&k);
-            let hit = self.kernel.iter().any(|s| VersionSet::parse(s).map(|vs| vs.contains(&kv)).unwrap_or(false));
+            let hit = self.kernel.iter().any(|s| {
+                VersionSet::parse(s)
+                    .map(|vs| vs.contains(&kv))
+                    .unwrap_or(false)
+            });
             if !hit {
                 return Err(format!("kernel {k} is outside {}", self.kernel.join(" | ")));
             }
         }
-        for (tool, range) in [("gcc", &self.gcc), ("binutils", &self.binutils), ("pahole", &self.pahole), ("clang", &self.clang), ("glibc", &self.glibc)] {
+        for (tool, range) in [
+            ("gcc", &self.gcc),
+            ("binutils", &self.binutils),
+            ("pahole", &self.pahole),
+            ("clang", &self.clang),
+            ("glibc", &self.glibc),
+        ] {
             let Some(range) = range else { continue };
-            let Some(v) = f.tools.get(tool) else { return Err(format!("{tool} not found")) };
-            if !VersionSet::parse(range).map(|vs| vs.contains(v)).unwrap_or(false) {
+            let Some(v) = f.tools.get(tool) else {
+                return Err(format!("{tool} not found"));
+            };
+            if !VersionSet::parse(range)
+                .map(|vs| vs.contains(v))
+                .unwrap_or(false)
+            {
                 return Err(format!("{tool} {v} is outside {range}"));
             }
         }
@@ -533,31 +588,60 @@ pub struct Applied {
 /// Apply the planned entries: edits into `src` (the build's private tree, hard links
 /// broken by rename), make variables and config lines collected into [`Applied`].
 /// `{obj}`/`{src}` in make-var values expand to `obj`/`src`.
-pub fn apply(cat: &Catalogue, plan: &FixPlan, src: &Path, obj: &Path) -> Result<Applied, CatalogueError> {
+pub fn apply(
+    cat: &Catalogue,
+    plan: &FixPlan,
+    src: &Path,
+    obj: &Path,
+) -> Result<Applied, CatalogueError> {
     let mut a = Applied::default();
     for id in &plan.apply {
         let Some(f) = cat.get(id) else { continue };
         match &f.remedy {
-            Remedy::Edit { file, find, replace } => {
+            Remedy::Edit {
+                file,
+                find,
+                replace,
+            } => {
                 let path = src.join(file);
                 let msg = match apply_edit(&path, find, replace) {
                     Ok(m) => m,
                     // The tree already differs (e.g. a stable release that backported the fix
                     // in its own words): record it and let the build show whether it matters.
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound) => format!("not applied: {e}"),
-                    Err(source) => return Err(CatalogueError::Edit { id: id.clone(), path: path.clone(), source }),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound
+                        ) =>
+                    {
+                        format!("not applied: {e}")
+                    }
+                    Err(source) => {
+                        return Err(CatalogueError::Edit {
+                            id: id.clone(),
+                            path: path.clone(),
+                            source,
+                        })
+                    }
                 };
                 a.log.push((id.clone(), msg));
             }
             Remedy::MakeVar { name, value, step } => {
-                let v = value.replace("{obj}", &obj.to_string_lossy()).replace("{src}", &src.to_string_lossy());
-                let vars = if step == "samples" { &mut a.samples_vars } else { &mut a.kernel_vars };
+                let v = value
+                    .replace("{obj}", &obj.to_string_lossy())
+                    .replace("{src}", &src.to_string_lossy());
+                let vars = if step == "samples" {
+                    &mut a.samples_vars
+                } else {
+                    &mut a.kernel_vars
+                };
                 add_var(vars, name, &v);
                 a.log.push((id.clone(), format!("{name}={v} ({step})")));
             }
             Remedy::PaholeFlags { flags } => {
                 a.pahole_flags.extend(flags.iter().cloned());
-                a.log.push((id.clone(), format!("pahole {}", flags.join(" "))));
+                a.log
+                    .push((id.clone(), format!("pahole {}", flags.join(" "))));
             }
             Remedy::Config { set } => {
                 a.config.extend(set.iter().cloned());
@@ -586,7 +670,10 @@ pub fn apply_edit(path: &Path, find: &str, replace: &str) -> std::io::Result<Str
     if text.contains(find) {
         let new = text.replacen(find, replace, 1);
         let perm = std::fs::metadata(path)?.permissions();
-        let tmp = path.with_file_name(format!(".{}.labctl-tmp", path.file_name().unwrap_or_default().to_string_lossy()));
+        let tmp = path.with_file_name(format!(
+            ".{}.labctl-tmp",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
         std::fs::write(&tmp, new)?;
         std::fs::set_permissions(&tmp, perm)?;
         std::fs::rename(&tmp, path)?;
@@ -606,7 +693,9 @@ pub fn apply_edit(path: &Path, find: &str, replace: &str) -> std::io::Result<Str
 pub fn merge_config(config: &str, set: &[String]) -> String {
     let mut out: Vec<String> = config.lines().map(str::to_string).collect();
     for line in set {
-        let Some((name, _)) = line.split_once('=') else { continue };
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
         let unset = format!("# {name} is not set");
         let prefix = format!("{name}=");
         out.retain(|l| l.trim() != unset && !l.starts_with(&prefix));
@@ -631,12 +720,20 @@ mod tests {
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".toml")).map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".toml"))
+                    .map(str::to_string)
+            })
             .collect();
         on_disk.sort();
         let mut listed: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
         listed.sort();
-        assert_eq!(on_disk, listed, "labctl/fixes/*.toml and catalogue::FILES differ");
+        assert_eq!(
+            on_disk, listed,
+            "labctl/fixes/*.toml and catalogue::FILES differ"
+        );
         let c = Catalogue::parse(FILES).unwrap();
         assert!(c.fixes.len() >= 20);
     }
@@ -648,45 +745,102 @@ mod tests {
         assert!(s.contains(&DottedVersion::parse("5.10").unwrap()));
         assert!(!s.contains(&DottedVersion::parse("5.10.102").unwrap()));
         assert!(!s.contains(&DottedVersion::parse("5.9.9").unwrap()));
-        assert!(VersionSet::parse(">=1.24").unwrap().contains(&DottedVersion::parse("v1.24").unwrap()));
-        assert!(!VersionSet::parse(">=1.24").unwrap().contains(&DottedVersion::parse("1.22").unwrap()));
-        assert!(VersionSet::parse("12").unwrap().contains(&DottedVersion::parse("12.0").unwrap()));
+        assert!(VersionSet::parse(">=1.24")
+            .unwrap()
+            .contains(&DottedVersion::parse("v1.24").unwrap()));
+        assert!(!VersionSet::parse(">=1.24")
+            .unwrap()
+            .contains(&DottedVersion::parse("1.22").unwrap()));
+        assert!(VersionSet::parse("12")
+            .unwrap()
+            .contains(&DottedVersion::parse("12.0").unwrap()));
         assert!(VersionSet::parse(">=x").is_err());
     }
 
     fn facts(kernel: &str, tools: &[(&str, &str)], config: &str) -> Facts {
         Facts {
             kernel: KernelVersion::parse_plain(kernel),
-            tools: tools.iter().map(|(k, v)| (k.to_string(), DottedVersion::parse(v).unwrap())).collect(),
+            tools: tools
+                .iter()
+                .map(|(k, v)| (k.to_string(), DottedVersion::parse(v).unwrap()))
+                .collect(),
             config: config.into(),
             host_root: PathBuf::from("/nonexistent-root"),
         }
     }
 
-    const HOST: &[(&str, &str)] = &[("gcc", "12.2.0"), ("binutils", "2.40"), ("pahole", "1.24"), ("clang", "14.0.6"), ("glibc", "2.36")];
+    const HOST: &[(&str, &str)] = &[
+        ("gcc", "12.2.0"),
+        ("binutils", "2.40"),
+        ("pahole", "1.24"),
+        ("clang", "14.0.6"),
+        ("glibc", "2.36"),
+    ];
 
     #[test]
     fn plan_for_5_10_46_on_gcc12_pahole124() {
         let c = Catalogue::builtin();
-        let p = plan(c, &facts("5.10.46", HOST, "CONFIG_BPF_SYSCALL=y\nCONFIG_DEBUG_INFO_BTF=y\n"), true);
-        assert!(p.apply.contains(&"gcc12-libsubcmd-use-after-free".to_string()), "{p:?}");
+        let p = plan(
+            c,
+            &facts(
+                "5.10.46",
+                HOST,
+                "CONFIG_BPF_SYSCALL=y\nCONFIG_DEBUG_INFO_BTF=y\n",
+            ),
+            true,
+        );
+        assert!(
+            p.apply
+                .contains(&"gcc12-libsubcmd-use-after-free".to_string()),
+            "{p:?}"
+        );
         assert!(p.apply.contains(&"pahole-enum64".to_string()), "{p:?}");
-        assert!(!p.apply.contains(&"gcc12-objtool-format-truncation".to_string()));
+        assert!(!p
+            .apply
+            .contains(&"gcc12-objtool-format-truncation".to_string()));
         assert!(!p.apply.contains(&"gcc10-yylloc-fcommon".to_string()));
         // Fixed releases need neither.
-        let p = plan(c, &facts("5.10.251", HOST, "CONFIG_BPF_SYSCALL=y\nCONFIG_DEBUG_INFO_BTF=y\n"), true);
-        assert!(!p.apply.contains(&"gcc12-libsubcmd-use-after-free".to_string()), "{p:?}");
+        let p = plan(
+            c,
+            &facts(
+                "5.10.251",
+                HOST,
+                "CONFIG_BPF_SYSCALL=y\nCONFIG_DEBUG_INFO_BTF=y\n",
+            ),
+            true,
+        );
+        assert!(
+            !p.apply
+                .contains(&"gcc12-libsubcmd-use-after-free".to_string()),
+            "{p:?}"
+        );
         assert!(!p.apply.contains(&"pahole-enum64".to_string()), "{p:?}");
         // Old toolchain: neither.
-        let p = plan(c, &facts("5.10.46", &[("gcc", "10.2.1"), ("pahole", "1.21")], "CONFIG_BPF_SYSCALL=y\nCONFIG_DEBUG_INFO_BTF=y\n"), true);
+        let p = plan(
+            c,
+            &facts(
+                "5.10.46",
+                &[("gcc", "10.2.1"), ("pahole", "1.21")],
+                "CONFIG_BPF_SYSCALL=y\nCONFIG_DEBUG_INFO_BTF=y\n",
+            ),
+            true,
+        );
         assert!(p.apply.is_empty(), "{p:?}");
         // --no-fixes applies nothing.
-        let p = plan(c, &facts("5.10.46", HOST, "CONFIG_DEBUG_INFO_BTF=y\n"), false);
+        let p = plan(
+            c,
+            &facts("5.10.46", HOST, "CONFIG_DEBUG_INFO_BTF=y\n"),
+            false,
+        );
         assert!(p.apply.is_empty());
         // Without BTF the ENUM64 entry does not apply.
         let p = plan(c, &facts("5.16.5", HOST, "CONFIG_BPF=y\n"), true);
         assert!(!p.apply.contains(&"pahole-enum64".to_string()), "{p:?}");
-        assert!(p.apply.contains(&"gcc12-objtool-format-truncation".to_string()), "{p:?}");
+        assert!(
+            p.apply
+                .contains(&"gcc12-objtool-format-truncation".to_string()),
+            "{p:?}"
+        );
     }
 
     /// Every entry: its detector matches its fixture log line and no unrelated
@@ -696,17 +850,50 @@ mod tests {
     fn every_entry_detects_and_remedies_its_fixture() {
         let c = Catalogue::builtin();
         for f in &c.fixes {
-            let hits: Vec<&str> = c.matching_line(&f.test.log).map(|x| x.id.as_str()).collect();
-            assert!(hits.contains(&f.id.as_str()), "{}: detector does not match its fixture log {:?} (matched {hits:?})", f.id, f.test.log);
-            let d = c.diagnose_log(&format!("  CC foo.o\n{}\nmake: *** [Makefile:1] Error 2\n", f.test.log));
-            assert!(d.iter().any(|x| x.id == f.id), "{}: diagnose_log misses it", f.id);
-            assert!(!f.docs.is_empty() && f.docs.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'), "{}: docs anchor", f.id);
+            let hits: Vec<&str> = c
+                .matching_line(&f.test.log)
+                .map(|x| x.id.as_str())
+                .collect();
+            assert!(
+                hits.contains(&f.id.as_str()),
+                "{}: detector does not match its fixture log {:?} (matched {hits:?})",
+                f.id,
+                f.test.log
+            );
+            let d = c.diagnose_log(&format!(
+                "  CC foo.o\n{}\nmake: *** [Makefile:1] Error 2\n",
+                f.test.log
+            ));
+            assert!(
+                d.iter().any(|x| x.id == f.id),
+                "{}: diagnose_log misses it",
+                f.id
+            );
+            assert!(
+                !f.docs.is_empty()
+                    && f.docs
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
+                "{}: docs anchor",
+                f.id
+            );
 
             let tmp = tempfile::tempdir().unwrap();
-            let mut fx = facts(f.test.kernel.as_deref().unwrap_or("5.10.46"), &[], f.test.config.as_deref().unwrap_or(""));
-            fx.tools = f.test.tools.iter().map(|(k, v)| (k.clone(), DottedVersion::parse(v).unwrap())).collect();
+            let mut fx = facts(
+                f.test.kernel.as_deref().unwrap_or("5.10.46"),
+                &[],
+                f.test.config.as_deref().unwrap_or(""),
+            );
+            fx.tools = f
+                .test
+                .tools
+                .iter()
+                .map(|(k, v)| (k.clone(), DottedVersion::parse(v).unwrap()))
+                .collect();
             for (k, v) in HOST {
-                fx.tools.entry(k.to_string()).or_insert_with(|| DottedVersion::parse(v).unwrap());
+                fx.tools
+                    .entry(k.to_string())
+                    .or_insert_with(|| DottedVersion::parse(v).unwrap());
             }
             fx.host_root = tmp.path().join("host");
             for p in &f.when.host_has {
@@ -721,52 +908,135 @@ mod tests {
             let src = tmp.path().join("src");
             let obj = tmp.path().join("obj");
             match &f.remedy {
-                Remedy::Edit { file, find, replace } => {
+                Remedy::Edit {
+                    file,
+                    find,
+                    replace,
+                } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let before = f.test.before.as_deref().unwrap_or_else(|| panic!("{}: edit needs test.before", f.id));
-                    assert!(before.contains(find.as_str()), "{}: fixture lacks the find text", f.id);
+                    let before = f
+                        .test
+                        .before
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("{}: edit needs test.before", f.id));
+                    assert!(
+                        before.contains(find.as_str()),
+                        "{}: fixture lacks the find text",
+                        f.id
+                    );
                     let path = src.join(file);
                     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                     // The fixture file is a hard link to a "pristine" copy that must survive.
                     let pristine = tmp.path().join("pristine");
                     std::fs::write(&pristine, before).unwrap();
                     std::fs::hard_link(&pristine, &path).unwrap();
-                    let only = FixPlan { apply: vec![f.id.clone()], notes: vec![] };
+                    let only = FixPlan {
+                        apply: vec![f.id.clone()],
+                        notes: vec![],
+                    };
                     let a = apply(c, &only, &src, &obj).unwrap();
                     assert_eq!(a.log[0].1, "edited", "{}", f.id);
                     let after = std::fs::read_to_string(&path).unwrap();
-                    assert!(after.contains(replace.as_str()) && after != before, "{}: edit not applied", f.id);
-                    assert_eq!(std::fs::read_to_string(&pristine).unwrap(), before, "{}: pristine file was written through", f.id);
+                    assert!(
+                        after.contains(replace.as_str()) && after != before,
+                        "{}: edit not applied",
+                        f.id
+                    );
+                    assert_eq!(
+                        std::fs::read_to_string(&pristine).unwrap(),
+                        before,
+                        "{}: pristine file was written through",
+                        f.id
+                    );
                     let again = apply(c, &only, &src, &obj).unwrap();
-                    assert_eq!(again.log[0].1, "already in place", "{}: not idempotent", f.id);
+                    assert_eq!(
+                        again.log[0].1, "already in place",
+                        "{}: not idempotent",
+                        f.id
+                    );
                 }
                 Remedy::MakeVar { name, step, .. } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(c, &FixPlan { apply: vec![f.id.clone()], notes: vec![] }, &src, &obj).unwrap();
-                    let vars = if step == "samples" { &a.samples_vars } else { &a.kernel_vars };
-                    let v = &vars.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{}: no {name}", f.id)).1;
-                    assert!(!v.contains("{obj}") && !v.contains("{src}"), "{}: unexpanded {v}", f.id);
+                    let a = apply(
+                        c,
+                        &FixPlan {
+                            apply: vec![f.id.clone()],
+                            notes: vec![],
+                        },
+                        &src,
+                        &obj,
+                    )
+                    .unwrap();
+                    let vars = if step == "samples" {
+                        &a.samples_vars
+                    } else {
+                        &a.kernel_vars
+                    };
+                    let v = &vars
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .unwrap_or_else(|| panic!("{}: no {name}", f.id))
+                        .1;
+                    assert!(
+                        !v.contains("{obj}") && !v.contains("{src}"),
+                        "{}: unexpanded {v}",
+                        f.id
+                    );
                 }
                 Remedy::PaholeFlags { flags } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(c, &FixPlan { apply: vec![f.id.clone()], notes: vec![] }, &src, &obj).unwrap();
+                    let a = apply(
+                        c,
+                        &FixPlan {
+                            apply: vec![f.id.clone()],
+                            notes: vec![],
+                        },
+                        &src,
+                        &obj,
+                    )
+                    .unwrap();
                     assert_eq!(&a.pahole_flags, flags);
                 }
                 Remedy::Config { set } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(c, &FixPlan { apply: vec![f.id.clone()], notes: vec![] }, &src, &obj).unwrap();
+                    let a = apply(
+                        c,
+                        &FixPlan {
+                            apply: vec![f.id.clone()],
+                            notes: vec![],
+                        },
+                        &src,
+                        &obj,
+                    )
+                    .unwrap();
                     let merged = merge_config(&fx.config, &a.config);
                     for s in set {
-                        let shown = if s.ends_with("=n") { format!("# {} is not set", s.trim_end_matches("=n")) } else { s.clone() };
-                        assert!(merged.lines().any(|l| l == shown), "{}: {s} not merged:\n{merged}", f.id);
+                        let shown = if s.ends_with("=n") {
+                            format!("# {} is not set", s.trim_end_matches("=n"))
+                        } else {
+                            s.clone()
+                        };
+                        assert!(
+                            merged.lines().any(|l| l == shown),
+                            "{}: {s} not merged:\n{merged}",
+                            f.id
+                        );
                     }
                     // After the merge the entry no longer applies (the remedy removes its cause).
                     let mut fx2 = fx.clone();
                     fx2.config = merged;
-                    assert!(f.when.check(&fx2).is_err(), "{}: still applies after its own remedy", f.id);
+                    assert!(
+                        f.when.check(&fx2).is_err(),
+                        "{}: still applies after its own remedy",
+                        f.id
+                    );
                 }
                 Remedy::Package { packages } => {
-                    assert!(packages.contains_key("apt") && packages.contains_key("dnf"), "{}: packages for apt and dnf", f.id);
+                    assert!(
+                        packages.contains_key("apt") && packages.contains_key("dnf"),
+                        "{}: packages for apt and dnf",
+                        f.id
+                    );
                     assert!(!p.apply.contains(&f.id));
                 }
                 Remedy::Builtin { does } | Remedy::Advice { does } => {
@@ -779,12 +1049,31 @@ mod tests {
 
     #[test]
     fn troubleshooting_doc_has_one_entry_per_catalogue_item() {
-        let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/troubleshooting.md")).unwrap();
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/troubleshooting.md"),
+        )
+        .unwrap();
         for f in &Catalogue::builtin().fixes {
             let anchor = format!("<a id=\"{}\"></a>", f.docs);
-            assert_eq!(doc.matches(&anchor).count(), 1, "docs/troubleshooting.md needs exactly one {anchor}");
-            let section = doc.split(&anchor).nth(1).unwrap().split("<a id=").next().unwrap();
-            for part in ["**Error text**", "**Cause.**", "**What labctl does.**", "**Manual fix.**", f.title.as_str()] {
+            assert_eq!(
+                doc.matches(&anchor).count(),
+                1,
+                "docs/troubleshooting.md needs exactly one {anchor}"
+            );
+            let section = doc
+                .split(&anchor)
+                .nth(1)
+                .unwrap()
+                .split("<a id=")
+                .next()
+                .unwrap();
+            for part in [
+                "**Error text**",
+                "**Cause.**",
+                "**What labctl does.**",
+                "**Manual fix.**",
+                f.title.as_str(),
+            ] {
                 assert!(section.contains(part), "{}: section lacks {part:?}", f.id);
             }
         }
@@ -802,7 +1091,14 @@ mod tests {
     #[test]
     fn merge_config_replaces_and_unsets() {
         let c = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x\"\n";
-        let m = merge_config(c, &["CONFIG_B=y".into(), "CONFIG_C=\"\"".into(), "CONFIG_A=n".into()]);
+        let m = merge_config(
+            c,
+            &[
+                "CONFIG_B=y".into(),
+                "CONFIG_C=\"\"".into(),
+                "CONFIG_A=n".into(),
+            ],
+        );
         assert_eq!(m, "CONFIG_B=y\nCONFIG_C=\"\"\n# CONFIG_A is not set\n");
     }
 
@@ -815,7 +1111,13 @@ mod tests {
         assert!(d[0].line.starts_with("subcmd-util.h:56:23"));
         // The same line from GCC in a UTF-8 locale (typographic quotes), as seen on this host.
         let utf8 = "subcmd-util.h:56:23: error: pointer may be used after \u{2018}realloc\u{2019} [-Werror=use-after-free]";
-        assert_eq!(Catalogue::builtin().diagnose_log(utf8)[0].id, "gcc12-libsubcmd-use-after-free");
-        assert_eq!(strip_ansi("libelf: [ \u{1b}[32mon\u{1b}[m  ]"), "libelf: [ on  ]");
+        assert_eq!(
+            Catalogue::builtin().diagnose_log(utf8)[0].id,
+            "gcc12-libsubcmd-use-after-free"
+        );
+        assert_eq!(
+            strip_ansi("libelf: [ \u{1b}[32mon\u{1b}[m  ]"),
+            "libelf: [ on  ]"
+        );
     }
 }

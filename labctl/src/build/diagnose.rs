@@ -37,7 +37,11 @@ pub fn first_error_line(log: &str) -> Option<String> {
     });
     // Lines such as "cc1: all warnings being treated as errors" or a "make: ***" trailer
     // are consequences, never the cause.
-    let is_trailer = |l: &str| l.contains("all warnings being treated as errors") || make_star.is_match(l) || l.starts_with("# ");
+    let is_trailer = |l: &str| {
+        l.contains("all warnings being treated as errors")
+            || make_star.is_match(l)
+            || l.starts_with("# ")
+    };
     log.lines()
         .find(|l| !is_trailer(l) && real.iter().any(|r| r.is_match(l)))
         .or_else(|| log.lines().find(|l| make_star.is_match(l)))
@@ -50,7 +54,11 @@ pub fn stage_of_line(line: &str) -> Option<&'static str> {
     let mut words = t.split_whitespace();
     let (a, b) = (words.next()?, words.next().unwrap_or(""));
     match (a, b) {
-        ("LD", "vmlinux.o") | ("MODPOST", "vmlinux.o") | ("LD", "vmlinux") | ("LD", ".tmp_vmlinux.btf") | ("LD", ".tmp_vmlinux1") => Some("link"),
+        ("LD", "vmlinux.o")
+        | ("MODPOST", "vmlinux.o")
+        | ("LD", "vmlinux")
+        | ("LD", ".tmp_vmlinux.btf")
+        | ("LD", ".tmp_vmlinux1") => Some("link"),
         ("BTF", _) | ("BTFIDS", _) => Some("BTF"),
         _ => None,
     }
@@ -79,7 +87,10 @@ pub fn is_object_line(line: &str) -> bool {
 /// options. Measured on this project's machine (5.10.257): tinyconfig + lab options
 /// 601 options → 994 objects; defconfig + kvm_guest 1410 → 2708.
 pub fn estimate_objects(config: &str) -> u64 {
-    let n = config.lines().filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m"))).count() as u64;
+    let n = config
+        .lines()
+        .filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m")))
+        .count() as u64;
     (n * 17 / 10).max(50)
 }
 
@@ -102,7 +113,11 @@ pub struct FailureReport {
 
 impl std::fmt::Display for FailureReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "building linux {} failed in step `{}` ({})", self.version, self.step, self.status)?;
+        writeln!(
+            f,
+            "building linux {} failed in step `{}` ({})",
+            self.version, self.step, self.status
+        )?;
         if let Some(e) = &self.first_error {
             writeln!(f, "first error: {e}")?;
         }
@@ -155,9 +170,15 @@ mod tests {
         let log = "  CC      kernel/fork.o\nwarning: something harmless\nIn function 'xrealloc',\nsubcmd-util.h:56:23: error: pointer may be used after 'realloc' [-Werror=use-after-free]\ncc1: all warnings being treated as errors\nmake[4]: *** [Makefile.build:97: help.o] Error 1\nmake: *** [Makefile:1] Error 2\n";
         assert_eq!(first_error_line(log).unwrap(), "subcmd-util.h:56:23: error: pointer may be used after 'realloc' [-Werror=use-after-free]");
         let log2 = "  BTFIDS  vmlinux\nFAILED: load BTF from vmlinux: Unknown error -22\nmake: *** [Makefile:1179: vmlinux] Error 255\n";
-        assert_eq!(first_error_line(log2).unwrap(), "FAILED: load BTF from vmlinux: Unknown error -22");
+        assert_eq!(
+            first_error_line(log2).unwrap(),
+            "FAILED: load BTF from vmlinux: Unknown error -22"
+        );
         let log3 = "  CC foo.o\nmake: *** [Makefile:1] Error 2\n";
-        assert_eq!(first_error_line(log3).unwrap(), "make: *** [Makefile:1] Error 2");
+        assert_eq!(
+            first_error_line(log3).unwrap(),
+            "make: *** [Makefile:1] Error 2"
+        );
         assert_eq!(first_error_line("  CC foo.o\n"), None);
         let log4 = "BTF: .tmp_vmlinux.btf: pahole (pahole) is not available\nFailed to generate BTF for vmlinux\n";
         assert!(first_error_line(log4).unwrap().contains("is not available"));
@@ -179,7 +200,10 @@ mod tests {
 
     #[test]
     fn estimates_from_enabled_options() {
-        let cfg: String = (0..601).map(|i| format!("CONFIG_X{i}=y\n")).collect::<String>() + "# CONFIG_Y is not set\nCONFIG_S=\"a\"\n";
+        let cfg: String = (0..601)
+            .map(|i| format!("CONFIG_X{i}=y\n"))
+            .collect::<String>()
+            + "# CONFIG_Y is not set\nCONFIG_S=\"a\"\n";
         let e = estimate_objects(&cfg);
         assert!((900..1100).contains(&e), "{e}");
     }

@@ -82,12 +82,18 @@ impl BuildJson {
     /// A finished, successful build whose artifacts are still there.
     pub fn is_complete(&self) -> bool {
         self.result == BuildResult::Success
-            && self.output.as_ref().is_some_and(|o| o.bzimage.is_file() && o.vmlinux.is_file() && o.config.is_file())
+            && self
+                .output
+                .as_ref()
+                .is_some_and(|o| o.bzimage.is_file() && o.vmlinux.is_file() && o.config.is_file())
     }
 }
 
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Objects compiled by earlier builds: `series → config hash → objects`.
@@ -99,7 +105,10 @@ impl ObjectStats {
         builds.join("objects.json")
     }
     pub fn load(builds: &Path) -> ObjectStats {
-        std::fs::read_to_string(Self::path(builds)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+        std::fs::read_to_string(Self::path(builds))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     }
     /// Exact config first, else None (a different config of the series says little).
     pub fn expected(&self, series: &str, config_hash: &str) -> Option<u64> {
@@ -111,8 +120,15 @@ impl ObjectStats {
         }
         let mut s = Self::load(builds);
         // An incremental run (after a failure) compiles only what was left: keep the largest.
-        let e = s.0.entry(series.to_string()).or_default().entry(config_hash.to_string()).or_insert(0);
+        let e =
+            s.0.entry(series.to_string())
+                .or_default()
+                .entry(config_hash.to_string())
+                .or_insert(0);
         *e = (*e).max(objects);
-        let _ = crate::home::write_atomic(&Self::path(builds), &serde_json::to_vec_pretty(&s).expect("serializable"));
+        let _ = crate::home::write_atomic(
+            &Self::path(builds),
+            &serde_json::to_vec_pretty(&s).expect("serializable"),
+        );
     }
 }

@@ -34,12 +34,21 @@ pub enum BuildError {
     Preflight { version: String, advice: String },
     /// Not enough free disk space for the build.
     #[error("not enough free space in {}: the build needs about {need}, {available} is available (free space, or use --home on a bigger disk; `labctl cache prune` removes old builds)", path.display())]
-    Disk { path: PathBuf, need: String, available: String },
+    Disk {
+        path: PathBuf,
+        need: String,
+        available: String,
+    },
     /// A make step failed; the report has the first error, the tail, the log and the diagnosis.
     #[error("{0}")]
     Failed(Box<FailureReport>),
     #[error("build of linux {version} finished but {what} is missing at {} (see {})", path.display(), log.display())]
-    MissingArtifact { version: String, what: String, path: PathBuf, log: PathBuf },
+    MissingArtifact {
+        version: String,
+        what: String,
+        path: PathBuf,
+        log: PathBuf,
+    },
     #[error(transparent)]
     Catalogue(#[from] catalogue::CatalogueError),
     #[error(transparent)]
@@ -68,7 +77,11 @@ impl From<crate::Error> for BuildError {
 
 impl BuildError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        BuildError::Io { op, path: path.into(), source }
+        BuildError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
     /// The failure report, when a make step failed.
     pub fn report(&self) -> Option<&FailureReport> {
@@ -181,9 +194,18 @@ pub struct BuildOutput {
 /// Every build folder with a readable build.json (any result), newest first.
 pub fn local_builds(home: &Home) -> Vec<BuildJson> {
     let mut out: Vec<BuildJson> = std::fs::read_dir(home.builds())
-        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).filter_map(|e| BuildJson::read(&e.path())).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| BuildJson::read(&e.path()))
+                .collect()
+        })
         .unwrap_or_default();
-    out.sort_by(|a, b| b.finished_unix.unwrap_or(b.started_unix).cmp(&a.finished_unix.unwrap_or(a.started_unix)));
+    out.sort_by(|a, b| {
+        b.finished_unix
+            .unwrap_or(b.started_unix)
+            .cmp(&a.finished_unix.unwrap_or(a.started_unix))
+    });
     out
 }
 
@@ -191,7 +213,14 @@ pub fn local_builds(home: &Home) -> Vec<BuildJson> {
 pub fn find_build(home: &Home, req: &VersionReq) -> Option<BuildOutput> {
     // A build whose samples/bpf step failed is not "finished" for the suite: running the
     // pipeline again retries that step incrementally (e.g. after `doctor --install`).
-    let mut ok: Vec<BuildJson> = local_builds(home).into_iter().filter(|b| b.is_complete() && b.samples_ok != Some(false) && req.matches(&b.version)).collect();
-    ok.sort_by(|a, b| b.version.cmp(&a.version).then(b.finished_unix.cmp(&a.finished_unix)));
+    let mut ok: Vec<BuildJson> = local_builds(home)
+        .into_iter()
+        .filter(|b| b.is_complete() && b.samples_ok != Some(false) && req.matches(&b.version))
+        .collect();
+    ok.sort_by(|a, b| {
+        b.version
+            .cmp(&a.version)
+            .then(b.finished_unix.cmp(&a.finished_unix))
+    });
     ok.into_iter().next().and_then(|b| b.output)
 }

@@ -61,11 +61,19 @@ struct Ctx<'a> {
 }
 
 /// Build (or reuse) the kernel described by `req`. See the module docs for the steps.
-pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<BuildOutput, BuildError> {
+pub fn build(
+    home: &Home,
+    req: &BuildRequest,
+    sink: &dyn EventSink,
+) -> Result<BuildOutput, BuildError> {
     let version = req.tree.version;
     let cat = Catalogue::builtin();
-    let toolchain = req.toolchain.clone().unwrap_or_else(|| Toolchain::probe(sink));
-    let config_text = std::fs::read_to_string(&req.config.config_path).map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
+    let toolchain = req
+        .toolchain
+        .clone()
+        .unwrap_or_else(|| Toolchain::probe(sink));
+    let config_text = std::fs::read_to_string(&req.config.config_path)
+        .map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
     let facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
     let plan = catalogue::plan(cat, &facts, req.fixes);
     let cfg8: String = req.config.hash.chars().take(8).collect();
@@ -91,26 +99,45 @@ pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<Bu
     if req.preflight {
         let report = crate::doctor::preflight(version, &config_text, req.samples, sink);
         if !report.is_empty() {
-            return Err(BuildError::Preflight { version: version.to_string(), advice: report });
+            return Err(BuildError::Preflight {
+                version: version.to_string(),
+                advice: report,
+            });
         }
     }
     let need = disk_need(&config_text, req.samples);
     if let Ok(avail) = free_space(&builds) {
         // A partly built folder already holds most of what it needs.
         if avail < need && !dir.join("obj").join("vmlinux.o").exists() {
-            return Err(BuildError::Disk { path: builds.clone(), need: human_bytes(need), available: human_bytes(avail) });
+            return Err(BuildError::Disk {
+                path: builds.clone(),
+                need: human_bytes(need),
+                available: human_bytes(avail),
+            });
         }
     }
 
-    let jobs = if req.jobs == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { req.jobs };
+    let jobs = if req.jobs == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        req.jobs
+    };
     for d in ["logs", "artifacts", "obj", "tools"] {
-        std::fs::create_dir_all(dir.join(d)).map_err(|e| BuildError::io("create directory", dir.join(d), e))?;
+        std::fs::create_dir_all(dir.join(d))
+            .map_err(|e| BuildError::io("create directory", dir.join(d), e))?;
     }
     let meta = BuildJson {
         schema: super::metadata::SCHEMA,
         key: key.clone(),
         version,
-        source: SourceInfo { path: req.tree.path.clone(), sha256: req.tree.sha256.clone(), source: req.tree.source.clone(), url: req.tree.url.clone() },
+        source: SourceInfo {
+            path: req.tree.path.clone(),
+            sha256: req.tree.sha256.clone(),
+            source: req.tree.source.clone(),
+            url: req.tree.url.clone(),
+        },
         profile: req.profile.clone(),
         fragments: req.fragments.clone(),
         config_hash: req.config.hash.clone(),
@@ -136,12 +163,19 @@ pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<Bu
         sink,
         src: dir.join("src"),
         obj: dir.join("obj"),
-        samples_src: plan.notes.iter().any(|id| id == IN_TREE_SAMPLES).then(|| dir.join("samples-src")),
+        samples_src: plan
+            .notes
+            .iter()
+            .any(|id| id == IN_TREE_SAMPLES)
+            .then(|| dir.join("samples-src")),
         dir: dir.clone(),
         jobs,
         vars: Vec::new(),
         samples_vars: Vec::new(),
-        env: BUILD_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: BUILD_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         meta,
         step_no: 0,
     };
@@ -162,13 +196,29 @@ pub fn build(home: &Home, req: &BuildRequest, sink: &dyn EventSink) -> Result<Bu
     }
 }
 
-fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &str) -> Result<BuildOutput, BuildError> {
+fn run(
+    cx: &mut Ctx,
+    cat: &Catalogue,
+    plan: &catalogue::FixPlan,
+    config_text: &str,
+) -> Result<BuildOutput, BuildError> {
     let version = cx.req.tree.version;
     let started = Instant::now();
     let sink = cx.sink;
 
     // ---- fixes: private tree, edits, variables, wrappers ----
-    let t = sink.stage("fixes", format!("{} fix(es) for linux {version}: {}", plan.apply.len(), if plan.apply.is_empty() { "none needed".to_string() } else { plan.apply.join(", ") }));
+    let t = sink.stage(
+        "fixes",
+        format!(
+            "{} fix(es) for linux {version}: {}",
+            plan.apply.len(),
+            if plan.apply.is_empty() {
+                "none needed".to_string()
+            } else {
+                plan.apply.join(", ")
+            }
+        ),
+    );
     let mut repro: Vec<String> = Vec::new();
     make_private_tree(cx, &mut repro)?;
     let applied = catalogue::apply(cat, plan, &cx.src, &cx.obj)?;
@@ -177,10 +227,17 @@ fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &s
         if let Some(catalogue::Remedy::Edit { file, .. }) = cat.get(id).map(|f| &f.remedy) {
             if what == "edited" || what == "already in place" {
                 let keep = cx.dir.join("fixes").join(id).join(file);
-                std::fs::create_dir_all(keep.parent().unwrap()).map_err(|e| BuildError::io("create directory", &keep, e))?;
-                std::fs::copy(cx.src.join(file), &keep).map_err(|e| BuildError::io("copy", &keep, e))?;
+                std::fs::create_dir_all(keep.parent().unwrap())
+                    .map_err(|e| BuildError::io("create directory", &keep, e))?;
+                std::fs::copy(cx.src.join(file), &keep)
+                    .map_err(|e| BuildError::io("copy", &keep, e))?;
                 repro.push(format!("# fix {id}: replace {file} in the private tree (never write through the hard link)"));
-                repro.push(format!("rm -f {} && cp {} {}", q(&cx.src.join(file)), q(&keep), q(&cx.src.join(file))));
+                repro.push(format!(
+                    "rm -f {} && cp {} {}",
+                    q(&cx.src.join(file)),
+                    q(&keep),
+                    q(&cx.src.join(file))
+                ));
             }
         }
     }
@@ -196,12 +253,24 @@ fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &s
     if std::fs::read_to_string(&cfg_path).ok().as_deref() != Some(merged.as_str()) {
         write_atomic(&cfg_path, merged.as_bytes())?;
     }
-    std::fs::copy(&cx.req.config.config_path, cx.dir.join("config.input")).map_err(|e| BuildError::io("copy", cx.dir.join("config.input"), e))?;
-    repro.push(format!("cp {} {}", q(&cx.dir.join("config.input")), q(&cfg_path)));
+    std::fs::copy(&cx.req.config.config_path, cx.dir.join("config.input"))
+        .map_err(|e| BuildError::io("copy", cx.dir.join("config.input"), e))?;
+    repro.push(format!(
+        "cp {} {}",
+        q(&cx.dir.join("config.input")),
+        q(&cfg_path)
+    ));
     if !applied.config.is_empty() {
-        repro.push(format!("# config lines from fixes: {}", applied.config.join(" ")));
+        repro.push(format!(
+            "# config lines from fixes: {}",
+            applied.config.join(" ")
+        ));
         for line in &applied.config {
-            repro.push(format!("printf '%s\\n' {} >> {}", q(Path::new(line)), q(&cfg_path)));
+            repro.push(format!(
+                "printf '%s\\n' {} >> {}",
+                q(Path::new(line)),
+                q(&cfg_path)
+            ));
         }
     }
     record(cx, "fixes", t.ok());
@@ -216,7 +285,16 @@ fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &s
     }
 
     // ---- artifacts ----
-    let release = Cmd::new("make").cwd(&cx.src).arg(format!("O={}", cx.obj.display())).args(["-s", "kernelrelease"]).envs(&cx.env).run(cx.sink).ok().filter(|o| o.success()).map(|o| o.stdout_str().trim().to_string()).unwrap_or_else(|| version.to_string());
+    let release = Cmd::new("make")
+        .cwd(&cx.src)
+        .arg(format!("O={}", cx.obj.display()))
+        .args(["-s", "kernelrelease"])
+        .envs(&cx.env)
+        .run(cx.sink)
+        .ok()
+        .filter(|o| o.success())
+        .map(|o| o.stdout_str().trim().to_string())
+        .unwrap_or_else(|| version.to_string());
     let out = collect_artifacts(cx, &release)?;
     let total = started.elapsed();
     cx.meta.result = BuildResult::Success;
@@ -224,14 +302,25 @@ fn run(cx: &mut Ctx, cat: &Catalogue, plan: &catalogue::FixPlan, config_text: &s
     cx.meta.output = Some(out.clone());
     // Last: only now does the folder count as finished.
     cx.meta.write(&cx.dir)?;
-    cx.sink.info(format!("built linux {release} in {:.0}s: {}", total.as_secs_f64(), out.dir.display()));
+    cx.sink.info(format!(
+        "built linux {release} in {:.0}s: {}",
+        total.as_secs_f64(),
+        out.dir.display()
+    ));
     Ok(out)
 }
 
 /// Rough disk need: debug info dominates (measured: lab ≈ 3 GiB, defconfig ≈ 8 GiB).
 fn disk_need(config: &str, samples: bool) -> u64 {
-    let opts = config.lines().filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m"))).count() as u64;
-    let per = if config.lines().any(|l| l == "CONFIG_DEBUG_INFO=y") { 6 << 20 } else { 1 << 20 };
+    let opts = config
+        .lines()
+        .filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m")))
+        .count() as u64;
+    let per = if config.lines().any(|l| l == "CONFIG_DEBUG_INFO=y") {
+        6 << 20
+    } else {
+        1 << 20
+    };
     (opts * per).max(512 << 20) + if samples { 300 << 20 } else { 0 }
 }
 
@@ -240,13 +329,21 @@ fn q(p: &Path) -> String {
 }
 
 fn record(cx: &mut Ctx, stage: &str, d: Duration) {
-    cx.meta.stages.push(StageRecord { stage: stage.to_string(), seconds: (d.as_secs_f64() * 10.0).round() / 10.0, ok: true });
+    cx.meta.stages.push(StageRecord {
+        stage: stage.to_string(),
+        seconds: (d.as_secs_f64() * 10.0).round() / 10.0,
+        ok: true,
+    });
 }
 
 fn make_private_tree(cx: &mut Ctx, repro: &mut Vec<String>) -> Result<(), BuildError> {
     let tree = &cx.req.tree.path;
     repro.push(format!("# private tree: a hard-link farm of the fetched tree (edits replace links, never write through)"));
-    repro.push(format!("[ -d {src} ] || cp -al {} {src}", q(tree), src = q(&cx.src)));
+    repro.push(format!(
+        "[ -d {src} ] || cp -al {} {src}",
+        q(tree),
+        src = q(&cx.src)
+    ));
     if cx.src.join("Makefile").exists() {
         return Ok(());
     }
@@ -256,8 +353,13 @@ fn make_private_tree(cx: &mut Ctx, repro: &mut Vec<String>) -> Result<(), BuildE
     if !linked.success() {
         // Another filesystem: a real copy (reflinked where the filesystem can).
         let _ = std::fs::remove_dir_all(&tmp);
-        cx.sink.info("the source tree is on another filesystem: copying it instead of hard-linking");
-        Cmd::new("cp").args(["-a", "--reflink=auto"]).arg(tree).arg(&tmp).run_checked(cx.sink)?;
+        cx.sink
+            .info("the source tree is on another filesystem: copying it instead of hard-linking");
+        Cmd::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(tree)
+            .arg(&tmp)
+            .run_checked(cx.sink)?;
     }
     make_dirs_writable(&tmp);
     std::fs::rename(&tmp, &cx.src).map_err(|e| BuildError::io("rename into place", &cx.src, e))?;
@@ -267,17 +369,27 @@ fn make_private_tree(cx: &mut Ctx, repro: &mut Vec<String>) -> Result<(), BuildE
 /// The in-tree copy for samples/bpf: a hard-link farm of the build's private tree (so the
 /// fixes' edits are there too), made once, with the build's current `.config`.
 fn prepare_samples_tree(cx: &mut Ctx) -> Result<(), BuildError> {
-    let Some(tree) = cx.samples_src.clone() else { return Ok(()) };
+    let Some(tree) = cx.samples_src.clone() else {
+        return Ok(());
+    };
     // Each run starts from a clean in-tree state of samples (a failed step may have left
     // half-built files); the farm itself is kept.
     cx.meta.samples_ok = None;
     if !tree.join("Makefile").exists() {
         let tmp = cx.dir.join(".samples-src.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        let linked = Cmd::new("cp").arg("-al").arg(&cx.src).arg(&tmp).run(cx.sink)?;
+        let linked = Cmd::new("cp")
+            .arg("-al")
+            .arg(&cx.src)
+            .arg(&tmp)
+            .run(cx.sink)?;
         if !linked.success() {
             let _ = std::fs::remove_dir_all(&tmp);
-            Cmd::new("cp").args(["-a", "--reflink=auto"]).arg(&cx.src).arg(&tmp).run_checked(cx.sink)?;
+            Cmd::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(&cx.src)
+                .arg(&tmp)
+                .run_checked(cx.sink)?;
         }
         make_dirs_writable(&tmp);
         std::fs::rename(&tmp, &tree).map_err(|e| BuildError::io("rename into place", &tree, e))?;
@@ -301,7 +413,8 @@ fn make_dirs_writable(dir: &Path) {
         if m.is_dir() {
             let mode = m.permissions().mode();
             if mode & 0o200 == 0 {
-                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o200));
+                let _ =
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o200));
             }
             if let Ok(rd) = std::fs::read_dir(dir) {
                 for e in rd.flatten() {
@@ -319,21 +432,34 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
     cx.meta.cc_wrapper = wrapper.unwrap_or("none").to_string();
     if let Some(w) = wrapper {
         if crate::process::which(w).is_none() {
-            return Err(BuildError::Other(format!("--cc-wrapper {w}: `{w}` is not installed (install it or pass --cc-wrapper none)")));
+            return Err(BuildError::Other(format!(
+                "--cc-wrapper {w}: `{w}` is not installed (install it or pass --cc-wrapper none)"
+            )));
         }
         cx.vars.push(("CC".into(), format!("{w} gcc")));
         cx.vars.push(("HOSTCC".into(), format!("{w} gcc")));
         match w {
             "ccache" => {
                 let dir = cx.home.root().join("ccache");
-                cx.env.push(("CCACHE_DIR".into(), dir.to_string_lossy().into_owned()));
+                cx.env
+                    .push(("CCACHE_DIR".into(), dir.to_string_lossy().into_owned()));
                 // Paths under builds/ become relative, so another build folder of the same
                 // input still hits; the working directory is not hashed (debug info only).
-                cx.env.push(("CCACHE_BASEDIR".into(), cx.home.builds().to_string_lossy().into_owned()));
+                cx.env.push((
+                    "CCACHE_BASEDIR".into(),
+                    cx.home.builds().to_string_lossy().into_owned(),
+                ));
                 cx.env.push(("CCACHE_NOHASHDIR".into(), "true".into()));
                 cx.env.push(("CCACHE_MAXSIZE".into(), "10G".into()));
             }
-            "sccache" => cx.env.push(("SCCACHE_DIR".into(), cx.home.root().join("sccache").to_string_lossy().into_owned())),
+            "sccache" => cx.env.push((
+                "SCCACHE_DIR".into(),
+                cx.home
+                    .root()
+                    .join("sccache")
+                    .to_string_lossy()
+                    .into_owned(),
+            )),
             _ => {}
         }
     }
@@ -348,8 +474,10 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
             );
             write_atomic(&path, script.as_bytes())?;
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io("chmod", &path, e))?;
-            cx.vars.push(("PAHOLE".into(), path.to_string_lossy().into_owned()));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("chmod", &path, e))?;
+            cx.vars
+                .push(("PAHOLE".into(), path.to_string_lossy().into_owned()));
         }
     }
     for (k, v) in &applied.kernel_vars {
@@ -371,7 +499,10 @@ struct Step {
 }
 
 fn kmake(cx: &Ctx, extra: &[String], vars: &[(String, String)]) -> Cmd {
-    let mut c = Cmd::new("make").cwd(&cx.src).env_remove("LC_ALL").arg(format!("O={}", cx.obj.display()));
+    let mut c = Cmd::new("make")
+        .cwd(&cx.src)
+        .env_remove("LC_ALL")
+        .arg(format!("O={}", cx.obj.display()));
     for (k, v) in &cx.env {
         c = c.env(k, v);
     }
@@ -396,45 +527,125 @@ impl CmdEnvs for Cmd {
 fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
     let j = format!("-j{}", cx.jobs);
     let has = |sym: &str| config.lines().any(|l| l == format!("{sym}=y"));
-    let series = format!("{}.{}", cx.req.tree.version.major, cx.req.tree.version.minor);
-    let expected = ObjectStats::load(&cx.home.builds()).expected(&series, &cx.req.config.hash).unwrap_or_else(|| diagnose::estimate_objects(config));
+    let series = format!(
+        "{}.{}",
+        cx.req.tree.version.major, cx.req.tree.version.minor
+    );
+    let expected = ObjectStats::load(&cx.home.builds())
+        .expected(&series, &cx.req.config.hash)
+        .unwrap_or_else(|| diagnose::estimate_objects(config));
     let mut steps = vec![
-        Step { name: "olddefconfig", stage: "config", detail: "make olddefconfig".into(), cmd: kmake(cx, &["olddefconfig".into()], &cx.vars), compile: None, soft: false },
-        Step { name: "bzImage", stage: "compile", detail: format!("make {j} bzImage (about {expected} objects)"), cmd: kmake(cx, &[j.clone(), "bzImage".into()], &cx.vars), compile: Some(Some(expected)), soft: false },
+        Step {
+            name: "olddefconfig",
+            stage: "config",
+            detail: "make olddefconfig".into(),
+            cmd: kmake(cx, &["olddefconfig".into()], &cx.vars),
+            compile: None,
+            soft: false,
+        },
+        Step {
+            name: "bzImage",
+            stage: "compile",
+            detail: format!("make {j} bzImage (about {expected} objects)"),
+            cmd: kmake(cx, &[j.clone(), "bzImage".into()], &cx.vars),
+            compile: Some(Some(expected)),
+            soft: false,
+        },
     ];
     if cx.req.modules && has("CONFIG_MODULES") {
         let staging = cx.dir.join("artifacts").join("modules");
-        steps.push(Step { name: "modules", stage: "modules", detail: format!("make {j} modules"), cmd: kmake(cx, &[j.clone(), "modules".into()], &cx.vars), compile: None, soft: false });
+        steps.push(Step {
+            name: "modules",
+            stage: "modules",
+            detail: format!("make {j} modules"),
+            cmd: kmake(cx, &[j.clone(), "modules".into()], &cx.vars),
+            compile: None,
+            soft: false,
+        });
         steps.push(Step {
             name: "modules_install",
             stage: "modules",
-            detail: format!("make modules_install INSTALL_MOD_PATH={}", staging.display()),
-            cmd: kmake(cx, &["modules_install".into(), format!("INSTALL_MOD_PATH={}", staging.display())], &cx.vars),
+            detail: format!(
+                "make modules_install INSTALL_MOD_PATH={}",
+                staging.display()
+            ),
+            cmd: kmake(
+                cx,
+                &[
+                    "modules_install".into(),
+                    format!("INSTALL_MOD_PATH={}", staging.display()),
+                ],
+                &cx.vars,
+            ),
             compile: None,
             soft: false,
         });
     }
-    steps.push(Step { name: "headers_install", stage: "headers", detail: "make headers_install".into(), cmd: kmake(cx, &["headers_install".into()], &cx.vars), compile: None, soft: false });
+    steps.push(Step {
+        name: "headers_install",
+        stage: "headers",
+        detail: "make headers_install".into(),
+        cmd: kmake(cx, &["headers_install".into()], &cx.vars),
+        compile: None,
+        soft: false,
+    });
     if cx.req.samples {
         let vars = samples_make_vars(&cx.vars, &cx.samples_vars);
         match &cx.samples_src {
-            None => steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf"), cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars), compile: None, soft: true }),
+            None => steps.push(Step {
+                name: "samples",
+                stage: "samples",
+                detail: format!("make {j} M=samples/bpf"),
+                cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars),
+                compile: None,
+                soft: true,
+            }),
             Some(tree) => {
                 // In-tree, as samples/bpf/README.rst documents (see IN_TREE_SAMPLES).
                 let mut svars = vars.clone();
                 if !svars.iter().any(|(k, _)| k == "VMLINUX_BTF") {
-                    svars.push(("VMLINUX_BTF".into(), cx.obj.join("vmlinux").display().to_string()));
+                    svars.push((
+                        "VMLINUX_BTF".into(),
+                        cx.obj.join("vmlinux").display().to_string(),
+                    ));
                 }
                 let tm = |extra: &[String], vars: &[(String, String)]| {
-                    let mut c = Cmd::new("make").cwd(tree).env_remove("LC_ALL").envs(&cx.env);
+                    let mut c = Cmd::new("make")
+                        .cwd(tree)
+                        .env_remove("LC_ALL")
+                        .envs(&cx.env);
                     for (k, v) in vars {
                         c = c.arg(format!("{k}={v}"));
                     }
                     c.args(extra)
                 };
-                steps.push(Step { name: "samples-config", stage: "samples", detail: format!("in-tree copy {}: make olddefconfig", tree.display()), cmd: tm(&["olddefconfig".into()], &vars), compile: None, soft: true });
-                steps.push(Step { name: "samples-prepare", stage: "samples", detail: format!("make {j} prepare headers_install (in-tree copy)"), cmd: tm(&[j.clone(), "prepare".into(), "headers_install".into()], &vars), compile: None, soft: true });
-                steps.push(Step { name: "samples", stage: "samples", detail: format!("make {j} M=samples/bpf (in-tree copy)"), cmd: tm(&[j, "M=samples/bpf".into()], &svars), compile: None, soft: true });
+                steps.push(Step {
+                    name: "samples-config",
+                    stage: "samples",
+                    detail: format!("in-tree copy {}: make olddefconfig", tree.display()),
+                    cmd: tm(&["olddefconfig".into()], &vars),
+                    compile: None,
+                    soft: true,
+                });
+                steps.push(Step {
+                    name: "samples-prepare",
+                    stage: "samples",
+                    detail: format!("make {j} prepare headers_install (in-tree copy)"),
+                    cmd: tm(
+                        &[j.clone(), "prepare".into(), "headers_install".into()],
+                        &vars,
+                    ),
+                    compile: None,
+                    soft: true,
+                });
+                steps.push(Step {
+                    name: "samples",
+                    stage: "samples",
+                    detail: format!("make {j} M=samples/bpf (in-tree copy)"),
+                    cmd: tm(&[j, "M=samples/bpf".into()], &svars),
+                    compile: None,
+                    soft: true,
+                });
             }
         }
     }
@@ -446,7 +657,10 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
 /// bootstrap through tools/ sub-makes that split such a value and fail with
 /// `ccache: invalid option -- 'E'` / `No rule to make target 'gcc'` (seen on 6.1); the
 /// samples are small, so they compile without the wrapper. Then the catalogue's variables.
-fn samples_make_vars(kernel_vars: &[(String, String)], extra: &[(String, String)]) -> Vec<(String, String)> {
+fn samples_make_vars(
+    kernel_vars: &[(String, String)],
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = kernel_vars
         .iter()
         .filter(|(k, v)| !(matches!(k.as_str(), "CC" | "HOSTCC") && v.trim().contains(' ')))
@@ -461,49 +675,84 @@ fn samples_make_vars(kernel_vars: &[(String, String)], extra: &[(String, String)
 fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), BuildError> {
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
-    s.push_str(&format!("# Repeats labctl's build {} of linux {} by hand.\n", cx.meta.key, cx.req.tree.version));
-    s.push_str(&format!("# Toolchain when it was built: {}.\n", cx.meta.toolchain.summary()));
-    s.push_str("# Fixes applied and why: build.json (fixes_applied) and docs/troubleshooting.md.\n");
+    s.push_str(&format!(
+        "# Repeats labctl's build {} of linux {} by hand.\n",
+        cx.meta.key, cx.req.tree.version
+    ));
+    s.push_str(&format!(
+        "# Toolchain when it was built: {}.\n",
+        cx.meta.toolchain.summary()
+    ));
+    s.push_str(
+        "# Fixes applied and why: build.json (fixes_applied) and docs/troubleshooting.md.\n",
+    );
     s.push_str("set -eu\n\n");
     for l in prep {
         s.push_str(l);
         s.push('\n');
     }
     if let Some(p) = cx.vars.iter().find(|(k, _)| k == "PAHOLE") {
-        s.push_str(&format!("# {} is a small wrapper labctl wrote (see the file).\n", p.1));
+        s.push_str(&format!(
+            "# {} is a small wrapper labctl wrote (see the file).\n",
+            p.1
+        ));
     }
     s.push_str("\n# Environment of every make run (fixed so builds reproduce and ccache hits).\n");
     s.push_str("unset LC_ALL\n");
     for (k, v) in &cx.env {
-        s.push_str(&format!("export {k}={}\n", crate::process::shell_quote(std::ffi::OsStr::new(v))));
+        s.push_str(&format!(
+            "export {k}={}\n",
+            crate::process::shell_quote(std::ffi::OsStr::new(v))
+        ));
     }
     s.push_str(&format!("cd {}\n\n", q(&cx.src)));
     for st in steps {
         if st.name == "modules_install" {
-            s.push_str(&format!("rm -rf {}\n", q(&cx.dir.join("artifacts").join("modules"))));
+            s.push_str(&format!(
+                "rm -rf {}\n",
+                q(&cx.dir.join("artifacts").join("modules"))
+            ));
         }
         s.push_str(&format!("# {}\n", st.stage));
         if st.name == "samples" {
-            s.push_str(&format!("mkdir -p {}\n", q(&cx.obj.join(SAMPLES_HELPER_DIR))));
+            s.push_str(&format!(
+                "mkdir -p {}\n",
+                q(&cx.obj.join(SAMPLES_HELPER_DIR))
+            ));
         }
-        let args: Vec<String> = st.cmd.get_args().iter().map(|a| crate::process::shell_quote(a)).collect();
+        let args: Vec<String> = st
+            .cmd
+            .get_args()
+            .iter()
+            .map(|a| crate::process::shell_quote(a))
+            .collect();
         match st.cmd.get_cwd().filter(|d| *d != cx.src.as_path()) {
             // The in-tree samples copy: labctl makes it with `cp -al` of the private tree
             // and copies the build's .config into it (see build.json's plan).
-            Some(d) => s.push_str(&format!("( [ -d {d} ] || cp -al {src} {d}; cp {cfg} {d}/.config; cd {d} && make {} )\n", args.join(" "), d = q(d), src = q(&cx.src), cfg = q(&cx.obj.join(".config")))),
+            Some(d) => s.push_str(&format!(
+                "( [ -d {d} ] || cp -al {src} {d}; cp {cfg} {d}/.config; cd {d} && make {} )\n",
+                args.join(" "),
+                d = q(d),
+                src = q(&cx.src),
+                cfg = q(&cx.obj.join(".config"))
+            )),
             None => s.push_str(&format!("make {}\n", args.join(" "))),
         }
     }
     let path = cx.dir.join("reproduce.sh");
     write_atomic(&path, s.as_bytes())?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io("chmod", &path, e))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| BuildError::io("chmod", &path, e))?;
     Ok(())
 }
 
 fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), BuildError> {
     cx.step_no += 1;
-    let log = cx.dir.join("logs").join(format!("{:02}-{}.log", cx.step_no, step.name));
+    let log = cx
+        .dir
+        .join("logs")
+        .join(format!("{:02}-{}.log", cx.step_no, step.name));
     if step.name == "modules_install" {
         let _ = std::fs::remove_dir_all(cx.dir.join("artifacts").join("modules"));
     }
@@ -540,7 +789,12 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
                     }
                 }
                 if let Some(next) = diagnose::stage_of_line(line) {
-                    let order = |s: &str| ["compile", "link", "BTF"].iter().position(|x| *x == s).unwrap_or(0);
+                    let order = |s: &str| {
+                        ["compile", "link", "BTF"]
+                            .iter()
+                            .position(|x| *x == s)
+                            .unwrap_or(0)
+                    };
                     if order(next) > order(&current_name) {
                         if let Some(t) = current.take() {
                             let d = t.ok();
@@ -578,7 +832,11 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
                 last.seconds = ((last.seconds + secs) * 10.0).round() / 10.0;
                 last.ok &= ok;
             }
-            _ => cx.meta.stages.push(StageRecord { stage: name.clone(), seconds: secs, ok }),
+            _ => cx.meta.stages.push(StageRecord {
+                stage: name.clone(),
+                seconds: secs,
+                ok,
+            }),
         }
     }
     append_log(&cx.dir.join("build.log"), &log);
@@ -586,7 +844,12 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     if step.compile.is_some() && out.code == Some(0) {
         cx.meta.objects = objects;
         let v = cx.req.tree.version;
-        ObjectStats::record(&cx.home.builds(), &format!("{}.{}", v.major, v.minor), &cx.req.config.hash, objects);
+        ObjectStats::record(
+            &cx.home.builds(),
+            &format!("{}.{}", v.major, v.minor),
+            &cx.req.config.hash,
+            objects,
+        );
     }
     if out.code == Some(0) {
         if step.soft {
@@ -618,7 +881,13 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
 
 fn append_log(all: &Path, part: &Path) {
     use std::io::Write;
-    if let (Ok(mut f), Ok(data)) = (std::fs::OpenOptions::new().create(true).append(true).open(all), std::fs::read(part)) {
+    if let (Ok(mut f), Ok(data)) = (
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(all),
+        std::fs::read(part),
+    ) {
         let _ = f.write_all(&data);
     }
 }
@@ -645,12 +914,25 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
     let art = cx.dir.join("artifacts");
     let log = cx.dir.join("build.log");
     let version = cx.req.tree.version.to_string();
-    let missing = |what: &str, path: &Path| BuildError::MissingArtifact { version: version.clone(), what: what.into(), path: path.to_owned(), log: log.clone() };
+    let missing = |what: &str, path: &Path| BuildError::MissingArtifact {
+        version: version.clone(),
+        what: what.into(),
+        path: path.to_owned(),
+        log: log.clone(),
+    };
     let pairs = [
-        ("bzImage", cx.obj.join("arch/x86/boot/bzImage"), art.join("bzImage")),
+        (
+            "bzImage",
+            cx.obj.join("arch/x86/boot/bzImage"),
+            art.join("bzImage"),
+        ),
         ("vmlinux", cx.obj.join("vmlinux"), art.join("vmlinux")),
         (".config", cx.obj.join(".config"), art.join("config")),
-        ("System.map", cx.obj.join("System.map"), art.join("System.map")),
+        (
+            "System.map",
+            cx.obj.join("System.map"),
+            art.join("System.map"),
+        ),
     ];
     for (what, from, to) in &pairs {
         if !from.is_file() {
@@ -663,14 +945,25 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
     let _ = std::fs::remove_dir_all(&headers);
     let inc = cx.obj.join("usr").join("include");
     if inc.is_dir() {
-        std::fs::create_dir_all(&headers).map_err(|e| BuildError::io("create directory", &headers, e))?;
-        Cmd::new("cp").arg("-al").arg(&inc).arg(headers.join("include")).run_checked(cx.sink)?;
+        std::fs::create_dir_all(&headers)
+            .map_err(|e| BuildError::io("create directory", &headers, e))?;
+        Cmd::new("cp")
+            .arg("-al")
+            .arg(&inc)
+            .arg(headers.join("include"))
+            .run_checked(cx.sink)?;
     }
     // samples/bpf: user programs (executables) and BPF objects.
     let samples = art.join("samples");
     let _ = std::fs::remove_dir_all(&samples);
-    std::fs::create_dir_all(&samples).map_err(|e| BuildError::io("create directory", &samples, e))?;
-    let sdir = cx.samples_src.as_ref().unwrap_or(&cx.obj).join("samples").join("bpf");
+    std::fs::create_dir_all(&samples)
+        .map_err(|e| BuildError::io("create directory", &samples, e))?;
+    let sdir = cx
+        .samples_src
+        .as_ref()
+        .unwrap_or(&cx.obj)
+        .join("samples")
+        .join("bpf");
     let mut n_samples = 0;
     if let Ok(rd) = std::fs::read_dir(&sdir) {
         use std::os::unix::fs::PermissionsExt;
@@ -684,17 +977,26 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
             let is_bpf_obj = name.ends_with("_kern.o") || name.ends_with(".bpf.o");
             let is_prog = m.permissions().mode() & 0o111 != 0 && !name.contains('.');
             if is_bpf_obj || is_prog {
-                place(&p, &samples.join(&name)).map_err(|e| BuildError::io("place artifact", samples.join(&name), e))?;
+                place(&p, &samples.join(&name))
+                    .map_err(|e| BuildError::io("place artifact", samples.join(&name), e))?;
                 n_samples += 1;
             }
         }
     }
     if cx.req.samples {
-        cx.sink.debug(format!("{n_samples} samples/bpf files staged in {}", samples.display()));
+        cx.sink.debug(format!(
+            "{n_samples} samples/bpf files staged in {}",
+            samples.display()
+        ));
     }
-    let wants_btf = std::fs::read_to_string(art.join("config")).map(|c| c.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y")).unwrap_or(false);
+    let wants_btf = std::fs::read_to_string(art.join("config"))
+        .map(|c| c.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y"))
+        .unwrap_or(false);
     if wants_btf && vmlinux_btf(&art.join("vmlinux")) == Some(false) {
-        return Err(missing("the .BTF section of vmlinux (CONFIG_DEBUG_INFO_BTF=y)", &art.join("vmlinux")));
+        return Err(missing(
+            "the .BTF section of vmlinux (CONFIG_DEBUG_INFO_BTF=y)",
+            &art.join("vmlinux"),
+        ));
     }
     Ok(BuildOutput {
         dir: cx.dir.clone(),
@@ -721,11 +1023,18 @@ mod tests {
     #[test]
     fn samples_drop_a_two_word_compiler_wrapper_but_keep_the_rest() {
         let kv = |a: &str, b: &str| (a.to_string(), b.to_string());
-        let kernel = vec![kv("CC", "ccache gcc"), kv("HOSTCC", "ccache gcc"), kv("PAHOLE", "/x/pahole")];
+        let kernel = vec![
+            kv("CC", "ccache gcc"),
+            kv("HOSTCC", "ccache gcc"),
+            kv("PAHOLE", "/x/pahole"),
+        ];
         let extra = vec![kv("VMLINUX_BTF", "/b/vmlinux")];
         let v = samples_make_vars(&kernel, &extra);
         assert!(!v.iter().any(|(k, _)| k == "CC" || k == "HOSTCC"), "{v:?}");
-        assert!(v.contains(&kv("PAHOLE", "/x/pahole")) && v.contains(&kv("VMLINUX_BTF", "/b/vmlinux")), "{v:?}");
+        assert!(
+            v.contains(&kv("PAHOLE", "/x/pahole")) && v.contains(&kv("VMLINUX_BTF", "/b/vmlinux")),
+            "{v:?}"
+        );
         // A plain compiler choice is kept.
         let v = samples_make_vars(&[kv("CC", "clang")], &[]);
         assert_eq!(v, vec![kv("CC", "clang")]);
@@ -747,6 +1056,9 @@ mod tests {
         let small = "CONFIG_A=y\n".repeat(600);
         let with_dbg = format!("{small}CONFIG_DEBUG_INFO=y\n");
         assert!(disk_need(&with_dbg, true) > disk_need(&small, true));
-        assert!(disk_need(&with_dbg, false) >= 3 << 30, "lab profile with BTF needs about 3 GiB");
+        assert!(
+            disk_need(&with_dbg, false) >= 3 << 30,
+            "lab profile with BTF needs about 3 GiB"
+        );
     }
 }

@@ -28,8 +28,13 @@ impl Toolchain {
     pub fn probe(sink: &dyn EventSink) -> Toolchain {
         let out = |prog: &str, args: &[&str]| -> Option<String> {
             crate::process::which(prog)?;
-            let o = Cmd::new(prog).args(args).timeout(std::time::Duration::from_secs(20)).run(sink).ok()?;
-            o.success().then(|| format!("{}{}", o.stdout_str(), o.stderr_str()))
+            let o = Cmd::new(prog)
+                .args(args)
+                .timeout(std::time::Duration::from_secs(20))
+                .run(sink)
+                .ok()?;
+            o.success()
+                .then(|| format!("{}{}", o.stdout_str(), o.stderr_str()))
         };
         Toolchain {
             gcc: out("gcc", &["-dumpfullversion"]).and_then(|s| first_version(&s)),
@@ -45,7 +50,13 @@ impl Toolchain {
     /// Tool name → version, as the catalogue predicates want them.
     pub fn facts(&self) -> BTreeMap<String, DottedVersion> {
         let mut m = BTreeMap::new();
-        for (k, v) in [("gcc", &self.gcc), ("binutils", &self.binutils), ("pahole", &self.pahole), ("clang", &self.clang), ("glibc", &self.glibc)] {
+        for (k, v) in [
+            ("gcc", &self.gcc),
+            ("binutils", &self.binutils),
+            ("pahole", &self.pahole),
+            ("clang", &self.clang),
+            ("glibc", &self.glibc),
+        ] {
             if let Some(d) = v.as_deref().and_then(DottedVersion::parse) {
                 m.insert(k.to_string(), d);
             }
@@ -57,7 +68,12 @@ impl Toolchain {
     /// clang) and on the applied fixes: 8 hex digits.
     pub fn key(&self, fixes: &[String]) -> String {
         let mut h = Sha256::new();
-        for (k, v) in [("gcc", &self.gcc), ("binutils", &self.binutils), ("pahole", &self.pahole), ("clang", &self.clang)] {
+        for (k, v) in [
+            ("gcc", &self.gcc),
+            ("binutils", &self.binutils),
+            ("pahole", &self.pahole),
+            ("clang", &self.clang),
+        ] {
             h.update(format!("{k}={}\n", v.as_deref().unwrap_or("-")));
         }
         for f in fixes {
@@ -69,7 +85,13 @@ impl Toolchain {
     /// One line for messages: `gcc 12.2.0, binutils 2.40, pahole 1.24, clang 14.0.6`.
     pub fn summary(&self) -> String {
         let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "missing".into());
-        format!("gcc {}, binutils {}, pahole {}, clang {}", s(&self.gcc), s(&self.binutils), s(&self.pahole), s(&self.clang))
+        format!(
+            "gcc {}, binutils {}, pahole {}, clang {}",
+            s(&self.gcc),
+            s(&self.binutils),
+            s(&self.pahole),
+            s(&self.clang)
+        )
     }
 }
 
@@ -82,7 +104,9 @@ pub fn first_version(s: &str) -> Option<String> {
 /// `GNU ld (GNU Binutils for Debian) 2.40` → 2.40 (the version is the last word of line one).
 pub fn parse_binutils(s: &str) -> Option<String> {
     let line = s.lines().next()?;
-    line.split_whitespace().rev().find_map(|w| first_version(w).filter(|v| w.trim_start_matches('v').starts_with(v.as_str())))
+    line.split_whitespace().rev().find_map(|w| {
+        first_version(w).filter(|v| w.trim_start_matches('v').starts_with(v.as_str()))
+    })
 }
 
 /// The version that follows `marker` (`Debian clang version 14.0.6` → 14.0.6).
@@ -93,7 +117,8 @@ pub fn parse_after(s: &str, marker: &str) -> Option<String> {
 
 /// `llc --version` lists registered targets; the BPF backend shows as `bpf`.
 pub fn llc_has_bpf(s: &str) -> bool {
-    s.lines().any(|l| l.split_whitespace().next() == Some("bpf"))
+    s.lines()
+        .any(|l| l.split_whitespace().next() == Some("bpf"))
 }
 
 #[cfg(test)]
@@ -104,27 +129,55 @@ mod tests {
     fn parses_real_version_outputs() {
         assert_eq!(first_version("12.2.0\n").as_deref(), Some("12.2.0"));
         assert_eq!(first_version("v1.24\n").as_deref(), Some("1.24"));
-        assert_eq!(parse_binutils("GNU ld (GNU Binutils for Debian) 2.40\nCopyright (C) 2023").as_deref(), Some("2.40"));
-        assert_eq!(parse_binutils("GNU ld version 2.35.2-43.el9\n").as_deref(), Some("2.35.2"));
-        assert_eq!(parse_after("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu", "clang version").as_deref(), Some("14.0.6"));
-        assert_eq!(parse_after("GNU Make 4.3\nBuilt for x86_64", "GNU Make").as_deref(), Some("4.3"));
+        assert_eq!(
+            parse_binutils("GNU ld (GNU Binutils for Debian) 2.40\nCopyright (C) 2023").as_deref(),
+            Some("2.40")
+        );
+        assert_eq!(
+            parse_binutils("GNU ld version 2.35.2-43.el9\n").as_deref(),
+            Some("2.35.2")
+        );
+        assert_eq!(
+            parse_after(
+                "Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu",
+                "clang version"
+            )
+            .as_deref(),
+            Some("14.0.6")
+        );
+        assert_eq!(
+            parse_after("GNU Make 4.3\nBuilt for x86_64", "GNU Make").as_deref(),
+            Some("4.3")
+        );
         assert_eq!(first_version("glibc 2.36\n").as_deref(), Some("2.36"));
         let llc = "LLVM (http://llvm.org/):\n  LLVM version 14.0.6\n\n  Registered Targets:\n    bpf     - BPF (host endian)\n    bpfeb   - BPF (big endian)\n    x86-64  - 64-bit X86: EM_X86_64\n";
         assert!(llc_has_bpf(llc));
-        assert!(!llc_has_bpf("  Registered Targets:\n    x86-64  - 64-bit X86\n"));
+        assert!(!llc_has_bpf(
+            "  Registered Targets:\n    x86-64  - 64-bit X86\n"
+        ));
     }
 
     #[test]
     fn key_changes_with_toolchain_and_fixes() {
-        let t = Toolchain { gcc: Some("12.2.0".into()), pahole: Some("1.24".into()), ..Default::default() };
+        let t = Toolchain {
+            gcc: Some("12.2.0".into()),
+            pahole: Some("1.24".into()),
+            ..Default::default()
+        };
         let k = t.key(&[]);
         assert_eq!(k.len(), 8);
         assert_eq!(k, t.key(&[]));
         assert_ne!(k, t.key(&["pahole-enum64".into()]));
-        let t2 = Toolchain { pahole: Some("1.25".into()), ..t.clone() };
+        let t2 = Toolchain {
+            pahole: Some("1.25".into()),
+            ..t.clone()
+        };
         assert_ne!(k, t2.key(&[]));
         // glibc and make do not change the key.
-        let t3 = Toolchain { glibc: Some("2.38".into()), ..t.clone() };
+        let t3 = Toolchain {
+            glibc: Some("2.38".into()),
+            ..t.clone()
+        };
         assert_eq!(k, t3.key(&[]));
     }
 }

@@ -3,7 +3,6 @@
 //! failure the error carries the first error line, the last 30 lines, the log path and
 //! the known-fix catalogue's diagnosis (exit 2).
 
-
 use clap::ValueEnum;
 use labctl::build::{self, CcWrapper};
 
@@ -116,7 +115,15 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         return Ok(super::EXIT_OK);
     }
     let meta = build::BuildJson::read(&out.dir);
-    ctx.out(format!("linux {} {}", out.release, if out.reused { "(already built, nothing to do)" } else { "built" }));
+    ctx.out(format!(
+        "linux {} {}",
+        out.release,
+        if out.reused {
+            "(already built, nothing to do)"
+        } else {
+            "built"
+        }
+    ));
     ctx.out(format!("  folder       {}", out.dir.display()));
     ctx.out(format!("  bzImage      {}", out.bzimage.display()));
     ctx.out(format!("  vmlinux      {}", out.vmlinux.display()));
@@ -128,8 +135,19 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     ctx.out(format!("  reproduce    {}", out.reproduce.display()));
     if let Some(m) = meta {
         let fixes: Vec<&str> = m.fixes_applied.iter().map(|(id, _)| id.as_str()).collect();
-        ctx.out(format!("  fixes        {}", if fixes.is_empty() { "none".to_string() } else { fixes.join(", ") }));
-        let stages: Vec<String> = m.stages.iter().map(|s| format!("{} {:.0}s", s.stage, s.seconds)).collect();
+        ctx.out(format!(
+            "  fixes        {}",
+            if fixes.is_empty() {
+                "none".to_string()
+            } else {
+                fixes.join(", ")
+            }
+        ));
+        let stages: Vec<String> = m
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.0}s", s.stage, s.seconds))
+            .collect();
         if !stages.is_empty() {
             ctx.out(format!("  stages       {}", stages.join(", ")));
         }
@@ -162,7 +180,11 @@ pub(crate) fn print_builds(builds: &[build::BuildJson], ctx: &Ctx) {
             b.key,
             b.profile,
             secs,
-            if fixes.is_empty() { "none".to_string() } else { fixes.join(", ") }
+            if fixes.is_empty() {
+                "none".to_string()
+            } else {
+                fixes.join(", ")
+            }
         ));
     }
 }

@@ -55,11 +55,17 @@ impl ConfigOpts {
     /// The plan these flags describe; bad values are usage errors (exit 2).
     /// True when no config option was given (the default lab configuration).
     pub(crate) fn is_default(&self) -> bool {
-        self.profile == "lab" && self.fragments.is_empty() && self.sets.is_empty() && !self.no_default_fragments
+        self.profile == "lab"
+            && self.fragments.is_empty()
+            && self.sets.is_empty()
+            && !self.no_default_fragments
     }
 
     pub(crate) fn plan(&self) -> anyhow::Result<ConfigPlan> {
-        let profile: Profile = self.profile.parse().map_err(|e: String| labctl::Error::Usage(format!("--profile: {e}")))?;
+        let profile: Profile = self
+            .profile
+            .parse()
+            .map_err(|e: String| labctl::Error::Usage(format!("--profile: {e}")))?;
         let sets = ConfigPlan::parse_sets(&self.sets)?;
         Ok(ConfigPlan {
             profile,
@@ -93,7 +99,8 @@ pub fn run(a: ConfigArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         Err(_) => return Err(result.unwrap_err().into()),
     };
     if let Some(out) = &a.out {
-        let text = std::fs::read(&report.config_path).with_context(|| format!("read {}", report.config_path.display()))?;
+        let text = std::fs::read(&report.config_path)
+            .with_context(|| format!("read {}", report.config_path.display()))?;
         labctl::home::write_atomic(out, &text)?;
     }
     if ctx.global.json {
@@ -108,7 +115,10 @@ pub fn run(a: ConfigArgs, ctx: &Ctx) -> anyhow::Result<u8> {
 /// The human report: a header, one row per requested symbol, then the warnings.
 pub(crate) fn render_report(r: &ConfigReport, only_problems: bool) -> String {
     let mut s = String::new();
-    s.push_str(&format!("linux-{}  profile {}  base: {}\n", r.version, r.profile, r.base));
+    s.push_str(&format!(
+        "linux-{}  profile {}  base: {}\n",
+        r.version, r.profile, r.base
+    ));
     let frags: Vec<String> = r
         .fragments
         .iter()
@@ -116,17 +126,44 @@ pub(crate) fn render_report(r: &ConfigReport, only_problems: bool) -> String {
             if f.skipped_for_version.is_empty() {
                 format!("{} ({})", f.name, f.applied)
             } else {
-                format!("{} ({}, {} not for this version)", f.name, f.applied, f.skipped_for_version.len())
+                format!(
+                    "{} ({}, {} not for this version)",
+                    f.name,
+                    f.applied,
+                    f.skipped_for_version.len()
+                )
             }
         })
         .collect();
-    s.push_str(&format!("fragments: {}\n", if frags.is_empty() { "none".into() } else { frags.join(", ") }));
+    s.push_str(&format!(
+        "fragments: {}\n",
+        if frags.is_empty() {
+            "none".into()
+        } else {
+            frags.join(", ")
+        }
+    ));
     if !r.sets.is_empty() {
         s.push_str(&format!("--set: {}\n", r.sets.join(" ")));
     }
-    let w = r.symbols.iter().map(|x| x.symbol.len() + 7).max().unwrap_or(10).max(10);
-    let vw = r.symbols.iter().map(|x| x.requested.len().max(x.final_value.len())).max().unwrap_or(5).clamp(5, 24);
-    s.push_str(&format!("\n{:<w$}  {:<vw$}  {:<vw$}  {:<9}  {:<15}  {}\n", "OPTION", "ASKED", "FINAL", "STATUS", "FROM", "REASON"));
+    let w = r
+        .symbols
+        .iter()
+        .map(|x| x.symbol.len() + 7)
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let vw = r
+        .symbols
+        .iter()
+        .map(|x| x.requested.len().max(x.final_value.len()))
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 24);
+    s.push_str(&format!(
+        "\n{:<w$}  {:<vw$}  {:<vw$}  {:<9}  {:<15}  {}\n",
+        "OPTION", "ASKED", "FINAL", "STATUS", "FROM", "REASON"
+    ));
     for x in &r.symbols {
         if only_problems && x.status.satisfied() {
             continue;
@@ -151,11 +188,18 @@ pub(crate) fn render_report(r: &ConfigReport, only_problems: bool) -> String {
         r.options_set
     ));
     for f in &r.base_fixes {
-        s.push_str(&format!("base fix: CONFIG_{} {} -> {} ({})\n", f.symbol, f.old_value, f.new_value, f.reason));
+        s.push_str(&format!(
+            "base fix: CONFIG_{} {} -> {} ({})\n",
+            f.symbol, f.old_value, f.new_value, f.reason
+        ));
     }
     for o in &r.overrides {
         s.push_str(&format!("override: {o}\n"));
     }
-    s.push_str(&format!("config hash {}\n{}", r.hash, r.config_path.display()));
+    s.push_str(&format!(
+        "config hash {}\n{}",
+        r.hash,
+        r.config_path.display()
+    ));
     s
 }

@@ -261,12 +261,18 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         },
     };
     if !a.remote {
-        let trees: Vec<SourceTree> =
-            source::local_trees(&ctx.home).into_iter().filter(|t| series.is_none_or(|s| t.version.series() == s)).collect();
-        let builds: Vec<labctl::build::BuildJson> =
-            labctl::build::local_builds(&ctx.home).into_iter().filter(|b| series.is_none_or(|s| b.version.series() == s)).collect();
+        let trees: Vec<SourceTree> = source::local_trees(&ctx.home)
+            .into_iter()
+            .filter(|t| series.is_none_or(|s| t.version.series() == s))
+            .collect();
+        let builds: Vec<labctl::build::BuildJson> = labctl::build::local_builds(&ctx.home)
+            .into_iter()
+            .filter(|b| series.is_none_or(|s| b.version.series() == s))
+            .collect();
         if ctx.global.json {
-            return ctx.print_json(&serde_json::json!({ "trees": trees, "builds": builds })).map(|_| 0);
+            return ctx
+                .print_json(&serde_json::json!({ "trees": trees, "builds": builds }))
+                .map(|_| 0);
         }
         if trees.is_empty() {
             ctx.out("no kernel trees fetched yet (try `labctl kernel fetch 5.10`)");

@@ -39,7 +39,14 @@ pub struct MatrixArgs {
 }
 
 fn one(a: &MatrixArgs, ctx: &Ctx, requested: &str, cpus_share: usize) -> MatrixRow {
-    let mut row = MatrixRow { requested: requested.to_string(), version: None, build_s: None, test_s: None, error: None, suite: None };
+    let mut row = MatrixRow {
+        requested: requested.to_string(),
+        version: None,
+        build_s: None,
+        test_s: None,
+        error: None,
+        suite: None,
+    };
     let mut t = a.test.clone();
     t.version = Some(requested.to_string());
     t.rebuild = true;
@@ -58,7 +65,10 @@ fn one(a: &MatrixArgs, ctx: &Ctx, requested: &str, cpus_share: usize) -> MatrixR
         row.test_s = Some(start.elapsed().as_secs_f64());
         if let Some(dir) = &a.test.junit {
             let dir = ctx.home.ensure(dir.clone())?;
-            labctl::home::write_atomic(&dir.join(format!("junit-{}.xml", kernel.version)), labctl::suite::report::junit(&res).as_bytes())?;
+            labctl::home::write_atomic(
+                &dir.join(format!("junit-{}.xml", kernel.version)),
+                labctl::suite::report::junit(&res).as_bytes(),
+            )?;
         }
         row.suite = Some(res);
         Ok(())
@@ -74,7 +84,10 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         return Err(labctl::Error::Usage("matrix takes its kernels from --kernels LIST (or ci/matrix.toml), not a VERSION argument".into()).into());
     }
     if a.test.kernel.is_some() || a.test.list {
-        return Err(labctl::Error::Usage("--kernel and --list are `vm test` options; matrix builds each kernel itself".into()).into());
+        return Err(labctl::Error::Usage(
+            "--kernel and --list are `vm test` options; matrix builds each kernel itself".into(),
+        )
+        .into());
     }
     let kernels = if a.kernels.is_empty() {
         matrix::parse_list(matrix::DEFAULT_LIST)?
@@ -85,8 +98,14 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         a.kernels.clone()
     };
     let parallel = a.parallel.clamp(1, kernels.len());
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let share = if parallel > 1 { (cpus / parallel).max(1) } else { 0 };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let share = if parallel > 1 {
+        (cpus / parallel).max(1)
+    } else {
+        0
+    };
     let mut rows: Vec<Option<MatrixRow>> = vec![None; kernels.len()];
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots = std::sync::Mutex::new(&mut rows);
@@ -107,7 +126,9 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     }
     let rows: Vec<MatrixRow> = rows.into_iter().flatten().collect();
     if ctx.global.json {
-        ctx.print_json(&serde_json::json!({ "kernels": rows, "exit_code": matrix::exit_code(&rows) }))?;
+        ctx.print_json(
+            &serde_json::json!({ "kernels": rows, "exit_code": matrix::exit_code(&rows) }),
+        )?;
     } else {
         ctx.out(matrix::table(&rows).trim_end());
     }

@@ -130,7 +130,12 @@ impl Ctx {
     }
     /// Print a JSON value on stdout (for --json).
     pub fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        self.renderer.suspend(|| println!("{}", serde_json::to_string_pretty(value).expect("serializable")));
+        self.renderer.suspend(|| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("serializable")
+            )
+        });
         Ok(())
     }
     /// Print a line of the final result on stdout (suppressed by -qq).
@@ -140,7 +145,6 @@ impl Ctx {
         }
     }
 }
-
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -160,7 +164,11 @@ pub fn main() -> ExitCode {
     if let Ok(dir) = home.ensure(home.logs()) {
         labctl::process::set_command_log(dir.join("commands.log"));
     }
-    let ctx = Ctx { global: cli.global.clone(), home, renderer };
+    let ctx = Ctx {
+        global: cli.global.clone(),
+        home,
+        renderer,
+    };
     let result = match cli.command {
         Command::Doctor(a) => doctor::run(a, &ctx),
         Command::Kernel(KernelCmd::Fetch(a)) => fetch::run_fetch(a, &ctx),

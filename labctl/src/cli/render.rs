@@ -38,10 +38,25 @@ impl Renderer {
         let fancy = match g.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none() && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true),
+            ColorChoice::Auto => {
+                tty && std::env::var_os("NO_COLOR").is_none()
+                    && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+            }
         } && g.quiet == 0;
-        let multi = MultiProgress::with_draw_target(if fancy { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-        Renderer { fancy, color: fancy, quiet: g.quiet, verbose: g.verbose, start: Instant::now(), state: Mutex::new(State::default()), multi }
+        let multi = MultiProgress::with_draw_target(if fancy {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        Renderer {
+            fancy,
+            color: fancy,
+            quiet: g.quiet,
+            verbose: g.verbose,
+            start: Instant::now(),
+            state: Mutex::new(State::default()),
+            multi,
+        }
     }
 
     /// Run `f` (which prints) without tearing the progress bars.
@@ -58,7 +73,11 @@ impl Renderer {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     pub fn error(&self, e: &anyhow::Error) {
@@ -81,12 +100,16 @@ impl Renderer {
 
     fn bar_style(unit: Unit, known_total: bool) -> ProgressStyle {
         let t = match (unit, known_total) {
-            (Unit::Bytes, true) => "{spinner} {prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            (Unit::Bytes, true) => {
+                "{spinner} {prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            }
             (Unit::Bytes, false) => "{spinner} {prefix:>9} {bytes} {bytes_per_sec}",
             (_, true) => "{spinner} {prefix:>9} [{bar:30}] {pos}/{len} eta {eta} {msg}",
             (_, false) => "{spinner} {prefix:>9} {pos} {msg}",
         };
-        ProgressStyle::with_template(t).unwrap().progress_chars("=> ")
+        ProgressStyle::with_template(t)
+            .unwrap()
+            .progress_chars("=> ")
     }
 
     /// Whether a notice on `topic` is shown: the first per run unless -q, repeats with -v.
@@ -124,16 +147,29 @@ impl Renderer {
         let pct = total.map(|t| if t == 0 { 100 } else { done * 100 / t });
         let due = match &st.last_plain {
             Some((s, at, last_pct)) if s == stage => {
-                at.elapsed() >= Duration::from_secs(10) || pct.is_some_and(|p| p >= last_pct + 10) || pct == Some(100) && *last_pct != 100
+                at.elapsed() >= Duration::from_secs(10)
+                    || pct.is_some_and(|p| p >= last_pct + 10)
+                    || pct == Some(100) && *last_pct != 100
             }
             _ => true,
         };
         if due {
             st.last_plain = Some((stage.to_string(), Instant::now(), pct.unwrap_or(0)));
             drop(st);
-            let amount = |n: u64| if unit == Unit::Bytes { labctl::home::human_bytes(n) } else { n.to_string() };
+            let amount = |n: u64| {
+                if unit == Unit::Bytes {
+                    labctl::home::human_bytes(n)
+                } else {
+                    n.to_string()
+                }
+            };
             let text = match total {
-                Some(t) => format!("{stage}: {} / {} ({}%)", amount(done), amount(t), pct.unwrap_or(0)),
+                Some(t) => format!(
+                    "{stage}: {} / {} ({}%)",
+                    amount(done),
+                    amount(t),
+                    pct.unwrap_or(0)
+                ),
                 None => format!("{stage}: {}", amount(done)),
             };
             self.line(&text);
@@ -146,10 +182,17 @@ impl EventSink for Renderer {
         match event {
             Event::StageStarted { stage, detail } => {
                 if self.quiet == 0 {
-                    self.line(&format!("{} {detail}", self.paint("1;36", &format!("{stage:>9}"))));
+                    self.line(&format!(
+                        "{} {detail}",
+                        self.paint("1;36", &format!("{stage:>9}"))
+                    ));
                 }
             }
-            Event::StageFinished { stage, ok, duration } => {
+            Event::StageFinished {
+                stage,
+                ok,
+                duration,
+            } => {
                 let mut st = self.state.lock().unwrap();
                 if matches!(&st.bar, Some((s, _)) if *s == stage) {
                     if let Some((_, b)) = st.bar.take() {
@@ -158,11 +201,23 @@ impl EventSink for Renderer {
                 }
                 drop(st);
                 if self.quiet == 0 && (self.verbose > 0 || !ok) {
-                    let verdict = if ok { self.paint("32", "done") } else { self.paint("31", "failed") };
-                    self.line(&format!("{stage:>9} {verdict} in {:.1}s", duration.as_secs_f64()));
+                    let verdict = if ok {
+                        self.paint("32", "done")
+                    } else {
+                        self.paint("31", "failed")
+                    };
+                    self.line(&format!(
+                        "{stage:>9} {verdict} in {:.1}s",
+                        duration.as_secs_f64()
+                    ));
                 }
             }
-            Event::Progress { stage, done, total, unit } => self.progress(&stage, done, total, unit),
+            Event::Progress {
+                stage,
+                done,
+                total,
+                unit,
+            } => self.progress(&stage, done, total, unit),
             Event::Message { level, text } => {
                 let show = match level {
                     Level::Warn => self.quiet < 2,
@@ -192,16 +247,33 @@ impl EventSink for Renderer {
                     self.line(&format!("{:>9} {name}", "test"));
                 }
             }
-            Event::TestFinished { name, result, skip, duration, reason } => {
+            Event::TestFinished {
+                name,
+                result,
+                skip,
+                duration,
+                reason,
+            } => {
                 if self.quiet == 0 {
                     let r = match (result, skip) {
                         (TestResult::Pass, _) => self.paint("32", "PASS"),
                         (TestResult::Fail, _) => self.paint("1;31", "FAIL"),
-                        (TestResult::Skip, Some(SkipKind::Setup) | None) => self.paint("1;33", "SKIP (setup)"),
-                        (TestResult::Skip, Some(k)) => self.paint("33", &format!("SKIP ({})", k.word())),
+                        (TestResult::Skip, Some(SkipKind::Setup) | None) => {
+                            self.paint("1;33", "SKIP (setup)")
+                        }
+                        (TestResult::Skip, Some(k)) => {
+                            self.paint("33", &format!("SKIP ({})", k.word()))
+                        }
                     };
-                    let reason = if reason.is_empty() { String::new() } else { format!("  {reason}") };
-                    self.line(&format!("{r} {name} ({:.1}s){reason}", duration.as_secs_f64()));
+                    let reason = if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {reason}")
+                    };
+                    self.line(&format!(
+                        "{r} {name} ({:.1}s){reason}",
+                        duration.as_secs_f64()
+                    ));
                 }
             }
         }
@@ -213,17 +285,29 @@ mod tests {
     use super::*;
 
     fn renderer(verbose: u8, quiet: u8) -> Renderer {
-        Renderer::new(&Global { json: false, quiet, verbose, color: ColorChoice::Never, home: None })
+        Renderer::new(&Global {
+            json: false,
+            quiet,
+            verbose,
+            color: ColorChoice::Never,
+            home: None,
+        })
     }
 
     #[test]
     fn a_notice_is_shown_once_per_topic_and_repeats_only_with_v() {
         let r = renderer(0, 0);
         assert!(r.show_notice("accel"));
-        assert!(!r.show_notice("accel"), "the second boot's explanation is not repeated");
+        assert!(
+            !r.show_notice("accel"),
+            "the second boot's explanation is not repeated"
+        );
         assert!(r.show_notice("other"));
         let v = renderer(1, 0);
-        assert!(v.show_notice("accel") && v.show_notice("accel"), "-v shows every one");
+        assert!(
+            v.show_notice("accel") && v.show_notice("accel"),
+            "-v shows every one"
+        );
         assert!(!renderer(0, 1).show_notice("accel"), "-q shows none");
     }
 }

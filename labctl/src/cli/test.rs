@@ -128,7 +128,11 @@ impl VmGuest<'_> {
     /// for an option the user never passed).
     fn spec(&self, req: &GuestRequest) -> VmSpec {
         let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
-        spec.modules = if req.vng { None } else { self.kernel.modules.clone() };
+        spec.modules = if req.vng {
+            None
+        } else {
+            self.kernel.modules.clone()
+        };
         spec.files = req
             .files
             .iter()
@@ -218,12 +222,20 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
             samples_failure: None,
         });
     }
-    let existing = if a.rebuild || !a.config.is_default() { None } else { labctl::build::find_build(&ctx.home, req) };
+    let existing = if a.rebuild || !a.config.is_default() {
+        None
+    } else {
+        labctl::build::find_build(&ctx.home, req)
+    };
     let b = match existing {
         Some(b) => {
             ctx.sink().emit(labctl::Event::Message {
                 level: labctl::events::Level::Info,
-                text: format!("using the finished build of linux {} in {} (--rebuild to refresh)", b.release, b.dir.display()),
+                text: format!(
+                    "using the finished build of linux {} in {} (--rebuild to refresh)",
+                    b.release,
+                    b.dir.display()
+                ),
             });
             b
         }
@@ -318,7 +330,8 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         labctl::home::write_atomic(j, suite::report::junit(&res).as_bytes())?;
     }
     if ctx.global.json {
-        ctx.renderer.suspend(|| println!("{}", suite::report::json(&res)));
+        ctx.renderer
+            .suspend(|| println!("{}", suite::report::json(&res)));
     } else {
         ctx.out(suite::report::table(&res).trim_end());
     }
@@ -336,7 +349,11 @@ pub(crate) fn exit_code(status: SuiteStatus) -> u8 {
 }
 
 /// Boot `kernel` once and run the selected tests on it (shared with `matrix`).
-pub(crate) fn suite_on(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> anyhow::Result<suite::SuiteResult> {
+pub(crate) fn suite_on(
+    a: &TestArgs,
+    ctx: &Ctx,
+    kernel: &Kernel,
+) -> anyhow::Result<suite::SuiteResult> {
     // kernel/config checks the lab's core options plus whatever the user asked for.
     let mut expected = suite::catalog::fragment_pairs(suite::catalog::LAB_CONFIG);
     for f in &a.config.fragments {
@@ -416,7 +433,11 @@ mod tests {
             color: super::super::ColorChoice::Never,
             home: None,
         };
-        let ctx = Ctx { global: g.clone(), home, renderer: super::super::render::Renderer::new(&g) };
+        let ctx = Ctx {
+            global: g.clone(),
+            home,
+            renderer: super::super::render::Renderer::new(&g),
+        };
         let kernel = Kernel {
             version: KernelVersion::new(5, 10, 46),
             release: "5.10.46".into(),
@@ -427,7 +448,13 @@ mod tests {
             build_tree: None,
             samples_failure: None,
         };
-        let guest = VmGuest { ctx: &ctx, kernel: &kernel, accel: AccelChoice::Tcg, memory: 1024, cpus: 2 };
+        let guest = VmGuest {
+            ctx: &ctx,
+            kernel: &kernel,
+            accel: AccelChoice::Tcg,
+            memory: 1024,
+            cpus: 2,
+        };
         let mut req = GuestRequest {
             files: vec![],
             script: "true".into(),
@@ -440,7 +467,10 @@ mod tests {
         assert_eq!(guest.spec(&req).modules, Some(PathBuf::from("/b/modules")));
         req.vng = true;
         let spec = guest.spec(&req);
-        assert_eq!(spec.modules, None, "vng must not trigger the --modules warning");
+        assert_eq!(
+            spec.modules, None,
+            "vng must not trigger the --modules warning"
+        );
         assert_eq!(spec.backend, Backend::Vng);
     }
 }

@@ -137,7 +137,8 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
     // The build's modules go into a QEMU guest; vng boots with the host's /lib/modules,
     // so only an explicit --modules reaches it (and its "ignored" warning).
     let modules = g.modules.clone().or_else(|| {
-        (g.backend == BackendArg::Qemu && b.modules.join("lib/modules").is_dir()).then(|| b.modules.clone())
+        (g.backend == BackendArg::Qemu && b.modules.join("lib/modules").is_dir())
+            .then(|| b.modules.clone())
     });
     Ok((b.bzimage.clone(), modules, b.release.clone()))
 }
@@ -169,13 +170,23 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec>
         .unwrap_or(0);
     let safe: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let run_dir = ctx.home.runs().join(format!("{stamp}-vm-{safe}"));
     let mut spec = VmSpec::new(kernel, run_dir, script);
     spec.modules = modules;
     spec.load_modules = g.load_modules.clone();
-    spec.files = g.files.iter().map(|f| parse_file(f)).collect::<anyhow::Result<_>>()?;
+    spec.files = g
+        .files
+        .iter()
+        .map(|f| parse_file(f))
+        .collect::<anyhow::Result<_>>()?;
     spec.accel = match g.accel {
         AccelArg::Auto => AccelChoice::Auto,
         AccelArg::Kvm => AccelChoice::Kvm,
@@ -227,7 +238,11 @@ pub fn run_boot(a: BootArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let r = vm::run(&ctx.home, &spec, ctx.sink());
     drop(saved);
     let out = r?;
-    Ok(if out.exit_code == 0 { 0 } else { super::EXIT_INFRA })
+    Ok(if out.exit_code == 0 {
+        0
+    } else {
+        super::EXIT_INFRA
+    })
 }
 
 /// Saved termios of stdin, restored on drop (QEMU puts the terminal into raw mode and
@@ -267,7 +282,10 @@ mod tests {
     #[test]
     fn file_args() {
         let f = parse_file("./prog:/usr/bin/prog").unwrap();
-        assert_eq!((f.host, f.guest.as_str()), (PathBuf::from("./prog"), "/usr/bin/prog"));
+        assert_eq!(
+            (f.host, f.guest.as_str()),
+            (PathBuf::from("./prog"), "/usr/bin/prog")
+        );
         let f = parse_file("/x/y/tool").unwrap();
         assert_eq!(f.guest, "/root/tool");
     }

@@ -612,7 +612,11 @@ fn run_changing(argv: &[String], sink: &dyn EventSink) -> Result<(), InstallErro
 
 /// The system's CA bundle: the first file of requirement `ca-certificates` that exists.
 fn system_ca_bundle() -> Option<PathBuf> {
-    super::requirement("ca-certificates")?.file.iter().map(PathBuf::from).find(|p| p.is_file())
+    super::requirement("ca-certificates")?
+        .file
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// Run the plan's steps in order, stopping at the first failure.
@@ -652,7 +656,9 @@ pub fn execute(plan: &Plan, sink: &dyn EventSink) -> Result<(), InstallError> {
                 }
             }
             Step::Venv { argv } | Step::Pip { argv } => {
-                let mut cmd = Cmd::new(&argv[0]).args(&argv[1..]).env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+                let mut cmd = Cmd::new(&argv[0])
+                    .args(&argv[1..])
+                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
                 // pip trusts its own bundled CA list; use the system's store (what apt and
                 // curl trust, including CAs the administrator added) unless told otherwise.
                 if std::env::var_os("PIP_CERT").is_none() {

@@ -44,7 +44,10 @@ pub struct VersionGuard {
 
 impl VersionGuard {
     pub fn parse(s: &str) -> Option<VersionGuard> {
-        let mut g = VersionGuard { min: None, below: None };
+        let mut g = VersionGuard {
+            min: None,
+            below: None,
+        };
         for part in s.split(',') {
             let part = part.trim();
             if let Some(v) = part.strip_prefix(">=") {
@@ -155,7 +158,9 @@ pub fn parse_assignment(s: &str) -> Result<(String, String), String> {
         return Err("expected CONFIG_NAME=VALUE (no `=` found)".into());
     };
     if !valid_symbol(name) {
-        return Err(format!("bad symbol name {name:?} (letters, digits and _ only)"));
+        return Err(format!(
+            "bad symbol name {name:?} (letters, digits and _ only)"
+        ));
     }
     Ok((name.to_string(), normalise_value(value)?))
 }
@@ -165,7 +170,9 @@ fn guard_and_why(comment: &str, strict: bool) -> Result<(Option<VersionGuard>, S
     match comment.strip_prefix('[').and_then(|c| c.split_once(']')) {
         Some((g, why)) => match VersionGuard::parse(g) {
             Some(g) => Ok((Some(g), why.trim().to_string())),
-            None if strict => Err(format!("bad version guard [{g}] (use [>=5.18], [<6.0] or [>=5.15,<6.0])")),
+            None if strict => Err(format!(
+                "bad version guard [{g}] (use [>=5.18], [<6.0] or [>=5.15,<6.0])"
+            )),
             None => Ok((None, comment.to_string())),
         },
         None => Ok((None, comment.to_string())),
@@ -179,7 +186,11 @@ pub fn parse(text: &str, strict: bool) -> Result<Vec<Entry>, ParseError> {
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let l = raw.trim();
-        let err = |message: String| ParseError { line, text: raw.to_string(), message };
+        let err = |message: String| ParseError {
+            line,
+            text: raw.to_string(),
+            message,
+        };
         if l.is_empty() {
             continue;
         }
@@ -189,8 +200,16 @@ pub fn parse(text: &str, strict: bool) -> Result<Vec<Entry>, ParseError> {
                 if let Some((name, after)) = rest.split_once(" is not set") {
                     let after = after.trim();
                     if valid_symbol(name) && (after.is_empty() || after.starts_with('#')) {
-                        let (guard, why) = guard_and_why(after.trim_start_matches('#').trim(), strict).map_err(err)?;
-                        out.push(Entry { symbol: name.into(), value: "n".into(), line, guard, why });
+                        let (guard, why) =
+                            guard_and_why(after.trim_start_matches('#').trim(), strict)
+                                .map_err(err)?;
+                        out.push(Entry {
+                            symbol: name.into(),
+                            value: "n".into(),
+                            line,
+                            guard,
+                            why,
+                        });
                         continue;
                     }
                 }
@@ -199,7 +218,9 @@ pub fn parse(text: &str, strict: bool) -> Result<Vec<Entry>, ParseError> {
         }
         let Some(rest) = l.strip_prefix("CONFIG_") else {
             if strict {
-                return Err(err("expected CONFIG_NAME=VALUE, `# CONFIG_NAME is not set` or a # comment".into()));
+                return Err(err(
+                    "expected CONFIG_NAME=VALUE, `# CONFIG_NAME is not set` or a # comment".into(),
+                ));
             }
             continue;
         };
@@ -222,7 +243,13 @@ pub fn parse(text: &str, strict: bool) -> Result<Vec<Entry>, ParseError> {
             Err(_) => continue,
         };
         let (guard, why) = guard_and_why(comment, strict).map_err(err)?;
-        out.push(Entry { symbol: name.into(), value, line, guard, why });
+        out.push(Entry {
+            symbol: name.into(),
+            value,
+            line,
+            guard,
+            why,
+        });
     }
     Ok(out)
 }
@@ -251,12 +278,18 @@ impl DotConfig {
         self.values.contains_key(symbol)
     }
     pub fn set(&mut self, symbol: &str, value: &str) {
-        if self.values.insert(symbol.to_string(), value.to_string()).is_none() {
+        if self
+            .values
+            .insert(symbol.to_string(), value.to_string())
+            .is_none()
+        {
             self.order.push(symbol.to_string());
         }
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.order.iter().map(|s| (s.as_str(), self.values[s].as_str()))
+        self.order
+            .iter()
+            .map(|s| (s.as_str(), self.values[s].as_str()))
     }
     /// Number of options set to something other than `n`.
     pub fn set_count(&self) -> usize {
@@ -313,12 +346,26 @@ mod tests {
         let text = "# header\nCONFIG_BPF=y\n# CONFIG_FOO is not set   # [<6.0] off\nCONFIG_NAME=\"a # b\"  # why here\n\
                     CONFIG_NR=4 # [>=5.18] four uarts\nCONFIG_HEX=0x1F\n\n";
         let e = parse(text, true).unwrap();
-        let got: Vec<(&str, &str)> = e.iter().map(|e| (e.symbol.as_str(), e.value.as_str())).collect();
-        assert_eq!(got, [("BPF", "y"), ("FOO", "n"), ("NAME", "\"a # b\""), ("NR", "4"), ("HEX", "0x1F")]);
+        let got: Vec<(&str, &str)> = e
+            .iter()
+            .map(|e| (e.symbol.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("BPF", "y"),
+                ("FOO", "n"),
+                ("NAME", "\"a # b\""),
+                ("NR", "4"),
+                ("HEX", "0x1F")
+            ]
+        );
         assert_eq!(e[2].why, "why here");
         assert_eq!(e[3].why, "four uarts");
         let g = e[3].guard.as_ref().unwrap();
-        assert!(g.matches(&KernelVersion::new(5, 18, 0)) && g.matches(&KernelVersion::new(6, 12, 3)));
+        assert!(
+            g.matches(&KernelVersion::new(5, 18, 0)) && g.matches(&KernelVersion::new(6, 12, 3))
+        );
         assert!(!g.matches(&KernelVersion::new(5, 10, 46)));
         assert_eq!(e[1].line, 3);
         assert_eq!(e[1].why, "off");
@@ -340,15 +387,34 @@ mod tests {
             assert!(e.to_string().contains(needle), "{bad}: {e}");
         }
         // Lenient mode (a .config from elsewhere) skips them.
-        assert_eq!(parse("junk\nCONFIG_X=maybe\nCONFIG_Y=m\n", false).unwrap().len(), 1);
+        assert_eq!(
+            parse("junk\nCONFIG_X=maybe\nCONFIG_Y=m\n", false)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn set_values_are_strict() {
-        assert_eq!(parse_assignment("CONFIG_BPF=y").unwrap(), ("BPF".into(), "y".into()));
-        assert_eq!(parse_assignment("CONFIG_S=\"\"").unwrap(), ("S".into(), "\"\"".into()));
+        assert_eq!(
+            parse_assignment("CONFIG_BPF=y").unwrap(),
+            ("BPF".into(), "y".into())
+        );
+        assert_eq!(
+            parse_assignment("CONFIG_S=\"\"").unwrap(),
+            ("S".into(), "\"\"".into())
+        );
         assert_eq!(parse_assignment("CONFIG_N=-3").unwrap().1, "-3");
-        for bad in ["CONFIG_", "FOO", "CONFIG_X=maybe", "", "CONFIG_X=", "CONFIG_A B=y", "BPF=y"] {
+        for bad in [
+            "CONFIG_",
+            "FOO",
+            "CONFIG_X=maybe",
+            "",
+            "CONFIG_X=",
+            "CONFIG_A B=y",
+            "BPF=y",
+        ] {
             assert!(parse_assignment(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -370,7 +436,10 @@ mod tests {
     #[test]
     fn render_round_trips() {
         let a = DotConfig::parse("CONFIG_A=y\n# CONFIG_C is not set\nCONFIG_S=\"x\"\n");
-        assert_eq!(a.render(), "CONFIG_A=y\n# CONFIG_C is not set\nCONFIG_S=\"x\"\n");
+        assert_eq!(
+            a.render(),
+            "CONFIG_A=y\n# CONFIG_C is not set\nCONFIG_S=\"x\"\n"
+        );
         assert_eq!(DotConfig::parse(&a.render()), a);
         assert_eq!(a.get("MISSING"), "n");
     }

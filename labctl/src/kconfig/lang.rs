@@ -59,7 +59,11 @@ impl std::fmt::Display for Expr {
                     go(a, f, 4)
                 }
                 Expr::And(a, b) | Expr::Or(a, b) => {
-                    let (p, op) = if matches!(e, Expr::And(..)) { (2, " && ") } else { (1, " || ") };
+                    let (p, op) = if matches!(e, Expr::And(..)) {
+                        (2, " && ")
+                    } else {
+                        (1, " || ")
+                    };
                     if parent > p {
                         write!(f, "(")?;
                     }
@@ -169,7 +173,10 @@ pub struct Env {
 
 impl Default for Env {
     fn default() -> Self {
-        Env { srcarch: "x86".into(), arch: "x86_64".into() }
+        Env {
+            srcarch: "x86".into(),
+            arch: "x86_64".into(),
+        }
     }
 }
 
@@ -178,7 +185,13 @@ impl KconfigDb {
     pub fn load(tree: &Path, env: &Env) -> std::io::Result<KconfigDb> {
         let top = tree.join("Kconfig");
         let text = std::fs::read_to_string(&top)?;
-        let mut r = Reader { root: tree.to_path_buf(), env: env.clone(), db: KconfigDb::default(), stack: Vec::new(), depth: 0 };
+        let mut r = Reader {
+            root: tree.to_path_buf(),
+            env: env.clone(),
+            db: KconfigDb::default(),
+            stack: Vec::new(),
+            depth: 0,
+        };
         r.read_text(&text, "Kconfig", tree);
         let mut db = r.db;
         db.index();
@@ -187,7 +200,13 @@ impl KconfigDb {
 
     /// Parse Kconfig text directly (unit tests; `source` lines resolve against `root`).
     pub fn from_text(text: &str, root: &Path) -> KconfigDb {
-        let mut r = Reader { root: root.to_path_buf(), env: Env::default(), db: KconfigDb::default(), stack: Vec::new(), depth: 0 };
+        let mut r = Reader {
+            root: root.to_path_buf(),
+            env: Env::default(),
+            db: KconfigDb::default(),
+            stack: Vec::new(),
+            depth: 0,
+        };
         r.read_text(text, "Kconfig", root);
         let mut db = r.db;
         db.index();
@@ -199,10 +218,18 @@ impl KconfigDb {
         for s in self.symbols.values() {
             for d in &s.defs {
                 for (t, c) in &d.selects {
-                    rev.entry(t.clone()).or_default().push(Selector { by: s.name.clone(), cond: c.clone(), imply: false });
+                    rev.entry(t.clone()).or_default().push(Selector {
+                        by: s.name.clone(),
+                        cond: c.clone(),
+                        imply: false,
+                    });
                 }
                 for (t, c) in &d.implies {
-                    rev.entry(t.clone()).or_default().push(Selector { by: s.name.clone(), cond: c.clone(), imply: true });
+                    rev.entry(t.clone()).or_default().push(Selector {
+                        by: s.name.clone(),
+                        cond: c.clone(),
+                        imply: true,
+                    });
                 }
             }
         }
@@ -217,7 +244,10 @@ impl KconfigDb {
     }
 
     pub fn kind(&self, name: &str) -> Kind {
-        self.symbols.get(name).map(|s| s.kind).unwrap_or(Kind::Unknown)
+        self.symbols
+            .get(name)
+            .map(|s| s.kind)
+            .unwrap_or(Kind::Unknown)
     }
 
     /// Tristate value (0 = n, 1 = m, 2 = y) of an expression under `cfg`.
@@ -246,7 +276,11 @@ impl KconfigDb {
                     CmpOp::Gt => ord.is_gt(),
                     CmpOp::Ge => ord.is_ge(),
                 };
-                if t { 2 } else { 0 }
+                if t {
+                    2
+                } else {
+                    0
+                }
             }
         }
     }
@@ -271,7 +305,9 @@ impl KconfigDb {
             Expr::Sym(s) if self.symbols.contains_key(s) || cfg.mentions(s) => {
                 let v = cfg.get(s);
                 match self.kind(s) {
-                    Kind::String | Kind::Int | Kind::Hex if v == "n" && !cfg.mentions(s) => String::new(),
+                    Kind::String | Kind::Int | Kind::Hex if v == "n" && !cfg.mentions(s) => {
+                        String::new()
+                    }
                     _ => v.trim_matches('"').to_string(),
                 }
             }
@@ -286,7 +322,9 @@ impl KconfigDb {
             return Vec::new();
         }
         match e {
-            Expr::Sym(s) if !matches!(s.as_str(), "y" | "m" | "n") => vec![format!("{s}={}", cfg.get(s))],
+            Expr::Sym(s) if !matches!(s.as_str(), "y" | "m" | "n") => {
+                vec![format!("{s}={}", cfg.get(s))]
+            }
             Expr::Sym(s) => vec![format!("constant {s}")],
             Expr::Str(s) => vec![format!("constant \"{s}\"")],
             Expr::And(a, b) | Expr::Or(a, b) => {
@@ -302,8 +340,16 @@ impl KconfigDb {
             Expr::Cmp(..) => {
                 let mut syms = Vec::new();
                 collect_syms(e, &mut syms);
-                let vals: Vec<String> = syms.iter().filter(|s| self.symbols.contains_key(*s)).map(|s| format!("{s}={}", cfg.get(s))).collect();
-                vec![if vals.is_empty() { format!("{e}") } else { format!("{e} ({})", vals.join(", ")) }]
+                let vals: Vec<String> = syms
+                    .iter()
+                    .filter(|s| self.symbols.contains_key(*s))
+                    .map(|s| format!("{s}={}", cfg.get(s)))
+                    .collect();
+                vec![if vals.is_empty() {
+                    format!("{e}")
+                } else {
+                    format!("{e} ({})", vals.join(", "))
+                }]
             }
         }
     }
@@ -441,7 +487,10 @@ impl Reader {
         let path = relative_to.join(rel);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let shown = path.strip_prefix(&self.root).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string());
+                let shown = path
+                    .strip_prefix(&self.root)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| path.display().to_string());
                 let dir = path.parent().unwrap_or(&self.root).to_path_buf();
                 self.depth += 1;
                 self.read_text(&text, &shown, &dir);
@@ -453,8 +502,15 @@ impl Reader {
     }
 
     fn inherited(&self) -> (Vec<Expr>, bool) {
-        let deps = self.stack.iter().flat_map(|f| f.deps.iter().cloned()).collect();
-        let in_choice = self.stack.last().is_some_and(|f| f.kind == FrameKind::Choice);
+        let deps = self
+            .stack
+            .iter()
+            .flat_map(|f| f.deps.iter().cloned())
+            .collect();
+        let in_choice = self
+            .stack
+            .last()
+            .is_some_and(|f| f.kind == FrameKind::Choice);
         (deps, in_choice)
     }
 
@@ -506,15 +562,29 @@ impl Reader {
             }
             let kw = toks[0].as_word().unwrap_or("");
             // Variable assignments (scripts/Kconfig.include): NAME := value
-            if toks.len() >= 2 && matches!(toks[1].as_word(), Some(":=" | "+=" | "=")) && !kw.is_empty() && cur == Cur::None {
+            if toks.len() >= 2
+                && matches!(toks[1].as_word(), Some(":=" | "+=" | "="))
+                && !kw.is_empty()
+                && cur == Cur::None
+            {
                 continue;
             }
             let rest = &toks[1..];
             match kw {
                 "config" | "menuconfig" => {
-                    let Some(name) = rest.first().and_then(Tok::as_word) else { continue };
+                    let Some(name) = rest.first().and_then(Tok::as_word) else {
+                        continue;
+                    };
                     let (inherited, in_choice) = self.inherited();
-                    let sym = self.db.symbols.entry(name.to_string()).or_insert_with(|| Symbol { name: name.to_string(), kind: Kind::Unknown, defs: Vec::new() });
+                    let sym = self
+                        .db
+                        .symbols
+                        .entry(name.to_string())
+                        .or_insert_with(|| Symbol {
+                            name: name.to_string(),
+                            kind: Kind::Unknown,
+                            defs: Vec::new(),
+                        });
                     sym.defs.push(Def {
                         file: file.to_string(),
                         line: lineno,
@@ -530,19 +600,29 @@ impl Reader {
                     cur = Cur::Config;
                 }
                 "choice" => {
-                    self.stack.push(Frame { kind: FrameKind::Choice, deps: Vec::new() });
+                    self.stack.push(Frame {
+                        kind: FrameKind::Choice,
+                        deps: Vec::new(),
+                    });
                     cur = Cur::Block;
                     cur_sym = None;
                 }
                 "endchoice" => {
-                    if self.stack.last().is_some_and(|f| f.kind == FrameKind::Choice) {
+                    if self
+                        .stack
+                        .last()
+                        .is_some_and(|f| f.kind == FrameKind::Choice)
+                    {
                         self.stack.pop();
                     }
                     cur = Cur::None;
                     cur_sym = None;
                 }
                 "menu" => {
-                    self.stack.push(Frame { kind: FrameKind::Menu, deps: Vec::new() });
+                    self.stack.push(Frame {
+                        kind: FrameKind::Menu,
+                        deps: Vec::new(),
+                    });
                     cur = Cur::Block;
                     cur_sym = None;
                 }
@@ -555,7 +635,10 @@ impl Reader {
                 }
                 "if" => {
                     let e = parse_expr(rest).unwrap_or(Expr::Sym(MACRO.into()));
-                    self.stack.push(Frame { kind: FrameKind::If, deps: vec![e] });
+                    self.stack.push(Frame {
+                        kind: FrameKind::If,
+                        deps: vec![e],
+                    });
                     cur = Cur::None;
                     cur_sym = None;
                 }
@@ -575,7 +658,11 @@ impl Reader {
                         if p.contains(MACRO) || p.contains('*') {
                             continue;
                         }
-                        let base = if kw.starts_with('r') || kw.starts_with("or") { dir.to_path_buf() } else { self.root.clone() };
+                        let base = if kw.starts_with('r') || kw.starts_with("or") {
+                            dir.to_path_buf()
+                        } else {
+                            self.root.clone()
+                        };
                         self.read_file(p, &base, kw.starts_with('o'));
                     }
                     cur = Cur::None;
@@ -607,7 +694,8 @@ impl Reader {
                         }
                     }
                 }
-                "bool" | "boolean" | "tristate" | "string" | "int" | "hex" | "def_bool" | "def_tristate" | "prompt" => {
+                "bool" | "boolean" | "tristate" | "string" | "int" | "hex" | "def_bool"
+                | "def_tristate" | "prompt" => {
                     if cur != Cur::Config {
                         continue;
                     }
@@ -621,7 +709,9 @@ impl Reader {
                     };
                     if let (Some(k), Some((name, _))) = (kind, &cur_sym) {
                         if let Some(s) = self.db.symbols.get_mut(name) {
-                            if s.kind == Kind::Unknown || s.kind == Kind::Bool && k == Kind::Tristate {
+                            if s.kind == Kind::Unknown
+                                || s.kind == Kind::Bool && k == Kind::Tristate
+                            {
                                 s.kind = k;
                             }
                         }
@@ -659,7 +749,12 @@ impl Reader {
 
     fn with_def(&mut self, cur: &Option<(String, usize)>, f: impl FnOnce(&mut Def)) {
         if let Some((name, i)) = cur {
-            if let Some(d) = self.db.symbols.get_mut(name).and_then(|s| s.defs.get_mut(*i)) {
+            if let Some(d) = self
+                .db
+                .symbols
+                .get_mut(name)
+                .and_then(|s| s.defs.get_mut(*i))
+            {
                 f(d);
             }
         }
@@ -810,7 +905,18 @@ impl ExprParser<'_> {
                 self.pos += 1;
                 Some(e)
             }
-            Tok::Word(w) if w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '$' || c == '/') => Some(Expr::Sym(w.clone())),
+            Tok::Word(w)
+                if w.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || c == '_'
+                        || c == '-'
+                        || c == '.'
+                        || c == '$'
+                        || c == '/'
+                }) =>
+            {
+                Some(Expr::Sym(w.clone()))
+            }
             _ => None,
         }
     }
@@ -903,29 +1009,59 @@ config X86_ONLY
         assert_eq!(t.kind, Kind::Tristate);
         assert!(t.user_settable());
         let d = &t.defs[0];
-        assert_eq!(d.depends.iter().map(|e| e.to_string()).collect::<Vec<_>>(), ["m && NET"]);
-        assert_eq!(d.inherited.iter().map(|e| e.to_string()).collect::<Vec<_>>(), ["RUNTIME_TESTING_MENU"]);
+        assert_eq!(
+            d.depends.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["m && NET"]
+        );
+        assert_eq!(
+            d.inherited
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>(),
+            ["RUNTIME_TESTING_MENU"]
+        );
         assert!(db.get("NOT_REAL").is_none(), "help text must not be parsed");
         assert_eq!(d.line, 13);
         assert!(!db.get("BPF_HELPER").unwrap().user_settable());
         let j = &db.get("BPF_JIT").unwrap().defs[0];
-        assert_eq!(j.inherited.iter().map(|e| e.to_string()).collect::<Vec<_>>(), ["NET"], "menu depends are inherited");
-        assert_eq!(j.prompt.as_ref().unwrap().as_ref().unwrap().to_string(), "!ARCH_WANT_JIT_ALWAYS_ON");
+        assert_eq!(
+            j.inherited
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>(),
+            ["NET"],
+            "menu depends are inherited"
+        );
+        assert_eq!(
+            j.prompt.as_ref().unwrap().as_ref().unwrap().to_string(),
+            "!ARCH_WANT_JIT_ALWAYS_ON"
+        );
         let sel = &db.selected_by["BPF_HELPER"];
         assert_eq!(sel[0].by, "BPF_JIT");
         assert_eq!(sel[0].cond.as_ref().unwrap().to_string(), "NET");
-        assert!(db.get("LONG").unwrap().user_settable(), "continued prompt line");
+        assert!(
+            db.get("LONG").unwrap().user_settable(),
+            "continued prompt line"
+        );
         assert_eq!(db.selected_by["NET"][0].by, "LONG");
         assert!(db.get("KERNEL_XZ").unwrap().defs[0].in_choice);
-        assert_eq!(db.get("KERNEL_XZ").unwrap().defs[0].inherited[0].to_string(), "NET");
+        assert_eq!(
+            db.get("KERNEL_XZ").unwrap().defs[0].inherited[0].to_string(),
+            "NET"
+        );
         assert_eq!(db.kind("NR"), Kind::Int);
-        assert_eq!(db.get("NAME").unwrap().defs[0].defaults[0].0, Expr::Str("x86_64".into()));
+        assert_eq!(
+            db.get("NAME").unwrap().defs[0].defaults[0].0,
+            Expr::Str("x86_64".into())
+        );
     }
 
     #[test]
     fn evaluates_tristate_logic_and_names_unmet_symbols() {
         let db = db();
-        let cfg = DotConfig::parse("CONFIG_NET=y\nCONFIG_NR=3\n# CONFIG_RUNTIME_TESTING_MENU is not set\n");
+        let cfg = DotConfig::parse(
+            "CONFIG_NET=y\nCONFIG_NR=3\n# CONFIG_RUNTIME_TESTING_MENU is not set\n",
+        );
         let d = &db.get("TEST_BPF").unwrap().defs[0];
         let all = d.all_deps();
         assert_eq!(db.eval(all[0], &cfg), 0);
@@ -941,7 +1077,10 @@ config X86_ONLY
         assert_eq!(db.eval(&e, &c), 0);
         assert_eq!(db.unmet(&e, 2, &c), ["!(A || B) (A || B is y)"]);
         let jit = db.get("BPF_JIT").unwrap().defs[0].depends[0].clone();
-        assert_eq!(db.unmet(&jit, 2, &c), ["HAVE_EBPF_JIT=n", "HAVE_CBPF_JIT=n"]);
+        assert_eq!(
+            db.unmet(&jit, 2, &c),
+            ["HAVE_EBPF_JIT=n", "HAVE_CBPF_JIT=n"]
+        );
     }
 
     #[test]
@@ -950,14 +1089,26 @@ config X86_ONLY
         std::fs::create_dir_all(dir.path().join("arch/x86")).unwrap();
         std::fs::create_dir_all(dir.path().join("net")).unwrap();
         std::fs::write(dir.path().join("Kconfig"), "source \"arch/$(SRCARCH)/Kconfig\"\nif NET\nsource \"net/Kconfig\"\nendif\nosource \"nope/Kconfig\"\nsource \"missing/Kconfig\"\n").unwrap();
-        std::fs::write(dir.path().join("arch/x86/Kconfig"), "config X86\n\tdef_bool y\n\tselect HAVE_EBPF_JIT\n").unwrap();
-        std::fs::write(dir.path().join("net/Kconfig"), "config NET_THING\n\ttristate \"thing\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("arch/x86/Kconfig"),
+            "config X86\n\tdef_bool y\n\tselect HAVE_EBPF_JIT\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("net/Kconfig"),
+            "config NET_THING\n\ttristate \"thing\"\n",
+        )
+        .unwrap();
         let db = KconfigDb::load(dir.path(), &Env::default()).unwrap();
         assert_eq!(db.files_read, 3);
         assert_eq!(db.missing_files, ["missing/Kconfig"]);
         let d = &db.get("NET_THING").unwrap().defs[0];
         assert_eq!(d.file, "net/Kconfig");
-        assert_eq!(d.inherited[0].to_string(), "NET", "if blocks reach into sourced files");
+        assert_eq!(
+            d.inherited[0].to_string(),
+            "NET",
+            "if blocks reach into sourced files"
+        );
         assert_eq!(db.selected_by["HAVE_EBPF_JIT"][0].by, "X86");
     }
 }

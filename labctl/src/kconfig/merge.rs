@@ -75,16 +75,34 @@ pub fn merge(base: &DotConfig, layers: &[Layer]) -> Merged {
                 Some(_) => {}
                 None => order.push(e.symbol.clone()),
             }
-            let why = if e.why.is_empty() { won.get(&e.symbol).map(|p| p.why.clone()).unwrap_or_default() } else { e.why.clone() };
+            let why = if e.why.is_empty() {
+                won.get(&e.symbol)
+                    .map(|p| p.why.clone())
+                    .unwrap_or_default()
+            } else {
+                e.why.clone()
+            };
             won.insert(
                 e.symbol.clone(),
-                Requested { symbol: e.symbol.clone(), value: e.value.clone(), source: layer.name.clone(), why },
+                Requested {
+                    symbol: e.symbol.clone(),
+                    value: e.value.clone(),
+                    source: layer.name.clone(),
+                    why,
+                },
             );
             config.set(&e.symbol, &e.value);
         }
     }
-    let requested = order.into_iter().map(|s| won.remove(&s).expect("recorded")).collect();
-    Merged { config, requested, overrides }
+    let requested = order
+        .into_iter()
+        .map(|s| won.remove(&s).expect("recorded"))
+        .collect();
+    Merged {
+        config,
+        requested,
+        overrides,
+    }
 }
 
 /// A fix applied to the base before merging.
@@ -127,7 +145,11 @@ pub fn fix_base(base: &mut DotConfig, tree: &Path) -> Vec<BaseFix> {
             .split_whitespace()
             .filter(|p| {
                 let path = Path::new(p);
-                let full = if path.is_absolute() { path.to_path_buf() } else { tree.join(path) };
+                let full = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    tree.join(path)
+                };
                 !full.is_file()
             })
             .collect();
@@ -154,7 +176,10 @@ mod tests {
     use super::*;
 
     fn layer(name: &str, text: &str) -> Layer {
-        Layer { name: name.into(), entries: parse(text, true).unwrap() }
+        Layer {
+            name: name.into(),
+            entries: parse(text, true).unwrap(),
+        }
     }
 
     #[test]
@@ -163,7 +188,10 @@ mod tests {
         let m = merge(
             &base,
             &[
-                layer("one.config", "CONFIG_B=m # b as module\nCONFIG_C=y\nCONFIG_D=y\n"),
+                layer(
+                    "one.config",
+                    "CONFIG_B=m # b as module\nCONFIG_C=y\nCONFIG_D=y\n",
+                ),
                 layer("two.config", "CONFIG_D=n\nCONFIG_C=y\n"),
                 layer("--set", "CONFIG_E=\"x\"\n"),
             ],
@@ -176,14 +204,41 @@ mod tests {
         // Base changes are not overrides; same-value repeats are not either.
         assert_eq!(m.overrides.len(), 1, "{:?}", m.overrides);
         let o = &m.overrides[0];
-        assert_eq!((o.symbol.as_str(), o.old_value.as_str(), o.new_value.as_str()), ("D", "y", "n"));
-        assert_eq!((o.old_source.as_str(), o.new_source.as_str()), ("one.config", "two.config"));
-        assert!(o.to_string().contains("CONFIG_D is redefined by two.config"));
-        let req: Vec<(&str, &str, &str)> = m.requested.iter().map(|r| (r.symbol.as_str(), r.value.as_str(), r.source.as_str())).collect();
-        assert_eq!(req, [("B", "m", "one.config"), ("C", "y", "two.config"), ("D", "n", "two.config"), ("E", "\"x\"", "--set")]);
+        assert_eq!(
+            (
+                o.symbol.as_str(),
+                o.old_value.as_str(),
+                o.new_value.as_str()
+            ),
+            ("D", "y", "n")
+        );
+        assert_eq!(
+            (o.old_source.as_str(), o.new_source.as_str()),
+            ("one.config", "two.config")
+        );
+        assert!(o
+            .to_string()
+            .contains("CONFIG_D is redefined by two.config"));
+        let req: Vec<(&str, &str, &str)> = m
+            .requested
+            .iter()
+            .map(|r| (r.symbol.as_str(), r.value.as_str(), r.source.as_str()))
+            .collect();
+        assert_eq!(
+            req,
+            [
+                ("B", "m", "one.config"),
+                ("C", "y", "two.config"),
+                ("D", "n", "two.config"),
+                ("E", "\"x\"", "--set")
+            ]
+        );
         assert_eq!(m.requested[0].why, "b as module");
         // New symbols are appended after the base's, in order.
-        assert!(m.config.render().ends_with("# CONFIG_D is not set\nCONFIG_E=\"x\"\n"));
+        assert!(m
+            .config
+            .render()
+            .ends_with("# CONFIG_D is not set\nCONFIG_E=\"x\"\n"));
     }
 
     #[test]
@@ -202,8 +257,14 @@ mod tests {
         assert_eq!(syms, ["SYSTEM_TRUSTED_KEYS", "MODULE_SIG_KEY"]);
         assert_eq!(base.get("SYSTEM_TRUSTED_KEYS"), "\"\"");
         assert_eq!(base.get("MODULE_SIG_KEY"), "\"certs/signing_key.pem\"");
-        assert_eq!(base.get("SYSTEM_REVOCATION_KEYS"), "\"certs/mine.pem\"", "an existing file is kept");
-        assert!(fixes[0].reason.contains("debian/certs/debian-uefi-certs.pem"));
+        assert_eq!(
+            base.get("SYSTEM_REVOCATION_KEYS"),
+            "\"certs/mine.pem\"",
+            "an existing file is kept"
+        );
+        assert!(fixes[0]
+            .reason
+            .contains("debian/certs/debian-uefi-certs.pem"));
         // Idempotent.
         assert!(fix_base(&mut base, tree.path()).is_empty());
     }

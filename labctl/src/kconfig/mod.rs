@@ -80,10 +80,23 @@ pub enum KconfigError {
 fn unsatisfied_text(r: &ConfigReport) -> String {
     let rows: Vec<String> = r
         .failures()
-        .map(|s| format!("  CONFIG_{}: asked {}, got {} — {}", s.symbol, s.requested, s.final_value, s.reason))
+        .map(|s| {
+            format!(
+                "  CONFIG_{}: asked {}, got {} — {}",
+                s.symbol, s.requested, s.final_value, s.reason
+            )
+        })
         .collect();
-    let what = if r.core_failed.is_empty() { "requested options did not land (--strict)" } else { "core BPF options did not land" };
-    format!("{what}; the .config is at {}:\n{}", r.config_path.display(), rows.join("\n"))
+    let what = if r.core_failed.is_empty() {
+        "requested options did not land (--strict)"
+    } else {
+        "core BPF options did not land"
+    };
+    format!(
+        "{what}; the .config is at {}:\n{}",
+        r.config_path.display(),
+        rows.join("\n")
+    )
 }
 
 impl From<crate::error::Error> for KconfigError {
@@ -92,8 +105,15 @@ impl From<crate::error::Error> for KconfigError {
     }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> KconfigError + 'a {
-    move |source| KconfigError::Io { op, path: path.to_path_buf(), source }
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> KconfigError + 'a {
+    move |source| KconfigError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What to configure.
@@ -114,7 +134,13 @@ pub struct ConfigPlan {
 
 impl Default for ConfigPlan {
     fn default() -> Self {
-        ConfigPlan { profile: Profile::Lab, fragments: Vec::new(), sets: Vec::new(), strict: false, no_default_fragments: false }
+        ConfigPlan {
+            profile: Profile::Lab,
+            fragments: Vec::new(),
+            sets: Vec::new(),
+            strict: false,
+            no_default_fragments: false,
+        }
     }
 }
 
@@ -124,8 +150,10 @@ impl ConfigPlan {
         values
             .iter()
             .map(|v| {
-                dotconfig::parse_assignment(v.as_ref())
-                    .map_err(|message| KconfigError::BadSet { value: v.as_ref().to_string(), message })
+                dotconfig::parse_assignment(v.as_ref()).map_err(|message| KconfigError::BadSet {
+                    value: v.as_ref().to_string(),
+                    message,
+                })
             })
             .collect()
     }
@@ -181,8 +209,16 @@ pub struct ConfigReport {
 impl ConfigReport {
     /// A report for a .config that labctl did not write (tests, a user's finished config):
     /// no requested symbols, hash computed the same way as `configure` does.
-    pub fn for_existing(config_path: &Path, version: KernelVersion, tree: &Path) -> Result<ConfigReport, KconfigError> {
-        let text = std::fs::read_to_string(config_path).map_err(|source| KconfigError::Io { op: "read", path: config_path.to_path_buf(), source })?;
+    pub fn for_existing(
+        config_path: &Path,
+        version: KernelVersion,
+        tree: &Path,
+    ) -> Result<ConfigReport, KconfigError> {
+        let text = std::fs::read_to_string(config_path).map_err(|source| KconfigError::Io {
+            op: "read",
+            path: config_path.to_path_buf(),
+            source,
+        })?;
         let dot = dotconfig::DotConfig::parse(&text);
         Ok(ConfigReport {
             config_path: config_path.to_path_buf(),
@@ -218,7 +254,9 @@ impl ConfigReport {
     }
     /// Rows that make the run fail: core mismatches, or every mismatch with --strict.
     pub fn failures(&self) -> impl Iterator<Item = &SymbolRow> {
-        self.symbols.iter().filter(move |s| !s.status.satisfied() && (s.core || self.strict))
+        self.symbols
+            .iter()
+            .filter(move |s| !s.status.satisfied() && (s.core || self.strict))
     }
     pub fn row(&self, symbol: &str) -> Option<&SymbolRow> {
         self.symbols.iter().find(|s| s.symbol == symbol)
@@ -241,7 +279,11 @@ fn make(tree: &Path, out: &Path, target: &str) -> Cmd {
 
 /// Read the fragments of a plan: built-in defaults, then `--fragment`s (files, or built-in names).
 pub fn plan_fragments(plan: &ConfigPlan) -> Result<Vec<Fragment>, KconfigError> {
-    let mut out = if plan.no_default_fragments { Vec::new() } else { default_fragments() };
+    let mut out = if plan.no_default_fragments {
+        Vec::new()
+    } else {
+        default_fragments()
+    };
     for p in &plan.fragments {
         let is_name = p.components().count() == 1 && !p.exists();
         if is_name {
@@ -250,12 +292,19 @@ pub fn plan_fragments(plan: &ConfigPlan) -> Result<Vec<Fragment>, KconfigError> 
                 continue;
             }
         }
-        let text = std::fs::read(p).map_err(|source| KconfigError::FragmentRead { path: p.clone(), source })?;
+        let text = std::fs::read(p).map_err(|source| KconfigError::FragmentRead {
+            path: p.clone(),
+            source,
+        })?;
         let text = String::from_utf8(text).map_err(|_| KconfigError::FragmentRead {
             path: p.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
         })?;
-        out.push(Fragment { name: p.display().to_string(), path: Some(p.clone()), text });
+        out.push(Fragment {
+            name: p.display().to_string(),
+            path: Some(p.clone()),
+            text,
+        });
     }
     Ok(out)
 }
@@ -264,7 +313,12 @@ pub fn plan_fragments(plan: &ConfigPlan) -> Result<Vec<Fragment>, KconfigError> 
 /// verification. Stores `.config` and `report.json` under `configs/<version>-<hash8>/`.
 /// Returns the report; a core option that did not land (or any mismatch with
 /// `plan.strict`) returns [`KconfigError::Unsatisfied`] carrying the report.
-pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn EventSink) -> Result<ConfigReport, KconfigError> {
+pub fn configure(
+    home: &Home,
+    tree: &SourceTree,
+    plan: &ConfigPlan,
+    sink: &dyn EventSink,
+) -> Result<ConfigReport, KconfigError> {
     let start = Instant::now();
     let src = tree.path.as_path();
     if !src.join("Makefile").is_file() || !src.join("Kconfig").is_file() {
@@ -277,22 +331,51 @@ pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn E
     let mut layers = Vec::new();
     let mut infos = Vec::new();
     for f in &fragments {
-        let (kept, skipped) = f.entries(&version).map_err(|source| KconfigError::FragmentParse { name: f.name.clone(), source })?;
+        let (kept, skipped) =
+            f.entries(&version)
+                .map_err(|source| KconfigError::FragmentParse {
+                    name: f.name.clone(),
+                    source,
+                })?;
         infos.push(FragmentInfo {
             name: f.name.clone(),
             path: f.path.clone(),
             applied: kept.len(),
-            skipped_for_version: skipped.iter().map(|e| format!("CONFIG_{} {}", e.symbol, e.guard.as_ref().map(|g| g.to_string()).unwrap_or_default())).collect(),
+            skipped_for_version: skipped
+                .iter()
+                .map(|e| {
+                    format!(
+                        "CONFIG_{} {}",
+                        e.symbol,
+                        e.guard.as_ref().map(|g| g.to_string()).unwrap_or_default()
+                    )
+                })
+                .collect(),
         });
-        layers.push(merge::Layer { name: f.name.clone(), entries: kept });
+        layers.push(merge::Layer {
+            name: f.name.clone(),
+            entries: kept,
+        });
     }
     if !plan.sets.is_empty() {
         let mut entries = Vec::new();
         for (i, (s, v)) in plan.sets.iter().enumerate() {
-            let v = dotconfig::normalise_value(v).map_err(|message| KconfigError::BadSet { value: format!("CONFIG_{s}={v}"), message })?;
-            entries.push(dotconfig::Entry { symbol: s.clone(), value: v, line: i + 1, guard: None, why: "--set".into() });
+            let v = dotconfig::normalise_value(v).map_err(|message| KconfigError::BadSet {
+                value: format!("CONFIG_{s}={v}"),
+                message,
+            })?;
+            entries.push(dotconfig::Entry {
+                symbol: s.clone(),
+                value: v,
+                line: i + 1,
+                guard: None,
+                why: "--set".into(),
+            });
         }
-        layers.push(merge::Layer { name: "--set".into(), entries });
+        layers.push(merge::Layer {
+            name: "--set".into(),
+            entries,
+        });
     }
     let base_path = profile::base_file(&plan.profile);
     let base_text = match &base_path {
@@ -316,7 +399,10 @@ pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn E
     let dot = work.join(".config");
     let _ = std::fs::remove_file(&dot);
 
-    let stage = sink.stage("config", format!("linux-{version}: profile {}", plan.profile));
+    let stage = sink.stage(
+        "config",
+        format!("linux-{version}: profile {}", plan.profile),
+    );
     // 1. The base.
     let mut base_desc = String::new();
     let mut tree_layers = Vec::new();
@@ -353,24 +439,43 @@ pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn E
     let fin = DotConfig::parse(&final_text);
 
     // 3. Verify against the tree's Kconfig.
-    let db = lang::KconfigDb::load(src, &lang::Env::default()).map_err(|source| KconfigError::KconfigRead { path: src.to_path_buf(), source })?;
-    sink.debug(format!("read {} Kconfig files, {} symbols", db.files_read, db.symbols.len()));
+    let db = lang::KconfigDb::load(src, &lang::Env::default()).map_err(|source| {
+        KconfigError::KconfigRead {
+            path: src.to_path_buf(),
+            source,
+        }
+    })?;
+    sink.debug(format!(
+        "read {} Kconfig files, {} symbols",
+        db.files_read,
+        db.symbols.len()
+    ));
     let rows = verify::verify(&merged.requested, &fin, &db);
 
     let mut warnings = Vec::new();
     for f in &base_fixes {
-        warnings.push(format!("base fix: CONFIG_{} {} -> {}: {}", f.symbol, f.old_value, f.new_value, f.reason));
+        warnings.push(format!(
+            "base fix: CONFIG_{} {} -> {}: {}",
+            f.symbol, f.old_value, f.new_value, f.reason
+        ));
     }
     for o in &merged.overrides {
         warnings.push(o.to_string());
     }
     for r in rows.iter().filter(|r| !r.status.satisfied()) {
-        warnings.push(format!("CONFIG_{}: asked {}, got {}: {}", r.symbol, r.requested, r.final_value, r.reason));
+        warnings.push(format!(
+            "CONFIG_{}: asked {}, got {}: {}",
+            r.symbol, r.requested, r.final_value, r.reason
+        ));
     }
     for w in &warnings {
         sink.warn(w.clone());
     }
-    let core_failed: Vec<String> = rows.iter().filter(|r| r.core && !r.status.satisfied()).map(|r| r.symbol.clone()).collect();
+    let core_failed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.core && !r.status.satisfied())
+        .map(|r| r.symbol.clone())
+        .collect();
 
     // 4. Store.
     let hash = fin.hash();
@@ -385,7 +490,11 @@ pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn E
         profile: plan.profile.to_string(),
         base: base_desc,
         fragments: infos,
-        sets: plan.sets.iter().map(|(s, v)| format!("CONFIG_{s}={v}")).collect(),
+        sets: plan
+            .sets
+            .iter()
+            .map(|(s, v)| format!("CONFIG_{s}={v}"))
+            .collect(),
         symbols: rows,
         base_fixes,
         overrides: merged.overrides,
@@ -407,7 +516,9 @@ pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn E
         report.config_path.display()
     ));
     if !report.ok() {
-        return Err(KconfigError::Unsatisfied { report: Box::new(report) });
+        return Err(KconfigError::Unsatisfied {
+            report: Box::new(report),
+        });
     }
     stage.ok();
     Ok(report)
@@ -417,9 +528,14 @@ pub fn configure(home: &Home, tree: &SourceTree, plan: &ConfigPlan, sink: &dyn E
 /// an existing extracted tree, its version read from the top Makefile.
 pub fn tree_at(path: &Path) -> Result<SourceTree, KconfigError> {
     let mk = path.join("Makefile");
-    let text = std::fs::read_to_string(&mk).map_err(|_| KconfigError::NotATree(path.to_path_buf()))?;
+    let text =
+        std::fs::read_to_string(&mk).map_err(|_| KconfigError::NotATree(path.to_path_buf()))?;
     let field = |name: &str| -> Option<u32> {
-        text.lines().take(12).find_map(|l| l.strip_prefix(name).and_then(|r| r.trim_start().strip_prefix('=')).and_then(|v| v.trim().parse().ok()))
+        text.lines().take(12).find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.trim_start().strip_prefix('='))
+                .and_then(|v| v.trim().parse().ok())
+        })
     };
     match (field("VERSION"), field("PATCHLEVEL"), field("SUBLEVEL")) {
         (Some(a), Some(b), Some(c)) => Ok(SourceTree {
@@ -442,7 +558,13 @@ mod tests {
     #[test]
     fn sets_parse_strictly() {
         let ok = ConfigPlan::parse_sets(&["CONFIG_BPF=y", "CONFIG_NAME=\"x\""]).unwrap();
-        assert_eq!(ok, [("BPF".to_string(), "y".to_string()), ("NAME".into(), "\"x\"".into())]);
+        assert_eq!(
+            ok,
+            [
+                ("BPF".to_string(), "y".to_string()),
+                ("NAME".into(), "\"x\"".into())
+            ]
+        );
         for bad in ["CONFIG_", "FOO", "CONFIG_X=maybe", ""] {
             let e = ConfigPlan::parse_sets(&[bad]).unwrap_err();
             assert!(matches!(e, KconfigError::BadSet { .. }), "{bad:?}: {e}");
@@ -452,10 +574,17 @@ mod tests {
 
     #[test]
     fn unreadable_fragment_is_named() {
-        let plan = ConfigPlan { fragments: vec![PathBuf::from("/nonexistent/x.config")], ..Default::default() };
+        let plan = ConfigPlan {
+            fragments: vec![PathBuf::from("/nonexistent/x.config")],
+            ..Default::default()
+        };
         let e = plan_fragments(&plan).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.config"), "{e}");
-        let plan = ConfigPlan { fragments: vec![PathBuf::from("bcc")], no_default_fragments: true, ..Default::default() };
+        let plan = ConfigPlan {
+            fragments: vec![PathBuf::from("bcc")],
+            no_default_fragments: true,
+            ..Default::default()
+        };
         let f = plan_fragments(&plan).unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].name, "bcc.config");
@@ -464,8 +593,15 @@ mod tests {
     #[test]
     fn tree_version_from_makefile() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("Makefile"), "# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 46\nEXTRAVERSION =\n").unwrap();
-        assert_eq!(tree_at(d.path()).unwrap().version, KernelVersion::new(5, 10, 46));
+        std::fs::write(
+            d.path().join("Makefile"),
+            "# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 46\nEXTRAVERSION =\n",
+        )
+        .unwrap();
+        assert_eq!(
+            tree_at(d.path()).unwrap().version,
+            KernelVersion::new(5, 10, 46)
+        );
         assert!(tree_at(&d.path().join("nope")).is_err());
     }
 }

@@ -44,7 +44,9 @@ impl std::str::FromStr for Profile {
             }
             return Ok(Profile::File(PathBuf::from(p)));
         }
-        Err(format!("unknown profile {s:?}: use lab, defconfig, distro, distro:PATH or file:PATH"))
+        Err(format!(
+            "unknown profile {s:?}: use lab, defconfig, distro, distro:PATH or file:PATH"
+        ))
     }
 }
 
@@ -62,14 +64,20 @@ impl std::fmt::Display for Profile {
 
 /// The running kernel's release (`uname -r`).
 pub fn running_release() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The config file a `distro`/`file` profile reads; None for make-generated bases.
 pub fn base_file(p: &Profile) -> Option<PathBuf> {
     match p {
         Profile::Distro(Some(path)) | Profile::File(path) => Some(path.clone()),
-        Profile::Distro(None) => Some(PathBuf::from(format!("/boot/config-{}", running_release().unwrap_or_else(|| "UNKNOWN".into())))),
+        Profile::Distro(None) => Some(PathBuf::from(format!(
+            "/boot/config-{}",
+            running_release().unwrap_or_else(|| "UNKNOWN".into())
+        ))),
         _ => None,
     }
 }
@@ -87,7 +95,14 @@ pub struct BaseRecipe {
 /// The tree's `kvm_guest.config` files, in the order `make kvm_guest.config` merges them
 /// (kernel/configs, then arch/x86/configs).
 pub fn kvm_guest_fragments(tree: &Path) -> Vec<PathBuf> {
-    ["kernel/configs/kvm_guest.config", "arch/x86/configs/kvm_guest.config"].iter().map(|p| tree.join(p)).filter(|p| p.is_file()).collect()
+    [
+        "kernel/configs/kvm_guest.config",
+        "arch/x86/configs/kvm_guest.config",
+    ]
+    .iter()
+    .map(|p| tree.join(p))
+    .filter(|p| p.is_file())
+    .collect()
 }
 
 pub fn base_recipe(p: &Profile, tree: &Path) -> Option<BaseRecipe> {
@@ -103,13 +118,18 @@ pub fn base_recipe(p: &Profile, tree: &Path) -> Option<BaseRecipe> {
                 BaseRecipe {
                     make_targets: vec!["defconfig".into(), "kvmconfig".into()],
                     tree_fragments: vec![],
-                    description: "make defconfig kvmconfig (this tree has no kvm_guest.config file)".into(),
+                    description:
+                        "make defconfig kvmconfig (this tree has no kvm_guest.config file)".into(),
                 }
             } else {
                 BaseRecipe {
                     description: format!(
                         "make defconfig + {} (what `make kvm_guest.config` merges)",
-                        files.iter().map(|f| f.strip_prefix(tree).unwrap_or(f).display().to_string()).collect::<Vec<_>>().join(" + ")
+                        files
+                            .iter()
+                            .map(|f| f.strip_prefix(tree).unwrap_or(f).display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" + ")
                     ),
                     make_targets: vec!["defconfig".into()],
                     tree_fragments: files,
@@ -135,34 +155,82 @@ pub struct Fragment {
 impl Fragment {
     /// Parse (strictly) and keep the lines whose version guard matches `version`.
     /// Returns (kept, skipped-for-this-version).
-    pub fn entries(&self, version: &KernelVersion) -> Result<(Vec<Entry>, Vec<Entry>), dotconfig::ParseError> {
+    pub fn entries(
+        &self,
+        version: &KernelVersion,
+    ) -> Result<(Vec<Entry>, Vec<Entry>), dotconfig::ParseError> {
         let all = dotconfig::parse(&self.text, true)?;
-        Ok(all.into_iter().partition(|e| e.guard.as_ref().is_none_or(|g| g.matches(version))))
+        Ok(all
+            .into_iter()
+            .partition(|e| e.guard.as_ref().is_none_or(|g| g.matches(version))))
     }
 }
 
 const EMBEDDED: &[(&str, &str, bool)] = &[
-    ("bpf.config", include_str!("../../../kconfig/bpf.config"), true),
-    ("btf.config", include_str!("../../../kconfig/btf.config"), true),
-    ("tracing.config", include_str!("../../../kconfig/tracing.config"), true),
-    ("vm.config", include_str!("../../../kconfig/vm.config"), true),
-    ("samples.config", include_str!("../../../kconfig/samples.config"), true),
-    ("bcc.config", include_str!("../../../kconfig/bcc.config"), false),
+    (
+        "bpf.config",
+        include_str!("../../../kconfig/bpf.config"),
+        true,
+    ),
+    (
+        "btf.config",
+        include_str!("../../../kconfig/btf.config"),
+        true,
+    ),
+    (
+        "tracing.config",
+        include_str!("../../../kconfig/tracing.config"),
+        true,
+    ),
+    (
+        "vm.config",
+        include_str!("../../../kconfig/vm.config"),
+        true,
+    ),
+    (
+        "samples.config",
+        include_str!("../../../kconfig/samples.config"),
+        true,
+    ),
+    (
+        "bcc.config",
+        include_str!("../../../kconfig/bcc.config"),
+        false,
+    ),
 ];
 
 /// The fragments every configuration gets, in the order they apply.
 pub fn default_fragments() -> Vec<Fragment> {
-    EMBEDDED.iter().filter(|e| e.2).map(|(n, t, _)| Fragment { name: n.to_string(), path: None, text: t.to_string() }).collect()
+    EMBEDDED
+        .iter()
+        .filter(|e| e.2)
+        .map(|(n, t, _)| Fragment {
+            name: n.to_string(),
+            path: None,
+            text: t.to_string(),
+        })
+        .collect()
 }
 
 /// Every embedded fragment (defaults and opt-in ones like `bcc.config`).
 pub fn embedded_fragments() -> Vec<Fragment> {
-    EMBEDDED.iter().map(|(n, t, _)| Fragment { name: n.to_string(), path: None, text: t.to_string() }).collect()
+    EMBEDDED
+        .iter()
+        .map(|(n, t, _)| Fragment {
+            name: n.to_string(),
+            path: None,
+            text: t.to_string(),
+        })
+        .collect()
 }
 
 /// An embedded fragment by name: `bcc` or `bcc.config`.
 pub fn embedded_fragment(name: &str) -> Option<Fragment> {
-    let want = if name.ends_with(".config") { name.to_string() } else { format!("{name}.config") };
+    let want = if name.ends_with(".config") {
+        name.to_string()
+    } else {
+        format!("{name}.config")
+    };
     embedded_fragments().into_iter().find(|f| f.name == want)
 }
 
@@ -172,7 +240,13 @@ mod tests {
 
     #[test]
     fn profiles_parse_and_print() {
-        for s in ["lab", "defconfig", "distro", "distro:/boot/config-6.1", "file:./x.config"] {
+        for s in [
+            "lab",
+            "defconfig",
+            "distro",
+            "distro:/boot/config-6.1",
+            "file:./x.config",
+        ] {
             let p: Profile = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
         }
@@ -188,11 +262,26 @@ mod tests {
             let all = dotconfig::parse(&f.text, true).unwrap_or_else(|e| panic!("{}: {e}", f.name));
             assert!(!all.is_empty(), "{}", f.name);
             for e in &all {
-                assert!(e.why.len() > 10, "{} line {}: CONFIG_{} has no comment saying why", f.name, e.line, e.symbol);
+                assert!(
+                    e.why.len() > 10,
+                    "{} line {}: CONFIG_{} has no comment saying why",
+                    f.name,
+                    e.line,
+                    e.symbol
+                );
             }
         }
         let names: Vec<String> = default_fragments().into_iter().map(|f| f.name).collect();
-        assert_eq!(names, ["bpf.config", "btf.config", "tracing.config", "vm.config", "samples.config"]);
+        assert_eq!(
+            names,
+            [
+                "bpf.config",
+                "btf.config",
+                "tracing.config",
+                "vm.config",
+                "samples.config"
+            ]
+        );
         assert!(embedded_fragment("bcc").is_some() && embedded_fragment("bcc.config").is_some());
         assert!(embedded_fragment("nope").is_none());
     }
@@ -201,10 +290,19 @@ mod tests {
     fn docs_explain_every_fragment_line() {
         let doc = include_str!("../../../docs/kconfig.md");
         for f in embedded_fragments() {
-            assert!(doc.contains(&format!("### {}", f.name)), "docs/kconfig.md has no section for {}", f.name);
+            assert!(
+                doc.contains(&format!("### {}", f.name)),
+                "docs/kconfig.md has no section for {}",
+                f.name
+            );
             for e in dotconfig::parse(&f.text, true).unwrap() {
                 let row = format!("| `{}={}` |", e.symbol, e.value);
-                assert!(doc.contains(&row), "docs/kconfig.md does not explain {} from {}", row, f.name);
+                assert!(
+                    doc.contains(&row),
+                    "docs/kconfig.md does not explain {} from {}",
+                    row,
+                    f.name
+                );
             }
         }
     }
@@ -213,15 +311,34 @@ mod tests {
     fn seed_list_is_in_bpf_config_and_dwarf_choice_only_from_5_18() {
         let bpf = embedded_fragment("bpf").unwrap();
         let (e, _) = bpf.entries(&KernelVersion::new(5, 10, 46)).unwrap();
-        for seed in ["CGROUP_BPF", "BPF", "BPF_SYSCALL", "NET_SCH_INGRESS", "NET_CLS_BPF", "NET_CLS_ACT", "BPF_JIT", "LWTUNNEL_BPF", "HAVE_EBPF_JIT", "BPF_EVENTS", "TEST_BPF"] {
-            assert!(e.iter().any(|x| x.symbol == seed), "{seed} missing from bpf.config");
+        for seed in [
+            "CGROUP_BPF",
+            "BPF",
+            "BPF_SYSCALL",
+            "NET_SCH_INGRESS",
+            "NET_CLS_BPF",
+            "NET_CLS_ACT",
+            "BPF_JIT",
+            "LWTUNNEL_BPF",
+            "HAVE_EBPF_JIT",
+            "BPF_EVENTS",
+            "TEST_BPF",
+        ] {
+            assert!(
+                e.iter().any(|x| x.symbol == seed),
+                "{seed} missing from bpf.config"
+            );
         }
         let btf = embedded_fragment("btf").unwrap();
         let (old, skipped) = btf.entries(&KernelVersion::new(5, 10, 46)).unwrap();
-        assert!(!old.iter().any(|x| x.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
+        assert!(!old
+            .iter()
+            .any(|x| x.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
         assert_eq!(skipped.len(), 1);
         let (new, _) = btf.entries(&KernelVersion::new(6, 12, 95)).unwrap();
-        assert!(new.iter().any(|x| x.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
+        assert!(new
+            .iter()
+            .any(|x| x.symbol == "DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT"));
     }
 
     #[test]
@@ -230,11 +347,21 @@ mod tests {
         let r = base_recipe(&Profile::Defconfig, d.path()).unwrap();
         assert_eq!(r.make_targets, ["defconfig", "kvmconfig"]);
         std::fs::create_dir_all(d.path().join("kernel/configs")).unwrap();
-        std::fs::write(d.path().join("kernel/configs/kvm_guest.config"), "CONFIG_VIRTIO=y\n").unwrap();
+        std::fs::write(
+            d.path().join("kernel/configs/kvm_guest.config"),
+            "CONFIG_VIRTIO=y\n",
+        )
+        .unwrap();
         let r = base_recipe(&Profile::Defconfig, d.path()).unwrap();
         assert_eq!(r.make_targets, ["defconfig"]);
-        assert_eq!(r.tree_fragments, [d.path().join("kernel/configs/kvm_guest.config")]);
-        assert_eq!(base_recipe(&Profile::Lab, d.path()).unwrap().make_targets, ["tinyconfig"]);
+        assert_eq!(
+            r.tree_fragments,
+            [d.path().join("kernel/configs/kvm_guest.config")]
+        );
+        assert_eq!(
+            base_recipe(&Profile::Lab, d.path()).unwrap().make_targets,
+            ["tinyconfig"]
+        );
         assert!(base_recipe(&Profile::File("x".into()), d.path()).is_none());
     }
 }

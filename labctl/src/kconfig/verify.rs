@@ -61,7 +61,13 @@ pub struct SymbolRow {
 }
 
 /// Core BPF-lab options: a lab without them is not a BPF lab, so not landing is an error.
-pub const CORE: &[&str] = &["BPF_SYSCALL", "BPF_JIT", "DEBUG_INFO_BTF", "KPROBES", "BPF_EVENTS"];
+pub const CORE: &[&str] = &[
+    "BPF_SYSCALL",
+    "BPF_JIT",
+    "DEBUG_INFO_BTF",
+    "KPROBES",
+    "BPF_EVENTS",
+];
 
 /// Build one row per requested symbol.
 pub fn verify(requested: &[Requested], fin: &DotConfig, db: &KconfigDb) -> Vec<SymbolRow> {
@@ -79,7 +85,9 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
         reason: String::new(),
         source: r.source.clone(),
         blockers: Vec::new(),
-        defined_at: sym.and_then(|s| s.defs.first()).map(|d| format!("{}:{}", d.file, d.line)),
+        defined_at: sym
+            .and_then(|s| s.defs.first())
+            .map(|d| format!("{}:{}", d.file, d.line)),
         core: CORE.contains(&r.symbol.as_str()),
     };
     let Some(sym) = sym else {
@@ -99,7 +107,10 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
             row.reason = if sel.is_empty() {
                 "not user-settable (no prompt); set by its default".into()
             } else {
-                format!("not user-settable (no prompt); selected by {}", sel.join(", "))
+                format!(
+                    "not user-settable (no prompt); selected by {}",
+                    sel.join(", ")
+                )
             };
             row.blockers = sel;
         }
@@ -122,7 +133,12 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
             let deps = d.all_deps();
             let lim = deps.iter().map(|e| db.eval(e, fin)).min().unwrap_or(2);
             let unmet: Vec<String> = deps.iter().flat_map(|e| db.unmet(e, want, fin)).collect();
-            let text = deps.iter().filter(|e| db.eval(e, fin) < want).map(|e| e.to_string()).collect::<Vec<_>>().join(" && ");
+            let text = deps
+                .iter()
+                .filter(|e| db.eval(e, fin) < want)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" && ");
             if best.as_ref().is_none_or(|(b, _, _)| lim > *b) {
                 best = Some((lim, unmet, text));
             }
@@ -130,20 +146,35 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
         if let Some((lim, unmet, text)) = best {
             if lim == 1 && want == 2 && got == 1 {
                 row.status = Status::UnmetDependency;
-                row.reason = format!("can only be a module: `depends on {text}` limits it to m; ask for m");
-                row.blockers = unmet.into_iter().filter(|b| !b.starts_with("constant")).collect();
+                row.reason =
+                    format!("can only be a module: `depends on {text}` limits it to m; ask for m");
+                row.blockers = unmet
+                    .into_iter()
+                    .filter(|b| !b.starts_with("constant"))
+                    .collect();
                 return row;
             }
             if lim < want {
                 row.status = Status::UnmetDependency;
                 let mut blockers = unmet;
-                if r.value == "m" && fin.get("MODULES") != "y" && !blockers.iter().any(|b| b.starts_with("MODULES=")) {
+                if r.value == "m"
+                    && fin.get("MODULES") != "y"
+                    && !blockers.iter().any(|b| b.starts_with("MODULES="))
+                {
                     blockers.insert(0, format!("MODULES={}", fin.get("MODULES")));
                 }
                 row.reason = format!(
                     "`depends on {}` is not met: {}",
-                    if text.is_empty() { "m".to_string() } else { text },
-                    if blockers.is_empty() { "the dependencies evaluate too low".to_string() } else { blockers.join(", ") }
+                    if text.is_empty() {
+                        "m".to_string()
+                    } else {
+                        text
+                    },
+                    if blockers.is_empty() {
+                        "the dependencies evaluate too low".to_string()
+                    } else {
+                        blockers.join(", ")
+                    }
                 );
                 row.blockers = blockers;
                 return row;
@@ -151,7 +182,10 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
         }
         if r.value == "m" && fin.get("MODULES") != "y" {
             row.status = Status::UnmetDependency;
-            row.reason = format!("asked for a module but modules are disabled (MODULES={})", fin.get("MODULES"));
+            row.reason = format!(
+                "asked for a module but modules are disabled (MODULES={})",
+                fin.get("MODULES")
+            );
             row.blockers = vec![format!("MODULES={}", fin.get("MODULES"))];
             return row;
         }
@@ -175,7 +209,12 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
             let all: Vec<String> = db
                 .selected_by
                 .get(&r.symbol)
-                .map(|v| v.iter().filter(|s| !s.imply).map(|s| format!("{}={}", s.by, fin.get(&s.by))).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter(|s| !s.imply)
+                        .map(|s| format!("{}={}", s.by, fin.get(&s.by)))
+                        .collect()
+                })
                 .unwrap_or_default();
             row.status = Status::NotSettable;
             let hidden_by: Vec<String> = sym
@@ -185,9 +224,13 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
                 .flat_map(|c| db.unmet(c, 1, fin))
                 .collect();
             row.reason = if !hidden_by.is_empty() {
-                format!("its prompt is hidden ({}); only a `select` can set it", hidden_by.join(", "))
+                format!(
+                    "its prompt is hidden ({}); only a `select` can set it",
+                    hidden_by.join(", ")
+                )
             } else if all.is_empty() {
-                "not user-settable (no prompt) and nothing selects it; it follows its default".into()
+                "not user-settable (no prompt) and nothing selects it; it follows its default"
+                    .into()
             } else {
                 format!(
                     "not user-settable (no prompt); only a `select` sets it and no selector is enabled: {}",
@@ -204,7 +247,11 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
         let sel = active_selectors(db, &r.symbol, fin);
         if !sel.is_empty() {
             row.status = Status::ForcedBySelect;
-            row.reason = format!("forced to {} by `select` from {}", final_value, sel.join(", "));
+            row.reason = format!(
+                "forced to {} by `select` from {}",
+                final_value,
+                sel.join(", ")
+            );
             row.blockers = sel;
             return row;
         }
@@ -215,7 +262,8 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
         }
         if !sym.user_settable() {
             row.status = Status::NotSettable;
-            row.reason = format!("not user-settable (no prompt); its default makes it {final_value}");
+            row.reason =
+                format!("not user-settable (no prompt); its default makes it {final_value}");
             return row;
         }
         if sym.defs.iter().any(|d| d.in_choice) {
@@ -230,7 +278,10 @@ fn row(r: &Requested, fin: &DotConfig, db: &KconfigDb) -> SymbolRow {
         "olddefconfig changed {} to {} (check its `range`/`default` lines{})",
         r.value,
         final_value,
-        row.defined_at.as_ref().map(|l| format!(" at {l}")).unwrap_or_default()
+        row.defined_at
+            .as_ref()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default()
     );
     row
 }
@@ -249,7 +300,11 @@ fn active_selectors(db: &KconfigDb, symbol: &str, cfg: &DotConfig) -> Vec<String
         .get(symbol)
         .map(|v| {
             v.iter()
-                .filter(|s| !s.imply && tri(cfg.get(&s.by)) > 0 && s.cond.as_ref().is_none_or(|c| db.eval(c, cfg) > 0))
+                .filter(|s| {
+                    !s.imply
+                        && tri(cfg.get(&s.by)) > 0
+                        && s.cond.as_ref().is_none_or(|c| db.eval(c, cfg) > 0)
+                })
                 .map(|s| format!("{}={}", s.by, cfg.get(&s.by)))
                 .collect()
         })
@@ -258,15 +313,27 @@ fn active_selectors(db: &KconfigDb, symbol: &str, cfg: &DotConfig) -> Vec<String
 
 /// Other members of the choice that holds `symbol` that are y.
 fn choice_siblings(db: &KconfigDb, symbol: &str, cfg: &DotConfig) -> Vec<String> {
-    let Some(sym) = db.get(symbol) else { return Vec::new() };
-    let mine: Vec<(&str, usize)> = sym.defs.iter().filter(|d| d.in_choice).map(|d| (d.file.as_str(), d.line)).collect();
+    let Some(sym) = db.get(symbol) else {
+        return Vec::new();
+    };
+    let mine: Vec<(&str, usize)> = sym
+        .defs
+        .iter()
+        .filter(|d| d.in_choice)
+        .map(|d| (d.file.as_str(), d.line))
+        .collect();
     let mut out = Vec::new();
     for s in db.symbols.values() {
         if s.name == symbol || cfg.get(&s.name) != "y" {
             continue;
         }
         // Same file and near: members of one choice block sit together.
-        if s.defs.iter().any(|d| d.in_choice && mine.iter().any(|(f, l)| *f == d.file && d.line.abs_diff(*l) < 200)) {
+        if s.defs.iter().any(|d| {
+            d.in_choice
+                && mine
+                    .iter()
+                    .any(|(f, l)| *f == d.file && d.line.abs_diff(*l) < 200)
+        }) {
             out.push(format!("{}=y", s.name));
         }
     }
@@ -288,7 +355,6 @@ pub fn status_word(s: Status) -> &'static str {
         Status::Changed => "changed",
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -334,7 +400,12 @@ config NR
 "#;
 
     fn req(sym: &str, v: &str) -> Requested {
-        Requested { symbol: sym.into(), value: v.into(), source: "t.config".into(), why: String::new() }
+        Requested {
+            symbol: sym.into(),
+            value: v.into(),
+            source: "t.config".into(),
+            why: String::new(),
+        }
     }
 
     fn check(final_cfg: &str, asks: &[(&str, &str)]) -> Vec<SymbolRow> {
@@ -378,11 +449,23 @@ config NR
             ]
         );
         assert_eq!(rows[0].blockers, ["RUNTIME_TESTING_MENU=n"]);
-        assert!(rows[0].reason.contains("RUNTIME_TESTING_MENU=n"), "{}", rows[0].reason);
+        assert!(
+            rows[0].reason.contains("RUNTIME_TESTING_MENU=n"),
+            "{}",
+            rows[0].reason
+        );
         assert!(rows[1].reason.contains("not defined"));
         assert_eq!(rows[3].blockers, ["BPF_SYSCALL=y"]);
-        assert!(rows[4].reason.contains("select") && rows[4].reason.contains("SLOW=y"), "{}", rows[4].reason);
-        assert!(rows[5].reason.contains("nothing selects it"), "{}", rows[5].reason);
+        assert!(
+            rows[4].reason.contains("select") && rows[4].reason.contains("SLOW=y"),
+            "{}",
+            rows[4].reason
+        );
+        assert!(
+            rows[5].reason.contains("nothing selects it"),
+            "{}",
+            rows[5].reason
+        );
         assert_eq!(rows[6].blockers, ["A_ONE=y"]);
         assert!(rows[2].core && !rows[0].core);
         assert_eq!(rows[0].final_value, "n");
@@ -393,21 +476,40 @@ config NR
         let db = KconfigDb::from_text("config CMDLINE_BOOL\n\tbool \"cmdline\"\nconfig CMDLINE\n\tstring \"c\"\n\tdepends on CMDLINE_BOOL\n", Path::new("/x"));
         let fin = DotConfig::parse("# CONFIG_CMDLINE_BOOL is not set\n");
         let rows = verify(&[req("CMDLINE", "\"console=ttyS0\"")], &fin, &db);
-        assert_eq!(rows[0].status, Status::UnmetDependency, "{}", rows[0].reason);
+        assert_eq!(
+            rows[0].status,
+            Status::UnmetDependency,
+            "{}",
+            rows[0].reason
+        );
         assert_eq!(rows[0].blockers, ["CMDLINE_BOOL=n"]);
     }
 
     #[test]
     fn a_module_only_option_asked_as_y() {
-        let rows = check("CONFIG_MODULES=y\nCONFIG_NET=y\nCONFIG_RUNTIME_TESTING_MENU=y\nCONFIG_TEST_BPF=m\n", &[("TEST_BPF", "y")]);
+        let rows = check(
+            "CONFIG_MODULES=y\nCONFIG_NET=y\nCONFIG_RUNTIME_TESTING_MENU=y\nCONFIG_TEST_BPF=m\n",
+            &[("TEST_BPF", "y")],
+        );
         assert_eq!(rows[0].status, Status::UnmetDependency);
-        assert!(rows[0].reason.contains("can only be a module"), "{}", rows[0].reason);
+        assert!(
+            rows[0].reason.contains("can only be a module"),
+            "{}",
+            rows[0].reason
+        );
     }
 
     #[test]
     fn modules_off_blocks_m() {
-        let rows = check("CONFIG_NET=y\nCONFIG_RUNTIME_TESTING_MENU=y\n", &[("TEST_BPF", "m")]);
+        let rows = check(
+            "CONFIG_NET=y\nCONFIG_RUNTIME_TESTING_MENU=y\n",
+            &[("TEST_BPF", "m")],
+        );
         assert_eq!(rows[0].status, Status::UnmetDependency);
-        assert!(rows[0].blockers.iter().any(|b| b == "MODULES=n"), "{:?}", rows[0].blockers);
+        assert!(
+            rows[0].blockers.iter().any(|b| b == "MODULES=n"),
+            "{:?}",
+            rows[0].blockers
+        );
     }
 }

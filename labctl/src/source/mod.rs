@@ -269,7 +269,11 @@ pub struct SourceTree {
 /// not ours to trust (e.g. left by a crash mid-rename): it is removed first.
 fn fresh_tree(dest: &Path, rel: &Release, sha: &str) -> Result<SourceTree, SourceError> {
     if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(|e| SourceError::Io { op: "remove untrusted", path: dest.to_path_buf(), source: e })?;
+        std::fs::remove_dir_all(dest).map_err(|e| SourceError::Io {
+            op: "remove untrusted",
+            path: dest.to_path_buf(),
+            source: e,
+        })?;
     }
     Ok(SourceTree {
         version: rel.version,

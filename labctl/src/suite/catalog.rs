@@ -504,16 +504,40 @@ mod tests {
             .unwrap()
             .is_none());
         // 7.x runs the default subset, not the whole set.
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), false).unwrap().unwrap();
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), false)
+            .unwrap()
+            .unwrap();
         assert!(!e.params.is_empty(), "7.x runs a subset by default");
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), true).unwrap().unwrap();
-        assert_eq!(e.jit, JitCount::Exact { jited: 1041, total: 1041 });
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e.jit,
+            JitCount::Exact {
+                jited: 1041,
+                total: 1041
+            }
+        );
         // A kernel newer than every series gets the newest series, not nothing.
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("9.2.1"), false).unwrap().unwrap();
+        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("9.2.1"), false)
+            .unwrap()
+            .unwrap();
         assert!(!e.params.is_empty());
         let older_only = "[[series]]\nmin = \"5.4\"\nmax = \"5.999\"\nparams = \"a\"\njit = \"all\"\nfull_params = \"\"\nfull_jit = \"all\"\ntimeout_s = 1\n";
-        assert_eq!(test_bpf_expect(older_only, &v("6.1.1"), false).unwrap().unwrap().0.params, ["a"]);
-        assert!(test_bpf_expect(older_only, &v("5.3.1"), false).unwrap().is_none(), "older than every series: none");
+        assert_eq!(
+            test_bpf_expect(older_only, &v("6.1.1"), false)
+                .unwrap()
+                .unwrap()
+                .0
+                .params,
+            ["a"]
+        );
+        assert!(
+            test_bpf_expect(older_only, &v("5.3.1"), false)
+                .unwrap()
+                .is_none(),
+            "older than every series: none"
+        );
     }
 
     #[test]

@@ -133,9 +133,17 @@ pub fn write_sources(dir: &Path, sources: &[(&str, &str)]) -> Result<(), crate::
 pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> {
     // What the examples need is doctor's data (requirements.toml, groups samples +
     // examples): check it first so a missing package is named, not a compiler error.
-    let advice = crate::doctor::missing_advice(&[crate::doctor::Group::Samples, crate::doctor::Group::Examples], sink);
+    let advice = crate::doctor::missing_advice(
+        &[
+            crate::doctor::Group::Samples,
+            crate::doctor::Group::Examples,
+        ],
+        sink,
+    );
     if !advice.is_empty() {
-        return Err(SuiteError::Toolchain(format!("the host cannot build examples-bpf:\n{advice}")));
+        return Err(SuiteError::Toolchain(format!(
+            "the host cannot build examples-bpf:\n{advice}"
+        )));
     }
     let clang = first_line(Cmd::new("clang").arg("--version"), sink);
     let cc = first_line(Cmd::new("cc").arg("--version"), sink);
@@ -182,7 +190,11 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
                 .rev()
                 .collect();
             let text = tail.join("\n");
-            let hint = if text.contains("bpf/") || text.contains("-lbpf") || text.contains("-lelf") || text.contains("-lz") {
+            let hint = if text.contains("bpf/")
+                || text.contains("-lbpf")
+                || text.contains("-lelf")
+                || text.contains("-lz")
+            {
                 "\nhint: the loaders include <bpf/...> and link the host's static libbpf, libelf and zlib; `labctl doctor` checks for them"
             } else if text.contains("asm/types.h") || text.contains("stubs-32.h") {
                 "\nhint: BPF objects need the multiarch headers: install gcc-multilib (Debian/Ubuntu)"

@@ -95,7 +95,9 @@ impl SamplesFailure {
             .filter(|p| {
                 p.file_name().is_some_and(|n| {
                     let n = n.to_string_lossy();
-                    n.split_once('-').is_some_and(|(_, rest)| rest.starts_with("samples")) && n.ends_with(".log")
+                    n.split_once('-')
+                        .is_some_and(|(_, rest)| rest.starts_with("samples"))
+                        && n.ends_with(".log")
                 })
             })
             .collect();

@@ -47,7 +47,10 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(6);
 pub fn kvm_openable(dev: &Path) -> Result<(), String> {
     match std::fs::OpenOptions::new().read(true).write(true).open(dev) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("{} does not exist (no KVM on this host)", dev.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "{} does not exist (no KVM on this host)",
+            dev.display()
+        )),
         Err(e) => Err(format!(
             "cannot open {} read-write: {e} (add yourself to the `kvm` group)",
             dev.display()
@@ -74,8 +77,16 @@ pub enum ProbeResult {
 }
 
 /// Boot `kernel` under KVM and wait for `Linux version` on the console.
-pub fn probe_kvm(qemu_prog: &Path, kernel: &Path, timeout: Duration, log: &Path, sink: &dyn EventSink) -> Result<ProbeResult, VmError> {
-    let cmd = Cmd::new(qemu_prog).args(qemu::probe_argv(kernel, None)).timeout(timeout);
+pub fn probe_kvm(
+    qemu_prog: &Path,
+    kernel: &Path,
+    timeout: Duration,
+    log: &Path,
+    sink: &dyn EventSink,
+) -> Result<ProbeResult, VmError> {
+    let cmd = Cmd::new(qemu_prog)
+        .args(qemu::probe_argv(kernel, None))
+        .timeout(timeout);
     let mut alive = false;
     let r = cmd.run_streaming(sink, log, |line| {
         if line.contains("Linux version") {
@@ -90,7 +101,12 @@ pub fn probe_kvm(qemu_prog: &Path, kernel: &Path, timeout: Duration, log: &Path,
         Ok(out) => Ok(ProbeResult::Failed(format!(
             "QEMU exited ({}) before the guest printed anything: {}",
             crate::process::status_text(out.code),
-            out.tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default()
+            out.tail
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .cloned()
+                .unwrap_or_default()
         ))),
         Err(ProcessError::Timeout { .. }) => Ok(ProbeResult::Silent(timeout)),
         Err(ProcessError::Spawn { program, source }) => Err(VmError::QemuMissing {
@@ -168,13 +184,19 @@ pub fn decide(home: &Home, d: &Decide, sink: &dyn EventSink) -> Result<AccelVerd
             .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
         {
             if &e.boot_id == id && e.qemu == qemu_key {
-                return Ok(AccelVerdict { cached: true, ..e.verdict });
+                return Ok(AccelVerdict {
+                    cached: true,
+                    ..e.verdict
+                });
             }
         }
     }
     let _stage = sink.stage(
         "probe",
-        format!("is KVM alive? (boot the kernel under KVM, {}s limit)", d.probe_timeout.as_secs()),
+        format!(
+            "is KVM alive? (boot the kernel under KVM, {}s limit)",
+            d.probe_timeout.as_secs()
+        ),
     );
     let probe = probe_kvm(d.qemu, d.kernel, d.probe_timeout, &d.probe_log, sink)?;
     _stage.ok();
@@ -196,12 +218,21 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(verdict_from(Err("no /dev/kvm".into()), None).accel, Accel::Tcg);
-        assert_eq!(verdict_from(Ok(()), Some(&ProbeResult::Alive)).accel, Accel::Kvm);
+        assert_eq!(
+            verdict_from(Err("no /dev/kvm".into()), None).accel,
+            Accel::Tcg
+        );
+        assert_eq!(
+            verdict_from(Ok(()), Some(&ProbeResult::Alive)).accel,
+            Accel::Kvm
+        );
         let v = verdict_from(Ok(()), Some(&ProbeResult::Silent(Duration::from_secs(6))));
         assert_eq!(v.accel, Accel::Tcg);
         assert!(v.reason.contains("no life within 6s"), "{}", v.reason);
-        assert_eq!(verdict_from(Ok(()), Some(&ProbeResult::Failed("x".into()))).accel, Accel::Tcg);
+        assert_eq!(
+            verdict_from(Ok(()), Some(&ProbeResult::Failed("x".into()))).accel,
+            Accel::Tcg
+        );
     }
 
     #[test]

@@ -77,7 +77,14 @@ impl<W: Write> CpioWriter<W> {
         Ok(())
     }
 
-    fn header(&mut self, name: &str, mode: u32, size: u32, nlink: u32, rdev: (u32, u32)) -> io::Result<()> {
+    fn header(
+        &mut self,
+        name: &str,
+        mode: u32,
+        size: u32,
+        nlink: u32,
+        rdev: (u32, u32),
+    ) -> io::Result<()> {
         let ino = self.next_ino;
         self.next_ino += 1;
         let namesize = name.len() as u32 + 1;
@@ -124,8 +131,12 @@ impl<W: Write> CpioWriter<W> {
     /// A regular file with the given permission bits and content.
     pub fn file(&mut self, path: &str, perm: u32, data: &[u8]) -> io::Result<()> {
         let c = Self::clean(path)?;
-        let size =
-            u32::try_from(data.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{path}: larger than 4 GiB")))?;
+        let size = u32::try_from(data.len()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path}: larger than 4 GiB"),
+            )
+        })?;
         self.ensure_parents(&c)?;
         self.header(&c, S_IFREG | (perm & 0o7777), size, 1, (0, 0))?;
         self.put(data)?;
@@ -190,7 +201,9 @@ mod tests {
         let out = w.finish().unwrap();
         let text = String::from_utf8_lossy(&out);
         assert_eq!(text.matches("a/b\0").count(), 1);
-        assert!(CpioWriter::new(Vec::new()).file("../etc/passwd", 0o644, b"").is_err());
+        assert!(CpioWriter::new(Vec::new())
+            .file("../etc/passwd", 0o644, b"")
+            .is_err());
         assert!(CpioWriter::new(Vec::new()).file("/", 0o644, b"").is_err());
     }
 
@@ -198,9 +211,11 @@ mod tests {
     #[test]
     fn gnu_cpio_lists_what_we_wrote() {
         let mut w = CpioWriter::new(Vec::new());
-        w.file("/init", 0o755, b"#!/bin/busybox sh\necho hi\n").unwrap();
+        w.file("/init", 0o755, b"#!/bin/busybox sh\necho hi\n")
+            .unwrap();
         w.symlink("/bin/sh", "busybox").unwrap();
-        w.file("/bin/busybox", 0o755, &[0x7f, b'E', b'L', b'F', 1, 2, 3]).unwrap();
+        w.file("/bin/busybox", 0o755, &[0x7f, b'E', b'L', b'F', 1, 2, 3])
+            .unwrap();
         w.char_dev("/dev/console", 0o600, 5, 1).unwrap();
         w.dir("/proc", 0o555).unwrap();
         let archive = w.finish().unwrap();
@@ -213,18 +228,33 @@ mod tests {
                 .arg(&path)
                 .output()
                 .expect("run cpio (Debian package `cpio`)");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         let names = cpio(&["-t", "--quiet", "-F"]);
         assert_eq!(
             names.lines().collect::<Vec<_>>(),
-            ["init", "bin", "bin/sh", "bin/busybox", "dev", "dev/console", "proc"],
+            [
+                "init",
+                "bin",
+                "bin/sh",
+                "bin/busybox",
+                "dev",
+                "dev/console",
+                "proc"
+            ],
             "{names}"
         );
         let listing = cpio(&["-t", "-v", "--quiet", "-F"]);
         assert!(listing.contains("bin/sh -> busybox"), "{listing}");
-        assert!(listing.lines().next().unwrap().starts_with("-rwxr-xr-x"), "{listing}");
+        assert!(
+            listing.lines().next().unwrap().starts_with("-rwxr-xr-x"),
+            "{listing}"
+        );
         assert!(listing.contains("crw-------"), "{listing}");
         // Extract and compare content.
         let x = dir.path().join("x");
@@ -237,6 +267,9 @@ mod tests {
             .status()
             .unwrap();
         assert!(st.success());
-        assert_eq!(std::fs::read(x.join("init")).unwrap(), b"#!/bin/busybox sh\necho hi\n");
+        assert_eq!(
+            std::fs::read(x.join("init")).unwrap(),
+            b"#!/bin/busybox sh\necho hi\n"
+        );
     }
 }

@@ -38,7 +38,11 @@ pub enum ElfError {
     #[error("{}: not an ELF file we can read: {reason}", path.display())]
     Parse { path: PathBuf, reason: String },
     #[error("{}: needs `{lib}`, which was not found in {searched} (install the package that provides it, or build the program static)", path.display())]
-    Missing { path: PathBuf, lib: String, searched: String },
+    Missing {
+        path: PathBuf,
+        lib: String,
+        searched: String,
+    },
     #[error("read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -64,12 +68,18 @@ pub fn inspect(data: &[u8]) -> Result<ElfInfo, String> {
     }
 }
 
-fn inspect_generic<H: FileHeader<Endian = Endianness>>(data: &[u8], class64: bool) -> Result<ElfInfo, String> {
+fn inspect_generic<H: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+    class64: bool,
+) -> Result<ElfInfo, String> {
     let hdr = H::parse(data).map_err(|e| e.to_string())?;
     let endian = hdr.endian().map_err(|e| e.to_string())?;
     let machine = hdr.e_machine(endian);
     let mut interpreter = None;
-    for ph in hdr.program_headers(endian, data).map_err(|e| e.to_string())? {
+    for ph in hdr
+        .program_headers(endian, data)
+        .map_err(|e| e.to_string())?
+    {
         if let Some(interp) = ph.interpreter(endian, data).map_err(|e| e.to_string())? {
             interpreter = Some(String::from_utf8_lossy(interp).into_owned());
         }
@@ -79,7 +89,9 @@ fn inspect_generic<H: FileHeader<Endian = Endianness>>(data: &[u8], class64: boo
     let mut runpath = Vec::new();
     let sections = hdr.sections(endian, data).map_err(|e| e.to_string())?;
     if let Some((dyns, link)) = sections.dynamic(endian, data).map_err(|e| e.to_string())? {
-        let strings = sections.strings(endian, data, link).map_err(|e| e.to_string())?;
+        let strings = sections
+            .strings(endian, data, link)
+            .map_err(|e| e.to_string())?;
         for d in dyns {
             let tag = d.tag32(endian);
             let Some(tag) = tag else { continue };
@@ -91,7 +103,9 @@ fn inspect_generic<H: FileHeader<Endian = Endianness>>(data: &[u8], class64: boo
             let s = String::from_utf8_lossy(s).into_owned();
             match tag {
                 elf::DT_NEEDED => needed.push(s),
-                elf::DT_RPATH => rpath.extend(s.split(':').filter(|p| !p.is_empty()).map(String::from)),
+                elf::DT_RPATH => {
+                    rpath.extend(s.split(':').filter(|p| !p.is_empty()).map(String::from))
+                }
                 _ => runpath.extend(s.split(':').filter(|p| !p.is_empty()).map(String::from)),
             }
         }
@@ -115,7 +129,10 @@ pub fn parse_ld_so_conf(text: &str, include: &mut dyn FnMut(&str) -> Vec<String>
         if line.is_empty() {
             continue;
         }
-        if let Some(pat) = line.strip_prefix("include").filter(|r| r.starts_with(char::is_whitespace)) {
+        if let Some(pat) = line
+            .strip_prefix("include")
+            .filter(|r| r.starts_with(char::is_whitespace))
+        {
             for p in pat.split_whitespace() {
                 dirs.extend(include(p));
             }
@@ -133,7 +150,10 @@ fn include_glob(pattern: &str, depth: u32) -> Vec<String> {
         return Vec::new();
     }
     let p = Path::new(pattern);
-    let (Some(dir), Some(name)) = (p.parent(), p.file_name().map(|n| n.to_string_lossy().into_owned())) else {
+    let (Some(dir), Some(name)) = (
+        p.parent(),
+        p.file_name().map(|n| n.to_string_lossy().into_owned()),
+    ) else {
         return Vec::new();
     };
     let (pre, post) = match name.split_once('*') {
@@ -146,11 +166,16 @@ fn include_glob(pattern: &str, depth: u32) -> Vec<String> {
             rd.flatten()
                 .map(|e| e.path())
                 .filter(|f| {
-                    let n = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let n = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     if exact {
                         n == name
                     } else {
-                        n.starts_with(&pre) && n.ends_with(&post) && n.len() >= pre.len() + post.len()
+                        n.starts_with(&pre)
+                            && n.ends_with(&post)
+                            && n.len() >= pre.len() + post.len()
                     }
                 })
                 .collect()
@@ -182,7 +207,10 @@ pub fn host_search_dirs() -> Vec<PathBuf> {
         dirs.push(d.to_string());
     }
     let mut seen = std::collections::HashSet::new();
-    dirs.into_iter().filter(|d| seen.insert(d.clone())).map(PathBuf::from).collect()
+    dirs.into_iter()
+        .filter(|d| seen.insert(d.clone()))
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// One file the guest needs: where it lives on the host and where it goes in the guest.
@@ -221,8 +249,12 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
     queue.push_back((binary.to_path_buf(), root.clone()));
     let mut done_names = std::collections::HashSet::new();
     while let Some((path, info)) = queue.pop_front() {
-        let origin = path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-        let expand = |d: &String| PathBuf::from(d.replace("$ORIGIN", &origin).replace("${ORIGIN}", &origin));
+        let origin = path
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let expand =
+            |d: &String| PathBuf::from(d.replace("$ORIGIN", &origin).replace("${ORIGIN}", &origin));
         let mut dirs: Vec<PathBuf> = Vec::new();
         if info.runpath.is_empty() {
             dirs.extend(info.rpath.iter().map(expand));
@@ -256,7 +288,11 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
                 return Err(ElfError::Missing {
                     path: path.clone(),
                     lib: name.clone(),
-                    searched: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"),
+                    searched: dirs
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":"),
                 });
             };
             let ldata = read(&found)?;
@@ -282,7 +318,11 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
 pub fn lib_dirs<'a>(libs: impl IntoIterator<Item = &'a LibFile>) -> Vec<String> {
     let mut v: Vec<String> = libs
         .into_iter()
-        .filter_map(|l| Path::new(&l.guest).parent().map(|p| p.to_string_lossy().into_owned()))
+        .filter_map(|l| {
+            Path::new(&l.guest)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+        })
         .collect();
     v.sort();
     v.dedup();
@@ -302,7 +342,10 @@ mod tests {
             vec![format!("{p}-dir")]
         });
         assert_eq!(seen, ["/etc/ld.so.conf.d/*.conf", "/x/y.conf"]);
-        assert_eq!(dirs, ["/etc/ld.so.conf.d/*.conf-dir", "/opt/lib", "/x/y.conf-dir"]);
+        assert_eq!(
+            dirs,
+            ["/etc/ld.so.conf.d/*.conf-dir", "/opt/lib", "/x/y.conf-dir"]
+        );
     }
 
     #[test]
@@ -323,7 +366,10 @@ mod tests {
         assert!(info.is_static(), "{info:?}");
         let ls = inspect(&std::fs::read("/bin/ls").unwrap()).unwrap();
         assert!(!ls.is_static());
-        assert!(ls.interpreter.as_deref().unwrap().contains("ld-linux"), "{ls:?}");
+        assert!(
+            ls.interpreter.as_deref().unwrap().contains("ld-linux"),
+            "{ls:?}"
+        );
         assert!(ls.needed.iter().any(|n| n.starts_with("libc.so")), "{ls:?}");
         assert!(inspect(b"#!/bin/sh\n").is_err());
     }
@@ -350,17 +396,33 @@ mod tests {
         let libs = resolve_closure(&bin, &host_search_dirs()).unwrap();
         let names: Vec<String> = libs
             .iter()
-            .map(|l| Path::new(&l.guest).file_name().unwrap().to_string_lossy().into_owned())
+            .map(|l| {
+                Path::new(&l.guest)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
-        for want in ["libelf.so.1", "libz.so.1", "libc.so.6", "ld-linux-x86-64.so.2"] {
-            assert!(names.iter().any(|n| n == want), "missing {want} in {names:?}");
+        for want in [
+            "libelf.so.1",
+            "libz.so.1",
+            "libc.so.6",
+            "ld-linux-x86-64.so.2",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "missing {want} in {names:?}"
+            );
         }
         for l in &libs {
             assert!(l.host.exists(), "{l:?}");
         }
         // No 32-bit library sneaks in.
         assert!(libs.iter().all(|l| !l.guest.contains("lib32")), "{libs:?}");
-        assert!(lib_dirs(&libs).iter().any(|d| d.ends_with("x86_64-linux-gnu")));
+        assert!(lib_dirs(&libs)
+            .iter()
+            .any(|d| d.ends_with("x86_64-linux-gnu")));
     }
 
     #[test]
@@ -390,7 +452,10 @@ mod tests {
             .unwrap()
             .success());
         let e = resolve_closure(&bin, &host_search_dirs()).unwrap_err();
-        assert!(matches!(&e, ElfError::Missing { lib, .. } if lib == "libonlyhere.so"), "{e}");
+        assert!(
+            matches!(&e, ElfError::Missing { lib, .. } if lib == "libonlyhere.so"),
+            "{e}"
+        );
         // With the directory on the search path it resolves.
         let mut dirs = vec![d.path().to_path_buf()];
         dirs.extend(host_search_dirs());

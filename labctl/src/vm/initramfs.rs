@@ -29,16 +29,34 @@ pub enum Source {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    File { guest: String, mode: u32, source: Source },
-    Dir { guest: String, mode: u32 },
-    Symlink { guest: String, target: String },
-    CharDev { guest: String, mode: u32, major: u32, minor: u32 },
+    File {
+        guest: String,
+        mode: u32,
+        source: Source,
+    },
+    Dir {
+        guest: String,
+        mode: u32,
+    },
+    Symlink {
+        guest: String,
+        target: String,
+    },
+    CharDev {
+        guest: String,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
 }
 
 impl Entry {
     fn guest(&self) -> &str {
         match self {
-            Entry::File { guest, .. } | Entry::Dir { guest, .. } | Entry::Symlink { guest, .. } | Entry::CharDev { guest, .. } => guest,
+            Entry::File { guest, .. }
+            | Entry::Dir { guest, .. }
+            | Entry::Symlink { guest, .. }
+            | Entry::CharDev { guest, .. } => guest,
         }
     }
 }
@@ -57,7 +75,10 @@ pub struct GuestImage {
 
 /// Find the host's busybox and check it can run in an empty initramfs.
 pub fn find_busybox() -> Result<PathBuf, VmError> {
-    let candidates = [PathBuf::from("/bin/busybox"), PathBuf::from("/usr/bin/busybox")];
+    let candidates = [
+        PathBuf::from("/bin/busybox"),
+        PathBuf::from("/usr/bin/busybox"),
+    ];
     let found = std::env::var_os("LABCTL_BUSYBOX")
         .map(PathBuf::from)
         .into_iter()
@@ -70,7 +91,11 @@ pub fn find_busybox() -> Result<PathBuf, VmError> {
 }
 
 /// The base image's entries (pure except for reading ELF headers of host files).
-pub fn base_entries(busybox: &Path, modules: Option<&Path>, files: &[GuestFile]) -> Result<(Vec<Entry>, Vec<String>), VmError> {
+pub fn base_entries(
+    busybox: &Path,
+    modules: Option<&Path>,
+    files: &[GuestFile],
+) -> Result<(Vec<Entry>, Vec<String>), VmError> {
     let mut entries = vec![
         Entry::File {
             guest: "/init".into(),
@@ -106,7 +131,16 @@ pub fn base_entries(busybox: &Path, modules: Option<&Path>, files: &[GuestFile])
             mode: 0o755,
         },
     ];
-    for d in ["/proc", "/sys", "/run", "/etc", "/bin", "/sbin", "/usr/bin", "/usr/sbin"] {
+    for d in [
+        "/proc",
+        "/sys",
+        "/run",
+        "/etc",
+        "/bin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+    ] {
         entries.push(Entry::Dir {
             guest: d.into(),
             mode: 0o755,
@@ -150,12 +184,16 @@ pub fn base_entries(busybox: &Path, modules: Option<&Path>, files: &[GuestFile])
         if !root.is_dir() {
             return Err(VmError::Modules {
                 path: m.to_path_buf(),
-                detail: "has no lib/modules/<release> (pass the modules_install INSTALL_MOD_PATH)".into(),
+                detail: "has no lib/modules/<release> (pass the modules_install INSTALL_MOD_PATH)"
+                    .into(),
             });
         }
         walk(&root, "/lib/modules", &mut entries, &mut |p| {
             // modules_install leaves `build`/`source` symlinks into the build tree.
-            !matches!(p.file_name().and_then(|n| n.to_str()), Some("build" | "source"))
+            !matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("build" | "source")
+            )
         })?;
     }
 
@@ -250,7 +288,12 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Add a host directory tree under `guest` (files, dirs and symlinks), sorted for a
 /// deterministic archive.
-fn walk(host: &Path, guest: &str, entries: &mut Vec<Entry>, keep: &mut dyn FnMut(&Path) -> bool) -> Result<(), VmError> {
+fn walk(
+    host: &Path,
+    guest: &str,
+    entries: &mut Vec<Entry>,
+    keep: &mut dyn FnMut(&Path) -> bool,
+) -> Result<(), VmError> {
     use std::os::unix::fs::PermissionsExt;
     let err = |p: &Path, e: std::io::Error| VmError::Payload {
         path: p.to_path_buf(),
@@ -260,14 +303,21 @@ fn walk(host: &Path, guest: &str, entries: &mut Vec<Entry>, keep: &mut dyn FnMut
         guest: guest.to_string(),
         mode: 0o755,
     });
-    let mut items: Vec<_> = std::fs::read_dir(host).map_err(|e| err(host, e))?.flatten().collect();
+    let mut items: Vec<_> = std::fs::read_dir(host)
+        .map_err(|e| err(host, e))?
+        .flatten()
+        .collect();
     items.sort_by_key(|e| e.file_name());
     for e in items {
         let p = e.path();
         if !keep(&p) {
             continue;
         }
-        let g = format!("{}/{}", guest.trim_end_matches('/'), e.file_name().to_string_lossy());
+        let g = format!(
+            "{}/{}",
+            guest.trim_end_matches('/'),
+            e.file_name().to_string_lossy()
+        );
         let meta = std::fs::symlink_metadata(&p).map_err(|x| err(&p, x))?;
         if meta.file_type().is_symlink() {
             let t = std::fs::read_link(&p).map_err(|x| err(&p, x))?;
@@ -305,7 +355,11 @@ pub fn content_hash(entries: &[Entry]) -> Result<String, VmError> {
     h.update(LAYOUT_VERSION);
     for e in entries {
         match e {
-            Entry::File { guest, mode, source } => {
+            Entry::File {
+                guest,
+                mode,
+                source,
+            } => {
                 h.update(format!("\0F{guest}\0{mode:o}\0"));
                 match source {
                     Source::Bytes(b) => h.update(b),
@@ -323,7 +377,12 @@ pub fn content_hash(entries: &[Entry]) -> Result<String, VmError> {
             }
             Entry::Dir { guest, mode } => h.update(format!("\0D{guest}\0{mode:o}")),
             Entry::Symlink { guest, target } => h.update(format!("\0L{guest}\0{target}")),
-            Entry::CharDev { guest, mode, major, minor } => h.update(format!("\0C{guest}\0{mode:o}\0{major}:{minor}")),
+            Entry::CharDev {
+                guest,
+                mode,
+                major,
+                minor,
+            } => h.update(format!("\0C{guest}\0{mode:o}\0{major}:{minor}")),
         }
     }
     Ok(hex::encode(h.finalize()))
@@ -331,30 +390,48 @@ pub fn content_hash(entries: &[Entry]) -> Result<String, VmError> {
 
 /// Write entries as a newc archive into `out`.
 pub fn write_cpio<W: Write>(entries: &[Entry], out: W) -> Result<W, VmError> {
-    let io = |e: std::io::Error| VmError::Image { detail: e.to_string() };
+    let io = |e: std::io::Error| VmError::Image {
+        detail: e.to_string(),
+    };
     let mut w = CpioWriter::new(out);
     for e in entries {
         match e {
-            Entry::File { guest, mode, source } => {
+            Entry::File {
+                guest,
+                mode,
+                source,
+            } => {
                 let data = match source {
                     Source::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
-                    Source::Host(p) => std::borrow::Cow::Owned(std::fs::read(p).map_err(|x| VmError::Payload {
-                        path: p.clone(),
-                        detail: x.to_string(),
-                    })?),
+                    Source::Host(p) => {
+                        std::borrow::Cow::Owned(std::fs::read(p).map_err(|x| VmError::Payload {
+                            path: p.clone(),
+                            detail: x.to_string(),
+                        })?)
+                    }
                 };
                 w.file(guest, *mode, &data).map_err(io)?;
             }
             Entry::Dir { guest, mode } => w.dir(guest, *mode).map_err(io)?,
             Entry::Symlink { guest, target } => w.symlink(guest, target).map_err(io)?,
-            Entry::CharDev { guest, mode, major, minor } => w.char_dev(guest, *mode, *major, *minor).map_err(io)?,
+            Entry::CharDev {
+                guest,
+                mode,
+                major,
+                minor,
+            } => w.char_dev(guest, *mode, *major, *minor).map_err(io)?,
         }
     }
     w.finish().map_err(io)
 }
 
 /// Build (or reuse) the cached base image for these inputs.
-pub fn base_image(home: &Home, busybox: &Path, modules: Option<&Path>, files: &[GuestFile]) -> Result<GuestImage, VmError> {
+pub fn base_image(
+    home: &Home,
+    busybox: &Path,
+    modules: Option<&Path>,
+    files: &[GuestFile],
+) -> Result<GuestImage, VmError> {
     let (entries, ld_path) = base_entries(busybox, modules, files)?;
     let hash = content_hash(&entries)?;
     let dir = home.guests();
@@ -371,7 +448,9 @@ pub fn base_image(home: &Home, busybox: &Path, modules: Option<&Path>, files: &[
     }
     let _lock = home
         .lock(&format!("guest-{}", &hash[..16]))
-        .map_err(|e| VmError::Image { detail: e.to_string() })?;
+        .map_err(|e| VmError::Image {
+            detail: e.to_string(),
+        })?;
     if path.is_file() {
         return Ok(GuestImage {
             path,
@@ -383,8 +462,12 @@ pub fn base_image(home: &Home, busybox: &Path, modules: Option<&Path>, files: &[
     }
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let gz = write_cpio(&entries, gz)?;
-    let bytes = gz.finish().map_err(|e| VmError::Image { detail: e.to_string() })?;
-    write_atomic(&path, &bytes).map_err(|e| VmError::Image { detail: e.to_string() })?;
+    let bytes = gz.finish().map_err(|e| VmError::Image {
+        detail: e.to_string(),
+    })?;
+    write_atomic(&path, &bytes).map_err(|e| VmError::Image {
+        detail: e.to_string(),
+    })?;
     Ok(GuestImage {
         path,
         hash,
@@ -443,7 +526,9 @@ pub fn assemble_initrd(base: &GuestImage, s: &RunSettings, out: &Path) -> Result
         bytes.push(0);
     }
     bytes.extend(run_archive(s)?);
-    write_atomic(out, &bytes).map_err(|e| VmError::Image { detail: e.to_string() })
+    write_atomic(out, &bytes).map_err(|e| VmError::Image {
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -456,8 +541,15 @@ mod tests {
             .arg(archive)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     #[test]
@@ -507,7 +599,11 @@ mod tests {
         let bb = find_busybox().unwrap();
         let img = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
         assert!(img.built);
-        assert!(img.ld_path.iter().any(|p| p.ends_with("x86_64-linux-gnu")), "{:?}", img.ld_path);
+        assert!(
+            img.ld_path.iter().any(|p| p.ends_with("x86_64-linux-gnu")),
+            "{:?}",
+            img.ld_path
+        );
         let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
         assert!(!again.built);
         assert_eq!(again.path, img.path);
@@ -532,10 +628,16 @@ mod tests {
             "usr/local/bin/ls",
             "data/dep.txt",
         ] {
-            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
         }
         assert!(names.iter().any(|n| n.ends_with("libc.so.6")), "{names:?}");
-        assert!(!names.iter().any(|n| n.ends_with("5.10.46/build")), "build symlink must be skipped");
+        assert!(
+            !names.iter().any(|n| n.ends_with("5.10.46/build")),
+            "build symlink must be skipped"
+        );
 
         // The per-run part appended to the image.
         let s = RunSettings {

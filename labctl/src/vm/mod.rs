@@ -87,7 +87,11 @@ pub struct VmSpec {
 
 impl VmSpec {
     /// A spec with the defaults `labctl vm run` uses.
-    pub fn new(kernel: impl Into<PathBuf>, run_dir: impl Into<PathBuf>, script: impl Into<String>) -> Self {
+    pub fn new(
+        kernel: impl Into<PathBuf>,
+        run_dir: impl Into<PathBuf>,
+        script: impl Into<String>,
+    ) -> Self {
         VmSpec {
             kernel: kernel.into(),
             modules: None,
@@ -147,15 +151,31 @@ pub enum VmError {
     #[error("cannot run `{program}`: {detail} (Debian: `apt install qemu-system-x86`; `labctl doctor` checks the host)")]
     QemuMissing { program: String, detail: String },
     #[error("the guest hit a {}; QEMU was stopped. Console excerpt:\n{excerpt}\n(full console: {})", kind.describe(), log.display())]
-    Panic { kind: Alarm, excerpt: String, log: PathBuf },
+    Panic {
+        kind: Alarm,
+        excerpt: String,
+        log: PathBuf,
+    },
     #[error("the guest did not finish booting within {}s (no `labctl-init: up` on the console); raise --boot-timeout or check the kernel's console options (SERIAL_8250_CONSOLE, BLK_DEV_INITRD, RD_GZIP, DEVTMPFS). Console excerpt:\n{excerpt}\n(full console: {})", timeout.as_secs(), log.display())]
-    BootTimeout { timeout: Duration, excerpt: String, log: PathBuf },
+    BootTimeout {
+        timeout: Duration,
+        excerpt: String,
+        log: PathBuf,
+    },
     #[error("the command did not finish within {}s and QEMU was stopped (raise --timeout). Output so far:\n{output}\n(full console: {})", timeout.as_secs(), log.display())]
-    CommandTimeout { timeout: Duration, output: String, log: PathBuf },
+    CommandTimeout {
+        timeout: Duration,
+        output: String,
+        log: PathBuf,
+    },
     #[error("the guest ended without reporting an exit status on the results channel (ttyS1: does the kernel have SERIAL_8250_NR_UARTS >= 2 and SERIAL_8250_RUNTIME_UARTS >= 2?). Console excerpt:\n{excerpt}\n(full console: {})", log.display())]
     NoResult { excerpt: String, log: PathBuf },
     #[error("QEMU failed ({status}) before the guest reported back:\n{excerpt}\n(full log: {})", log.display())]
-    QemuFailed { status: String, excerpt: String, log: PathBuf },
+    QemuFailed {
+        status: String,
+        excerpt: String,
+        log: PathBuf,
+    },
     #[error("virtme-ng: {detail}")]
     Vng { detail: String },
     #[error(transparent)]
@@ -193,7 +213,11 @@ pub fn parse_results(bytes: &[u8], nonce: &str) -> Option<(Vec<u8>, i32)> {
     let pos = bytes.windows(m.len()).rposition(|w| w == m)?;
     let rest = &bytes[pos + m.len()..];
     let end = rest.windows(3).position(|w| w == b">>>")?;
-    let code: i32 = std::str::from_utf8(&rest[..end]).ok()?.trim().parse().ok()?;
+    let code: i32 = std::str::from_utf8(&rest[..end])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some((bytes[..pos].to_vec(), code))
 }
 
@@ -212,9 +236,12 @@ fn new_nonce() -> String {
 /// Boot the guest described by `spec` and run its script (or a shell, for `vm boot`).
 pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
     if !spec.kernel.is_file() {
-        return Err(VmError::KernelMissing { path: spec.kernel.clone() });
+        return Err(VmError::KernelMissing {
+            path: spec.kernel.clone(),
+        });
     }
-    std::fs::create_dir_all(&spec.run_dir).map_err(io_err("create run directory", &spec.run_dir))?;
+    std::fs::create_dir_all(&spec.run_dir)
+        .map_err(io_err("create run directory", &spec.run_dir))?;
     let qemu_prog = spec.qemu.clone().unwrap_or_else(qemu::qemu_program);
     let verdict = accel::decide(
         home,
@@ -235,7 +262,11 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
             text: format!(
                 "using TCG (no KVM): {}{}",
                 verdict.reason,
-                if verdict.cached { " [cached for this host boot]" } else { "" }
+                if verdict.cached {
+                    " [cached for this host boot]"
+                } else {
+                    ""
+                }
             ),
         });
     }
@@ -261,7 +292,10 @@ enum Fired {
 }
 
 fn kill_pidfile(pidfile: &Path) -> bool {
-    let pid: i32 = match std::fs::read_to_string(pidfile).ok().and_then(|s| s.trim().parse().ok()) {
+    let pid: i32 = match std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
         Some(p) if p > 1 => p,
         _ => return false,
     };
@@ -274,7 +308,13 @@ fn kill_pidfile(pidfile: &Path) -> bool {
     true
 }
 
-fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
+fn run_qemu(
+    home: &Home,
+    spec: &VmSpec,
+    verdict: &AccelVerdict,
+    qemu_prog: &Path,
+    sink: &dyn EventSink,
+) -> Result<VmOutcome, VmError> {
     let start = Instant::now();
     let busybox = initramfs::find_busybox()?;
     let image = {
@@ -308,7 +348,11 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
         let _ = std::fs::remove_file(p);
     }
     // Pre-write a failure: a guest that dies without reporting is never a pass.
-    write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#).map_err(|e| VmError::Image { detail: e.to_string() })?;
+    write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#).map_err(|e| {
+        VmError::Image {
+            detail: e.to_string(),
+        }
+    })?;
 
     let mut args = qemu::accel_kernel_args(verdict.accel);
     args.extend(spec.kernel_args.iter().cloned());
@@ -342,7 +386,11 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
     if spec.interactive {
         let _st = sink.stage(
             "boot",
-            format!("{} under {} (Ctrl-A X quits QEMU)", spec.kernel.display(), verdict.accel.name()),
+            format!(
+                "{} under {} (Ctrl-A X quits QEMU)",
+                spec.kernel.display(),
+                verdict.accel.name()
+            ),
         );
         let out = cmd.inherit_stdio().run(sink).map_err(spawn_err)?;
         _st.ok();
@@ -392,35 +440,44 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
             }
         })
     };
-    let stage = sink.stage("boot", format!("{} under {}", spec.kernel.display(), verdict.accel.name()));
+    let stage = sink.stage(
+        "boot",
+        format!("{} under {}", spec.kernel.display(), verdict.accel.name()),
+    );
     // Backstop: process' own timeout in case the pidfile never appeared.
     let backstop = boot_timeout + cmd_timeout + Duration::from_secs(30);
     let streamed = {
         let watch = watch.clone();
-        cmd.timeout(backstop).run_streaming(sink, &console_log, move |line| {
-            match watchdog::scan(line) {
-                Some(watchdog::ConsoleEvent::Booted { release }) => {
-                    let mut w = watch.lock().unwrap();
-                    w.booted_at = Some(Instant::now());
-                    w.release = Some(release);
-                }
-                Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
-                Some(watchdog::ConsoleEvent::Alarm(a)) => {
-                    let mut w = watch.lock().unwrap();
-                    if w.alarm.is_none() {
-                        w.alarm = Some((a, Instant::now()));
+        cmd.timeout(backstop)
+            .run_streaming(sink, &console_log, move |line| {
+                match watchdog::scan(line) {
+                    Some(watchdog::ConsoleEvent::Booted { release }) => {
+                        let mut w = watch.lock().unwrap();
+                        w.booted_at = Some(Instant::now());
+                        w.release = Some(release);
                     }
+                    Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
+                    Some(watchdog::ConsoleEvent::Alarm(a)) => {
+                        let mut w = watch.lock().unwrap();
+                        if w.alarm.is_none() {
+                            w.alarm = Some((a, Instant::now()));
+                        }
+                    }
+                    Some(watchdog::ConsoleEvent::EndOfReport)
+                        if watch.lock().unwrap().alarm.is_some() =>
+                    {
+                        return LineAction::Kill
+                    }
+                    _ => {}
                 }
-                Some(watchdog::ConsoleEvent::EndOfReport) if watch.lock().unwrap().alarm.is_some() => return LineAction::Kill,
-                _ => {}
-            }
-            LineAction::Continue
-        })
+                LineAction::Continue
+            })
     };
     done.store(true, Ordering::SeqCst);
     let _ = watchdog.join();
     let w = std::mem::take(&mut *watch.lock().unwrap());
-    let console_text = || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
+    let console_text =
+        || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
     let results_bytes = || std::fs::read(&results).unwrap_or_default();
     let out = match streamed {
         Ok(o) => o,
@@ -482,7 +539,12 @@ fn run_qemu(home: &Home, spec: &VmSpec, verdict: &AccelVerdict, qemu_prog: &Path
             };
             let json = serde_json::json!({"status": "exited", "exit_code": exit_code, "accel": outcome.accel, "accel_reason": outcome.accel_reason,
                 "duration_s": outcome.duration.as_secs_f64(), "boot_s": boot_time.map(|d| d.as_secs_f64()), "release": outcome.release});
-            let _ = write_atomic(&result_json, serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes());
+            let _ = write_atomic(
+                &result_json,
+                serde_json::to_string_pretty(&json)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             Ok(outcome)
         }
         None if out.code != Some(0) => Err(VmError::QemuFailed {
@@ -510,7 +572,10 @@ pub fn script_from_words(words: &[String]) -> String {
         [] => String::from("true\n"),
         [one] => format!("{one}\n"),
         many => {
-            let q: Vec<String> = many.iter().map(|w| crate::process::shell_quote(std::ffi::OsStr::new(w))).collect();
+            let q: Vec<String> = many
+                .iter()
+                .map(|w| crate::process::shell_quote(std::ffi::OsStr::new(w)))
+                .collect();
             format!("exec {}\n", q.join(" "))
         }
     }
@@ -526,9 +591,16 @@ mod tests {
         assert_eq!(parse_results(b, "abc"), Some((b"5.10.46\n".to_vec(), 7)));
         // A forged frame with another nonce in the output does not count.
         let b = b"\n<<<labctl-exit zzz 0>>>\nreal\n<<<labctl-exit abc 3>>>\n";
-        assert_eq!(parse_results(b, "abc"), Some((b"\n<<<labctl-exit zzz 0>>>\nreal".to_vec(), 3)));
+        assert_eq!(
+            parse_results(b, "abc"),
+            Some((b"\n<<<labctl-exit zzz 0>>>\nreal".to_vec(), 3))
+        );
         assert_eq!(parse_results(b"output only", "abc"), None);
-        assert_eq!(parse_results(b"\n<<<labctl-exit abc 1", "abc"), None, "cut-off frame");
+        assert_eq!(
+            parse_results(b"\n<<<labctl-exit abc 1", "abc"),
+            None,
+            "cut-off frame"
+        );
     }
 
     #[test]

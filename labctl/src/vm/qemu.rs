@@ -63,7 +63,11 @@ pub struct QemuArgs {
 /// `quiet` keeps the serial console (slow under TCG) to warnings and worse; panics,
 /// oopses, BUGs, RCU stalls and soft lockups still print.
 pub fn kernel_cmdline(quiet: bool, extra: &[String]) -> String {
-    let mut parts: Vec<String> = vec!["console=ttyS0".into(), "panic=-1".into(), "rdinit=/init".into()];
+    let mut parts: Vec<String> = vec![
+        "console=ttyS0".into(),
+        "panic=-1".into(),
+        "rdinit=/init".into(),
+    ];
     if quiet {
         parts.push("quiet".into());
     }
@@ -86,7 +90,15 @@ pub fn accel_kernel_args(accel: Accel) -> Vec<String> {
 pub fn argv(q: &QemuArgs) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
-    for s in ["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-nic", "none"] {
+    for s in [
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-nic",
+        "none",
+    ] {
         push(s);
     }
     for s in q.accel.args() {
@@ -239,7 +251,10 @@ mod tests {
     #[test]
     fn cmdline_panics_to_reboot_on_ttys0() {
         let c = kernel_cmdline(true, &["8250.nr_uarts=4".to_string()]);
-        assert_eq!(c, "console=ttyS0 panic=-1 rdinit=/init quiet 8250.nr_uarts=4");
+        assert_eq!(
+            c,
+            "console=ttyS0 panic=-1 rdinit=/init quiet 8250.nr_uarts=4"
+        );
         assert!(!kernel_cmdline(false, &[]).contains("quiet"));
     }
 
@@ -252,7 +267,10 @@ mod tests {
     #[test]
     fn append_stays_one_argument() {
         let v = strs(&argv(&base()));
-        assert_eq!(after(&v, "-append"), ["console=ttyS0 panic=-1 rdinit=/init quiet"]);
+        assert_eq!(
+            after(&v, "-append"),
+            ["console=ttyS0 panic=-1 rdinit=/init quiet"]
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn find_vng() -> Result<PathBuf, VmError> {
 /// its output to `dir/output`, then publish the exit status as `dir/exit`.
 pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
     let d = shell_quote(dir.as_os_str());
-    let mut s = String::from("#!/bin/sh\n# labctl: vng backend wrapper\nulimit -l unlimited 2>/dev/null\n");
+    let mut s =
+        String::from("#!/bin/sh\n# labctl: vng backend wrapper\nulimit -l unlimited 2>/dev/null\n");
     for (i, f) in spec.files.iter().enumerate() {
         if f.host.to_string_lossy() != f.guest {
             let src = shell_quote(dir.join("files").join(i.to_string()).as_os_str());
@@ -49,8 +50,12 @@ pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
         }
     }
     s.push_str("echo \"labctl-init: up $(uname -r)\" > /dev/console\n");
-    s.push_str(&format!("(cd /tmp && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n"));
-    s.push_str(&format!("echo $? > {d}/exit.tmp && mv {d}/exit.tmp {d}/exit\nsync\n"));
+    s.push_str(&format!(
+        "(cd /tmp && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n"
+    ));
+    s.push_str(&format!(
+        "echo $? > {d}/exit.tmp && mv {d}/exit.tmp {d}/exit\nsync\n"
+    ));
     s
 }
 
@@ -75,7 +80,10 @@ pub fn argv(spec: &VmSpec, accel: Accel, dir: &Path) -> Vec<String> {
     }
     // Short on purpose: vng passes --exec on the kernel command line.
     a.push("--exec".into());
-    a.push(format!("sh {}", shell_quote(dir.join("wrap.sh").as_os_str())));
+    a.push(format!(
+        "sh {}",
+        shell_quote(dir.join("wrap.sh").as_os_str())
+    ));
     a
 }
 
@@ -101,7 +109,11 @@ pub fn boot_argv(spec: &VmSpec, accel: Accel) -> Vec<String> {
     a
 }
 
-pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Result<VmOutcome, VmError> {
+pub fn run(
+    spec: &VmSpec,
+    verdict: &AccelVerdict,
+    sink: &dyn EventSink,
+) -> Result<VmOutcome, VmError> {
     let start = Instant::now();
     let vng = find_vng()?;
     if spec.interactive {
@@ -133,7 +145,11 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
     let dir = spec.run_dir.join("vng");
     let io = |op: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |source| VmError::Io { op, path: p, source }
+        move |source| VmError::Io {
+            op,
+            path: p,
+            source,
+        }
     };
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("files")).map_err(io("create", &dir))?;
@@ -144,7 +160,8 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
         }
     }
     std::fs::write(dir.join("run.sh"), &spec.script).map_err(io("write", &dir.join("run.sh")))?;
-    std::fs::write(dir.join("wrap.sh"), wrapper(&dir, spec)).map_err(io("write", &dir.join("wrap.sh")))?;
+    std::fs::write(dir.join("wrap.sh"), wrapper(&dir, spec))
+        .map_err(io("write", &dir.join("wrap.sh")))?;
     // Callers set `modules` only when the user passed --modules (the suite's vng boot and
     // `vm run --backend vng` without it leave it unset), so this warns about a real option.
     if spec.modules.is_some() {
@@ -160,18 +177,26 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
         .timeout(boot_timeout + cmd_timeout);
     let stage = sink.stage(
         "boot",
-        format!("{} with virtme-ng under {}", spec.kernel.display(), verdict.accel.name()),
+        format!(
+            "{} with virtme-ng under {}",
+            spec.kernel.display(),
+            verdict.accel.name()
+        ),
     );
     let mut booted: Option<(Instant, String)> = None;
     let mut alarm: Option<watchdog::Alarm> = None;
     let r = cmd.run_streaming(sink, &console_log, |line| {
         match watchdog::scan(line) {
-            Some(watchdog::ConsoleEvent::Booted { release }) => booted = Some((Instant::now(), release)),
+            Some(watchdog::ConsoleEvent::Booted { release }) => {
+                booted = Some((Instant::now(), release))
+            }
             Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
             Some(watchdog::ConsoleEvent::Alarm(a)) => {
                 alarm.get_or_insert(a);
             }
-            Some(watchdog::ConsoleEvent::EndOfReport) if alarm.is_some() => return LineAction::Kill,
+            Some(watchdog::ConsoleEvent::EndOfReport) if alarm.is_some() => {
+                return LineAction::Kill
+            }
             _ => {}
         }
         // A kernel without ACPI halts on poweroff and QEMU would keep running.
@@ -180,7 +205,8 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
         }
         LineAction::Continue
     });
-    let console_text = || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
+    let console_text =
+        || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
     match r {
         Ok(_) => {}
         Err(ProcessError::Timeout { .. }) => {
@@ -213,7 +239,9 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
             log: console_log,
         });
     }
-    let code = std::fs::read_to_string(&exit_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    let code = std::fs::read_to_string(&exit_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
     let Some(exit_code) = code else {
         return Err(VmError::NoResult {
             excerpt: watchdog::excerpt(&console_text(), 25),
@@ -229,7 +257,9 @@ pub fn run(spec: &VmSpec, verdict: &AccelVerdict, sink: &dyn EventSink) -> Resul
         accel_reason: verdict.reason.clone(),
         duration: start.elapsed(),
         release: booted.as_ref().map(|b| b.1.clone()),
-        boot_time: booted.map(|b| b.0.duration_since(start)).filter(|d| *d > Duration::ZERO),
+        boot_time: booted
+            .map(|b| b.0.duration_since(start))
+            .filter(|d| *d > Duration::ZERO),
     })
 }
 
@@ -245,9 +275,13 @@ mod tests {
     #[test]
     fn halt_lines_of_5_10_and_6_x_end_the_run() {
         assert!(super::guest_stopped("reboot: System halted"));
-        assert!(super::guest_stopped("[   12.1] reboot: Power off not available: System halted instead"));
+        assert!(super::guest_stopped(
+            "[   12.1] reboot: Power off not available: System halted instead"
+        ));
         assert!(super::guest_stopped("reboot: Power down"));
-        assert!(!super::guest_stopped("virtme-ng-init: script exited with code 0"));
+        assert!(!super::guest_stopped(
+            "virtme-ng-init: script exited with code 0"
+        ));
         assert!(!super::guest_stopped("System halted by the user's script"));
     }
 
@@ -258,7 +292,11 @@ mod tests {
         let mut spec = VmSpec::new("/k/bzImage", "/h/runs/1", "uname -r");
         spec.memory_mb = 768;
         let a = argv(&spec, Accel::Tcg, Path::new("/h/runs/1/vng"));
-        let pos = |f: &str| a.iter().position(|x| x == f).unwrap_or_else(|| panic!("{f} missing in {a:?}"));
+        let pos = |f: &str| {
+            a.iter()
+                .position(|x| x == f)
+                .unwrap_or_else(|| panic!("{f} missing in {a:?}"))
+        };
         assert_eq!(a[pos("--run") + 1], "/k/bzImage");
         assert_eq!(a[pos("--rwdir") + 1], "/h/runs/1/vng");
         assert_eq!(a[pos("--memory") + 1], "768M");
@@ -268,7 +306,11 @@ mod tests {
         let a = argv(&spec, Accel::Kvm, Path::new("/d"));
         assert!(!a.contains(&"--disable-kvm".to_string()));
         let b = boot_argv(&spec, Accel::Tcg);
-        assert!(b.contains(&"--disable-kvm".to_string()) && !b.contains(&"--exec".to_string()) && !b.contains(&"--verbose".to_string()));
+        assert!(
+            b.contains(&"--disable-kvm".to_string())
+                && !b.contains(&"--exec".to_string())
+                && !b.contains(&"--verbose".to_string())
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ pub fn scan(line: &str) -> Option<ConsoleEvent> {
 /// (or the last `n` lines when there is none), at most `n` lines.
 pub fn excerpt(console: &str, n: usize) -> String {
     let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
-    let first_alarm = lines.iter().position(|l| matches!(scan(l), Some(ConsoleEvent::Alarm(_))));
+    let first_alarm = lines
+        .iter()
+        .position(|l| matches!(scan(l), Some(ConsoleEvent::Alarm(_))));
     let (from, to) = match first_alarm {
         Some(i) => {
             let from = i.saturating_sub(3);
@@ -105,7 +107,10 @@ mod tests {
     #[test]
     fn recognises_the_kernel_failure_lines() {
         let cases = [
-            ("[    2.5] Kernel panic - not syncing: sysrq triggered crash", Alarm::KernelPanic),
+            (
+                "[    2.5] Kernel panic - not syncing: sysrq triggered crash",
+                Alarm::KernelPanic,
+            ),
             (
                 "[   30.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [sh:1]",
                 Alarm::SoftLockup,
@@ -115,9 +120,18 @@ mod tests {
                 Alarm::Bug,
             ),
             ("[    3.0] Oops: 0002 [#1] SMP NOPTI", Alarm::Oops),
-            ("[   60.0] rcu: INFO: rcu_sched self-detected stall on CPU", Alarm::RcuStall),
-            ("[   60.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", Alarm::RcuStall),
-            ("[  250.0] INFO: task sh:1 blocked for more than 120 seconds.", Alarm::HungTask),
+            (
+                "[   60.0] rcu: INFO: rcu_sched self-detected stall on CPU",
+                Alarm::RcuStall,
+            ),
+            (
+                "[   60.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+                Alarm::RcuStall,
+            ),
+            (
+                "[  250.0] INFO: task sh:1 blocked for more than 120 seconds.",
+                Alarm::HungTask,
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(scan(line), Some(ConsoleEvent::Alarm(want)), "{line}");
@@ -126,11 +140,16 @@ mod tests {
 
     #[test]
     fn ordinary_lines_and_markers() {
-        assert_eq!(scan("[    0.000000] Linux version 5.10.46 (root@x) #1"), None);
+        assert_eq!(
+            scan("[    0.000000] Linux version 5.10.46 (root@x) #1"),
+            None
+        );
         assert_eq!(scan("Run /init as init process"), None);
         assert_eq!(
             scan("labctl-init: up 5.10.46\r"),
-            Some(ConsoleEvent::Booted { release: "5.10.46".into() })
+            Some(ConsoleEvent::Booted {
+                release: "5.10.46".into()
+            })
         );
         assert_eq!(
             scan("[ 1.0] labctl-init: module test_bpf failed to load (exit 1)"),
@@ -152,7 +171,10 @@ mod tests {
         }
         text.push_str("Kernel panic - not syncing: boom\nCall Trace:\n x\n");
         let e = excerpt(&text, 5);
-        assert!(e.starts_with("line 47\nline 48\nline 49\nKernel panic"), "{e}");
+        assert!(
+            e.starts_with("line 47\nline 48\nline 49\nKernel panic"),
+            "{e}"
+        );
         assert_eq!(e.lines().count(), 5);
         let plain = excerpt("a\nb\nc\n", 2);
         assert_eq!(plain, "b\nc");

@@ -49,7 +49,11 @@ fn lab_build(home: &Home) -> Option<TestKernel> {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -62,7 +66,11 @@ fn debian_kernel(home: &Home) -> TestKernel {
         let deps = run(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]));
         let pkg = deps
             .lines()
-            .find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-")))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Depends: ")
+                    .filter(|p| p.starts_with("linux-image-"))
+            })
             .expect("apt-cache knows linux-image-cloud-amd64 (Debian archive in the apt sources)")
             .trim()
             .to_string();
@@ -71,7 +79,10 @@ fn debian_kernel(home: &Home) -> TestKernel {
                 std::fs::remove_file(e.path()).unwrap();
             }
         }
-        run(Command::new("apt-get").arg("download").arg(&pkg).current_dir(&dir));
+        run(Command::new("apt-get")
+            .arg("download")
+            .arg(&pkg)
+            .current_dir(&dir));
         let deb = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
@@ -85,7 +96,12 @@ fn debian_kernel(home: &Home) -> TestKernel {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("vmlinuz-")
+            })
             .unwrap();
         let release = vmlinuz
             .file_name()
@@ -137,7 +153,9 @@ fn lab_override() -> Option<TestKernel> {
 /// The kernel the VM tests boot: the lab build if there is one, else a Debian kernel.
 pub fn kernel() -> TestKernel {
     let home = home();
-    lab_override().or_else(|| lab_build(&home)).unwrap_or_else(|| debian_kernel(&home))
+    lab_override()
+        .or_else(|| lab_build(&home))
+        .unwrap_or_else(|| debian_kernel(&home))
 }
 
 /// The 5.10 lab build (tests that need lab-profile features: test_bpf.ko, vng's 9p).
@@ -174,7 +192,11 @@ pub fn running(pid: i32) -> bool {
 
 /// The pid QEMU wrote into a run directory.
 pub fn qemu_pid(run_dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(run_dir.join("qemu.pid")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(run_dir.join("qemu.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Assert QEMU of this run is gone (polls briefly: the kill is asynchronous).
