@@ -263,7 +263,7 @@ impl Catalogue {
                 .chain(fix.when.clang.iter())
                 .chain(fix.when.glibc.iter())
             {
-                VersionSet::parse(s).map_err(|e| bad(e))?;
+                VersionSet::parse(s).map_err(&bad)?;
             }
             for r in fix.when.config.iter().chain(&fix.when.config_lacks) {
                 Regex::new(r).map_err(|e| bad(format!("config regex {r:?}: {e}")))?;

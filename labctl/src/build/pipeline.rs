@@ -338,7 +338,7 @@ fn record(cx: &mut Ctx, stage: &str, d: Duration) {
 
 fn make_private_tree(cx: &mut Ctx, repro: &mut Vec<String>) -> Result<(), BuildError> {
     let tree = &cx.req.tree.path;
-    repro.push(format!("# private tree: a hard-link farm of the fetched tree (edits replace links, never write through)"));
+    repro.push("# private tree: a hard-link farm of the fetched tree (edits replace links, never write through)".to_string());
     repro.push(format!(
         "[ -d {src} ] || cp -al {} {src}",
         q(tree),

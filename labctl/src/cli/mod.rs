@@ -106,7 +106,7 @@ pub enum VmCmd {
     /// Boot a kernel, run one command in the guest, print its output, exit with its code.
     Run(vm::RunArgs),
     /// Boot a kernel and run the BPF acceptance suite (hello, cBPF, test_bpf, samples/bpf).
-    Test(test::TestArgs),
+    Test(Box<test::TestArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,7 +177,7 @@ pub fn main() -> ExitCode {
         Command::Kernel(KernelCmd::Build(a)) => build::run(a, &ctx),
         Command::Vm(VmCmd::Boot(a)) => vm::run_boot(a, &ctx),
         Command::Vm(VmCmd::Run(a)) => vm::run_run(a, &ctx),
-        Command::Vm(VmCmd::Test(a)) => test::run(a, &ctx),
+        Command::Vm(VmCmd::Test(a)) => test::run(*a, &ctx),
         Command::Matrix(a) => matrix::run(a, &ctx),
         Command::Cache(CacheCmd::Ls(a)) => fetch::run_cache_ls(a, &ctx),
         Command::Cache(CacheCmd::Prune(a)) => fetch::run_cache_prune(a, &ctx),

@@ -144,7 +144,7 @@ impl Renderer {
             return;
         }
         // Plain: a line every 10 s or every 10 %, and at the end.
-        let pct = total.map(|t| if t == 0 { 100 } else { done * 100 / t });
+        let pct = total.map(|t| (done * 100).checked_div(t).unwrap_or(100));
         let due = match &st.last_plain {
             Some((s, at, last_pct)) if s == stage => {
                 at.elapsed() >= Duration::from_secs(10)

@@ -270,6 +270,20 @@ fn guest_stopped(line: &str) -> bool {
     line.contains("reboot:") && (line.contains("System halted") || line.contains("Power down"))
 }
 
+/// `vng` runs its helpers (`virtme-run`, ...) by name: when it lives outside `PATH`
+/// (labctl's tools venv), its own folder goes at the end of the child's `PATH`.
+fn vng_cmd(vng: &Path) -> Cmd {
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = vng.parent() {
+        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        if !dirs.iter().any(|d| d == dir) {
+            dirs.push(dir.to_path_buf());
+            path = std::env::join_paths(dirs).unwrap_or(path);
+        }
+    }
+    Cmd::new(vng).env("PATH", path)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -323,18 +337,4 @@ mod tests {
         assert!(run < exit);
         assert!(w.contains("insmod /x/test_bpf.ko"));
     }
-}
-
-/// `vng` runs its helpers (`virtme-run`, ...) by name: when it lives outside `PATH`
-/// (labctl's tools venv), its own folder goes at the end of the child's `PATH`.
-fn vng_cmd(vng: &Path) -> Cmd {
-    let mut path = std::env::var_os("PATH").unwrap_or_default();
-    if let Some(dir) = vng.parent() {
-        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-        if !dirs.iter().any(|d| d == dir) {
-            dirs.push(dir.to_path_buf());
-            path = std::env::join_paths(dirs).unwrap_or(path);
-        }
-    }
-    Cmd::new(vng).env("PATH", path)
 }
