@@ -828,7 +828,7 @@ fn remote_listing_per_source() {
     let l = source::list_remote(
         &home,
         &SourceSpec::Auto,
-        Some((5, 10)),
+        source::ListFilter::Series(5, 10),
         &deb_opts(&a, &s, &SUITES),
         &NullSink,
     );

@@ -55,13 +55,14 @@ pub(crate) struct SourceOpts {
     /// Debian security archive base URL (default: from apt, else <debian-url>-security).
     #[arg(long, env = "LABCTL_DEBIAN_SECURITY_URL", value_name = "URL")]
     pub debian_security_url: Option<String>,
-    /// Debian suites to search, in order, comma-separated.
+    /// Debian suites to search, in order, comma-separated [default: bullseye,
+    /// bullseye-security, bookworm, bookworm-security, bookworm-backports, trixie, forky,
+    /// sid; add experimental for release candidates].
     #[arg(
         long,
         env = "LABCTL_DEBIAN_SUITES",
         value_name = "SUITES",
-        value_delimiter = ',',
-        default_value = "bullseye,bullseye-security,bookworm,bookworm-security,bookworm-backports,trixie"
+        value_delimiter = ','
     )]
     pub debian_suites: Vec<String>,
     /// Expected sha256 of the tarball for --source URL or PATH.
@@ -177,13 +178,14 @@ pub struct FetchArgs {
 Examples:
   labctl kernel list                     extracted trees (and builds, once built)
   labctl kernel list --remote 5.10       every 5.10.y each source offers
+  labctl kernel list --remote 7          every 7.x release (Debian: forky, sid)
   labctl kernel list --remote --source debian")]
 pub struct ListArgs {
     /// Ask the sources which versions they offer (optionally only one series, e.g. 5.10).
     #[arg(long)]
     pub remote: bool,
-    /// Only this series (e.g. 5.10).
-    #[arg(value_name = "SERIES")]
+    /// Only this major (7) or series (5.10).
+    #[arg(value_name = "MAJOR|SERIES")]
     pub series: Option<String>,
     /// Which sources to ask with --remote (`--source auto` asks them all) and how.
     #[command(flatten)]
@@ -248,26 +250,22 @@ pub fn run_fetch(a: FetchArgs, ctx: &Ctx) -> anyhow::Result<u8> {
 }
 
 pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let series = match &a.series {
-        None => None,
-        Some(s) => match s.parse::<VersionReq>()? {
-            VersionReq::Series(m, n) => Some((m, n)),
-            VersionReq::Exact(_) => {
-                return Err(labctl::Error::Usage(format!(
-                    "SERIES is a major.minor like 5.10, not {s:?}"
-                ))
-                .into());
-            }
-        },
+    let filter = match &a.series {
+        None => source::ListFilter::All,
+        Some(s) => source::ListFilter::parse(s).ok_or_else(|| {
+            labctl::Error::Usage(format!(
+                "list takes a major (7) or a series (5.10), not {s:?}"
+            ))
+        })?,
     };
     if !a.remote {
         let trees: Vec<SourceTree> = source::local_trees(&ctx.home)
             .into_iter()
-            .filter(|t| series.is_none_or(|s| t.version.series() == s))
+            .filter(|t| filter.keeps(&t.version))
             .collect();
         let builds: Vec<labctl::build::BuildJson> = labctl::build::local_builds(&ctx.home)
             .into_iter()
-            .filter(|b| series.is_none_or(|s| b.version.series() == s))
+            .filter(|b| filter.keeps(&b.version))
             .collect();
         if ctx.global.json {
             return ctx
@@ -290,7 +288,7 @@ pub fn run_list(a: ListArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     }
     let spec = a.source.spec()?;
     let opts = a.source.options()?;
-    let listings = source::list_remote(&ctx.home, &spec, series, &opts, ctx.sink());
+    let listings = source::list_remote(&ctx.home, &spec, filter, &opts, ctx.sink());
     if ctx.global.json {
         ctx.print_json(&listings)?;
     } else {

@@ -314,6 +314,29 @@ pub fn list(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_cli_help_names_the_default_suites() {
+        let help = include_str!("../cli/fetch.rs");
+        let text: String = help
+            .split("Debian suites to search")
+            .nth(1)
+            .unwrap()
+            .split("#[arg")
+            .next()
+            .unwrap()
+            .replace("///", " ");
+        let words: Vec<&str> = text
+            .split(|c: char| c == ',' || c.is_whitespace() || c == '[' || c == ']' || c == ';')
+            .filter(|w| !w.is_empty())
+            .collect();
+        for s in DEFAULT_SUITES {
+            assert!(
+                words.contains(&s),
+                "--debian-suites help must list {s}: {text}"
+            );
+        }
+    }
     use super::*;
 
     const SOURCES: &str = "\

@@ -1055,15 +1055,48 @@ pub struct RemoteListing {
     pub detail: Vec<(String, Vec<KernelVersion>)>,
 }
 
-/// Versions each remote offers, optionally limited to one series.
+/// Which versions a listing keeps: everything, one major (`7`) or one series (`5.10`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListFilter {
+    #[default]
+    All,
+    Major(u32),
+    Series(u32, u32),
+}
+
+impl ListFilter {
+    pub fn keeps(&self, v: &KernelVersion) -> bool {
+        match *self {
+            ListFilter::All => true,
+            ListFilter::Major(m) => v.major == m,
+            ListFilter::Series(a, b) => v.series() == (a, b),
+        }
+    }
+    /// Parse `7`, `v7`, `5.10` (not an exact release).
+    pub fn parse(s: &str) -> Option<ListFilter> {
+        let t = s.trim().trim_start_matches('v');
+        if let Ok(m) = t.parse::<u32>() {
+            return Some(ListFilter::Major(m));
+        }
+        match t.parse::<VersionReq>().ok()? {
+            VersionReq::Series(a, b) => Some(ListFilter::Series(a, b)),
+            VersionReq::Exact(_) => None,
+        }
+    }
+}
+
+/// kernel.org's `v<N>.x/` folders labctl lists when not told which major.
+pub const KERNEL_ORG_MAJORS: &[u32] = &[5, 6, 7];
+
+/// Versions each remote offers, optionally limited to one major or series.
 pub fn list_remote(
     home: &Home,
     spec: &SourceSpec,
-    series: Option<(u32, u32)>,
+    filter: ListFilter,
     opts: &FetchOptions,
     sink: &dyn EventSink,
 ) -> Vec<RemoteListing> {
-    let keep = |v: &KernelVersion| series.is_none_or(|s| v.series() == s);
+    let keep = |v: &KernelVersion| filter.keeps(v);
     let mut out = Vec::new();
     let remotes: &[Remote] = match spec {
         SourceSpec::KernelOrg => &[Remote::KernelOrg],
@@ -1090,9 +1123,9 @@ pub fn list_remote(
         };
         match r {
             Remote::KernelOrg => {
-                let majors: Vec<u32> = match series {
-                    Some((m, _)) => vec![m],
-                    None => vec![5, 6],
+                let majors: Vec<u32> = match filter {
+                    ListFilter::Major(m) | ListFilter::Series(m, _) => vec![m],
+                    ListFilter::All => KERNEL_ORG_MAJORS.to_vec(),
                 };
                 let mut versions = Vec::new();
                 let mut error = None;
