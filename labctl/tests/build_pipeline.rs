@@ -415,3 +415,69 @@ fn an_interrupted_build_is_never_taken_for_finished() {
         "missing artifacts are rebuilt"
     );
 }
+
+/// From 5.18 on samples/bpf build only in-tree (catalogue entry samples-bpf-o-userprogs):
+/// the fake tree refuses `M=samples/bpf` with `O=` like 6.x does, and the pipeline builds
+/// the samples in an in-tree copy of the private tree instead, with the build's .config
+/// and VMLINUX_BTF pointing at the out-of-tree vmlinux; the kernel stays out of tree and
+/// the shared tree gets no in-tree build files.
+#[test]
+fn samples_build_in_an_in_tree_copy_from_5_18() {
+    let f = fixture(CONFIG);
+    std::fs::remove_file(f.tree.join("tools/lib/subcmd/subcmd-util.h")).unwrap();
+    let mk = MAKEFILE.replace(
+        "ifdef M\nall:\n",
+        "ifdef M\nall:\n\t@if [ \"$(O)\" != \".\" ]; then echo \"make[3]: *** No rule to make target 'samples/bpf/Makefile'.  Stop.\"; exit 2; fi\n\t@test -f .config && test -f include/generated/prepared && test -f usr/include/linux/bpf.h\n",
+    ) + "\nprepare:\n\t@test -f $(O)/.config\n\t@mkdir -p $(O)/include/generated && touch $(O)/include/generated/prepared\n";
+    std::fs::write(f.tree.join("Makefile"), mk).unwrap();
+    let mut req = request(&f, "0123456789abcdef");
+    req.tree.version = KernelVersion::new(6, 1, 100);
+    let sink = VecSink::default();
+    let out = build::build(&f.home, &req, &sink).unwrap();
+    let meta = build::BuildJson::read(&out.dir).unwrap();
+    assert_eq!(meta.samples_ok, Some(true), "{:?}", meta.stages);
+    assert!(
+        meta.plan
+            .notes
+            .iter()
+            .any(|n| n == "samples-bpf-o-userprogs"),
+        "{:?}",
+        meta.plan
+    );
+    let tree = out.dir.join("samples-src");
+    assert!(
+        tree.join(".config").is_file(),
+        "the in-tree copy got the build's .config"
+    );
+    let vars = std::fs::read_to_string(tree.join("samples/bpf/vars.txt")).unwrap();
+    assert_eq!(
+        vars.trim(),
+        format!("VMLINUX_BTF={}", out.dir.join("obj/vmlinux").display())
+    );
+    assert!(
+        out.samples.join("sockex1").is_file() && out.samples.join("sockex1_kern.o").is_file(),
+        "programs staged from the in-tree copy"
+    );
+    assert!(
+        !f.tree.join(".config").exists() && !f.tree.join("include/generated").exists(),
+        "the shared tree stays clean"
+    );
+    assert!(
+        !out.dir.join("src/.config").exists(),
+        "the kernel's private tree stays out-of-tree clean"
+    );
+    let repro = std::fs::read_to_string(out.dir.join("reproduce.sh")).unwrap();
+    assert!(
+        repro.contains("samples-src") && repro.contains("M=samples/bpf"),
+        "{repro}"
+    );
+    // A 5.10 build keeps the out-of-tree samples step (no copy).
+    let g = fixture(CONFIG);
+    let out = build::build(
+        &g.home,
+        &request(&g, "feedfacecafe0001"),
+        &VecSink::default(),
+    )
+    .unwrap();
+    assert!(!out.dir.join("samples-src").exists());
+}
