@@ -37,6 +37,21 @@ fn workflow_matches_the_github_schema() {
     );
 }
 
+/// `labctl ARGS` parses with the current CLI (parse-only mode runs nothing).
+fn assert_parses(args: &[String]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
+        .args(args)
+        .env("LABCTL_PARSE_ONLY", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`labctl {}` does not parse:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Split a shell command line into words (quotes, no expansion), stopping at a redirection or pipe.
 fn words(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -80,17 +95,7 @@ fn every_labctl_command_in_the_workflow_parses() {
         };
         let rest = expr.replace_all(rest, "5.10");
         let args = words(&rest);
-        let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
-            .args(&args)
-            .env("LABCTL_PARSE_ONLY", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "`labctl {}` does not parse:\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_parses(&args);
         checked += 1;
     }
     assert!(
@@ -153,17 +158,7 @@ fn the_readme_commands_are_what_ci_runs_and_they_parse() {
                 _ if w[0] == "labctl" => w[1..].to_vec(),
                 _ => continue,
             };
-            let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
-                .args(&args)
-                .env("LABCTL_PARSE_ONLY", "1")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "`labctl {}` does not parse:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_parses(&args);
             checked += 1;
         }
     }

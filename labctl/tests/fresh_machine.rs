@@ -223,16 +223,7 @@ fn session_runs_inside_with_a_clean_environment_and_cleans_up() {
 
 #[test]
 fn bare_bookworm_passes_the_readme_main_job() {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    assert_eq!(
-        uid, 0,
-        "the fresh-machine test needs root (mmdebstrap --mode=root, mount, chroot)"
-    );
-    assert!(
-        labctl::process::which("mmdebstrap").is_some(),
-        "the fresh-machine test needs mmdebstrap (apt-get install --no-install-recommends mmdebstrap)"
-    );
+    require_root_and_mmdebstrap();
     let test_home = common::persistent_test_home();
     let logs = common::persistent_rootfs_dir().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
