@@ -43,6 +43,7 @@ pub const FILES: &[(&str, &str)] = fixes![
     "samples-bpf-vmlinux-btf",
     "samples-bpf-o-depfile",
     "samples-bpf-o-userprogs",
+    "samples-bpf-ms-extensions",
     "gnu-stubs-32",
     "gcc12-libsubcmd-use-after-free",
     "gcc12-objtool-format-truncation",
