@@ -320,3 +320,55 @@ fn vm_errors_propagate_and_bad_filters_are_usage_errors() {
     .unwrap_err();
     assert!(matches!(e, SuiteError::NoTests(_)), "{e}");
 }
+
+/// A test that crashes the guest kernel (7.1.8's samples did): the harness reports a
+/// panic, the suite reads what finished from the results channel (`results.bin`), fails
+/// the test that was running with the crash, marks the rest not run, and returns a
+/// result (exit 1, "lab BROKEN"), not an infrastructure error.
+struct CrashingGuest {
+    output: String,
+}
+
+impl Guest for CrashingGuest {
+    fn run(&self, req: &GuestRequest, _sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        std::fs::write(req.run_dir.join("results.bin"), &self.output).unwrap();
+        Err(SuiteError::GuestCrashed("the guest hit a kernel Oops; QEMU was stopped. Console excerpt:\nBUG: kernel NULL pointer dereference, address: 0000000000000000".into()))
+    }
+}
+
+#[test]
+fn a_test_that_crashes_the_kernel_fails_and_the_rest_are_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let samples = d.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("sockex1"), b"x").unwrap();
+    std::fs::write(samples.join("sockex2"), b"x").unwrap();
+    let cut = OUTPUT
+        .split("@@LABCTL-BEGIN samples")
+        .next()
+        .unwrap()
+        .to_string()
+        + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n";
+    let g = CrashingGuest { output: cut };
+    let inp = input(
+        d.path(),
+        "kernel/jit,test_bpf,samples/sockex1,samples/sockex2",
+        Some(samples),
+    );
+    let res =
+        suite::run(&home, &inp, &g, &labctl::events::NullSink).expect("a crash is a test result");
+    let by = |n: &str| res.tests.iter().find(|t| t.name == n).unwrap();
+    assert_eq!(by("kernel/jit").result, TestResult::Pass);
+    assert_eq!(by("test_bpf").result, TestResult::Pass);
+    let crashed = by("samples/sockex1");
+    assert_eq!(crashed.result, TestResult::Fail);
+    assert!(crashed.reason.contains("crashed"), "{}", crashed.reason);
+    let detail = crashed.detail.clone().unwrap_or_default();
+    assert!(detail.contains("NULL pointer dereference"), "{detail}");
+    let after = by("samples/sockex2");
+    assert_eq!(after.result, TestResult::Fail);
+    assert!(after.reason.contains("not run"), "{}", after.reason);
+    assert_eq!(res.status(), SuiteStatus::Failed);
+    assert!(inp.run_dir.join("results.json").is_file());
+}

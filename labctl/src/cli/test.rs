@@ -154,8 +154,11 @@ impl VmGuest<'_> {
 impl Guest for VmGuest<'_> {
     fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
         let spec = self.spec(req);
-        let out =
-            vm::run(&self.ctx.home, &spec, sink).map_err(|e| SuiteError::Vm(e.to_string()))?;
+        let out = vm::run(&self.ctx.home, &spec, sink).map_err(|e| match e {
+            // The kernel crashed under a test: the suite judges what finished.
+            vm::VmError::Panic { .. } if !req.vng => SuiteError::GuestCrashed(e.to_string()),
+            other => SuiteError::Vm(other.to_string()),
+        })?;
         Ok(GuestReply {
             exit_code: out.exit_code,
             output: String::from_utf8_lossy(&out.output).into_owned(),

@@ -43,6 +43,11 @@ pub enum SuiteError {
     /// Boot failure, panic, timeout, ... (the VM harness's message, with its log).
     #[error("{0}")]
     Vm(String),
+    /// The guest kernel crashed (panic, Oops, BUG) while the suite ran: the message
+    /// with the console excerpt. The suite judges what finished from the results
+    /// channel the VM harness wrote (`results.bin`) and fails the test that was running.
+    #[error("{0}")]
+    GuestCrashed(String),
     #[error("no test matches --filter {0:?}; `labctl vm test --list` shows the test ids")]
     NoTests(String),
 }
@@ -401,6 +406,7 @@ pub fn run(
     let mut outcomes: Vec<TestOutcome> = Vec::new();
     let mut accel = String::from("-");
     let mut incomplete: Option<String> = None;
+    let mut crashed: Option<String> = None;
     if !in_guest.is_empty() {
         let script = guest::runner_script(&in_guest, &ctx);
         write_atomic(&input.run_dir.join("runner.sh"), script.as_bytes()).map_err(io)?;
@@ -425,7 +431,24 @@ pub fn run(
             let r = guest.run(&req, sink);
             tail.stop.store(true, Ordering::SeqCst);
             r
-        })?;
+        });
+        let reply = match reply {
+            Ok(r) => r,
+            // A test crashed the kernel: what finished is on the results channel; the
+            // test that was running fails with the crash, the rest were not run.
+            Err(SuiteError::GuestCrashed(message)) => {
+                crashed = Some(message);
+                GuestReply {
+                    exit_code: -1,
+                    output: std::fs::read(input.run_dir.join("results.bin"))
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default(),
+                    console_log: Some(input.run_dir.join("console.log")),
+                    accel: "-".into(),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         accel = reply.accel.clone();
         write_atomic(&input.run_dir.join("output.txt"), reply.output.as_bytes()).map_err(io)?;
         let frames = parse::split_frames(&reply.output);
@@ -447,8 +470,13 @@ pub fn run(
                     (Verdict::fail(why), Duration::ZERO, String::new())
                 }
             };
+            let mut verdict = verdict;
             if !frames.done && incomplete.is_none() && rec.is_none_or(|r| r.rc.is_none()) {
                 incomplete = Some(t.name.clone());
+                if let (Some(msg), Some(_)) = (&crashed, rec) {
+                    verdict =
+                        Verdict::fail("the guest kernel crashed while it ran").detail(msg.clone());
+                }
             }
             let log = log_path(&input.run_dir, &t.name);
             write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
@@ -504,6 +532,10 @@ pub fn run(
         report::junit(&res).as_bytes(),
     )
     .map_err(io)?;
+    if crashed.is_some() {
+        // A kernel crash under a test is that test failing, not the harness.
+        return Ok(res);
+    }
     if let Some(name) = incomplete {
         return Err(SuiteError::Vm(format!(
             "the guest stopped during `{name}` before the suite finished; results so far: {}",
