@@ -143,11 +143,15 @@ fn the_readme_commands_are_what_ci_runs_and_they_parse() {
     );
     let tests = readme_block("tests");
     assert!(tests.ends_with("cargo test --workspace"), "{tests}");
+    // .ci/run runs both blocks verbatim, as `step "<marker>" '<command>'` lines.
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
-    assert!(
-        ci.contains("\"main job\" \"tests\"") && ci.contains("readme_block"),
-        ".ci/run must run the README's blocks:\n{ci}"
-    );
+    for (marker, cmd) in [("main job", &main), ("tests", &tests)] {
+        let line = format!("step \"{marker}\" '{cmd}'");
+        assert!(
+            ci.lines().any(|l| l == line),
+            ".ci/run must run the README's {marker} block as `{line}`:\n{ci}"
+        );
+    }
     // Every labctl invocation in them parses with the current CLI.
     let mut checked = 0;
     for block in [&main, &tests] {

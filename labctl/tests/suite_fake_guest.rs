@@ -261,16 +261,21 @@ fn setup_skips_alone_make_the_run_not_verified_unless_allowed() {
     );
 }
 
-#[test]
-fn a_guest_that_stops_midway_is_an_infrastructure_failure() {
-    let d = tempfile::tempdir().unwrap();
-    let home = Home::new(d.path().join("home"));
-    let cut = OUTPUT
+/// OUTPUT as a guest leaves it when it stops inside samples/sockex1 (BEGIN, no END).
+fn output_stopped_in_sockex1() -> String {
+    OUTPUT
         .split("@@LABCTL-BEGIN samples")
         .next()
         .unwrap()
         .to_string()
-        + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n";
+        + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n"
+}
+
+#[test]
+fn a_guest_that_stops_midway_is_an_infrastructure_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let cut = output_stopped_in_sockex1();
     let samples = d.path().join("samples");
     std::fs::create_dir_all(&samples).unwrap();
     std::fs::write(samples.join("sockex1"), b"x").unwrap();
@@ -344,12 +349,7 @@ fn a_test_that_crashes_the_kernel_fails_and_the_rest_are_reported() {
     std::fs::create_dir_all(&samples).unwrap();
     std::fs::write(samples.join("sockex1"), b"x").unwrap();
     std::fs::write(samples.join("sockex2"), b"x").unwrap();
-    let cut = OUTPUT
-        .split("@@LABCTL-BEGIN samples")
-        .next()
-        .unwrap()
-        .to_string()
-        + "@@LABCTL-BEGIN samples/sockex1 t=5.10\n";
+    let cut = output_stopped_in_sockex1();
     let g = CrashingGuest { output: cut };
     let inp = input(
         d.path(),

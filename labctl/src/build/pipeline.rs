@@ -372,9 +372,6 @@ fn prepare_samples_tree(cx: &mut Ctx) -> Result<(), BuildError> {
     let Some(tree) = cx.samples_src.clone() else {
         return Ok(());
     };
-    // Each run starts from a clean in-tree state of samples (a failed step may have left
-    // half-built files); the farm itself is kept.
-    cx.meta.samples_ok = None;
     if !tree.join("Makefile").exists() {
         let tmp = cx.dir.join(".samples-src.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -756,7 +753,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     if step.name == "modules_install" {
         let _ = std::fs::remove_dir_all(cx.dir.join("artifacts").join("modules"));
     }
-    if step.soft && cx.meta.samples_ok == Some(false) && step.name != "samples-config" {
+    if step.soft && cx.meta.samples_ok == Some(false) {
         // An earlier samples step failed in this run: the later ones cannot succeed.
         return Ok(());
     }

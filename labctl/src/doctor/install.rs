@@ -108,18 +108,6 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-impl Plan {
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-    /// Whether running it changes the system (anything but the user's venv).
-    pub fn changes_system(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| !matches!(s, Step::Venv { .. } | Step::Pip { .. }))
-    }
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -981,10 +969,11 @@ mod tests {
         );
         assert_eq!(argv.last().unwrap(), "virtme-ng");
         assert!(
-            !p.changes_system()
-                || p.steps
-                    .iter()
-                    .all(|s| matches!(s, Step::Venv { .. } | Step::Pip { .. }))
+            p.steps
+                .iter()
+                .all(|s| matches!(s, Step::Venv { .. } | Step::Pip { .. })),
+            "only the user's venv changes: {:?}",
+            p.steps
         );
         assert!(apt.calls.borrow().is_empty(), "no package manager involved");
     }

@@ -273,29 +273,27 @@ pub fn test_bpf_expect(
         }
     }
     let pick = hit.or(newest.filter(|(max, _)| v > max).map(|(_, i)| i));
-    if let Some(s) = pick.map(|i| &f.series[i]) {
-        {
-            let (params, jit) = if full {
-                (s.full_params.clone(), s.full_jit.clone())
-            } else {
-                (s.params.clone(), s.jit.clone())
-            };
-            let jit = jit.parse().map_err(|m| SuiteError::Data {
-                file: "test_bpf.toml",
-                message: m,
-            })?;
-            let timeout = Duration::from_secs(if full { s.timeout_s * 3 } else { s.timeout_s });
-            return Ok(Some((
-                TestBpfExpect {
-                    params: params.split_whitespace().map(str::to_string).collect(),
-                    jit,
-                    full,
-                },
-                timeout,
-            )));
-        }
-    }
-    Ok(None)
+    let Some(s) = pick.map(|i| &f.series[i]) else {
+        return Ok(None);
+    };
+    let (params, jit) = if full {
+        (s.full_params.clone(), s.full_jit.clone())
+    } else {
+        (s.params.clone(), s.jit.clone())
+    };
+    let jit = jit.parse().map_err(|m| SuiteError::Data {
+        file: "test_bpf.toml",
+        message: m,
+    })?;
+    let timeout = Duration::from_secs(if full { s.timeout_s * 3 } else { s.timeout_s });
+    Ok(Some((
+        TestBpfExpect {
+            params: params.split_whitespace().map(str::to_string).collect(),
+            jit,
+            full,
+        },
+        timeout,
+    )))
 }
 
 /// Every test for kernel `v`, in run order. Samples outside their version range are

@@ -131,20 +131,6 @@ pub fn write_sources(dir: &Path, sources: &[(&str, &str)]) -> Result<(), crate::
 
 /// Build (or reuse) the examples for the guest.
 pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> {
-    // What the examples need is doctor's data (requirements.toml, groups samples +
-    // examples): check it first so a missing package is named, not a compiler error.
-    let advice = crate::doctor::missing_advice(
-        &[
-            crate::doctor::Group::Samples,
-            crate::doctor::Group::Examples,
-        ],
-        sink,
-    );
-    if !advice.is_empty() {
-        return Err(SuiteError::Toolchain(format!(
-            "the host cannot build examples-bpf:\n{advice}"
-        )));
-    }
     let clang = first_line(Cmd::new("clang").arg("--version"), sink);
     let cc = first_line(Cmd::new("cc").arg("--version"), sink);
     let root = home.root().join("examples");
@@ -158,6 +144,21 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
         .map_err(|e| SuiteError::Io(e.to_string()))?;
     if OUTPUTS.iter().all(|o| bin.join(o).is_file()) {
         return Ok(Examples { bin, built: false });
+    }
+    // What the examples need is doctor's data (requirements.toml, groups samples +
+    // examples): check it before building so a missing package is named, not met as a
+    // compiler error. Only here: a cached build needs nothing from the host.
+    let advice = crate::doctor::missing_advice(
+        &[
+            crate::doctor::Group::Samples,
+            crate::doctor::Group::Examples,
+        ],
+        sink,
+    );
+    if !advice.is_empty() {
+        return Err(SuiteError::Toolchain(format!(
+            "the host cannot build examples-bpf:\n{advice}"
+        )));
     }
     let timer = sink.stage(
         "examples",
