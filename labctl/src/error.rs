@@ -23,6 +23,8 @@ pub enum Error {
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
+    Userland(#[from] crate::userland::UserlandError),
+    #[error(transparent)]
     MatrixList(#[from] crate::matrix::MatrixListError),
     #[error("{op} {}: {source}", path.display())]
     Io {

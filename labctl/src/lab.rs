@@ -20,6 +20,8 @@ pub struct BuildTuning {
     pub modules: bool,
     pub samples: bool,
     pub preflight: bool,
+    /// Where the compilers come from (`--toolchain`).
+    pub toolchain: crate::userland::ToolchainSpec,
 }
 
 impl Default for BuildTuning {
@@ -31,6 +33,7 @@ impl Default for BuildTuning {
             modules: true,
             samples: true,
             preflight: true,
+            toolchain: crate::userland::ToolchainSpec::Host,
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct Built {
 /// Fetch (or reuse) the tree, write and verify the .config, then build (a no-op when a
 /// build with the same version, config hash and toolchain already finished).
 pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built> {
+    // Opened first: a toolchain that cannot be prepared fails before any download.
+    let userland = crate::userland::Userland::open(home, &req.tuning.toolchain, sink)?;
     let tree = {
         let t = sink.stage("fetch", format!("linux {}", req.version));
         let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
@@ -71,7 +76,7 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
                 tree.version
             ),
         );
-        let r = kconfig::configure(home, &tree, &req.plan, sink)?;
+        let r = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)?;
         t.ok();
         r
     };
@@ -84,6 +89,7 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
     b.modules = req.tuning.modules;
     b.samples = req.tuning.samples;
     b.preflight = req.tuning.preflight;
+    b.userland = userland;
     let output = build::build(home, &b, sink)?;
     Ok(Built {
         tree,

@@ -24,6 +24,7 @@ pub mod process;
 pub mod rootfs;
 pub mod source;
 pub mod suite;
+pub mod userland;
 pub mod version;
 pub mod vm;
 

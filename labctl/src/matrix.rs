@@ -36,6 +36,8 @@ pub fn parse_list(text: &str) -> Result<Vec<String>, MatrixListError> {
 pub struct MatrixRow {
     /// As asked (`5.10`), and as resolved (`5.10.262`) once known.
     pub requested: String,
+    /// Whose compilers built it (`--toolchains`).
+    pub toolchain: crate::userland::ToolchainSpec,
     pub version: Option<String>,
     pub build_s: Option<f64>,
     pub test_s: Option<f64>,
@@ -60,6 +62,18 @@ impl MatrixRow {
             (None, Some(SuiteStatus::Failed)) => 1,
             (None, Some(SuiteStatus::NotVerified)) => 2,
             (None, Some(SuiteStatus::Passed)) => 0,
+        }
+    }
+    /// The column heading: the version, with the Debian release for a non-host
+    /// toolchain (`5.10.46/bullseye`).
+    pub fn heading(&self) -> String {
+        let v = self
+            .version
+            .clone()
+            .unwrap_or_else(|| self.requested.clone());
+        match &self.toolchain {
+            crate::userland::ToolchainSpec::Host => v,
+            crate::userland::ToolchainSpec::Debian(s) => format!("{v}/{s}"),
         }
     }
     fn verdict(&self) -> &'static str {
@@ -99,10 +113,7 @@ pub fn table(rows: &[MatrixRow]) -> String {
             }
         }
     }
-    let heads: Vec<String> = rows
-        .iter()
-        .map(|r| r.version.clone().unwrap_or_else(|| r.requested.clone()))
-        .collect();
+    let heads: Vec<String> = rows.iter().map(MatrixRow::heading).collect();
     let w0 = tests.iter().map(String::len).chain([5]).max().unwrap_or(5);
     let widths: Vec<usize> = heads.iter().map(|h| h.len().max(10)).collect();
     let mut out = String::new();
@@ -193,6 +204,7 @@ mod tests {
     fn row(req: &str, s: Option<SuiteResult>, error: Option<&str>) -> MatrixRow {
         MatrixRow {
             requested: req.into(),
+            toolchain: crate::userland::ToolchainSpec::Host,
             version: s.as_ref().map(|s| s.kernel.clone()),
             build_s: Some(300.0),
             test_s: Some(20.0),

@@ -165,6 +165,47 @@ impl Cmd {
         &self.args
     }
 
+    /// The same command run inside the root filesystem `root`:
+    /// `chroot ROOT /usr/bin/env -i VARS --chdir=DIR PROG ARGS`. The environment inside
+    /// is `base_env` plus the variables set on this command (later ones win) minus the
+    /// removed ones; nothing is inherited from labctl's own environment. Timeout, stdin
+    /// and terminal handling are kept. Paths (cwd, arguments) are taken as they are:
+    /// the caller mounts what they name at the same place inside.
+    pub fn in_root(self, root: &Path, base_env: &[(String, String)]) -> Cmd {
+        let mut args: Vec<OsString> = vec![root.into(), "/usr/bin/env".into(), "-i".into()];
+        if let Some(d) = &self.cwd {
+            let mut a = OsString::from("--chdir=");
+            a.push(d);
+            args.push(a);
+        }
+        let removed = |k: &OsStr| self.env_remove.iter().any(|r| r == k);
+        for (k, v) in base_env {
+            if !removed(OsStr::new(k)) {
+                args.push(format!("{k}={v}").into());
+            }
+        }
+        for (k, v) in &self.env {
+            if !removed(k) {
+                let mut a = k.clone();
+                a.push("=");
+                a.push(v);
+                args.push(a);
+            }
+        }
+        args.push(self.program);
+        args.extend(self.args);
+        Cmd {
+            program: "chroot".into(),
+            args,
+            cwd: None,
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            timeout: self.timeout,
+            stdin: self.stdin,
+            inherit_stdio: self.inherit_stdio,
+        }
+    }
+
     /// A shell line that reproduces this run (`cd DIR && ENV=.. prog 'arg' ..`).
     pub fn reproducer(&self) -> String {
         let mut out = String::new();
@@ -604,6 +645,51 @@ mod tests {
         assert_eq!(shell_quote(OsStr::new("it's")), "'it'\\''s'");
         assert_eq!(shell_quote(OsStr::new("$(rm -rf /)")), "'$(rm -rf /)'");
         assert_eq!(shell_quote(OsStr::new("")), "''");
+    }
+
+    #[test]
+    fn in_root_runs_the_same_command_with_only_the_given_environment() {
+        let c = Cmd::new("make")
+            .cwd("/home/b/src")
+            .env("LANG", "C")
+            .env("KCFLAGS", "-O2 -g")
+            .env_remove("LC_ALL")
+            .arg("O=/home/b/obj")
+            .arg("-j2")
+            .timeout(Duration::from_secs(7))
+            .in_root(
+                Path::new("/tc/root"),
+                &[
+                    ("PATH".into(), "/usr/bin:/bin".into()),
+                    ("LANG".into(), "C.UTF-8".into()),
+                    ("LC_ALL".into(), "C".into()),
+                ],
+            );
+        assert_eq!(c.program(), "chroot");
+        let args: Vec<String> = c
+            .get_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "/tc/root",
+                "/usr/bin/env",
+                "-i",
+                "--chdir=/home/b/src",
+                "PATH=/usr/bin:/bin",
+                "LANG=C.UTF-8",
+                "LANG=C",
+                "KCFLAGS=-O2 -g",
+                "make",
+                "O=/home/b/obj",
+                "-j2"
+            ]
+        );
+        // The cwd moved into the argv (chroot starts in /), the timeout stayed.
+        assert_eq!(c.get_cwd(), None);
+        assert_eq!(c.timeout, Some(Duration::from_secs(7)));
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn gcc12() -> Toolchain {
         llc_bpf: Some(true),
         glibc: Some("2.36".into()),
         make: Some("4.3".into()),
+        ..Default::default()
     }
 }
 

@@ -39,6 +39,7 @@ fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> Suite
         kernel: KernelVersion::new(5, 10, 46),
         release: "5.10.46".into(),
         samples_dir: samples,
+        samples_sysroot: None,
         samples_failure: None,
         test_bpf_ko: None,
         expected_config: vec![("BPF".into(), "y".into()), ("KPROBES".into(), "y".into())],

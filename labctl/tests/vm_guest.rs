@@ -42,6 +42,7 @@ fn a_dynamic_program_runs_with_its_libraries() {
         host: bin,
         guest: "/opt/p".into(),
         with_libs: true,
+        sysroot: None,
     }];
     let out = vm::run(&vm_support::home(), &s, &NullSink).unwrap();
     let text = String::from_utf8_lossy(&out.output);

@@ -366,7 +366,8 @@ impl DottedVersion {
     pub fn from_kernel(v: &KernelVersion) -> Self {
         DottedVersion(vec![v.major, v.minor, v.patch])
     }
-    fn cmp_to(&self, other: &Self) -> std::cmp::Ordering {
+    /// Numeric comparison, missing parts as zero (`1.24` is `1.24.0`).
+    pub fn cmp_to(&self, other: &Self) -> std::cmp::Ordering {
         let n = self.0.len().max(other.0.len());
         for i in 0..n {
             let a = self.0.get(i).copied().unwrap_or(0);

@@ -141,6 +141,8 @@ pub struct BuildRequest {
     pub toolchain: Option<Toolchain>,
     /// Upper bound for each make step.
     pub step_timeout: Option<Duration>,
+    /// Where make and the compilers run (the host, or a Debian root: `--toolchain`).
+    pub userland: crate::userland::Userland,
 }
 
 impl BuildRequest {
@@ -158,6 +160,7 @@ impl BuildRequest {
             preflight: true,
             toolchain: None,
             step_timeout: Some(Duration::from_secs(4 * 3600)),
+            userland: crate::userland::Userland::host(),
         }
     }
 }
@@ -189,6 +192,10 @@ pub struct BuildOutput {
     /// True when this call found the key already built and did nothing.
     #[serde(default)]
     pub reused: bool,
+    /// The root filesystem whose tools built it (`--toolchain debian:<suite>`): the
+    /// samples' shared libraries come from there. None = the host's.
+    #[serde(default)]
+    pub sysroot: Option<PathBuf>,
 }
 
 /// Every build folder with a readable build.json (any result), newest first.
@@ -209,13 +216,28 @@ pub fn local_builds(home: &Home) -> Vec<BuildJson> {
     out
 }
 
-/// The newest successful build matching `req` (highest version, then most recent).
+/// The newest successful build matching `req` made with the host's tools (highest
+/// version, then most recent).
 pub fn find_build(home: &Home, req: &VersionReq) -> Option<BuildOutput> {
+    find_build_for(home, req, &crate::userland::ToolchainSpec::Host)
+}
+
+/// [`find_build`] for builds made with `toolchain` (`--toolchain debian:trixie`).
+pub fn find_build_for(
+    home: &Home,
+    req: &VersionReq,
+    toolchain: &crate::userland::ToolchainSpec,
+) -> Option<BuildOutput> {
     // A build whose samples/bpf step failed is not "finished" for the suite: running the
     // pipeline again retries that step incrementally (e.g. after `doctor --install`).
     let mut ok: Vec<BuildJson> = local_builds(home)
         .into_iter()
-        .filter(|b| b.is_complete() && b.samples_ok != Some(false) && req.matches(&b.version))
+        .filter(|b| {
+            b.is_complete()
+                && b.samples_ok != Some(false)
+                && req.matches(&b.version)
+                && &b.toolchain.userland == toolchain
+        })
         .collect();
     ok.sort_by(|a, b| {
         b.version

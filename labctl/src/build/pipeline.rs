@@ -71,7 +71,7 @@ pub fn build(
     let toolchain = req
         .toolchain
         .clone()
-        .unwrap_or_else(|| Toolchain::probe(sink));
+        .unwrap_or_else(|| Toolchain::probe_in(&req.userland, sink));
     let config_text = std::fs::read_to_string(&req.config.config_path)
         .map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
     let facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
@@ -96,7 +96,28 @@ pub fn build(
         }
     }
 
-    if req.preflight {
+    if req.preflight && !req.userland.spec().is_host() {
+        // A Debian toolchain root holds doctor's build + samples packages by construction
+        // (mmdebstrap fails otherwise); what can still be wrong is a version.
+        let (min, why) = crate::doctor::pahole_minimum(version);
+        let have = toolchain
+            .pahole
+            .as_deref()
+            .and_then(catalogue::DottedVersion::parse);
+        if have
+            .as_ref()
+            .is_none_or(|h| h.cmp_to(&min) == std::cmp::Ordering::Less)
+        {
+            return Err(BuildError::Preflight {
+                version: version.to_string(),
+                advice: format!(
+                    "toolchain {}: pahole {} is too old for linux {version} (needs {min}: {why}); pick a newer Debian release with --toolchain",
+                    req.userland.spec(),
+                    toolchain.pahole.as_deref().unwrap_or("missing"),
+                ),
+            });
+        }
+    } else if req.preflight {
         let report = crate::doctor::preflight(version, &config_text, req.samples, sink);
         if !report.is_empty() {
             return Err(BuildError::Preflight {
@@ -285,11 +306,16 @@ fn run(
     }
 
     // ---- artifacts ----
-    let release = Cmd::new("make")
-        .cwd(&cx.src)
-        .arg(format!("O={}", cx.obj.display()))
-        .args(["-s", "kernelrelease"])
-        .envs(&cx.env)
+    let release = cx
+        .req
+        .userland
+        .wrap(
+            Cmd::new("make")
+                .cwd(&cx.src)
+                .arg(format!("O={}", cx.obj.display()))
+                .args(["-s", "kernelrelease"])
+                .envs(&cx.env),
+        )
         .run(cx.sink)
         .ok()
         .filter(|o| o.success())
@@ -428,7 +454,7 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
     let wrapper = cx.req.cc_wrapper.resolve();
     cx.meta.cc_wrapper = wrapper.unwrap_or("none").to_string();
     if let Some(w) = wrapper {
-        if crate::process::which(w).is_none() {
+        if cx.req.userland.which(w).is_none() {
             return Err(BuildError::Other(format!(
                 "--cc-wrapper {w}: `{w}` is not installed (install it or pass --cc-wrapper none)"
             )));
@@ -461,7 +487,7 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
         }
     }
     if !applied.pahole_flags.is_empty() {
-        if let Some(real) = crate::process::which("pahole") {
+        if let Some(real) = cx.req.userland.which("pahole") {
             let path = cx.dir.join("tools").join("pahole");
             let script = format!(
                 "#!/bin/sh\n# Written by labctl: pahole with extra flags whenever it encodes BTF (-J).\n# Fix entries: see build.json fixes_applied.\ncase \" $* \" in\n  *\" -J \"*) exec {} {} \"$@\" ;;\nesac\nexec {} \"$@\"\n",
@@ -683,6 +709,14 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
     s.push_str(
         "# Fixes applied and why: build.json (fixes_applied) and docs/troubleshooting.md.\n",
     );
+    if let Some(root) = cx.req.userland.sysroot() {
+        s.push_str(&format!(
+            "# Every make below ran inside the {} root filesystem {} with the labctl home\n# mounted at the same path: `chroot {} /usr/bin/env -i PATH=/usr/bin:/bin ... make ...`.\n",
+            cx.req.userland.spec(),
+            q(root),
+            q(root)
+        ));
+    }
     s.push_str("set -eu\n\n");
     for l in prep {
         s.push_str(l);
@@ -767,7 +801,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     }
     let sink = cx.sink;
     let mut objects: u64 = 0;
-    let mut cmd = step.cmd.clone();
+    let mut cmd = cx.req.userland.wrap(step.cmd.clone());
     if let Some(t) = cx.req.step_timeout {
         cmd = cmd.timeout(t);
     }
@@ -1010,6 +1044,7 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
         log,
         reproduce: cx.dir.join("reproduce.sh"),
         reused: false,
+        sysroot: cx.req.userland.sysroot().map(Path::to_path_buf),
     })
 }
 

@@ -1,6 +1,9 @@
 //! Host toolchain probes: the versions of gcc, binutils (ld), pahole, clang, llc (with
 //! its bpf target), glibc and make, parsed from their `--version` output by pure
 //! functions. The probed versions feed the catalogue predicates and the build key.
+//! [`Toolchain::probe_in`] probes where the build runs ([`crate::userland::Userland`]:
+//! the host, or a Debian root filesystem), so the catalogue sees the compiler actually
+//! used.
 
 use std::collections::BTreeMap;
 
@@ -21,15 +24,23 @@ pub struct Toolchain {
     pub llc_bpf: Option<bool>,
     pub glibc: Option<String>,
     pub make: Option<String>,
+    /// Where these tools live (`host`, `debian:trixie`).
+    #[serde(default)]
+    pub userland: crate::userland::ToolchainSpec,
 }
 
 impl Toolchain {
     /// Probe the host (a handful of `--version` runs, well under a second).
     pub fn probe(sink: &dyn EventSink) -> Toolchain {
+        Self::probe_in(&crate::userland::Userland::host(), sink)
+    }
+
+    /// Probe the tools of `userland` (the host's, or those inside a Debian root).
+    pub fn probe_in(userland: &crate::userland::Userland, sink: &dyn EventSink) -> Toolchain {
         let out = |prog: &str, args: &[&str]| -> Option<String> {
-            crate::process::which(prog)?;
-            let o = Cmd::new(prog)
-                .args(args)
+            let path = userland.which(prog)?;
+            let o = userland
+                .wrap(Cmd::new(path).args(args))
                 .timeout(std::time::Duration::from_secs(20))
                 .run(sink)
                 .ok()?;
@@ -44,6 +55,7 @@ impl Toolchain {
             llc_bpf: out("llc", &["--version"]).map(|s| llc_has_bpf(&s)),
             glibc: out("getconf", &["GNU_LIBC_VERSION"]).and_then(|s| first_version(&s)),
             make: out("make", &["--version"]).and_then(|s| parse_after(&s, "GNU Make")),
+            userland: userland.spec().clone(),
         }
     }
 
@@ -79,14 +91,23 @@ impl Toolchain {
         for f in fixes {
             h.update(format!("fix={f}\n"));
         }
+        // Only a non-host userland is hashed, so host keys stay what they always were.
+        if !self.userland.is_host() {
+            h.update(format!("userland={}\n", self.userland));
+        }
         hex::encode(h.finalize())[..8].to_string()
     }
 
     /// One line for messages: `gcc 12.2.0, binutils 2.40, pahole 1.24, clang 14.0.6`.
     pub fn summary(&self) -> String {
         let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "missing".into());
+        let place = if self.userland.is_host() {
+            String::new()
+        } else {
+            format!(" ({})", self.userland)
+        };
         format!(
-            "gcc {}, binutils {}, pahole {}, clang {}",
+            "gcc {}, binutils {}, pahole {}, clang {}{place}",
             s(&self.gcc),
             s(&self.binutils),
             s(&self.pahole),
@@ -179,5 +200,16 @@ mod tests {
             ..t.clone()
         };
         assert_eq!(k, t3.key(&[]));
+        // The same versions from a Debian root are another build.
+        let t4 = Toolchain {
+            userland: crate::userland::ToolchainSpec::Debian("bookworm".into()),
+            ..t.clone()
+        };
+        assert_ne!(k, t4.key(&[]));
+        assert!(
+            t4.summary().ends_with("(debian:bookworm)"),
+            "{}",
+            t4.summary()
+        );
     }
 }

@@ -15,6 +15,7 @@ Examples:
   labctl kernel build 5.10.46 --no-fixes      show what breaks without the known fixes
   labctl kernel build 5.10.46 --profile defconfig --fragment bcc
   labctl kernel build 5.16.10 --cc-wrapper none --no-samples
+  labctl kernel build 5.10.46 --toolchain debian:bullseye   with Debian 11's GCC 10 and pahole 1.20
 
 The build folder is $LABCTL_HOME/builds/<version>-<config8>-<toolchain8>/ with artifacts/
 (bzImage, vmlinux, config, System.map, modules/, headers/, samples/), build.json, build.log,
@@ -54,6 +55,12 @@ pub(crate) struct BuildOpts {
     /// Skip the host checks (`labctl doctor`) that normally run first.
     #[arg(long)]
     pub skip_doctor: bool,
+    /// Whose compilers build the kernel: `host` (this machine's PATH) or `debian:<suite>`
+    /// (that Debian release's gcc, binutils, pahole and clang in a cached minimal root
+    /// filesystem made with mmdebstrap from the host's apt mirror; needs root). Part of the
+    /// build key: each toolchain has its own build folder.
+    #[arg(long, default_value = "host", value_name = "TOOLCHAIN")]
+    pub toolchain: labctl::userland::ToolchainSpec,
 }
 
 impl BuildOpts {
@@ -65,6 +72,7 @@ impl BuildOpts {
             modules: !self.no_modules,
             samples: !self.no_samples,
             preflight: !self.skip_doctor,
+            toolchain: self.toolchain.clone(),
         }
     }
 }
@@ -174,11 +182,12 @@ pub(crate) fn print_builds(builds: &[build::BuildJson], ctx: &Ctx) {
         let fixes: Vec<&str> = b.fixes_applied.iter().map(|(id, _)| id.as_str()).collect();
         let secs: f64 = b.stages.iter().map(|s| s.seconds).sum();
         ctx.out(format!(
-            "{:<10} {:<10} {:<28} {:<10} {:>6.0}s  fixes: {}",
+            "{:<10} {:<10} {:<28} {:<10} {:<16} {:>6.0}s  fixes: {}",
             b.version.to_string(),
             result,
             b.key,
             b.profile,
+            b.toolchain.userland.to_string(),
             secs,
             if fixes.is_empty() {
                 "none".to_string()

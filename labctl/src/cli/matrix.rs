@@ -15,7 +15,9 @@ Examples:
   labctl matrix                                the default list (ci/matrix.toml)
   labctl matrix --kernels 5.10.46,5.10,6.1     these kernels (a series means its newest release)
   labctl matrix --kernels 5.10,6.12 --json --junit out/
-  labctl matrix --jobs 2                       two kernels at a time (make -j split between them)
+  labctl matrix --parallel 2                   two kernels at a time (make -j split between them)
+  labctl matrix --kernels 5.10.46,6.12,7.1 --toolchains host,debian:bullseye,debian:trixie
+                                               every kernel with every toolchain: one column each
 
 Every kernel is fetched, configured, fixed, built (a no-op when already built) and booted
 once to run the acceptance suite. The exit code is the worst of the kernels' `vm test`
@@ -29,6 +31,10 @@ pub struct MatrixArgs {
     /// Comma-separated kernel versions (default: the list in ci/matrix.toml).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub kernels: Vec<String>,
+    /// Comma-separated toolchains (`host`, `debian:<suite>`): every kernel is built and
+    /// tested with each, one column per pair (default: --toolchain, i.e. host).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub toolchains: Vec<labctl::userland::ToolchainSpec>,
     /// How many kernels to build and test at the same time (each build gets a share of the CPUs).
     #[arg(long = "parallel", value_name = "N", default_value_t = 1)]
     pub parallel: usize,
@@ -38,9 +44,16 @@ pub struct MatrixArgs {
     pub test: TestArgs,
 }
 
-fn one(a: &MatrixArgs, ctx: &Ctx, requested: &str, cpus_share: usize) -> MatrixRow {
+fn one(
+    a: &MatrixArgs,
+    ctx: &Ctx,
+    requested: &str,
+    toolchain: &labctl::userland::ToolchainSpec,
+    cpus_share: usize,
+) -> MatrixRow {
     let mut row = MatrixRow {
         requested: requested.to_string(),
+        toolchain: toolchain.clone(),
         version: None,
         build_s: None,
         test_s: None,
@@ -51,6 +64,7 @@ fn one(a: &MatrixArgs, ctx: &Ctx, requested: &str, cpus_share: usize) -> MatrixR
     t.version = Some(requested.to_string());
     t.rebuild = true;
     t.junit = None;
+    t.build.toolchain = toolchain.clone();
     if t.build.jobs.is_none() && cpus_share > 0 {
         t.build.jobs = Some(cpus_share);
     }
@@ -66,7 +80,14 @@ fn one(a: &MatrixArgs, ctx: &Ctx, requested: &str, cpus_share: usize) -> MatrixR
         if let Some(dir) = &a.test.junit {
             let dir = ctx.home.ensure(dir.clone())?;
             labctl::home::write_atomic(
-                &dir.join(format!("junit-{}.xml", kernel.version)),
+                &dir.join(match toolchain {
+                    labctl::userland::ToolchainSpec::Host => {
+                        format!("junit-{}.xml", kernel.version)
+                    }
+                    labctl::userland::ToolchainSpec::Debian(s) => {
+                        format!("junit-{}-{s}.xml", kernel.version)
+                    }
+                }),
                 labctl::suite::report::junit(&res).as_bytes(),
             )?;
         }
@@ -97,7 +118,17 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         }
         a.kernels.clone()
     };
-    let parallel = a.parallel.clamp(1, kernels.len());
+    let toolchains = if a.toolchains.is_empty() {
+        vec![a.test.build.toolchain.clone()]
+    } else {
+        a.toolchains.clone()
+    };
+    // Kernel-major order: one kernel's toolchains side by side in the table.
+    let cells: Vec<(String, labctl::userland::ToolchainSpec)> = kernels
+        .iter()
+        .flat_map(|k| toolchains.iter().map(move |t| (k.clone(), t.clone())))
+        .collect();
+    let parallel = a.parallel.clamp(1, cells.len());
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -106,17 +137,17 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     } else {
         0
     };
-    let mut rows: Vec<Option<MatrixRow>> = vec![None; kernels.len()];
+    let mut rows: Vec<Option<MatrixRow>> = vec![None; cells.len()];
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots = std::sync::Mutex::new(&mut rows);
     std::thread::scope(|s| {
         for _ in 0..parallel {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= kernels.len() || labctl::process::interrupted() {
+                if i >= cells.len() || labctl::process::interrupted() {
                     break;
                 }
-                let row = one(&a, ctx, &kernels[i], share);
+                let row = one(&a, ctx, &cells[i].0, &cells[i].1, share);
                 slots.lock().unwrap()[i] = Some(row);
             });
         }

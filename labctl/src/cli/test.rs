@@ -112,6 +112,8 @@ pub(crate) struct Kernel {
     build_tree: Option<PathBuf>,
     /// Why samples/bpf programs may be missing (a failed samples build).
     samples_failure: Option<SamplesFailure>,
+    /// The toolchain root whose libraries the samples need (`--toolchain debian:…`).
+    sysroot: Option<PathBuf>,
 }
 
 struct VmGuest<'a> {
@@ -140,6 +142,7 @@ impl VmGuest<'_> {
                 host: f.host.clone(),
                 guest: f.guest.clone(),
                 with_libs: f.with_libs,
+                sysroot: f.sysroot.clone(),
             })
             .collect();
         spec.accel = self.accel;
@@ -223,12 +226,13 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
             test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
             build_tree: obj.map(Path::to_path_buf),
             samples_failure: None,
+            sysroot: None,
         });
     }
     let existing = if a.rebuild || !a.config.is_default() {
         None
     } else {
-        labctl::build::find_build(&ctx.home, req)
+        labctl::build::find_build_for(&ctx.home, req, &a.build.toolchain)
     };
     let b = match existing {
         Some(b) => {
@@ -278,6 +282,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
         test_bpf_ko,
         build_tree,
         samples_failure: SamplesFailure::from_build_dir(&b.dir),
+        sysroot: b.sysroot.clone(),
     })
 }
 
@@ -381,6 +386,7 @@ pub(crate) fn suite_on(
         kernel: kernel.version,
         release: kernel.release.clone(),
         samples_dir: kernel.samples.clone(),
+        samples_sysroot: kernel.sysroot.clone(),
         samples_failure: kernel.samples_failure.clone(),
         test_bpf_ko: kernel.test_bpf_ko.clone(),
         expected_config: expected,
@@ -450,6 +456,7 @@ mod tests {
             test_bpf_ko: None,
             build_tree: None,
             samples_failure: None,
+            sysroot: None,
         };
         let guest = VmGuest {
             ctx: &ctx,

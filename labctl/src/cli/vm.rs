@@ -159,6 +159,7 @@ fn parse_file(s: &str) -> anyhow::Result<GuestFile> {
         host,
         guest,
         with_libs: true,
+        sysroot: None,
     })
 }
 

@@ -962,6 +962,7 @@ mod tests {
                 llc_bpf: Some(true),
                 glibc: Some("2.36".into()),
                 make: Some("4.3".into()),
+                ..Default::default()
             },
             headers,
             libraries,

@@ -319,6 +319,19 @@ pub fn configure(
     plan: &ConfigPlan,
     sink: &dyn EventSink,
 ) -> Result<ConfigReport, KconfigError> {
+    configure_in(home, tree, plan, &crate::userland::Userland::host(), sink)
+}
+
+/// [`configure`] with make run by `userland`'s tools (the compiler is part of a kernel
+/// config: `CONFIG_CC_VERSION_TEXT`, the `CC_HAS_*` probes), e.g. inside a Debian root
+/// for `--toolchain debian:<suite>`.
+pub fn configure_in(
+    home: &Home,
+    tree: &SourceTree,
+    plan: &ConfigPlan,
+    userland: &crate::userland::Userland,
+    sink: &dyn EventSink,
+) -> Result<ConfigReport, KconfigError> {
     let start = Instant::now();
     let src = tree.path.as_path();
     if !src.join("Makefile").is_file() || !src.join("Kconfig").is_file() {
@@ -392,7 +405,12 @@ pub fn configure(
 
     // Scratch O= folder, one per tree, reused so scripts/kconfig is built once.
     let configs = home.ensure(home.configs())?;
-    let tree_key = hex::encode(&Sha256::digest(src.as_os_str().as_encoded_bytes())[..4]);
+    // Per tree and userland: scripts/kconfig built by one C library must not run in another.
+    let mut tk = src.as_os_str().as_encoded_bytes().to_vec();
+    if !userland.spec().is_host() {
+        tk.extend_from_slice(format!("\0{}", userland.spec()).as_bytes());
+    }
+    let tree_key = hex::encode(&Sha256::digest(&tk)[..4]);
     let work = configs.join(".work").join(format!("{version}-{tree_key}"));
     let _lock = home.lock(&format!("config-work-{version}-{tree_key}"))?;
     std::fs::create_dir_all(&work).map_err(io_err("create directory", &work))?;
@@ -408,7 +426,7 @@ pub fn configure(
     let mut tree_layers = Vec::new();
     if let Some(recipe) = profile::base_recipe(&plan.profile, src) {
         for t in &recipe.make_targets {
-            make(src, &work, t).run_checked(sink)?;
+            userland.wrap(make(src, &work, t)).run_checked(sink)?;
         }
         for f in &recipe.tree_fragments {
             let text = std::fs::read_to_string(f).map_err(io_err("read", f))?;
@@ -434,7 +452,9 @@ pub fn configure(
     // 2. Merge and olddefconfig.
     let merged = merge::merge(&base, &layers);
     write_atomic(&dot, merged.config.render().as_bytes())?;
-    make(src, &work, "olddefconfig").run_checked(sink)?;
+    userland
+        .wrap(make(src, &work, "olddefconfig"))
+        .run_checked(sink)?;
     let final_text = std::fs::read_to_string(&dot).map_err(io_err("read", &dot))?;
     let fin = DotConfig::parse(&final_text);
 

@@ -22,6 +22,8 @@ pub struct GuestFile {
     pub guest: String,
     /// A dynamic binary: the harness copies the shared libraries it needs too.
     pub with_libs: bool,
+    /// Where those libraries come from: a toolchain root filesystem, or None (the host).
+    pub sysroot: Option<PathBuf>,
 }
 
 fn q(s: &str) -> String {

@@ -201,6 +201,9 @@ pub struct SuiteInput {
     pub release: String,
     /// The build's samples/bpf artifacts folder (programs and objects).
     pub samples_dir: Option<PathBuf>,
+    /// The root filesystem whose libraries the samples were linked against
+    /// (`--toolchain debian:<suite>` builds); None = the host's.
+    pub samples_sysroot: Option<PathBuf>,
     /// Why programs may be missing from it: the build's samples/bpf step failed (its
     /// first error, log and catalogue entries go into a missing sample's skip detail).
     pub samples_failure: Option<SamplesFailure>,
@@ -355,6 +358,7 @@ pub fn run(
                     host: prog,
                     guest: format!("{}/samples/{}", guest::GUEST_DIR, s.name),
                     with_libs: true,
+                    sysroot: input.samples_sysroot.clone(),
                 });
                 for o in &s.objects {
                     let p = dir.join(o);
@@ -363,6 +367,7 @@ pub fn run(
                             host: p,
                             guest: format!("{}/samples/{o}", guest::GUEST_DIR),
                             with_libs: false,
+                            sysroot: None,
                         });
                     }
                 }
@@ -384,6 +389,7 @@ pub fn run(
                 host: ex.bin.join(o),
                 guest: format!("{}/bin/{o}", guest::GUEST_DIR),
                 with_libs: false,
+                sysroot: None,
             });
         }
     }
@@ -398,6 +404,7 @@ pub fn run(
                 host: ko.clone(),
                 guest: g.clone(),
                 with_libs: false,
+                sysroot: None,
             });
             ctx.test_bpf_ko = Some(g);
         }
@@ -593,6 +600,7 @@ fn run_bcc(
             host: src.join(rel),
             guest: format!("/tmp/labctl/{rel}"),
             with_libs: false,
+            sysroot: None,
         })
         .collect();
     let Bcc::Run {

@@ -220,10 +220,112 @@ pub struct LibFile {
     pub guest: String,
 }
 
+/// The library search path of the system installed at `root` (a Debian root filesystem
+/// whose tools built a program): its ld.so.conf directories, then the standard ones, as
+/// paths *inside* that system (give them to [`resolve_closure_in`] with the same root).
+pub fn search_dirs_in(root: &Path) -> Vec<PathBuf> {
+    if root == Path::new("/") {
+        return host_search_dirs();
+    }
+    let conf = root.join("etc/ld.so.conf");
+    let mut dirs: Vec<String> = std::fs::read_to_string(conf)
+        .map(|t| {
+            parse_ld_so_conf(&t, &mut |g| {
+                // `include /etc/ld.so.conf.d/*.conf` names a folder of the root.
+                let inside = root.join(g.trim_start_matches('/'));
+                include_glob(&inside.to_string_lossy(), 0)
+            })
+        })
+        .unwrap_or_default();
+    for d in [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+    ] {
+        dirs.push(d.to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.into_iter()
+        .filter(|d| seen.insert(d.clone()))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Where `inside` (an absolute path in the system at `root`) really is on this host:
+/// every symbolic link on the way is followed *within* the root, so an absolute link
+/// such as bullseye's `/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-2.31.so`
+/// never lands on the host's file of that name. None when it does not exist (or loops).
+pub fn host_path_in(root: &Path, inside: &Path) -> Option<PathBuf> {
+    if root == Path::new("/") {
+        return inside.exists().then(|| inside.to_path_buf());
+    }
+    let mut todo: Vec<std::ffi::OsString> = inside
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_owned()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .rev()
+        .collect();
+    let mut cur: Vec<std::ffi::OsString> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            cur.pop();
+            continue;
+        }
+        let mut here = root.to_path_buf();
+        here.extend(&cur);
+        here.push(&part);
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&here).ok()?;
+                if target.is_absolute() {
+                    cur.clear();
+                }
+                let parts: Vec<std::ffi::OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        std::path::Component::Normal(n) => Some(n.to_owned()),
+                        std::path::Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                todo.extend(parts.into_iter().rev());
+            }
+            Ok(_) => cur.push(part),
+            Err(_) => return None,
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(&cur);
+    Some(out)
+}
+
 /// Resolve the interpreter and all shared libraries `binary` needs, transitively.
 /// Guest paths mirror the host paths at which the linker would find them, so the
 /// guest's `ld.so` finds them via `LD_LIBRARY_PATH` set to [`lib_dirs`].
 pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>, ElfError> {
+    resolve_closure_in(binary, Path::new("/"), search)
+}
+
+/// [`resolve_closure`] for a program built in the system installed at `root` (`/` = the
+/// host): the interpreter and libraries are looked up in `search` (paths inside that
+/// system, see [`search_dirs_in`]) and read from the root; guest paths are the paths
+/// inside it.
+pub fn resolve_closure_in(
+    binary: &Path,
+    root_dir: &Path,
+    search: &[PathBuf],
+) -> Result<Vec<LibFile>, ElfError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| ElfError::Io {
             path: p.to_path_buf(),
@@ -236,11 +338,14 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
         reason,
     })?;
     let mut out: BTreeMap<String, LibFile> = BTreeMap::new();
+    let sysroot = root_dir;
     if let Some(interp) = &root.interpreter {
+        let host =
+            host_path_in(sysroot, Path::new(interp)).unwrap_or_else(|| PathBuf::from(interp));
         out.insert(
             interp.clone(),
             LibFile {
-                host: PathBuf::from(interp),
+                host,
                 guest: interp.clone(),
             },
         );
@@ -274,15 +379,21 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
             }) {
                 continue;
             }
+            // (path inside the system, where it is on this host)
             let found = if name.contains('/') {
-                Some(PathBuf::from(name))
+                host_path_in(sysroot, Path::new(name)).map(|h| (PathBuf::from(name), h))
             } else {
-                dirs.iter().map(|d| d.join(name)).find(|c| {
-                    std::fs::read(c)
-                        .ok()
-                        .and_then(|d| inspect(&d).ok())
-                        .is_some_and(|i| i.class64 == root.class64 && i.machine == root.machine)
-                })
+                dirs.iter()
+                    .filter_map(|d| {
+                        let inside = d.join(name);
+                        host_path_in(sysroot, &inside).map(|h| (inside, h))
+                    })
+                    .find(|(_, c)| {
+                        std::fs::read(c)
+                            .ok()
+                            .and_then(|d| inspect(&d).ok())
+                            .is_some_and(|i| i.class64 == root.class64 && i.machine == root.machine)
+                    })
             };
             let Some(found) = found else {
                 return Err(ElfError::Missing {
@@ -295,12 +406,13 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
                         .join(":"),
                 });
             };
+            let (inside, found) = found;
             let ldata = read(&found)?;
             let linfo = inspect(&ldata).map_err(|reason| ElfError::Parse {
                 path: found.clone(),
                 reason,
             })?;
-            let guest = found.to_string_lossy().into_owned();
+            let guest = inside.to_string_lossy().into_owned();
             out.insert(
                 guest.clone(),
                 LibFile {
@@ -308,7 +420,7 @@ pub fn resolve_closure(binary: &Path, search: &[PathBuf]) -> Result<Vec<LibFile>
                     guest,
                 },
             );
-            queue.push_back((found, linfo));
+            queue.push_back((inside, linfo));
         }
     }
     Ok(out.into_values().collect())
@@ -461,5 +573,94 @@ mod tests {
         dirs.extend(host_search_dirs());
         let libs = resolve_closure(&bin, &dirs).unwrap();
         assert!(libs.iter().any(|l| l.host == so), "{libs:?}");
+    }
+
+    #[test]
+    fn closures_of_programs_built_in_another_root_come_from_that_root() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let multi = root.join("lib/x86_64-linux-gnu");
+        let extra = root.join("opt/extra");
+        std::fs::create_dir_all(&multi).unwrap();
+        std::fs::create_dir_all(&extra).unwrap();
+        std::fs::create_dir_all(root.join("lib64")).unwrap();
+        std::fs::create_dir_all(root.join("etc/ld.so.conf.d")).unwrap();
+        std::fs::write(
+            root.join("etc/ld.so.conf"),
+            "include /etc/ld.so.conf.d/*.conf\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/ld.so.conf.d/x.conf"), "/opt/extra\n").unwrap();
+        // The root's C library and loader: the host's files under names the host lacks,
+        // reached through an *absolute* link as in bullseye's /lib64.
+        let host_libc = host_search_dirs()
+            .into_iter()
+            .map(|d| d.join("libc.so.6"))
+            .find(|p| p.is_file())
+            .unwrap();
+        std::fs::copy(&host_libc, multi.join("libc-9.99.so")).unwrap();
+        symlink("libc-9.99.so", multi.join("libc.so.6")).unwrap();
+        let host_ld = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+        std::fs::copy(&host_ld, multi.join("ld-9.99.so")).unwrap();
+        symlink(
+            "/lib/x86_64-linux-gnu/ld-9.99.so",
+            root.join("lib64/ld-linux-x86-64.so.2"),
+        )
+        .unwrap();
+        // A library only the root has, in a folder only its ld.so.conf names.
+        let src = d.path().join("l.c");
+        std::fs::write(&src, "int f(void){return 0;}\n").unwrap();
+        let so = extra.join("libonlyroot.so");
+        assert!(std::process::Command::new("cc")
+            .args(["-shared", "-fPIC"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&so)
+            .status()
+            .unwrap()
+            .success());
+        let main = d.path().join("m.c");
+        std::fs::write(&main, "int f(void); int main(void){return f();}\n").unwrap();
+        let bin = d.path().join("m");
+        assert!(std::process::Command::new("cc")
+            .arg(&main)
+            .arg("-o")
+            .arg(&bin)
+            .arg(format!("-L{}", extra.display()))
+            .arg("-lonlyroot")
+            .status()
+            .unwrap()
+            .success());
+
+        assert_eq!(
+            host_path_in(&root, Path::new("/lib64/ld-linux-x86-64.so.2")),
+            Some(multi.join("ld-9.99.so"))
+        );
+        assert_eq!(host_path_in(&root, Path::new("/lib/nothing.so")), None);
+        // A link that climbs out with .. stays inside the root.
+        symlink("../../../../../etc/passwd", multi.join("climb")).unwrap();
+        assert_eq!(
+            host_path_in(&root, Path::new("/lib/x86_64-linux-gnu/climb")),
+            None,
+            "the root has no /etc/passwd, so the link must not find the host's"
+        );
+
+        let search = search_dirs_in(&root);
+        assert!(search.contains(&PathBuf::from("/opt/extra")), "{search:?}");
+        let libs = resolve_closure_in(&bin, &root, &search).unwrap();
+        let by_guest = |g: &str| libs.iter().find(|l| l.guest == g).map(|l| l.host.clone());
+        assert_eq!(by_guest("/opt/extra/libonlyroot.so"), Some(so.clone()));
+        assert_eq!(
+            by_guest("/lib/x86_64-linux-gnu/libc.so.6"),
+            Some(multi.join("libc-9.99.so"))
+        );
+        assert_eq!(
+            by_guest("/lib64/ld-linux-x86-64.so.2"),
+            Some(multi.join("ld-9.99.so"))
+        );
+        assert!(libs.iter().all(|l| l.host.starts_with(&root)), "{libs:?}");
+        // The host cannot resolve it: the library exists only in the root.
+        assert!(resolve_closure(&bin, &host_search_dirs()).is_err());
     }
 }

@@ -158,6 +158,7 @@ pub fn base_entries(
     });
 
     let mut libs: Vec<elf::LibFile> = Vec::new();
+    let mut root_libs: Vec<elf::LibFile> = Vec::new();
     let search = elf::host_search_dirs();
     // busybox: must be static, or we carry its libraries.
     let data = std::fs::read(busybox).map_err(|e| VmError::BusyboxMissing {
@@ -212,7 +213,7 @@ pub fn base_entries(
             walk(&f.host, &f.guest, &mut entries, &mut |_| true)?;
             if f.with_libs {
                 for p in files_under(&f.host) {
-                    add_libs(&p, &search, &mut libs)?;
+                    add_libs_for(f, &p, &search, &mut libs, &mut root_libs)?;
                 }
             }
         } else {
@@ -223,8 +224,15 @@ pub fn base_entries(
                 source: Source::Host(f.host.clone()),
             });
             if f.with_libs {
-                add_libs(&f.host, &search, &mut libs)?;
+                add_libs_for(f, &f.host, &search, &mut libs, &mut root_libs)?;
             }
+        }
+    }
+    // A toolchain root's libraries come last so they win over the host's copy of the
+    // same path (the programs that need them were linked against those).
+    for l in root_libs {
+        if !libs.contains(&l) {
+            libs.push(l);
         }
     }
     let ld_path = elf::lib_dirs(&libs);
@@ -238,7 +246,26 @@ pub fn base_entries(
     Ok((dedup_last_wins(entries), ld_path))
 }
 
-fn add_libs(p: &Path, search: &[PathBuf], libs: &mut Vec<elf::LibFile>) -> Result<(), VmError> {
+/// The libraries of `p` (one of `f`'s files), from the host or from `f`'s sysroot.
+fn add_libs_for(
+    f: &GuestFile,
+    p: &Path,
+    host_search: &[PathBuf],
+    host_libs: &mut Vec<elf::LibFile>,
+    root_libs: &mut Vec<elf::LibFile>,
+) -> Result<(), VmError> {
+    match &f.sysroot {
+        None => add_libs(p, Path::new("/"), host_search, host_libs),
+        Some(root) => add_libs(p, root, &elf::search_dirs_in(root), root_libs),
+    }
+}
+
+fn add_libs(
+    p: &Path,
+    root: &Path,
+    search: &[PathBuf],
+    libs: &mut Vec<elf::LibFile>,
+) -> Result<(), VmError> {
     let head = read_head(p);
     if !elf::is_elf(&head) {
         return Ok(());
@@ -250,7 +277,7 @@ fn add_libs(p: &Path, search: &[PathBuf], libs: &mut Vec<elf::LibFile>) -> Resul
     match elf::inspect(&data) {
         Ok(i) if i.is_static() => Ok(()),
         Ok(_) => {
-            for l in elf::resolve_closure(p, search).map_err(VmError::Elf)? {
+            for l in elf::resolve_closure_in(p, root, search).map_err(VmError::Elf)? {
                 if !libs.contains(&l) {
                     libs.push(l);
                 }
@@ -589,11 +616,13 @@ mod tests {
                 host: "/bin/ls".into(),
                 guest: "/usr/local/bin/ls".into(),
                 with_libs: true,
+                sysroot: None,
             },
             GuestFile {
                 host: mods.join("modules.dep"),
                 guest: "/data/dep.txt".into(),
                 with_libs: false,
+                sysroot: None,
             },
         ];
         let bb = find_busybox().unwrap();
@@ -662,6 +691,7 @@ mod tests {
             host: "/bin/ls".into(),
             guest: "usr/bin/ls".into(),
             with_libs: false,
+            sysroot: None,
         }];
         let e = base_entries(&find_busybox().unwrap(), None, &files).unwrap_err();
         assert!(e.to_string().contains("must be absolute"), "{e}");

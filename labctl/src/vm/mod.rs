@@ -47,6 +47,10 @@ pub struct GuestFile {
     pub guest: String,
     /// Also copy the shared libraries the ELF programs among these files need.
     pub with_libs: bool,
+    /// Look those libraries up in this root filesystem (the one whose tools built the
+    /// programs, `--toolchain debian:<suite>`) instead of the host. Libraries from a
+    /// root win over the host's copy of the same file in the guest.
+    pub sysroot: Option<PathBuf>,
 }
 
 /// What to boot and what to run.
