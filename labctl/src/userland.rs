@@ -128,6 +128,8 @@ pub enum UserlandError {
         #[source]
         source: Box<crate::Error>,
     },
+    #[error("toolchain {spec} needs mmdebstrap to build its Debian root filesystem: install it (`apt-get install --no-install-recommends mmdebstrap`, or `labctl doctor --tests --install`), or use --toolchain host")]
+    NoMmdebstrap { spec: ToolchainSpec },
     #[error("toolchain {spec} needs root (it mounts the labctl home into a Debian root filesystem and runs the build there with chroot); run labctl as root, or use --toolchain host")]
     NotRoot { spec: ToolchainSpec },
 }
@@ -196,6 +198,9 @@ impl Userland {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(UserlandError::NotRoot { spec: spec.clone() });
+        }
+        if crate::process::which("mmdebstrap").is_none() {
+            return Err(UserlandError::NoMmdebstrap { spec: spec.clone() });
         }
         let rf = |source: RootfsError| UserlandError::Rootfs {
             spec: spec.clone(),

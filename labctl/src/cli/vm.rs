@@ -85,6 +85,10 @@ pub struct GuestArgs {
     /// Show the full kernel log on the console (default: quiet, warnings and worse).
     #[arg(long)]
     pub verbose_console: bool,
+    /// Use the build made with this toolchain (`host`, or `debian:<suite>` as given to
+    /// `kernel build --toolchain`).
+    #[arg(long, default_value = "host", value_name = "TOOLCHAIN")]
+    pub toolchain: labctl::userland::ToolchainSpec,
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,9 +132,27 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
         .into());
     };
     let req: labctl::VersionReq = v.parse()?;
-    let b = labctl::build::find_build(&ctx.home, &req).ok_or_else(|| {
+    let b = labctl::build::find_build_for(&ctx.home, &req, &g.toolchain).ok_or_else(|| {
+        // Say so when the kernel exists, built with another toolchain.
+        let others: Vec<String> = labctl::build::local_builds(&ctx.home)
+            .into_iter()
+            .filter(|b| b.is_complete() && req.matches(&b.version) && b.toolchain.userland != g.toolchain)
+            .map(|b| format!("--toolchain {}", b.toolchain.userland))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let hint = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (there are builds of it with {})", others.join(", "))
+        };
+        let tc = if g.toolchain.is_host() {
+            String::new()
+        } else {
+            format!(" --toolchain {}", g.toolchain)
+        };
         labctl::Error::Usage(format!(
-            "no finished labctl build of {req} in {}: run `labctl kernel build {req}` first, or pass --kernel PATH",
+            "no finished labctl build of {req}{tc} in {}{hint}: run `labctl kernel build {req}{tc}` first, or pass --kernel PATH",
             ctx.home.builds().display()
         ))
     })?;
