@@ -74,7 +74,12 @@ pub fn build(
         .unwrap_or_else(|| Toolchain::probe_in(&req.userland, sink));
     let config_text = std::fs::read_to_string(&req.config.config_path)
         .map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
-    let facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
+    let mut facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
+    // The catalogue's `host_has`/`host_lacks` paths are those of the system the tools run
+    // in: a Debian toolchain root's own /usr/include, not the host's.
+    if let Some(root) = req.userland.sysroot() {
+        facts.host_root = root.to_path_buf();
+    }
     let plan = catalogue::plan(cat, &facts, req.fixes);
     let cfg8: String = req.config.hash.chars().take(8).collect();
     let key = format!("{version}-{cfg8}-{}", toolchain.key(&plan.apply));
