@@ -7,6 +7,27 @@
 #include <string.h>
 #include <bpf/btf.h>
 
+/* btf__type_cnt() (libbpf 0.7+) counts type id 0 (void) too; libbpf 1.0 removed the
+ * older btf__get_nr_types(), which Debian 11's libbpf 0.3 has instead. */
+#if defined(LIBBPF_MAJOR_VERSION) && (LIBBPF_MAJOR_VERSION > 0 || LIBBPF_MINOR_VERSION >= 7)
+#define type_count(btf) (btf__type_cnt(btf) - 1)
+#else
+#define type_count(btf) btf__get_nr_types(btf)
+#endif
+
+/* A failed libbpf call: NULL with errno set (libbpf 1.x), or an error pointer holding
+ * -errno (libbpf 0.x, e.g. Debian 11's 0.3). Sets errno in both cases. */
+static int failed(const void *p)
+{
+	if (!p)
+		return 1;
+	if ((unsigned long)p >= (unsigned long)-4095) {
+		errno = -(long)p;
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] : "/sys/kernel/btf/vmlinux";
@@ -16,12 +37,12 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	btf = btf__parse_raw(path);
-	if (!btf) {
+	if (failed(btf)) {
 		printf("error: cannot parse %s: %s%s\n", path, strerror(errno),
 		       errno == ENOENT ? " (kernel built without CONFIG_DEBUG_INFO_BTF)" : "");
 		return 1;
 	}
-	printf("types: %u\n", btf__type_cnt(btf) - 1);
+	printf("types: %u\n", type_count(btf));
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		int id = btf__find_by_name_kind(btf, want[i], BTF_KIND_STRUCT);
 		if (id < 0) {

@@ -21,6 +21,19 @@ struct state {
 	char core_comm[16];
 };
 
+/* A failed libbpf call: NULL with errno set (libbpf 1.x), or an error pointer holding
+ * -errno (libbpf 0.x, e.g. Debian 11's 0.3). Sets errno in both cases. */
+static int failed(const void *p)
+{
+	if (!p)
+		return 1;
+	if ((unsigned long)p >= (unsigned long)-4095) {
+		errno = -(long)p;
+		return 1;
+	}
+	return 0;
+}
+
 static int fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -72,7 +85,7 @@ int main(int argc, char **argv)
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		printf("note: /sys/kernel/btf/vmlinux missing (kernel without DEBUG_INFO_BTF): CO-RE cannot relocate\n");
 	obj = bpf_object__open_file(obj_path, NULL);
-	if (!obj)
+	if (failed(obj))
 		return fail("open %s: %s", obj_path, strerror(errno));
 	err = bpf_object__load(obj);
 	if (err)
@@ -87,7 +100,7 @@ int main(int argc, char **argv)
 	if (bpf_map_update_elem(bpf_map__fd(bss), &key, &st, BPF_ANY))
 		return fail("update .bss: %s", strerror(errno));
 	link = bpf_program__attach(prog);
-	if (!link) {
+	if (failed(link)) {
 		err = errno;
 		return fail("attach raw_tracepoint sys_enter: %s", strerror(err));
 	}

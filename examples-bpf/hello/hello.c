@@ -2,7 +2,8 @@
 // Loader for hello.bpf.o: load, attach a kprobe to the kernel's openat entry,
 // trigger an openat, find "Hello, World!" in trace_pipe, detach, and prove that no
 // program is left loaded. Prints one `key: value` line per step for labctl to judge;
-// exits 0 only when every step held. Linked -static so the guest needs no libraries.
+// exits 0 only when every step held. Linked static where the host's libraries allow it,
+// else dynamic (labctl then copies its shared libraries into the guest).
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,6 +15,19 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+
+/* A failed libbpf call: NULL with errno set (libbpf 1.x), or an error pointer holding
+ * -errno (libbpf 0.x, e.g. Debian 11's 0.3). Sets errno in both cases. */
+static int failed(const void *p)
+{
+	if (!p)
+		return 1;
+	if ((unsigned long)p >= (unsigned long)-4095) {
+		errno = -(long)p;
+		return 1;
+	}
+	return 0;
+}
 
 static int fail(const char *fmt, ...)
 {
@@ -103,7 +117,7 @@ int main(int argc, char **argv)
 		;
 
 	obj = bpf_object__open_file(obj_path, NULL);
-	if (!obj)
+	if (failed(obj))
 		return fail("open %s: %s", obj_path, strerror(errno));
 	err = bpf_object__load(obj);
 	if (err)
@@ -118,7 +132,7 @@ int main(int argc, char **argv)
 	printf("loaded: prog id %u, jited %u bytes\n", id, info.jited_prog_len);
 
 	link = bpf_program__attach_kprobe(prog, false, target);
-	if (!link) {
+	if (failed(link)) {
 		err = errno;
 		return fail("attach kprobe %s: %s (the kernel needs KPROBES and KPROBE_EVENTS)", target, strerror(err));
 	}

@@ -1063,7 +1063,9 @@ mod tests {
         // What a new user met: no libbpf-dev, no BCC, no virtme-ng, no xz.
         let mut h = host_all_good();
         h.headers.insert("bpf/bpf_helpers.h".into(), false);
+        h.libraries.insert("libbpf.so".into(), false);
         h.libraries.insert("libbpf.a".into(), false);
+        h.programs.insert("pkg-config".into(), false);
         h.python.insert("bcc".into(), false);
         h.programs.insert("vng".into(), false);
         h.programs.insert("xz".into(), false);
@@ -1076,7 +1078,26 @@ mod tests {
         );
         assert!(r.has_missing());
         let missing: Vec<&str> = r.missing().map(|c| c.id.as_str()).collect();
-        assert_eq!(missing, ["xz", "libbpf", "static-libs", "bcc", "virtme-ng"]);
+        assert_eq!(
+            missing,
+            [
+                "xz",
+                "libbpf",
+                "pkg-config",
+                "shared-libs",
+                "bcc",
+                "virtme-ng"
+            ]
+        );
+        // Static libraries are optional (the loaders then link dynamically): a warning
+        // whose packages are still installed.
+        let st = checks.iter().find(|c| c.id == "static-libs").unwrap();
+        assert_eq!(st.status, Status::Warn);
+        assert!(
+            r.packages.iter().any(|p| p == "pkg-config"),
+            "{:?}",
+            r.packages
+        );
         let libbpf = checks.iter().find(|c| c.id == "libbpf").unwrap();
         assert!(
             libbpf.detail.contains("<bpf/bpf_helpers.h> not found"),

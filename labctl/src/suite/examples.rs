@@ -1,8 +1,13 @@
 //! Host-side builds of `examples-bpf/` for the guest: the BPF objects (clang
-//! `-target bpf`) and static loaders (the host's libbpf.a + libelf.a + libz.a), made by
-//! each example's own Makefile from sources embedded in the binary. Cached in
-//! `$LABCTL_HOME/examples/<key>/` keyed by the sources and the compilers' versions, and
-//! renamed into place only when every example built.
+//! `-target bpf`) and the loaders against the host's libbpf, made by each example's own
+//! Makefile from sources embedded in the binary, with the link flags pkg-config gives.
+//! Each loader is linked static where that works (`pkg-config --static --libs libbpf`),
+//! else dynamic (`pkg-config --libs libbpf`): Debian 13's libelf.a (elfutils 0.192)
+//! cannot be linked statically at all. A dynamic loader goes into the guest with its
+//! shared-library closure and interpreter (the VM harness copies them). Cached in
+//! `$LABCTL_HOME/examples/<key>/` keyed by the sources, the compilers' versions and the
+//! link inputs ([`BuildInputs`]), with `link.json` saying how each directory was linked,
+//! and renamed into place only when every example built.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,6 +90,37 @@ pub const OUTPUTS: &[&str] = &[
     "btf-check",
 ];
 
+/// How a loader is linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// `-static` with `pkg-config --static --libs libbpf`: one self-contained file.
+    Static,
+    /// Against the shared libraries (`pkg-config --libs libbpf`): the guest gets the
+    /// loader's shared-library closure and interpreter too.
+    Dynamic,
+}
+
+impl Link {
+    /// The Makefiles' `LINK=` value.
+    pub fn make_value(self) -> &'static str {
+        match self {
+            Link::Static => "static",
+            Link::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// How one example directory was linked (`link.json` next to `bin/`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkRecord {
+    pub dir: String,
+    pub link: Link,
+    /// Why the static link failed, when it did (the linker's first error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_failure: Option<String>,
+}
+
 /// Built examples.
 #[derive(Debug, Clone)]
 pub struct Examples {
@@ -92,6 +128,8 @@ pub struct Examples {
     pub bin: PathBuf,
     /// Whether this call built them (false: cache hit).
     pub built: bool,
+    /// How each example directory was linked.
+    pub links: Vec<LinkRecord>,
 }
 
 fn first_line(cmd: Cmd, sink: &dyn EventSink) -> String {
@@ -99,23 +137,148 @@ fn first_line(cmd: Cmd, sink: &dyn EventSink) -> String {
         .run(sink)
         .ok()
         .filter(|o| o.success())
-        .map(|o| o.stdout_str().lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            o.stdout_str()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_else(|| "missing".into())
 }
 
-/// Cache key: sources + clang and cc versions.
-pub fn key(clang_version: &str, cc_version: &str) -> String {
-    let mut h = Sha256::new();
-    for (p, c) in SOURCES {
-        h.update(p.as_bytes());
-        h.update([0]);
-        h.update(c.as_bytes());
-        h.update([0]);
+/// Everything besides the sources that decides what the build makes: the compilers,
+/// the link flags (from pkg-config) and what decides whether a static link can work
+/// (the libraries' versions, which static archives exist). All of it is in the key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildInputs {
+    pub clang: String,
+    pub cc: String,
+    /// `pkg-config --static --libs libbpf` (what LINK=static links with).
+    pub static_libs: String,
+    /// `pkg-config --libs libbpf` (what LINK=dynamic links with).
+    pub shared_libs: String,
+    /// `pkg-config --modversion` of libbpf, libelf and zlib.
+    pub lib_versions: String,
+    /// For each `-lNAME` of `static_libs`: the `libNAME.a` found, or `NAME=-`.
+    pub archives: String,
+}
+
+impl BuildInputs {
+    /// Ask the host's compilers and pkg-config.
+    pub fn probe(sink: &dyn EventSink) -> BuildInputs {
+        let clang = first_line(Cmd::new("clang").arg("--version"), sink);
+        let cc = first_line(Cmd::new("cc").arg("--version"), sink);
+        let pc = |args: &[&str]| first_line(Cmd::new("pkg-config").args(args), sink);
+        let static_libs = pc(&["--static", "--libs", "libbpf"]);
+        let shared_libs = pc(&["--libs", "libbpf"]);
+        let lib_versions = ["libbpf", "libelf", "zlib"]
+            .iter()
+            .map(|m| format!("{m}={}", pc(&["--modversion", m])))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let multiarch = first_line(Cmd::new("cc").arg("-dumpmachine"), sink);
+        let archives = static_archives(&static_libs, &crate::doctor::library_dirs(&multiarch));
+        BuildInputs {
+            clang,
+            cc,
+            static_libs,
+            shared_libs,
+            lib_versions,
+            archives,
+        }
     }
-    h.update(clang_version.as_bytes());
-    h.update([0]);
-    h.update(cc_version.as_bytes());
-    hex::encode(&h.finalize()[..6])
+
+    /// Cache key: sources + every input.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        for (p, c) in SOURCES {
+            h.update(p.as_bytes());
+            h.update([0]);
+            h.update(c.as_bytes());
+            h.update([0]);
+        }
+        for v in [
+            &self.clang,
+            &self.cc,
+            &self.static_libs,
+            &self.shared_libs,
+            &self.lib_versions,
+            &self.archives,
+        ] {
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..6])
+    }
+
+    /// The flags for `LDLIBS=` in this link mode.
+    fn ldlibs(&self, link: Link) -> &str {
+        match link {
+            Link::Static => &self.static_libs,
+            Link::Dynamic => &self.shared_libs,
+        }
+    }
+}
+
+/// Which static archive each `-lNAME` of `flags` resolves to: `-L` folders first, then
+/// `dirs`. Pure but for file lookups.
+pub fn static_archives(flags: &str, dirs: &[PathBuf]) -> String {
+    let extra: Vec<PathBuf> = flags
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("-L"))
+        .map(PathBuf::from)
+        .collect();
+    flags
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("-l"))
+        .map(|name| {
+            let file = format!("lib{name}.a");
+            match extra
+                .iter()
+                .chain(dirs)
+                .map(|d| d.join(&file))
+                .find(|p| p.is_file())
+            {
+                Some(p) => format!("{name}={}", p.display()),
+                None => format!("{name}=-"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The linker's first complaint in a failed build's stderr, for one line of text.
+pub fn first_link_error(stderr: &str) -> String {
+    const MARKS: &[&str] = &[
+        "undefined reference to",
+        "cannot find -l",
+        "error:",
+        "Error",
+    ];
+    for m in MARKS {
+        if let Some(l) = stderr.lines().find(|l| l.contains(m)) {
+            let at = l.find(m).unwrap();
+            let s = l[at..].trim();
+            return s.chars().take(200).collect();
+        }
+    }
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// The last lines of a failed command's stderr.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Write the embedded sources under `dir`.
@@ -129,21 +292,42 @@ pub fn write_sources(dir: &Path, sources: &[(&str, &str)]) -> Result<(), crate::
     Ok(())
 }
 
-/// Build (or reuse) the examples for the guest.
+const LINK_JSON: &str = "link.json";
+
+/// A finished build folder: every output and how each directory was linked.
+fn finished(dir: &Path) -> Option<Vec<LinkRecord>> {
+    let bin = dir.join("bin");
+    if !OUTPUTS.iter().all(|o| bin.join(o).is_file()) {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join(LINK_JSON)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Build (or reuse) the examples for the guest. Each directory is linked static when
+/// that works on this host, else dynamic (the guest then gets the loader's shared
+/// libraries: its payload is marked `with_libs`).
 pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> {
-    let clang = first_line(Cmd::new("clang").arg("--version"), sink);
-    let cc = first_line(Cmd::new("cc").arg("--version"), sink);
+    let inputs = BuildInputs::probe(sink);
     let root = home.root().join("examples");
-    let final_dir = root.join(key(&clang, &cc));
+    let final_dir = root.join(inputs.key());
     let bin = final_dir.join("bin");
-    if OUTPUTS.iter().all(|o| bin.join(o).is_file()) {
-        return Ok(Examples { bin, built: false });
+    if let Some(links) = finished(&final_dir) {
+        return Ok(Examples {
+            bin,
+            built: false,
+            links,
+        });
     }
     let _lock = home
         .lock("examples")
         .map_err(|e| SuiteError::Io(e.to_string()))?;
-    if OUTPUTS.iter().all(|o| bin.join(o).is_file()) {
-        return Ok(Examples { bin, built: false });
+    if let Some(links) = finished(&final_dir) {
+        return Ok(Examples {
+            bin,
+            built: false,
+            links,
+        });
     }
     // What the examples need is doctor's data (requirements.toml, groups samples +
     // examples): check it before building so a missing package is named, not met as a
@@ -160,9 +344,14 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
             "the host cannot build examples-bpf:\n{advice}"
         )));
     }
+    if inputs.shared_libs == "missing" || inputs.static_libs == "missing" {
+        return Err(SuiteError::Toolchain(
+            "`pkg-config --libs libbpf` failed: pkg-config finds no libbpf.pc (Debian: libbpf-dev; elsewhere libbpf's devel package, or set PKG_CONFIG_PATH)".into(),
+        ));
+    }
     let timer = sink.stage(
         "examples",
-        "building examples-bpf (clang -target bpf, static libbpf loaders)",
+        "building examples-bpf (clang -target bpf; loaders static where that links, else dynamic)",
     );
     let tmp = root.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -171,44 +360,60 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
     write_sources(&src, SOURCES).map_err(|e| SuiteError::Io(e.to_string()))?;
     std::fs::create_dir_all(&out)
         .map_err(|e| SuiteError::Io(format!("create {}: {e}", out.display())))?;
-    for d in DIRS {
+    let make = |d: &str, link: Link| {
         let cmd = Cmd::new("make")
             .arg("-C")
             .arg(src.join(d))
             .arg(format!("OUT={}", out.display()))
+            .arg(format!("LINK={}", link.make_value()))
+            .arg(format!("LDLIBS={}", inputs.ldlibs(link)))
             .timeout(Duration::from_secs(300));
         let o = cmd
             .run(sink)
             .map_err(|e| SuiteError::Toolchain(e.to_string()))?;
-        if !o.success() {
-            let stderr = o.stderr_str();
-            let tail: Vec<&str> = stderr
-                .lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            let text = tail.join("\n");
-            let hint = if text.contains("bpf/")
-                || text.contains("-lbpf")
-                || text.contains("-lelf")
-                || text.contains("-lz")
-            {
-                "\nhint: the loaders include <bpf/...> and link the host's static libbpf, libelf and zlib; `labctl doctor` checks for them"
-            } else if text.contains("asm/types.h") || text.contains("stubs-32.h") {
-                "\nhint: BPF objects need the multiarch headers: install gcc-multilib (Debian/Ubuntu)"
-            } else {
-                ""
-            };
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(SuiteError::Toolchain(format!(
-                "building examples-bpf/{d} failed: `{}`\n{text}{hint}",
-                cmd.reproducer()
-            )));
+        Ok::<_, SuiteError>((cmd.reproducer(), o))
+    };
+    let mut links = Vec::new();
+    for d in DIRS {
+        let (_, st) = make(d, Link::Static)?;
+        if st.success() {
+            links.push(LinkRecord {
+                dir: d.to_string(),
+                link: Link::Static,
+                static_failure: None,
+            });
+            continue;
         }
+        let why = first_link_error(&st.stderr_str());
+        let (repro, dy) = make(d, Link::Dynamic)?;
+        if dy.success() {
+            links.push(LinkRecord {
+                dir: d.to_string(),
+                link: Link::Dynamic,
+                static_failure: Some(why),
+            });
+            continue;
+        }
+        let text = tail(&dy.stderr_str(), 15);
+        let hint = if text.contains("bpf/")
+            || text.contains("-lbpf")
+            || text.contains("-lelf")
+            || text.contains("-lz")
+        {
+            "\nhint: the loaders include <bpf/...> and link libbpf, libelf and zlib with the flags `pkg-config --libs libbpf` gives; `labctl doctor` checks for them"
+        } else if text.contains("asm/types.h") || text.contains("stubs-32.h") {
+            "\nhint: BPF objects need the multiarch headers: install gcc-multilib (Debian/Ubuntu)"
+        } else {
+            ""
+        };
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(SuiteError::Toolchain(format!(
+            "building examples-bpf/{d} failed: `{repro}`\n{text}{hint}\n(the static attempt failed too: {why})"
+        )));
     }
+    let json = serde_json::to_vec_pretty(&links).expect("serializable");
+    std::fs::write(tmp.join(LINK_JSON), json)
+        .map_err(|e| SuiteError::Io(format!("write {}: {e}", tmp.join(LINK_JSON).display())))?;
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&tmp, &final_dir).map_err(|e| {
         SuiteError::Io(format!(
@@ -218,7 +423,23 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
         ))
     })?;
     timer.ok();
-    Ok(Examples { bin, built: true })
+    let dynamic: Vec<&LinkRecord> = links.iter().filter(|l| l.link == Link::Dynamic).collect();
+    if let Some(first) = dynamic.first() {
+        let names: Vec<&str> = dynamic.iter().map(|l| l.dir.as_str()).collect();
+        sink.emit(crate::events::Event::Notice {
+            topic: "examples-link".into(),
+            text: format!(
+                "examples-bpf: {} linked dynamically, a static link fails on this host ({}); the guest gets their shared libraries",
+                names.join(", "),
+                first.static_failure.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    Ok(Examples {
+        bin,
+        built: true,
+        links,
+    })
 }
 
 /// A kernel header folder BCC can use as `BCC_KERNEL_SOURCE` for a kernel without
@@ -307,9 +528,95 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_changes_with_the_toolchain() {
-        assert_ne!(key("clang 14", "gcc 12"), key("clang 15", "gcc 12"));
-        assert_eq!(key("clang 14", "gcc 12"), key("clang 14", "gcc 12"));
+    fn key_changes_with_every_input() {
+        let base = BuildInputs {
+            clang: "clang 14".into(),
+            cc: "gcc 12".into(),
+            static_libs: "-lbpf -lelf -lz".into(),
+            shared_libs: "-lbpf".into(),
+            lib_versions: "libbpf=1.1.0 libelf=0.188 zlib=1.2.13".into(),
+            archives: "bpf=/usr/lib/libbpf.a elf=/usr/lib/libelf.a z=/usr/lib/libz.a".into(),
+        };
+        assert_eq!(base.key(), base.clone().key());
+        let changes: [fn(&mut BuildInputs); 6] = [
+            |b| b.clang = "clang 15".into(),
+            |b| b.cc = "gcc 13".into(),
+            |b| b.static_libs = "-lbpf -lelf -lzstd -pthread -lz".into(),
+            |b| b.shared_libs = "-L/opt/lib -lbpf".into(),
+            |b| b.lib_versions = "libbpf=1.5.0 libelf=0.192 zlib=1.3.1".into(),
+            |b| b.archives = "bpf=/usr/lib/libbpf.a elf=- z=/usr/lib/libz.a".into(),
+        ];
+        for change in changes {
+            let mut b = base.clone();
+            change(&mut b);
+            assert_ne!(b.key(), base.key(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn static_archives_follow_minus_l_and_minus_capital_l() {
+        let d = tempfile::tempdir().unwrap();
+        let (sys, extra) = (d.path().join("sys"), d.path().join("extra"));
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::create_dir_all(&extra).unwrap();
+        std::fs::write(sys.join("libbpf.a"), b"").unwrap();
+        std::fs::write(sys.join("libz.a"), b"").unwrap();
+        std::fs::write(extra.join("libz.a"), b"").unwrap();
+        let flags = format!("-L{} -lbpf -lelf -pthread -lz", extra.display());
+        assert_eq!(
+            static_archives(&flags, std::slice::from_ref(&sys)),
+            format!(
+                "bpf={} elf=- z={}",
+                sys.join("libbpf.a").display(),
+                extra.join("libz.a").display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_linkers_first_complaint_is_kept() {
+        // Debian 13's libelf.a (elfutils 0.192) in a static link.
+        let trixie = "/usr/bin/ld: /usr/lib/x86_64-linux-gnu/libelf.a(elf_begin.o): in function `file_read_elf':\n(.text+0x2cb): undefined reference to `eu_search_tree_init'\n/usr/bin/ld: more\ncollect2: error: ld returned 1 exit status\n";
+        assert_eq!(
+            first_link_error(trixie),
+            "undefined reference to `eu_search_tree_init'"
+        );
+        assert_eq!(
+            first_link_error("/usr/bin/ld: cannot find -lzstd: No such file or directory\n"),
+            "cannot find -lzstd: No such file or directory"
+        );
+        assert_eq!(first_link_error("\nsomething odd\n\n"), "something odd");
+    }
+
+    #[test]
+    fn link_records_read_back() {
+        let links = vec![
+            LinkRecord {
+                dir: "hello".into(),
+                link: Link::Dynamic,
+                static_failure: Some("undefined reference to `eu_search_tree_init'".into()),
+            },
+            LinkRecord {
+                dir: "cbpf-port80".into(),
+                link: Link::Static,
+                static_failure: None,
+            },
+        ];
+        let d = tempfile::tempdir().unwrap();
+        assert!(finished(d.path()).is_none());
+        std::fs::create_dir_all(d.path().join("bin")).unwrap();
+        for o in OUTPUTS {
+            std::fs::write(d.path().join("bin").join(o), b"x").unwrap();
+        }
+        assert!(finished(d.path()).is_none(), "no link.json: not finished");
+        std::fs::write(
+            d.path().join(LINK_JSON),
+            serde_json::to_vec(&links).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(finished(d.path()).unwrap(), links);
+        let text = String::from_utf8(serde_json::to_vec(&links).unwrap()).unwrap();
+        assert!(text.contains("\"link\":\"dynamic\""), "{text}");
     }
 
     #[test]

@@ -388,7 +388,9 @@ pub fn run(
             files.push(GuestFile {
                 host: ex.bin.join(o),
                 guest: format!("{}/bin/{o}", guest::GUEST_DIR),
-                with_libs: false,
+                // A loader linked dynamically (where the host's static libraries do
+                // not link) brings its shared libraries; static files bring nothing.
+                with_libs: true,
                 sysroot: None,
             });
         }
