@@ -13,6 +13,12 @@
 //!
 //! Needs root (mount, chroot), mmdebstrap and the Debian archive of the host's apt
 //! configuration; takes a cold kernel build (see docs/testing.md for measured times).
+//!
+//! Other releases, by hand: `LABCTL_FRESH_SUITE=trixie` (any suite mmdebstrap can build
+//! from the mirror) and `LABCTL_FRESH_BINARY=PATH` (the labctl binary to copy in, e.g.
+//! `dist/labctl-*-x86_64-linux-gnu.2.28` from ci/release.sh for bullseye, whose glibc is
+//! older than the test build's) run the same main job there; logs then go to
+//! `<test home>/rootfs/logs/fresh-<suite>/`.
 
 mod common;
 
@@ -107,11 +113,31 @@ fn require_root_and_mmdebstrap() {
     );
 }
 
-fn bookworm_tarball() -> PathBuf {
+/// The release the main job runs on: bookworm (Debian 12), or `$LABCTL_FRESH_SUITE`.
+fn fresh_suite() -> String {
+    std::env::var("LABCTL_FRESH_SUITE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "bookworm".into())
+}
+
+/// The labctl binary copied in: this test's, or `$LABCTL_FRESH_BINARY`.
+fn fresh_binary() -> PathBuf {
+    std::env::var_os("LABCTL_FRESH_BINARY")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_labctl")))
+}
+
+fn suite_tarball(suite: &str) -> PathBuf {
     let mirror = Mirror::from_host().expect("a Debian archive in the host's apt configuration");
     RootfsCache::new(common::persistent_rootfs_dir())
-        .get(&RootfsSpec::new("bookworm"), &mirror, &NullSink)
-        .unwrap_or_else(|e| panic!("bookworm minbase root filesystem: {e}"))
+        .get(&RootfsSpec::new(suite), &mirror, &NullSink)
+        .unwrap_or_else(|e| panic!("{suite} minbase root filesystem: {e}"))
+}
+
+fn bookworm_tarball() -> PathBuf {
+    suite_tarball("bookworm")
 }
 
 fn mounts_below(dir: &Path) -> Vec<PathBuf> {
@@ -225,21 +251,23 @@ fn session_runs_inside_with_a_clean_environment_and_cleans_up() {
 fn bare_bookworm_passes_the_readme_main_job() {
     require_root_and_mmdebstrap();
     let test_home = common::persistent_test_home();
-    let logs = common::persistent_rootfs_dir().join("logs");
+    let suite = fresh_suite();
+    let logs = match suite.as_str() {
+        "bookworm" => common::persistent_rootfs_dir().join("logs"),
+        s => common::persistent_rootfs_dir()
+            .join("logs")
+            .join(format!("fresh-{s}")),
+    };
     std::fs::create_dir_all(&logs).unwrap();
 
     // Phase 1: the root filesystem (cached for 3 days), unpacked into a scratch folder.
     let t = Instant::now();
-    let tarball = bookworm_tarball();
+    let tarball = suite_tarball(&suite);
     let dir = std::env::temp_dir().join(format!("labctl-fresh-machine-{}", std::process::id()));
     let rootfs = Rootfs::unpack(&tarball, &dir, &NullSink)
         .unwrap_or_else(|e| panic!("unpack {}: {e}", tarball.display()));
     rootfs
-        .install_file(
-            Path::new(env!("CARGO_BIN_EXE_labctl")),
-            "/usr/local/bin/labctl",
-            0o755,
-        )
+        .install_file(&fresh_binary(), "/usr/local/bin/labctl", 0o755)
         .unwrap();
     let mut binds = Vec::new();
     for shared in ["downloads", "ccache"] {
