@@ -14,6 +14,13 @@ pub enum Error {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Kconfig(#[from] crate::kconfig::KconfigError),
+    /// A configuration that could not be made, explained by fix-catalogue entries.
+    #[error("{source}{}", explain(.known))]
+    KconfigExplained {
+        #[source]
+        source: crate::kconfig::KconfigError,
+        known: Vec<crate::build::Diagnosis>,
+    },
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
     #[error(transparent)]
@@ -59,4 +66,20 @@ impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(op, path, e))
     }
+}
+
+fn explain(known: &[crate::build::Diagnosis]) -> String {
+    known
+        .iter()
+        .map(|d| {
+            let manual = crate::build::Catalogue::builtin()
+                .get(&d.id)
+                .map(|f| format!("\n  what to do: {}", f.manual))
+                .unwrap_or_default();
+            format!(
+                "\nknown problem {}: {}{manual}\n  docs: docs/troubleshooting.md#{}",
+                d.id, d.title, d.docs
+            )
+        })
+        .collect()
 }

@@ -76,7 +76,8 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
                 tree.version
             ),
         );
-        let r = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)?;
+        let r = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)
+            .map_err(explain_config_error)?;
         t.ok();
         r
     };
@@ -96,6 +97,20 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
         config,
         output,
     })
+}
+
+/// A config whose requested options did not land (e.g. BTF with a too-old pahole from
+/// `--toolchain debian:bullseye`) names the catalogue entries its reasons match.
+fn explain_config_error(e: kconfig::KconfigError) -> crate::Error {
+    if !matches!(e, kconfig::KconfigError::Unsatisfied { .. }) {
+        return e.into();
+    }
+    let known = build::Catalogue::builtin().diagnose_log(&e.to_string());
+    if known.is_empty() {
+        e.into()
+    } else {
+        crate::Error::KconfigExplained { source: e, known }
+    }
 }
 
 fn profile_name(plan: &ConfigPlan) -> String {

@@ -718,6 +718,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_config_left_without_btf_by_an_old_pahole_names_pahole_too_old() {
+        // The kconfig check's own wording, as `--toolchain debian:bullseye` (pahole 1.20)
+        // produced it for 7.1.8 and 6.12.107.
+        let cat = Catalogue::builtin();
+        for line in [
+            "  CONFIG_DEBUG_INFO_BTF: asked y, got n — `depends on PAHOLE_VERSION>=122` is not met: PAHOLE_VERSION>=122 (PAHOLE_VERSION=120)",
+            "  CONFIG_DEBUG_INFO_BTF: asked y, got n — `depends on DEBUG_INFO_DWARF4 || PAHOLE_VERSION>=121` is not met: DEBUG_INFO_DWARF4=n, PAHOLE_VERSION>=121 (PAHOLE_VERSION=120)",
+        ] {
+            let ids: Vec<&str> = cat.matching_line(line).map(|f| f.id.as_str()).collect();
+            assert_eq!(ids, ["pahole-too-old"], "{line}");
+        }
+        assert_eq!(
+            cat.matching_line("  CONFIG_BPF_JIT: asked y, got n — `depends on NET` is not met")
+                .count(),
+            0
+        );
+    }
+
+    #[test]
     fn every_file_is_listed_and_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixes");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
