@@ -4,5 +4,4 @@
 //! defect class; see docs/security.md for the threat model these cases pin down.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
