@@ -607,6 +607,114 @@ fn system_ca_bundle() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Packages whose file the mirror answered with 404 in apt's output (`Failed to fetch
+/// …/pool/…/libbpf-dev_0.3-2%2bdeb11u1_amd64.deb  404  Not Found`): (package, version).
+pub fn unserved_packages(apt_output: &str) -> Vec<(String, String)> {
+    let re = regex::Regex::new(
+        r"Failed to fetch \S*/([A-Za-z0-9.+-]+)_([^_/\s]+)_[A-Za-z0-9]+\.deb\s+404",
+    )
+    .expect("valid regex");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for c in re.captures_iter(apt_output) {
+        let version = c[2]
+            .replace("%2b", "+")
+            .replace("%2B", "+")
+            .replace("%3a", ":")
+            .replace("%3A", ":");
+        let item = (c[1].to_string(), version);
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// The install argv with each unserved package taken from the release's own suite
+/// (`libbpf-dev/bullseye`): named ones rewritten in place, dependencies added.
+pub fn from_release_suite(
+    argv: &[String],
+    unserved: &[(String, String)],
+    codename: &str,
+) -> Vec<String> {
+    let mut v = argv.to_vec();
+    for (pkg, _) in unserved {
+        let pinned = format!("{pkg}/{codename}");
+        match v.iter().position(|a| a == pkg) {
+            Some(i) => v[i] = pinned,
+            None => v.push(pinned),
+        }
+    }
+    v
+}
+
+fn run_captured(
+    argv: &[String],
+    sink: &dyn EventSink,
+) -> Result<crate::process::Output, InstallError> {
+    let cmd = if is_root() {
+        Cmd::new(&argv[0]).args(&argv[1..])
+    } else {
+        Cmd::new("sudo").args(argv)
+    };
+    Ok(cmd
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("LC_ALL", "C")
+        .run(sink)?)
+}
+
+/// Fetch an apt install's packages first (`--download-only`: nothing changes). A mirror
+/// that lists a package it does not serve (HTTP 404: a security update missing from a
+/// partial mirror or snapshot) would fail the whole install; those packages are then
+/// taken from the release's own suite, with a warning naming what was not served. Any
+/// other download failure stops here with apt's words.
+fn fetch_first(argv: &[String], sink: &dyn EventSink) -> Result<Vec<String>, InstallError> {
+    let download = |a: &[String]| {
+        let mut d = a.to_vec();
+        if let Some(i) = d.iter().position(|x| x == "install") {
+            d.insert(i + 1, "--download-only".into());
+        }
+        d
+    };
+    let failed = |a: &[String], out: &crate::process::Output| InstallError::Failed {
+        command: shell_line(&download(a), true),
+        status: crate::process::status_text(out.code),
+        tail: tail(&format!("{}{}", out.stdout_str(), out.stderr_str()), 12),
+    };
+    let out = run_captured(&download(argv), sink)?;
+    if out.success() {
+        return Ok(argv.to_vec());
+    }
+    let text = format!("{}{}", out.stdout_str(), out.stderr_str());
+    let unserved = unserved_packages(&text);
+    let codename = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| super::parse_os_release(&t, false).codename);
+    let (Some(codename), false) = (codename, unserved.is_empty()) else {
+        return Err(failed(argv, &out));
+    };
+    let names: Vec<String> = unserved.iter().map(|(p, v)| format!("{p} {v}")).collect();
+    sink.emit(Event::Message {
+        level: Level::Warn,
+        text: format!(
+            "the package mirror lists but does not serve {} (HTTP 404); taking {} from {codename}'s own release instead (an older build than the missing update: point apt at a complete mirror to get it)",
+            names.join(", "),
+            if unserved.len() == 1 { "it" } else { "them" }
+        ),
+    });
+    let retry = from_release_suite(argv, &unserved, &codename);
+    let out = run_captured(&download(&retry), sink)?;
+    if out.success() {
+        Ok(retry)
+    } else {
+        Err(failed(&retry, &out))
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// Run the plan's steps in order, stopping at the first failure.
 pub fn execute(plan: &Plan, sink: &dyn EventSink) -> Result<(), InstallError> {
     for step in &plan.steps {
@@ -615,6 +723,10 @@ pub fn execute(plan: &Plan, sink: &dyn EventSink) -> Result<(), InstallError> {
             text: format!("$ {}", step.describe()),
         });
         match step {
+            Step::Install { argv } if argv.first().is_some_and(|a| a == "apt-get") => {
+                let argv = fetch_first(argv, sink)?;
+                run_changing(&argv, sink)?
+            }
             Step::Refresh { argv } | Step::Install { argv } => run_changing(argv, sink)?,
             Step::AddSource { path, text, .. } => {
                 if is_root() {
@@ -742,6 +854,50 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn packages_the_mirror_does_not_serve_come_from_the_release_suite() {
+        let out = "Fetched 179 MB in 6s (29.2 MB/s)\nE: Failed to fetch http://mirror.invalid/debian-security/pool/updates/main/libb/libbpf/libbpf-dev_0.3-2%2bdeb11u1_amd64.deb  404  Not Found [IP: 192.0.2.1 80]\nE: Failed to fetch http://mirror.invalid/debian-security/pool/updates/main/libb/libbpf/libbpf0_1%3a0.3-2%2bdeb11u1_amd64.deb  404  Not Found\nE: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?\n";
+        let u = unserved_packages(out);
+        assert_eq!(
+            u,
+            [
+                ("libbpf-dev".to_string(), "0.3-2+deb11u1".to_string()),
+                ("libbpf0".to_string(), "1:0.3-2+deb11u1".to_string())
+            ]
+        );
+        let argv = pkgs(&[
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "make",
+            "libbpf-dev",
+            "clang",
+        ]);
+        assert_eq!(
+            from_release_suite(&argv, &u, "bullseye"),
+            pkgs(&[
+                "apt-get",
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "make",
+                "libbpf-dev/bullseye",
+                "clang",
+                "libbpf0/bullseye"
+            ])
+        );
+        // Other failures (a network error, a 403) are not taken for a missing file.
+        assert!(unserved_packages(
+            "E: Failed to fetch http://x/pool/a_1_amd64.deb  Could not resolve 'x'\n"
+        )
+        .is_empty());
+        assert!(unserved_packages(
+            "E: Failed to fetch http://x/pool/a_1_amd64.deb  403  Forbidden\n"
+        )
+        .is_empty());
     }
 
     #[test]
