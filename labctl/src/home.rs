@@ -139,7 +139,9 @@ pub struct LockGuard {
     pub path: PathBuf,
 }
 
-/// Write `data` to `path` atomically: temp file in the same dir, fsync, rename.
+/// Write `data` to `path` atomically: temp file in the same dir, fsync, rename. The temp
+/// file is created new (`O_EXCL`, which never follows a symlink) and the rename replaces
+/// whatever `path` is (a symlink included) instead of writing through it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -154,7 +156,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         std::process::id(),
         SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let mut f = File::create(&tmp).ctx("create", &tmp)?;
+    let create = || File::options().write(true).create_new(true).open(&tmp);
+    let mut f = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A leftover (or planted) name: remove it, never open it.
+            std::fs::remove_file(&tmp).ctx("remove stale", &tmp)?;
+            create().ctx("create", &tmp)?
+        }
+        r => r.ctx("create", &tmp)?,
+    };
     f.write_all(data).ctx("write", &tmp)?;
     f.sync_all().ctx("fsync", &tmp)?;
     std::fs::rename(&tmp, path).ctx("rename into place", path)?;

@@ -705,6 +705,7 @@ fn extract_release(
     let xo = extract::ExtractOptions {
         assume_free_bytes: opts.assume_free_bytes,
         strip_components: 1,
+        reserved: vec![PathBuf::from(TREE_META)],
     };
     extract::extract_tar_xz(tarball, &dest, &xo, sink, |tmp| {
         finish_tree(tmp, &tree, tarball)
@@ -731,11 +732,12 @@ fn finish_tree(tmp: &Path, tree: &SourceTree, tarball: &Path) -> Result<(), Sour
             })
         }
     }
+    // Never through a link: a new temp file (O_EXCL) renamed over the name. The archive
+    // cannot ship this name (it is `reserved`), so nothing is replaced either.
     let data = serde_json::to_vec_pretty(tree).expect("serializable");
-    std::fs::write(tmp.join(TREE_META), data).map_err(|e| SourceError::Io {
-        op: "write",
-        path: tmp.join(TREE_META),
-        source: e,
+    crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|e| SourceError::Archive {
+        path: tarball.to_owned(),
+        message: format!("cannot write {}: {e}", TREE_META),
     })
 }
 
@@ -852,6 +854,7 @@ fn obtain_streaming(
         let xo = extract::ExtractOptions {
             assume_free_bytes: opts.assume_free_bytes,
             strip_components: 1,
+            reserved: vec![PathBuf::from(TREE_META)],
         };
         // Space check before the size is known exactly: 10x the compressed size.
         let r = extract::extract_stream(

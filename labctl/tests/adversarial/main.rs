@@ -6,3 +6,6 @@
 #[path = "../common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+
+mod archives;
+mod kit;
