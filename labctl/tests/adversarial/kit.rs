@@ -21,6 +21,12 @@ pub fn labctl(home: &Path, args: &[&str]) -> Command {
         c.env_remove(v);
     }
     c.env("LABCTL_KERNEL_ORG_URL", "http://127.0.0.1:1/kernel");
+    // Never the host's apt mirror: a case that reaches a fetch by mistake fails fast.
+    c.env("LABCTL_DEBIAN_URL", "http://127.0.0.1:1/debian");
+    c.env(
+        "LABCTL_DEBIAN_SECURITY_URL",
+        "http://127.0.0.1:1/debian-security",
+    );
     c.env("LABCTL_READ_TIMEOUT", "5").env("LABCTL_RETRIES", "1");
     c
 }

@@ -8,4 +8,5 @@
 mod common;
 
 mod archives;
+mod input;
 mod kit;
