@@ -19,7 +19,7 @@ use super::metadata::{now_unix, BuildJson, BuildResult, ObjectStats, SourceInfo,
 use super::toolchain::Toolchain;
 use super::{BuildError, BuildOutput, BuildRequest};
 use crate::events::{EventSink, SinkExt, StageTimer, Unit};
-use crate::home::{free_space, human_bytes, write_atomic, Home};
+use crate::home::{free_space, human_bytes, write_atomic, CacheKey, Home};
 use crate::process::{Cmd, LineAction};
 
 /// Fixed so that ccache hits and two builds of the same input are identical.
@@ -86,7 +86,7 @@ pub fn build(
     let builds = home.ensure(home.builds())?;
     let dir = builds.join(&key);
 
-    let _lock = home.lock(&format!("build-{key}"))?;
+    let _lock = home.lock(&CacheKey::Build(key.clone()))?;
     if let Some(done) = BuildJson::read(&dir) {
         // Complete for *this* request: a build whose samples failed or were skipped is
         // continued (incrementally) when samples are wanted now.

@@ -4,9 +4,9 @@
 //! defect class; see docs/security.md for the threat model these cases pin down.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 mod archives;
+mod cache;
 mod input;
 mod kit;
