@@ -9,16 +9,70 @@
 //!   builds/<ver>-<cfg8>-<tool8>/      build tree, artifacts/, build.json, build.log, reproduce.sh
 //!   guests/<hash>.cpio.gz             initramfs images
 //!   runs/<time>-<ver>/                console.log, results.json, junit.xml, per-test logs
-//!   locks/                            flock files
+//!   examples/<key>/, bcc-headers/     host-side builds of examples-bpf/, merged BCC headers
+//!   toolchains/tarballs/, <name>/root `--toolchain debian:<suite>` tarballs and unpacked roots
+//!   locks/                            flock files, one per [`CacheKey`]
 //!   logs/commands.log                 every child command line, reproducible
 //! ```
 //! Invariant: a step writes into a temporary sibling and renames into place, so nothing
 //! under these folders is ever a half-written output that a later run could trust.
+//!
+//! Locks are named by [`CacheKey`] only: the writer of an entry (fetch, kconfig, build,
+//! guest images, runs, examples, toolchain roots) and `cache prune` take the same typed
+//! key, so their lock names cannot disagree.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+
+/// One cache entry (or a family of them) as a lock: what a writer holds while it makes or
+/// uses the entry, and what `cache prune` must take (without waiting) before deleting it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// `downloads/<sha256>.tar.xz` (and its `.part`); or `url-<16 hex>` for a URL
+    /// without a published checksum.
+    Download(String),
+    /// `indexes/`: the cached Debian and kernel.org indexes.
+    Index,
+    /// `src/linux-<version>-*`: the trees of one version.
+    Tree(String),
+    /// `configs/.work/<version>-<tree key>/`: one scratch `O=` folder of `kernel config`.
+    ConfigWork(String),
+    /// `configs/<version>-<hash8>/`: one stored `kernel config` output.
+    Config(String),
+    /// `builds/<key>/`: one build folder.
+    Build(String),
+    /// `guests/<hash16>.cpio.gz`: one guest image.
+    Guest(String),
+    /// `runs/<name>/`: one `vm test` / `vm run` folder, held while the run writes it.
+    Run(String),
+    /// `examples/` (except the BCC headers): the examples-bpf builds.
+    Examples,
+    /// `examples/bcc-headers/`.
+    BccHeaders,
+    /// `toolchains/<name>/`: an unpacked Debian root, held while it is mounted and used.
+    Toolchain(String),
+}
+
+impl CacheKey {
+    /// The lock file's name (without `.lock`).
+    pub fn lock_name(&self) -> String {
+        match self {
+            CacheKey::Download(d) => format!("dl-{d}"),
+            CacheKey::Index => "index".into(),
+            CacheKey::Tree(v) => format!("src-{v}"),
+            CacheKey::ConfigWork(w) => format!("config-work-{w}"),
+            CacheKey::Config(c) => format!("config-{c}"),
+            CacheKey::Build(b) => format!("build-{b}"),
+            CacheKey::Guest(g) => format!("guest-{g}"),
+            CacheKey::Run(r) => format!("run-{r}"),
+            CacheKey::Examples => "examples".into(),
+            CacheKey::BccHeaders => "bcc-headers".into(),
+            CacheKey::Toolchain(t) => format!("toolchain-{t}"),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -79,6 +133,12 @@ impl Home {
     pub fn logs(&self) -> PathBuf {
         self.sub("logs")
     }
+    pub fn examples(&self) -> PathBuf {
+        self.sub("examples")
+    }
+    pub fn toolchains(&self) -> PathBuf {
+        self.sub("toolchains")
+    }
 
     /// Create `dir` (and parents) and return it.
     pub fn ensure(&self, dir: PathBuf) -> Result<PathBuf> {
@@ -86,11 +146,26 @@ impl Home {
         Ok(dir)
     }
 
-    /// Take an exclusive lock named `name` (blocking). Held until the guard drops.
+    /// Take the exclusive lock of `key` (blocking). Held until the guard drops.
     /// Used so two concurrent labctl processes never write the same cache entry.
-    pub fn lock(&self, name: &str) -> Result<LockGuard> {
+    pub fn lock(&self, key: &CacheKey) -> Result<LockGuard> {
         let dir = self.ensure(self.locks())?;
-        let path = dir.join(format!("{}.lock", sanitize(name)));
+        let path = dir.join(format!("{}.lock", sanitize(&key.lock_name())));
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open lock", &path)?;
+        f.lock().ctx("lock", &path)?;
+        Ok(LockGuard { _file: f, path })
+    }
+
+    /// A lock that guards no cache entry (shared test fixtures, tools): `name` must not
+    /// look like a [`CacheKey`]'s lock name, which only [`Home::lock`] takes.
+    pub fn lock_other(&self, name: &str) -> Result<LockGuard> {
+        let dir = self.ensure(self.locks())?;
+        let path = dir.join(format!("other-{}.lock", sanitize(name)));
         let f = File::options()
             .create(true)
             .truncate(false)
@@ -103,9 +178,9 @@ impl Home {
 
     /// Like [`Home::lock`] but never waits: `Ok(None)` when another holder has it
     /// (cache pruning skips entries that are in use).
-    pub fn try_lock(&self, name: &str) -> Result<Option<LockGuard>> {
+    pub fn try_lock(&self, key: &CacheKey) -> Result<Option<LockGuard>> {
         let dir = self.ensure(self.locks())?;
-        let path = dir.join(format!("{}.lock", sanitize(name)));
+        let path = dir.join(format!("{}.lock", sanitize(&key.lock_name())));
         let f = File::options()
             .create(true)
             .truncate(false)
@@ -139,7 +214,9 @@ pub struct LockGuard {
     pub path: PathBuf,
 }
 
-/// Write `data` to `path` atomically: temp file in the same dir, fsync, rename.
+/// Write `data` to `path` atomically: temp file in the same dir, fsync, rename. The temp
+/// file is created new (`O_EXCL`, which never follows a symlink) and the rename replaces
+/// whatever `path` is (a symlink included) instead of writing through it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -154,7 +231,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         std::process::id(),
         SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let mut f = File::create(&tmp).ctx("create", &tmp)?;
+    let create = || File::options().write(true).create_new(true).open(&tmp);
+    let mut f = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A leftover (or planted) name: remove it, never open it.
+            std::fs::remove_file(&tmp).ctx("remove stale", &tmp)?;
+            create().ctx("create", &tmp)?
+        }
+        r => r.ctx("create", &tmp)?,
+    };
     f.write_all(data).ctx("write", &tmp)?;
     f.sync_all().ctx("fsync", &tmp)?;
     std::fs::rename(&tmp, path).ctx("rename into place", path)?;
@@ -239,7 +324,7 @@ mod tests {
     fn lock_excludes_a_second_holder() {
         let d = tempfile::tempdir().unwrap();
         let h = Home::new(d.path());
-        let g = h.lock("linux-5.10").unwrap();
+        let g = h.lock(&CacheKey::Tree("5.10".into())).unwrap();
         let f = File::options().write(true).open(&g.path).unwrap();
         assert!(
             f.try_lock().is_err(),

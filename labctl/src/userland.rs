@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::doctor::{Group, Manager};
 use crate::events::{EventSink, SinkExt};
-use crate::home::{Home, LockGuard};
+use crate::home::{CacheKey, Home, LockGuard};
 use crate::process::Cmd;
 use crate::rootfs::{
     Bind, Mirror, Rootfs, RootfsCache, RootfsError, RootfsSpec, Session, SessionOptions,
@@ -223,7 +223,7 @@ impl Userland {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| suite.clone());
-        let lock = home.lock(&format!("toolchain-{name}")).map_err(hm)?;
+        let lock = home.lock(&CacheKey::Toolchain(name.clone())).map_err(hm)?;
         let unpacked = dir.join(&name);
         let root = unpacked.join("root");
         let stamp = unpacked.join("unpacked-from");

@@ -19,7 +19,7 @@ use super::metadata::{now_unix, BuildJson, BuildResult, ObjectStats, SourceInfo,
 use super::toolchain::Toolchain;
 use super::{BuildError, BuildOutput, BuildRequest};
 use crate::events::{EventSink, SinkExt, StageTimer, Unit};
-use crate::home::{free_space, human_bytes, write_atomic, Home};
+use crate::home::{free_space, human_bytes, write_atomic, CacheKey, Home};
 use crate::process::{Cmd, LineAction};
 
 /// Fixed so that ccache hits and two builds of the same input are identical.
@@ -86,7 +86,7 @@ pub fn build(
     let builds = home.ensure(home.builds())?;
     let dir = builds.join(&key);
 
-    let _lock = home.lock(&format!("build-{key}"))?;
+    let _lock = home.lock(&CacheKey::Build(key.clone()))?;
     if let Some(done) = BuildJson::read(&dir) {
         // Complete for *this* request: a build whose samples failed or were skipped is
         // continued (incrementally) when samples are wanted now.
@@ -700,27 +700,50 @@ fn samples_make_vars(
     vars
 }
 
+/// One `# ...` line (or several) of reproduce.sh: a control character in the text (a
+/// newline in a path or a tool's version string) would end the comment and make the
+/// rest a command, so each becomes `?`.
+fn push_comment(s: &mut String, text: &str) {
+    for line in text.split_terminator('\n') {
+        s.push_str("# ");
+        s.extend(line.chars().map(|c| if c.is_control() { '?' } else { c }));
+        s.push('\n');
+    }
+}
+
 fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), BuildError> {
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
-    s.push_str(&format!(
-        "# Repeats labctl's build {} of linux {} by hand.\n",
-        cx.meta.key, cx.req.tree.version
-    ));
-    s.push_str(&format!(
-        "# Toolchain when it was built: {}.\n",
-        cx.meta.toolchain.summary()
-    ));
-    s.push_str(
-        "# Fixes applied and why: build.json (fixes_applied) and docs/troubleshooting.md.\n",
+    push_comment(
+        &mut s,
+        &format!(
+            "Repeats labctl's build {} of linux {} by hand.",
+            cx.meta.key, cx.req.tree.version
+        ),
+    );
+    push_comment(
+        &mut s,
+        &format!(
+            "Toolchain when it was built: {}.",
+            cx.meta.toolchain.summary().replace('\n', " ")
+        ),
+    );
+    push_comment(
+        &mut s,
+        "Fixes applied and why: build.json (fixes_applied) and docs/troubleshooting.md.",
     );
     if let Some(root) = cx.req.userland.sysroot() {
-        s.push_str(&format!(
-            "# Every make below ran inside the {} root filesystem {} with the labctl home\n# mounted at the same path: `chroot {} /usr/bin/env -i PATH=/usr/bin:/bin ... make ...`.\n",
-            cx.req.userland.spec(),
-            q(root),
-            q(root)
-        ));
+        // Two comment lines on purpose; anything else in the text is neutralised.
+        push_comment(
+            &mut s,
+            &format!(
+                "Every make below ran inside the {} root filesystem {} with the labctl home{}mounted at the same path: `chroot {} /usr/bin/env -i PATH=/usr/bin:/bin ... make ...`.",
+                cx.req.userland.spec(),
+                q(root).replace('\n', "?"),
+                '\n',
+                q(root).replace('\n', "?")
+            ),
+        );
     }
     s.push_str("set -eu\n\n");
     for l in prep {
@@ -728,10 +751,13 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
         s.push('\n');
     }
     if let Some(p) = cx.vars.iter().find(|(k, _)| k == "PAHOLE") {
-        s.push_str(&format!(
-            "# {} is a small wrapper labctl wrote (see the file).\n",
-            p.1
-        ));
+        push_comment(
+            &mut s,
+            &format!(
+                "{} is a small wrapper labctl wrote (see the file).",
+                p.1.replace('\n', "?")
+            ),
+        );
     }
     s.push_str("\n# Environment of every make run (fixed so builds reproduce and ccache hits).\n");
     s.push_str("unset LC_ALL\n");
@@ -749,7 +775,7 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
                 q(&cx.dir.join("artifacts").join("modules"))
             ));
         }
-        s.push_str(&format!("# {}\n", st.stage));
+        push_comment(&mut s, &st.stage.replace('\n', "?"));
         if st.name == "samples" {
             s.push_str(&format!(
                 "mkdir -p {}\n",

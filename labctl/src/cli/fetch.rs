@@ -331,7 +331,10 @@ fn age(secs: u64) -> String {
 }
 
 pub fn run_cache_ls(a: CacheLsArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let entries = cache::list(&ctx.home, &a.kind);
+    let (entries, problems) = cache::list_checked(&ctx.home, &a.kind);
+    for p in problems {
+        labctl::events::SinkExt::warn(ctx.sink(), p);
+    }
     let total: u64 = entries.iter().map(|e| e.size).sum();
     if ctx.global.json {
         ctx.print_json(
@@ -363,12 +366,14 @@ pub fn run_cache_prune(a: CachePruneArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let filter = cache::PruneFilter {
         all: a.all,
         kinds: a.kind.clone(),
-        older_than: a.older_than.map(|d| Duration::from_secs(d * 86400)),
+        older_than: a.older_than.map(cache::older_than_days).transpose()?,
     };
     let r = cache::prune(&ctx.home, &filter, a.dry_run, ctx.sink()).context("cache prune")?;
+    // Every entry was tried; a failure anywhere makes the whole prune exit 2.
+    let code = if r.failed.is_empty() { 0 } else { 2 };
     if ctx.global.json {
         ctx.print_json(&r)?;
-        return Ok(0);
+        return Ok(code);
     }
     let verb = if a.dry_run { "would remove" } else { "removed" };
     for e in &r.removed {
@@ -387,11 +392,19 @@ pub fn run_cache_prune(a: CachePruneArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             e.name
         ));
     }
+    for f in &r.failed {
+        ctx.out(format!("FAILED {}: {}", f.path.display(), f.error));
+    }
     ctx.out(format!(
-        "{verb} {} entries, {} freed{}",
+        "{verb} {} entries, {} freed{}{}",
         r.removed.len(),
         human_bytes(r.freed),
-        if a.dry_run { " (dry run)" } else { "" }
+        if a.dry_run { " (dry run)" } else { "" },
+        if r.failed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} failed", r.failed.len())
+        }
     ));
-    Ok(0)
+    Ok(code)
 }

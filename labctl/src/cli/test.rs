@@ -378,10 +378,10 @@ pub(crate) fn suite_on(
         seen.insert(k, v);
     }
     let expected: Vec<(String, String)> = seen.into_iter().collect();
-    let run_dir = ctx
-        .home
-        .ensure(ctx.home.runs())?
-        .join(suite::run_dir_name(&kernel.version));
+    let run_name = suite::run_dir_name(&kernel.version);
+    let run_dir = ctx.home.ensure(ctx.home.runs())?.join(&run_name);
+    // Held while the suite writes its folder: `cache prune` skips it.
+    let _run_lock = ctx.home.lock(&labctl::home::CacheKey::Run(run_name))?;
     let input = SuiteInput {
         kernel: kernel.version,
         release: kernel.release.clone(),

@@ -201,7 +201,10 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec>
             }
         })
         .collect();
-    let run_dir = ctx.home.runs().join(format!("{stamp}-vm-{safe}"));
+    let run_name = format!("{stamp}-vm-{safe}");
+    let run_dir = ctx.home.runs().join(&run_name);
+    // Held while the run writes its folder: `cache prune` skips it.
+    let _run_lock = ctx.home.lock(&labctl::home::CacheKey::Run(run_name))?;
     let mut spec = VmSpec::new(kernel, run_dir, script);
     spec.modules = modules;
     spec.load_modules = g.load_modules.clone();

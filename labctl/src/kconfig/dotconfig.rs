@@ -105,9 +105,15 @@ fn split_comment(rest: &str) -> (&str, &str) {
 }
 
 /// Check and normalise a value: tristates lower-case, strings quoted with escapes kept,
-/// decimal and hex numbers as written.
+/// decimal and hex numbers as written. A control character (a newline above all: it
+/// would add lines to the written `.config`) is refused; only a tab is kept.
 pub fn normalise_value(v: &str) -> Result<String, String> {
     let v = v.trim();
+    if let Some(c) = v.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!(
+            "control character {c:?} in the value (it would be written into the .config as is; use the \\n escape inside a quoted string instead)"
+        ));
+    }
     match v {
         "y" | "Y" => return Ok("y".into()),
         "m" | "M" => return Ok("m".into()),
@@ -431,6 +437,24 @@ mod tests {
         let d = DotConfig::parse("CONFIG_A=n\nCONFIG_B=m\nCONFIG_A=y\n");
         assert_eq!(d.hash(), a.hash());
         assert_eq!(a.set_count(), 2);
+    }
+
+    #[test]
+    fn control_characters_in_values_are_refused() {
+        for bad in [
+            "CONFIG_X=\"a\nCONFIG_Y=y\"",
+            "CONFIG_X=\"a\rb\"",
+            "CONFIG_X=\"\u{1b}[2J\"",
+            "CONFIG_X=y\u{0}",
+        ] {
+            let e = parse_assignment(bad).unwrap_err();
+            assert!(e.contains("control character"), "{bad:?}: {e}");
+        }
+        assert!(
+            parse_assignment("CONFIG_X=\"a\\nb\"").is_ok(),
+            "the escape is fine"
+        );
+        assert!(parse("CONFIG_X=\"a\u{7}\"\n", true).is_err());
     }
 
     #[test]

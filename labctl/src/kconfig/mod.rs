@@ -24,7 +24,7 @@ pub use profile::{default_fragments, embedded_fragment, embedded_fragments, Frag
 pub use verify::{Status, SymbolRow, CORE};
 
 use crate::events::{EventSink, SinkExt};
-use crate::home::{write_atomic, Home};
+use crate::home::{write_atomic, CacheKey, Home};
 use crate::process::{Cmd, ProcessError};
 use crate::source::SourceTree;
 use crate::version::KernelVersion;
@@ -412,7 +412,7 @@ pub fn configure_in(
     }
     let tree_key = hex::encode(&Sha256::digest(&tk)[..4]);
     let work = configs.join(".work").join(format!("{version}-{tree_key}"));
-    let _lock = home.lock(&format!("config-work-{version}-{tree_key}"))?;
+    let _lock = home.lock(&CacheKey::ConfigWork(format!("{version}-{tree_key}")))?;
     std::fs::create_dir_all(&work).map_err(io_err("create directory", &work))?;
     let dot = work.join(".config");
     let _ = std::fs::remove_file(&dot);
@@ -499,8 +499,11 @@ pub fn configure_in(
 
     // 4. Store.
     let hash = fin.hash();
-    let dir = configs.join(format!("{version}-{}", &hash[..8]));
+    let name = format!("{version}-{}", &hash[..8]);
+    let dir = configs.join(&name);
     let config_path = dir.join(".config");
+    // Held until the report is stored too (`cache prune` takes the same key).
+    let _stored = home.lock(&CacheKey::Config(name))?;
     write_atomic(&config_path, final_text.as_bytes())?;
     let report = ConfigReport {
         config_path,

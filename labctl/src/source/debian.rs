@@ -69,9 +69,51 @@ impl Candidate {
     }
 }
 
+/// Largest decompressed `Sources` index accepted (bookworm's main is about 50 MB).
+pub const MAX_INDEX_BYTES: u64 = 256 << 20;
+
+/// Decompress an `.xz` index, refusing more than `limit` bytes of output (an xz bomb
+/// would otherwise be read into memory whole).
+pub fn decompress_index(body: &[u8], limit: u64) -> Result<String, String> {
+    let mut out = Vec::new();
+    xz2::read::XzDecoder::new_multi_decoder(body)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not a valid xz-compressed Sources file: {e}"))?;
+    if out.len() as u64 > limit {
+        return Err(format!(
+            "it decompresses to more than {} (the limit for a Sources index); refusing it",
+            crate::home::human_bytes(limit)
+        ));
+    }
+    String::from_utf8(out).map_err(|e| format!("not a valid Sources file (not UTF-8): {e}"))
+}
+
+/// A `Directory:` value that stays below the archive base: relative, no `..`, no
+/// empty or odd characters. Anything else is not followed.
+fn directory_ok(dir: &str) -> bool {
+    !dir.is_empty()
+        && !dir.starts_with('/')
+        && dir
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))
+        && dir
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._+~-".contains(&b))
+}
+
 /// Extract the `linux` package's orig tarballs from (decompressed) Sources text.
+/// Paragraphs whose `Directory:` would leave the archive base (absolute, `..`) are
+/// skipped (see [`parse_sources_checked`]).
 pub fn parse_sources(text: &str) -> Vec<OrigEntry> {
+    parse_sources_checked(text).0
+}
+
+/// Like [`parse_sources`], plus the `Directory:` values of `linux` paragraphs that were
+/// refused because they would leave the archive base.
+pub fn parse_sources_checked(text: &str) -> (Vec<OrigEntry>, Vec<String>) {
     let mut out: Vec<OrigEntry> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     for chunk in text.split("\n\n") {
         let chunk = chunk.trim_start_matches('\n');
         // Cheap filter first: the index is tens of MB and has one `linux` paragraph per version.
@@ -86,6 +128,10 @@ pub fn parse_sources(text: &str) -> Vec<OrigEntry> {
             let Some(dir) = field("Directory") else {
                 continue;
             };
+            if !directory_ok(dir) {
+                refused.push(dir.to_string());
+                continue;
+            }
             let Some(sums) = field("Checksums-Sha256") else {
                 continue;
             };
@@ -122,7 +168,7 @@ pub fn parse_sources(text: &str) -> Vec<OrigEntry> {
         }
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.version));
-    out
+    (out, refused)
 }
 
 pub fn is_security_suite(suite: &str) -> bool {
@@ -203,14 +249,19 @@ pub fn load_index(
             return Err(e);
         }
     };
-    let mut text = String::new();
-    xz2::read::XzDecoder::new_multi_decoder(&body[..])
-        .read_to_string(&mut text)
-        .map_err(|e| SourceError::Index {
-            url: url.clone(),
-            message: format!("not a valid xz-compressed Sources file: {e}"),
-        })?;
-    let entries = parse_sources(&text);
+    let text = decompress_index(&body, MAX_INDEX_BYTES).map_err(|message| SourceError::Index {
+        url: url.clone(),
+        message,
+    })?;
+    let (entries, refused) = parse_sources_checked(&text);
+    if let Some(dir) = refused.first() {
+        return Err(SourceError::Index {
+            url,
+            message: format!(
+                "a `linux` paragraph has `Directory: {dir}`, which leaves the archive base (absolute or `..`); refusing the whole index"
+            ),
+        });
+    }
     let data = serde_json::to_vec(&CachedIndex {
         url: url.clone(),
         entries: entries.clone(),
@@ -368,6 +419,39 @@ Directory: pool/updates/main/l/linux
 Checksums-Sha256:
  eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee 122000000 linux_5.10.251.orig.tar.xz
 ";
+
+    #[test]
+    fn directories_must_stay_below_the_base() {
+        for ok in ["pool/main/l/linux", "pool/updates/main/l/linux"] {
+            assert!(directory_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/pool",
+            "../x",
+            "pool/../../x",
+            "pool//x",
+            "pool/./x",
+            "pool/x y",
+        ] {
+            assert!(!directory_ok(bad), "{bad}");
+        }
+        let text = "Package: linux\nVersion: 5.10.46-1\nDirectory: ../../up\nChecksums-Sha256:\n \
+                    aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 9 linux_5.10.46.orig.tar.xz\n";
+        let (entries, refused) = parse_sources_checked(text);
+        assert!(entries.is_empty());
+        assert_eq!(refused, vec!["../../up".to_string()]);
+    }
+
+    #[test]
+    fn index_decompression_is_capped() {
+        let mut enc = xz2::write::XzEncoder::new(Vec::new(), 1);
+        std::io::Write::write_all(&mut enc, &[b'\n'; 5000]).unwrap();
+        let body = enc.finish().unwrap();
+        assert_eq!(decompress_index(&body, 5000).unwrap().len(), 5000);
+        let e = decompress_index(&body, 4999).unwrap_err();
+        assert!(e.contains("more than 4.9 KiB"), "{e}");
+    }
 
     #[test]
     fn parses_only_the_linux_package_orig_tarballs() {

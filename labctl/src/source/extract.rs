@@ -5,7 +5,13 @@
 //! the file) is compared with the free space on the target's filesystem. Every entry is
 //! checked first and the archive is refused, naming the entry, when it has an absolute
 //! path, a `..` component, a symlink or hardlink that points outside the tree (or a path
-//! that goes through an earlier symlink), or a device/fifo entry.
+//! that goes through an earlier symlink), a device/fifo/sparse entry, or a name the
+//! caller reserves ([`ExtractOptions::reserved`], the tree's metadata file). GNU
+//! long-name/long-link and PAX members are read here with size caps ([`MAX_LONG_NAME`],
+//! [`MAX_PAX_HEADER`]), never whole into memory. Modes keep only the plain permission
+//! bits minus group/world write (no setuid, setgid or sticky). When every entry is
+//! written, each symlink is followed through the final tree (a link created later can
+//! change where an earlier one leads) and the archive is refused if one leaves it.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -249,6 +255,8 @@ pub struct ExtractOptions {
     pub assume_free_bytes: Option<u64>,
     /// Strip this many leading path components (1 for `linux-5.10.46/...`).
     pub strip_components: usize,
+    /// Paths (after stripping) the archive may not contain: the caller's own metadata.
+    pub reserved: Vec<PathBuf>,
 }
 
 /// Extract `archive` (tar.xz) to `dest`, which must not exist. Works in
@@ -333,6 +341,37 @@ pub fn extract_stream<R: Read + Send + 'static>(
     }
 }
 
+/// Largest GNU long-name / long-link member accepted (a path is at most 4 KiB on Linux).
+pub const MAX_LONG_NAME: u64 = 64 << 10;
+/// Largest PAX extended header accepted (`path`, `linkpath`, a commit id comment).
+pub const MAX_PAX_HEADER: u64 = 1 << 20;
+/// Mode bits never kept from an archive: setuid, setgid, sticky, group and world write.
+const MODE_MASK: u32 = 0o7022;
+
+/// The member a long-name, long-link or PAX header describes, read with a size cap.
+#[derive(Default)]
+struct Pending {
+    name: Option<PathBuf>,
+    link: Option<PathBuf>,
+}
+
+fn bytes_path(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    PathBuf::from(std::ffi::OsStr::from_bytes(&b[..end]))
+}
+
+/// `path` / `linkpath` from PAX records (`<len> <key>=<value>\n`).
+fn pax_paths(data: &[u8], p: &mut Pending) {
+    for ext in tar::PaxExtensions::new(data).flatten() {
+        match ext.key() {
+            Ok("path") => p.name = Some(bytes_path(ext.value_bytes())),
+            Ok("linkpath") => p.link = Some(bytes_path(ext.value_bytes())),
+            _ => {}
+        }
+    }
+}
+
 fn unpack_into<R: Read + Send + 'static>(
     f: R,
     archive: &Path,
@@ -351,7 +390,9 @@ fn unpack_into<R: Read + Send + 'static>(
     // two processes do).
     let mut ar = tar::Archive::new(ThreadedReader::spawn(xz));
     ar.set_preserve_mtime(true);
-    ar.set_preserve_permissions(true);
+    // Plain permission bits only, minus group/world write: no setuid/setgid/sticky.
+    ar.set_preserve_permissions(false);
+    ar.set_mask(MODE_MASK);
     ar.set_unpack_xattrs(false);
     let bad = |entry: &Path, reason: &str| SourceError::UnsafeEntry {
         archive: archive.to_owned(),
@@ -366,24 +407,65 @@ fn unpack_into<R: Read + Send + 'static>(
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
     let mut files = 0u64;
     let mut last = Instant::now();
+    let mut pending = Pending::default();
     sink.progress("extract", 0, Some(compressed), Unit::Bytes);
-    for entry in ar.entries().map_err(arch_err)? {
+    // Raw entries: the long-name and PAX members are read here, each with a size cap
+    // (the tar crate would read any size into memory).
+    for (index, entry) in ar.entries().map_err(arch_err)?.raw(true).enumerate() {
         if crate::process::interrupted() {
             return Err(SourceError::Interrupted);
         }
         let mut entry = entry.map_err(arch_err)?;
         let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
+        let header_limit = match kind {
+            tar::EntryType::GNULongName => Some(("a GNU long-name header", MAX_LONG_NAME)),
+            tar::EntryType::GNULongLink => Some(("a GNU long-link header", MAX_LONG_NAME)),
+            tar::EntryType::XHeader => Some(("a PAX header", MAX_PAX_HEADER)),
+            tar::EntryType::XGlobalHeader => Some(("a PAX global header", MAX_PAX_HEADER)),
+            _ => None,
+        };
+        if let Some((what, limit)) = header_limit {
+            let size = entry.header().entry_size().map_err(arch_err)?;
+            let label = PathBuf::from(format!("member #{}", index + 1));
+            if size > limit {
+                return Err(bad(
+                    &label,
+                    &format!(
+                        "is {what} of {} (the limit is {})",
+                        crate::home::human_bytes(size),
+                        crate::home::human_bytes(limit)
+                    ),
+                ));
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            (&mut entry)
+                .take(limit)
+                .read_to_end(&mut data)
+                .map_err(arch_err)?;
+            match kind {
+                tar::EntryType::GNULongName => pending.name = Some(bytes_path(&data)),
+                tar::EntryType::GNULongLink => pending.link = Some(bytes_path(&data)),
+                tar::EntryType::XHeader => pax_paths(&data, &mut pending),
+                _ => {}
+            }
             continue;
         }
-        let raw = entry.path().map_err(arch_err)?.into_owned();
+        let this = std::mem::take(&mut pending);
+        let raw = match this.name {
+            Some(n) => n,
+            None => entry.path().map_err(arch_err)?.into_owned(),
+        };
+        let link_name = match this.link {
+            Some(l) => Some(l),
+            None => entry.link_name().map_err(arch_err)?.map(|l| l.into_owned()),
+        };
         let rel = clean_entry_path(&raw).map_err(|r| bad(&raw, r))?;
         let rel: PathBuf = rel.components().skip(opts.strip_components).collect();
         if rel.as_os_str().is_empty() {
             continue; // the top folder itself
+        }
+        if opts.reserved.iter().any(|r| r == &rel) {
+            return Err(bad(&raw, "has a name labctl reserves for its own metadata"));
         }
         if through_symlink(&rel, &links) {
             return Err(bad(&raw, "goes through a symlink in the archive"));
@@ -393,23 +475,25 @@ fn unpack_into<R: Read + Send + 'static>(
         }
         let target = root.join(&rel);
         match kind {
-            tar::EntryType::Regular
-            | tar::EntryType::Continuous
-            | tar::EntryType::GNUSparse
-            | tar::EntryType::Directory => {}
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory => {}
+            tar::EntryType::GNUSparse => return Err(bad(&raw, "is a sparse file (not supported)")),
             tar::EntryType::Symlink => {
-                let t = entry
-                    .link_name()
-                    .map_err(arch_err)?
-                    .ok_or_else(|| bad(&raw, "is a symlink without a target"))?;
+                let t = link_name.ok_or_else(|| bad(&raw, "is a symlink without a target"))?;
+                if t.as_os_str().is_empty() {
+                    return Err(bad(&raw, "is a symlink without a target"));
+                }
                 symlink_ok(&rel, &t, &links).map_err(|r| bad(&raw, r))?;
+                make_parent(&target, &mut made_dirs)?;
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    return Err(bad(&raw, "replaces an earlier entry"));
+                }
+                std::os::unix::fs::symlink(&t, &target).map_err(io_err("symlink", &target))?;
                 links.insert(rel.clone());
+                files += 1;
+                continue;
             }
             tar::EntryType::Link => {
-                let t = entry
-                    .link_name()
-                    .map_err(arch_err)?
-                    .ok_or_else(|| bad(&raw, "is a hardlink without a target"))?;
+                let t = link_name.ok_or_else(|| bad(&raw, "is a hardlink without a target"))?;
                 let t = clean_entry_path(&t)
                     .map_err(|_| bad(&raw, "is a hardlink pointing outside the tree"))?;
                 let t: PathBuf = t.components().skip(opts.strip_components).collect();
@@ -417,7 +501,7 @@ fn unpack_into<R: Read + Send + 'static>(
                     return Err(bad(&raw, "is a hardlink pointing outside the tree"));
                 }
                 let src = root.join(&t);
-                if !src.is_file() {
+                if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
                     return Err(bad(
                         &raw,
                         "is a hardlink to a file not (yet) in the archive",
@@ -451,8 +535,83 @@ fn unpack_into<R: Read + Send + 'static>(
             last = Instant::now();
         }
     }
+    if pending.name.is_some() || pending.link.is_some() {
+        return Err(arch_err(std::io::Error::other(
+            "a long-name or PAX header describes a member that is missing",
+        )));
+    }
+    // Each symlink was checked against the links seen before it; a link created later
+    // can still change where an earlier one leads. Check every link in the final tree.
+    for rel in &links {
+        let t = std::fs::read_link(root.join(rel)).map_err(io_err("read link", &root.join(rel)))?;
+        resolve_inside(root, rel, &t).map_err(|r| bad(rel, r))?;
+    }
     sink.progress("extract", compressed, Some(compressed), Unit::Bytes);
     Ok(files)
+}
+
+/// Follow the symlink at `link` (relative to `root`, with target `target`) through the
+/// final tree, component by component and through any further symlinks: Err when a
+/// step leaves the tree, is absolute, or the chain is too long. A component that does
+/// not exist ends the walk (the rest cannot be looked up, by the kernel either).
+fn resolve_inside(root: &Path, link: &Path, target: &Path) -> Result<(), &'static str> {
+    let mut stack: Vec<std::ffi::OsString> = link
+        .parent()
+        .map(|p| p.components().map(|c| c.as_os_str().to_owned()).collect())
+        .unwrap_or_default();
+    // Components still to walk, last first.
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push_target = |todo: &mut Vec<std::ffi::OsString>, t: &Path| -> Result<(), &'static str> {
+        if t.has_root() {
+            return Err("is a symlink that leads to an absolute path (through other links)");
+        }
+        for c in t.components().rev() {
+            todo.push(c.as_os_str().to_owned());
+        }
+        Ok(())
+    };
+    push_target(&mut todo, target)?;
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == "." {
+            continue;
+        }
+        if c == ".." {
+            if stack.pop().is_none() {
+                return Err("is a symlink that leads outside the tree (through other links)");
+            }
+            continue;
+        }
+        stack.push(c);
+        let here: PathBuf = root.join(stack.iter().collect::<PathBuf>());
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err("is a symlink in a chain of more than 40 links");
+                }
+                let t =
+                    std::fs::read_link(&here).map_err(|_| "is a symlink that cannot be read")?;
+                stack.pop();
+                push_target(&mut todo, &t)?;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                // Missing: what is left is only a lexical path below here.
+                for rest in todo.iter().rev() {
+                    if rest == ".." && stack.pop().is_none() {
+                        return Err(
+                            "is a symlink that leads outside the tree (through other links)",
+                        );
+                    } else if rest != ".." && rest != "." {
+                        stack.push(rest.clone());
+                    }
+                }
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn make_parent(target: &Path, made: &mut HashSet<PathBuf>) -> Result<(), SourceError> {
@@ -491,6 +650,25 @@ mod tests {
         assert!(symlink_ok(Path::new("x"), Path::new("dot/.."), &links).is_err());
         assert!(through_symlink(Path::new("dot/file"), &links));
         assert!(!through_symlink(Path::new("dot"), &links));
+    }
+
+    #[test]
+    fn links_are_resolved_through_the_final_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("t");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("up/x", root.join("a/b/ok")).unwrap();
+        std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
+        let r = |l: &str, t: &str| resolve_inside(&root, Path::new(l), Path::new(t));
+        assert!(r("a/b/ok", "up/x").is_ok());
+        assert!(r("a/b/up", "../..").is_ok());
+        assert!(r("esc", "a/b/up/..").is_err(), "the top's parent");
+        assert!(r("esc", "a/b/up/../t/x").is_err());
+        assert!(r("l", "missing/../x").is_ok());
+        assert!(r("l", "missing/../../x").is_err());
+        assert!(r("loop1", "loop2").is_err());
     }
 
     #[test]

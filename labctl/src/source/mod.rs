@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::events::{EventSink, SinkExt};
-use crate::home::Home;
+use crate::home::{CacheKey, Home};
 use crate::version::{KernelVersion, VersionReq};
 
 pub use download::NetOptions;
@@ -612,7 +612,7 @@ fn obtain(
     opts: &FetchOptions,
     sink: &dyn EventSink,
 ) -> Result<SourceTree, SourceError> {
-    let _lock = home.lock(&format!("src-{}", rel.version))?;
+    let _lock = home.lock(&CacheKey::Tree(rel.version.to_string()))?;
     if let Some(sha) = &rel.sha256 {
         if let Some(mut t) = read_meta(&tree_dir(home, &rel.version, sha)) {
             t.reused = true;
@@ -648,7 +648,7 @@ fn ensure_tarball(
     match &rel.sha256 {
         Some(sha) => {
             let sha = sha.to_lowercase();
-            let _l = home.lock(&format!("dl-{sha}"))?;
+            let _l = home.lock(&CacheKey::Download(sha.clone()))?;
             let dest = dl.join(format!("{sha}.tar.xz"));
             if dest.is_file() {
                 sink.info(format!("using the verified download {}", dest.display()));
@@ -664,7 +664,7 @@ fn ensure_tarball(
         None => {
             use sha2::Digest;
             let key = hex::encode(sha2::Sha256::digest(rel.url.as_bytes()));
-            let _l = home.lock(&format!("dl-url-{}", &key[..16]))?;
+            let _l = home.lock(&CacheKey::Download(format!("url-{}", &key[..16])))?;
             let part = dl.join(format!("url-{}.part", &key[..16]));
             let _t = sink.stage("download", rel.url.clone());
             let (p, s, _) = download::download_verified(
@@ -705,6 +705,7 @@ fn extract_release(
     let xo = extract::ExtractOptions {
         assume_free_bytes: opts.assume_free_bytes,
         strip_components: 1,
+        reserved: vec![PathBuf::from(TREE_META)],
     };
     extract::extract_tar_xz(tarball, &dest, &xo, sink, |tmp| {
         finish_tree(tmp, &tree, tarball)
@@ -731,11 +732,12 @@ fn finish_tree(tmp: &Path, tree: &SourceTree, tarball: &Path) -> Result<(), Sour
             })
         }
     }
+    // Never through a link: a new temp file (O_EXCL) renamed over the name. The archive
+    // cannot ship this name (it is `reserved`), so nothing is replaced either.
     let data = serde_json::to_vec_pretty(tree).expect("serializable");
-    std::fs::write(tmp.join(TREE_META), data).map_err(|e| SourceError::Io {
-        op: "write",
-        path: tmp.join(TREE_META),
-        source: e,
+    crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|e| SourceError::Archive {
+        path: tarball.to_owned(),
+        message: format!("cannot write {}: {e}", TREE_META),
     })
 }
 
@@ -795,7 +797,7 @@ fn obtain_streaming(
 ) -> Result<SourceTree, SourceError> {
     use std::sync::atomic::Ordering::SeqCst;
     let dl = home.ensure(home.downloads())?;
-    let _l = home.lock(&format!("dl-{sha}"))?;
+    let _l = home.lock(&CacheKey::Download(sha.to_string()))?;
     let final_path = dl.join(format!("{sha}.tar.xz"));
     if final_path.is_file() {
         return extract_release(home, rel, &final_path, sha, opts, sink);
@@ -852,6 +854,7 @@ fn obtain_streaming(
         let xo = extract::ExtractOptions {
             assume_free_bytes: opts.assume_free_bytes,
             strip_components: 1,
+            reserved: vec![PathBuf::from(TREE_META)],
         };
         // Space check before the size is known exactly: 10x the compressed size.
         let r = extract::extract_stream(
@@ -1023,7 +1026,7 @@ fn fetch_path(
             });
         }
     }
-    let _lock = home.lock(&format!("src-{v}"))?;
+    let _lock = home.lock(&CacheKey::Tree(v.to_string()))?;
     if let Some(mut t) = read_meta(&tree_dir(home, &v, &sha)) {
         t.reused = true;
         return Ok(t);

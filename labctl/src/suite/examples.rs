@@ -320,7 +320,7 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
         });
     }
     let _lock = home
-        .lock("examples")
+        .lock(&crate::home::CacheKey::Examples)
         .map_err(|e| SuiteError::Io(e.to_string()))?;
     if let Some(links) = finished(&final_dir) {
         return Ok(Examples {
@@ -474,7 +474,7 @@ pub fn bcc_headers(
         return Ok(dst);
     }
     let _lock = home
-        .lock("bcc-headers")
+        .lock(&crate::home::CacheKey::BccHeaders)
         .map_err(|e| SuiteError::Io(e.to_string()))?;
     let tmp = root.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);

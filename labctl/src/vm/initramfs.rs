@@ -474,7 +474,7 @@ pub fn base_image(
         });
     }
     let _lock = home
-        .lock(&format!("guest-{}", &hash[..16]))
+        .lock(&crate::home::CacheKey::Guest(hash[..16].to_string()))
         .map_err(|e| VmError::Image {
             detail: e.to_string(),
         })?;

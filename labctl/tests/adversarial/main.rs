@@ -5,3 +5,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+
+mod archives;
+mod cache;
+mod input;
+mod kit;

@@ -60,7 +60,7 @@ fn run(cmd: &mut Command) -> String {
 fn debian_kernel(home: &Home) -> TestKernel {
     let dir = home.root().join("vm-test-kernel");
     std::fs::create_dir_all(&dir).unwrap();
-    let _lock = home.lock("vm-test-kernel").unwrap();
+    let _lock = home.lock_other("vm-test-kernel").unwrap();
     let done = dir.join("complete");
     if !done.is_file() {
         let deps = run(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]));
