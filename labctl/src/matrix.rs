@@ -140,6 +140,10 @@ pub fn table(rows: &[MatrixRow]) -> String {
     for (r, h) in rows.iter().zip(&heads) {
         if let Some(e) = &r.error {
             notes.push(format!("{h}: {}", e.lines().next().unwrap_or("")));
+            // The catalogue entries that explain it, one line each.
+            for known in e.lines().filter(|l| l.starts_with("known problem ")) {
+                notes.push(format!("{h}: {known}"));
+            }
         }
         for t in r.suite.iter().flat_map(|s| &s.tests) {
             if t.result != TestResult::Pass && !t.reason.is_empty() {
@@ -251,6 +255,15 @@ mod tests {
                 None,
             ),
             row("6.12", None, Some("build failed: pahole ...")),
+            {
+                let mut r = row(
+                    "7.1",
+                    None,
+                    Some("core BPF options did not land\n  CONFIG_DEBUG_INFO_BTF: asked y, got n\nknown problem pahole-too-old: pahole is too old for this kernel\n  what to do: install pahole >= 1.22"),
+                );
+                r.toolchain = crate::userland::ToolchainSpec::Debian("bullseye".into());
+                r
+            },
         ];
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
@@ -264,12 +277,12 @@ mod tests {
         let hello = lines.iter().find(|l| l.starts_with("hello")).unwrap();
         assert_eq!(
             hello.split_whitespace().collect::<Vec<_>>(),
-            ["hello", "pass", "FAIL", "-"]
+            ["hello", "pass", "FAIL", "-", "-"]
         );
         let tb = lines.iter().find(|l| l.starts_with("test_bpf")).unwrap();
         assert_eq!(
             tb.split_whitespace().collect::<Vec<_>>(),
-            ["test_bpf", "pass", "n/a", "-"]
+            ["test_bpf", "pass", "n/a", "-", "-"]
         );
         assert!(
             t.contains("6.1.158 hello: no Hello in trace_pipe (fail)"),
@@ -280,10 +293,21 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("6.12: build failed"), "{t}");
+        // A toolchain's column is named after it; the catalogue entry that explains an
+        // error is shown, not only the error's first line.
+        assert!(lines[0].contains("7.1/bullseye"), "{t}");
+        assert!(
+            t.contains("7.1/bullseye: known problem pahole-too-old: pahole is too old"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("what to do: install pahole"),
+            "one line per entry: {t}"
+        );
         let verdicts = lines.iter().find(|l| l.starts_with("verdict")).unwrap();
         assert_eq!(
             verdicts.split_whitespace().collect::<Vec<_>>(),
-            ["verdict", "OK", "BROKEN", "ERROR"]
+            ["verdict", "OK", "BROKEN", "ERROR", "ERROR"]
         );
         assert_eq!(exit_code(&rows), 2);
         assert_eq!(exit_code(&rows[..2]), 1);
