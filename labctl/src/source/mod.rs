@@ -114,6 +114,7 @@ impl From<crate::error::Error> for SourceError {
     fn from(e: crate::error::Error) -> Self {
         match e {
             crate::error::Error::Io { op, path, source } => SourceError::Io { op, path, source },
+            crate::error::Error::Interrupted => SourceError::Interrupted,
             other => SourceError::Usage(other.to_string()),
         }
     }
