@@ -51,11 +51,20 @@ pub(crate) struct SourceOpts {
     pub kernel_org_keyring: Option<PathBuf>,
     /// Keyring for Debian's InRelease signature (repeatable) [default:
     /// /usr/share/keyrings/debian-archive-keyring.gpg and /etc/apt/trusted.gpg.d/*].
-    #[arg(long, env = "LABCTL_DEBIAN_KEYRING", value_name = "FILE", value_delimiter = ':')]
+    #[arg(
+        long,
+        env = "LABCTL_DEBIAN_KEYRING",
+        value_name = "FILE",
+        value_delimiter = ':'
+    )]
     pub debian_keyring: Vec<PathBuf>,
     /// Use a source whose published signature is bad or missing (recorded and reported
     /// as NOT authenticated). Without it such a source is refused (exit 2).
-    #[arg(long, env = "LABCTL_ALLOW_UNSIGNED", conflicts_with = "require_signature")]
+    #[arg(
+        long,
+        env = "LABCTL_ALLOW_UNSIGNED",
+        conflicts_with = "require_signature"
+    )]
     pub allow_unsigned: bool,
     /// Refuse any source no signature authenticates: kernel.org without a keyring, a URL
     /// or local tarball without --sha256, a local tree.

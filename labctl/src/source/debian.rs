@@ -219,7 +219,11 @@ fn signed_release(
                 &format!("{suite}'s InRelease"),
                 sink,
             )?;
-            (c, inrelease.clone(), signature::clearsigned_body(&body).ok())
+            (
+                c,
+                inrelease.clone(),
+                signature::clearsigned_body(&body).ok(),
+            )
         }
         Err(SourceError::Http { status: 404, .. }) => {
             let rel_url = release_url(base, suite, "Release");
@@ -275,7 +279,9 @@ fn signed_release(
                     ),
                 });
             }
-            sink.warn(format!("{why}; using {suite}'s index anyway (--allow-unsigned)"));
+            sink.warn(format!(
+                "{why}; using {suite}'s index anyway (--allow-unsigned)"
+            ));
             let t = Trust::unsigned(format!("{why}; --allow-unsigned"));
             match text {
                 Some(t2) => (t2, t),
@@ -422,8 +428,7 @@ fn fresh_enough(t: &Trust, opts: &FetchOptions, suite: &str) -> Result<bool, Sou
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let expired = t.expired
-        || t
-            .valid_until
+        || t.valid_until
             .as_deref()
             .and_then(release::parse_date)
             .is_some_and(|u| now > u);

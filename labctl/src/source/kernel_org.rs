@@ -83,8 +83,7 @@ pub fn checksum_for(
         )?,
         Some(k) => {
             let what = "kernel.org's sha256sums.asc";
-            match signature::verify_clearsigned(home, &body, std::slice::from_ref(k), what, sink)?
-            {
+            match signature::verify_clearsigned(home, &body, std::slice::from_ref(k), what, sink)? {
                 Check::Good(verified) => {
                     let t = Trust::signed(&url, &verified);
                     (verified.text, t)

@@ -54,7 +54,9 @@ pub fn clearsigned_body(data: &[u8]) -> Result<Vec<u8>, String> {
     let text = std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string())?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     if lines.next() != Some("-----BEGIN PGP SIGNED MESSAGE-----") {
-        return Err("not clearsigned: it must start with -----BEGIN PGP SIGNED MESSAGE-----".into());
+        return Err(
+            "not clearsigned: it must start with -----BEGIN PGP SIGNED MESSAGE-----".into(),
+        );
     }
     // Armor headers until the blank line.
     loop {
@@ -113,10 +115,7 @@ pub fn default_debian_keyrings(root: &Path) -> Vec<PathBuf> {
         let mut extra: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "gpg" || x == "asc")
-            })
+            .filter(|p| p.extension().is_some_and(|x| x == "gpg" || x == "asc"))
             .collect();
         extra.sort();
         out.extend(extra);
@@ -293,7 +292,11 @@ fn run_gpgv(
             if st.no_pubkey.is_empty() {
                 // Neither good, bad nor an unknown key: gpgv could not read a signature.
                 let why = out.stderr_str();
-                let why = why.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                let why = why
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
                 return Ok(Check::Bad(format!(
                     "{what}: no valid signature ({})",
                     why.trim().trim_start_matches("gpgv: ")

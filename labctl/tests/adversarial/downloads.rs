@@ -31,14 +31,13 @@ fn a_slow_but_steady_index_is_not_cut_by_the_read_timeout() {
     let mut args: Vec<String> = vec!["kernel".into(), "fetch".into(), "6.1.4".into()];
     args.extend(deb_args(&a, &s, "bookworm"));
     args.extend([
-        "--allow-unsigned".into(),
         "--read-timeout".into(),
         "1".into(),
         "--retries".into(),
         "0".into(),
     ]);
     let refs: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
-    let out = run(d.path(), &refs);
+    let out = run_unsigned(d.path(), &refs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(server.hits(path).len(), 1, "one request, never cut");
 }
@@ -71,9 +70,8 @@ fn a_404_leaves_no_empty_part_file() {
     let d = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = vec!["kernel".into(), "fetch".into(), "6.1.4".into()];
     args.extend(deb_args(&a, &s, "bookworm"));
-    args.push("--allow-unsigned".into());
     let refs: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
-    let out = run(d.path(), &refs);
+    let out = run_unsigned(d.path(), &refs);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("listed but not served"), "{err}");
@@ -104,9 +102,8 @@ fn temporaries_of_dead_runs_are_cleaned_and_live_ones_kept() {
     std::fs::create_dir_all(&live).unwrap();
     let mut args: Vec<String> = vec!["kernel".into(), "fetch".into(), "6.1.4".into()];
     args.extend(deb_args(&a, &s, "bookworm"));
-    args.push("--allow-unsigned".into());
     let refs: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
-    let out = run(d.path(), &refs);
+    let out = run_unsigned(d.path(), &refs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!dead_tree.exists() && !dead_file.exists());
     assert!(live.exists(), "a live run's temporary stays");

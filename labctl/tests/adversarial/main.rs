@@ -4,7 +4,6 @@
 //! defect class; see docs/security.md for the threat model these cases pin down.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 mod downloads;
@@ -34,6 +33,15 @@ pub fn labctl(home: &Path, args: &[&str]) -> Command {
 
 pub fn run(home: &Path, args: &[&str]) -> Output {
     labctl(home, args).output().expect("run labctl")
+}
+
+/// [`run`] with the unsigned-index opt-out (`LABCTL_ALLOW_UNSIGNED`), for cases about
+/// something else on loopback mirrors that publish no InRelease.
+pub fn run_unsigned(home: &Path, args: &[&str]) -> Output {
+    labctl(home, args)
+        .env("LABCTL_ALLOW_UNSIGNED", "true")
+        .output()
+        .expect("run labctl")
 }
 
 pub fn text(b: &[u8]) -> String {
