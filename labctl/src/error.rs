@@ -43,6 +43,9 @@ pub enum Error {
     /// Bad user input: the message says which forms are accepted.
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C (or SIGTERM) arrived while waiting (e.g. for another labctl's lock).
+    #[error("interrupted")]
+    Interrupted,
     #[error("`{0}` is not implemented yet")]
     NotImplemented(&'static str),
 }

@@ -146,23 +146,24 @@ impl Home {
         Ok(dir)
     }
 
-    /// Take the exclusive lock of `key` (blocking). Held until the guard drops.
-    /// Used so two concurrent labctl processes never write the same cache entry.
+    /// Take the exclusive lock of `key`, waiting for another holder. Held until the guard
+    /// drops. Used so two concurrent labctl processes never write the same cache entry.
+    /// The wait polls (every 50 ms) so Ctrl-C ends it at once with [`Error::Interrupted`].
     pub fn lock(&self, key: &CacheKey) -> Result<LockGuard> {
-        let dir = self.ensure(self.locks())?;
-        let path = dir.join(format!("{}.lock", sanitize(&key.lock_name())));
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx("open lock", &path)?;
-        f.lock().ctx("lock", &path)?;
-        Ok(LockGuard { _file: f, path })
+        loop {
+            if crate::process::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            if let Some(g) = self.try_lock(key)? {
+                return Ok(g);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// A lock that guards no cache entry (shared test fixtures, tools): `name` must not
-    /// look like a [`CacheKey`]'s lock name, which only [`Home::lock`] takes.
+    /// look like a [`CacheKey`]'s lock name, which only [`Home::lock`] takes. Waits like
+    /// [`Home::lock`], interruptible.
     pub fn lock_other(&self, name: &str) -> Result<LockGuard> {
         let dir = self.ensure(self.locks())?;
         let path = dir.join(format!("other-{}.lock", sanitize(name)));
@@ -172,8 +173,18 @@ impl Home {
             .write(true)
             .open(&path)
             .ctx("open lock", &path)?;
-        f.lock().ctx("lock", &path)?;
-        Ok(LockGuard { _file: f, path })
+        loop {
+            if crate::process::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            match f.try_lock() {
+                Ok(()) => return Ok(LockGuard { _file: f, path }),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+            }
+        }
     }
 
     /// Like [`Home::lock`] but never waits: `Ok(None)` when another holder has it
@@ -276,7 +287,107 @@ pub fn free_space(path: &Path) -> Result<u64> {
     if rc != 0 {
         return Err(Error::io("statvfs", p, std::io::Error::last_os_error()));
     }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// True when a process with this pid exists (ours included). `EPERM` means it exists
+/// under another user.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence; no memory is touched.
+    let rc = unsafe { libc::kill(p, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The pid in a temporary name labctl writes: `.<name>.tmp-<pid>` or
+/// `.<name>.tmp-<pid>-<n>` (hidden, so listings skip them).
+pub fn temp_owner(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, tail) = name.rsplit_once(".tmp-")?;
+    let pid = tail.split('-').next()?;
+    let rest: Vec<&str> = tail.split('-').skip(1).collect();
+    if rest.len() > 1
+        || rest
+            .iter()
+            .any(|r| r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Remove the temporary files and folders in `dir` left by labctl runs that died (their
+/// pid no longer exists); a live run's are left alone. Returns what was removed.
+/// (A home shared across machines or pid namespaces cannot tell; those are kept when
+/// the pid happens to be in use here.)
+pub fn clean_stale_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_owner(&name) else {
+            continue;
+        };
+        if pid_alive(pid) {
+            continue;
+        }
+        let p = e.path();
+        let removed = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p).is_ok(),
+            Ok(_) => std::fs::remove_file(&p).is_ok(),
+            Err(_) => false,
+        };
+        if removed {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Check that `path` is a regular file (after symlinks) of at most `max` bytes, and
+/// return its size: a FIFO, a device or a directory given where a file is expected
+/// would hang a reader or be read without end.
+pub fn regular_file(path: &Path, what: &str, max: u64) -> Result<u64> {
+    let m = std::fs::metadata(path).ctx("read", path)?;
+    if !m.is_file() {
+        let kind = {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            if t.is_dir() {
+                "a directory"
+            } else if t.is_fifo() {
+                "a FIFO"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            }
+        };
+        return Err(Error::Usage(format!(
+            "{what} {} is {kind}: give a regular file",
+            path.display()
+        )));
+    }
+    if m.len() > max {
+        return Err(Error::Usage(format!(
+            "{what} {} is {}, more than the {} accepted",
+            path.display(),
+            human_bytes(m.len()),
+            human_bytes(max)
+        )));
+    }
+    Ok(m.len())
 }
 
 /// "1.2 GiB" style sizes for reports.
@@ -332,6 +443,45 @@ mod tests {
         );
         drop(g);
         assert!(f.try_lock().is_ok());
+    }
+
+    #[test]
+    fn temp_names_and_dead_owners() {
+        assert_eq!(temp_owner(".linux-5.10.46-abcd1234.tmp-4242"), Some(4242));
+        assert_eq!(temp_owner(".x.json.tmp-17-3"), Some(17));
+        assert_eq!(temp_owner("linux-5.10.46.tmp-17"), None);
+        assert_eq!(temp_owner(".x.tmp-a"), None);
+        assert_eq!(temp_owner(".x.tmp-1-2-3"), None);
+        let d = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: this pid cannot exist.
+        let dead = d.path().join(".linux-5.10.46-abcd1234.tmp-4999999");
+        std::fs::create_dir_all(dead.join("sub")).unwrap();
+        let live = d
+            .path()
+            .join(format!(".b.json.tmp-{}-0", std::process::id()));
+        std::fs::write(&live, b"x").unwrap();
+        let kept = d.path().join("linux-5.10.46-abcd1234");
+        std::fs::create_dir(&kept).unwrap();
+        assert_eq!(clean_stale_temps(d.path()), vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && kept.exists());
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("frag.config");
+        std::fs::write(&f, b"CONFIG_BPF=y\n").unwrap();
+        assert_eq!(regular_file(&f, "--fragment", 100).unwrap(), 13);
+        let e = regular_file(&f, "--fragment", 5).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
+        let e = regular_file(Path::new("/dev/null"), "--fragment", 5)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a device"), "{e}");
+        let e = regular_file(d.path(), "--fragment", 5)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ fn deb_opts(archive: &str, security: &str, suites: &[&str]) -> FetchOptions {
         debian_suites: suites.iter().map(|s| s.to_string()).collect(),
         kernel_org_base: Some("http://127.0.0.1:1/kernel".into()), // nothing listens on port 1
         net: Some(quick_net()),
+        // These loopback mirrors publish no InRelease (tests/adversarial/ signs them).
+        allow_unsigned: true,
         ..Default::default()
     }
 }

@@ -1,6 +1,7 @@
 //! Real network: `labctl kernel fetch 5.10.46 --source debian` against Debian's archive
 //! (base URLs from this host's apt configuration), into the persistent test home
-//! (`LABCTL_TEST_HOME`, default `~/.cache/labctl-test`) so CI downloads it once.
+//! (`LABCTL_TEST_HOME`, default `~/.cache/labctl-test`) so CI downloads it once. The
+//! fetch must report bullseye's InRelease verified by the host's archive keyring.
 
 mod common;
 
@@ -12,7 +13,19 @@ fn real_debian_5_10_46_has_the_right_makefile() {
     let out = Command::new(env!("CARGO_BIN_EXE_labctl"))
         .arg("--home")
         .arg(&home)
-        .args(["--json", "kernel", "fetch", "5.10.46", "--source", "debian"])
+        // --require-signature: a tree recorded without a good signature is not reused, so
+        // bullseye's InRelease is checked against the archive keyring on every run.
+        .args([
+            "--json",
+            "kernel",
+            "fetch",
+            "5.10.46",
+            "--source",
+            "debian",
+            "--debian-suites",
+            "bullseye",
+            "--require-signature",
+        ])
         .env_remove("LABCTL_HOME")
         .output()
         .expect("run labctl");
@@ -21,6 +34,30 @@ fn real_debian_5_10_46_has_the_right_makefile() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert!(j["source"].as_str().unwrap().starts_with("debian "), "{j}");
     assert_eq!(j["sha256"].as_str().unwrap().len(), 64);
+    // The chain: InRelease signed by a key of the host's Debian archive keyring.
+    let t = &j["trust"];
+    assert_eq!(t["authenticated"], true, "{j}");
+    assert!(
+        t["signed_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("/dists/bullseye/InRelease"),
+        "{t}"
+    );
+    let keyring = t["keyring"].as_str().unwrap();
+    assert!(
+        keyring.starts_with("/usr/share/keyrings/")
+            || keyring.starts_with("/etc/apt/trusted.gpg.d/"),
+        "{keyring}"
+    );
+    assert_eq!(t["fingerprint"].as_str().unwrap().len(), 40, "{t}");
+    assert!(
+        j["verified"]
+            .as_str()
+            .unwrap()
+            .contains("signature checked with gpgv"),
+        "{j}"
+    );
     let tree = std::path::PathBuf::from(j["path"].as_str().unwrap());
     assert!(tree.starts_with(home.join("src")), "{}", tree.display());
     let mk = std::fs::read_to_string(tree.join("Makefile")).unwrap();

@@ -31,6 +31,12 @@ pub struct SourceInfo {
     pub sha256: String,
     pub source: String,
     pub url: String,
+    /// How the tarball was verified, in words (the tree's `verified`).
+    #[serde(default)]
+    pub verified: String,
+    /// The signature facts recorded with the tree (`source::tree_trust`).
+    #[serde(default)]
+    pub trust: crate::source::Trust,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -163,6 +163,8 @@ pub fn build(
             sha256: req.tree.sha256.clone(),
             source: req.tree.source.clone(),
             url: req.tree.url.clone(),
+            verified: req.tree.verified.clone(),
+            trust: crate::source::tree_trust(&req.tree.path),
         },
         profile: req.profile.clone(),
         fragments: req.fragments.clone(),

@@ -67,6 +67,13 @@ impl ConfigOpts {
             .parse()
             .map_err(|e: String| labctl::Error::Usage(format!("--profile: {e}")))?;
         let sets = ConfigPlan::parse_sets(&self.sets)?;
+        // A fragment file must be a regular file of sane size: a FIFO or a device
+        // would hang the reader or never end.
+        for f in &self.fragments {
+            if std::fs::symlink_metadata(f).is_ok() {
+                labctl::home::regular_file(f, "--fragment", MAX_FRAGMENT)?;
+            }
+        }
         Ok(ConfigPlan {
             profile,
             fragments: self.fragments.clone(),
@@ -76,6 +83,9 @@ impl ConfigOpts {
         })
     }
 }
+
+/// The largest `--fragment` file accepted (kernel fragments are a few KiB).
+const MAX_FRAGMENT: u64 = 1 << 20;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]

@@ -49,6 +49,31 @@ pub(crate) struct SourceOpts {
     /// Keyring with the kernel.org signing keys; gpgv then checks sha256sums.asc's signature.
     #[arg(long, env = "LABCTL_KERNEL_ORG_KEYRING", value_name = "FILE")]
     pub kernel_org_keyring: Option<PathBuf>,
+    /// Keyring for Debian's InRelease signature (repeatable) [default:
+    /// /usr/share/keyrings/debian-archive-keyring.gpg and /etc/apt/trusted.gpg.d/*].
+    #[arg(
+        long,
+        env = "LABCTL_DEBIAN_KEYRING",
+        value_name = "FILE",
+        value_delimiter = ':'
+    )]
+    pub debian_keyring: Vec<PathBuf>,
+    /// Use a source whose published signature is bad or missing (recorded and reported
+    /// as NOT authenticated). Without it such a source is refused (exit 2).
+    #[arg(
+        long,
+        env = "LABCTL_ALLOW_UNSIGNED",
+        conflicts_with = "require_signature"
+    )]
+    pub allow_unsigned: bool,
+    /// Refuse any source no signature authenticates: kernel.org without a keyring, a URL
+    /// or local tarball without --sha256, a local tree.
+    #[arg(long, env = "LABCTL_REQUIRE_SIGNATURE")]
+    pub require_signature: bool,
+    /// Refuse a Debian suite whose signed Release is past its Valid-Until (by default an
+    /// expired one is used, with a warning naming the date).
+    #[arg(long, env = "LABCTL_REQUIRE_FRESH")]
+    pub require_fresh: bool,
     /// Debian archive base URL (default: read from this host's apt configuration).
     #[arg(long, env = "LABCTL_DEBIAN_URL", value_name = "URL")]
     pub debian_url: Option<String>,
@@ -132,6 +157,10 @@ impl SourceOpts {
                 .filter(|s| !s.is_empty())
                 .collect(),
             kernel_org_keyring: self.kernel_org_keyring.clone(),
+            debian_keyrings: self.debian_keyring.clone(),
+            allow_unsigned: self.allow_unsigned,
+            require_signature: self.require_signature,
+            require_fresh: self.require_fresh,
             sha256: self.sha256.as_ref().map(|s| s.to_lowercase()),
             net: Some(NetOptions {
                 connect_timeout: secs(self.connect_timeout, "--connect-timeout")?,
@@ -231,8 +260,11 @@ pub struct CachePruneArgs {
 
 pub fn run_fetch(a: FetchArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let t = a.source.fetch(ctx)?;
+    let trust = source::tree_trust(&t.path);
     if ctx.global.json {
-        ctx.print_json(&t)?;
+        let mut v = serde_json::to_value(&t).expect("serializable");
+        v["trust"] = serde_json::to_value(&trust).expect("serializable");
+        ctx.print_json(&v)?;
     } else {
         ctx.out(format!(
             "linux {} ({}){}",
@@ -244,6 +276,7 @@ pub fn run_fetch(a: FetchArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             ctx.out(format!("sha256 {}", t.sha256));
         }
         ctx.out(format!("verified: {}", t.verified));
+        ctx.out(format!("trust: {}", trust.summary()));
         ctx.out(format!("tree {}", t.path.display()));
     }
     Ok(super::EXIT_OK)

@@ -184,6 +184,13 @@ pub fn main() -> ExitCode {
     };
     ctx.renderer.finish();
     match result {
+        // Ctrl-C wins: a command that went on after it (e.g. one that was waiting for a
+        // lock and then found its result cached) must still say it was interrupted.
+        Ok(_) if labctl::process::interrupted() => {
+            ctx.renderer
+                .error(&anyhow::Error::from(labctl::Error::Interrupted));
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             ctx.renderer.error(&e);

@@ -2,6 +2,14 @@
 //! `linux_<ver>.orig.tar.xz`, found through `dists/<suite>/main/source/Sources.xz`
 //! (deb822 paragraphs: `Package`, `Version`, `Directory`, `Checksums-Sha256`).
 //!
+//! The chain: `dists/<suite>/InRelease` (else `Release` + `Release.gpg`) is checked
+//! with gpgv against the archive keyring ([`super::signature`]); its signed text must
+//! name the suite, gives `Valid-Until` (expired: a warning, or refused with
+//! `require_fresh`) and the sha256 and size of `main/source/Sources.xz`, which the
+//! downloaded index must match; the index then gives the tarball's sha256 and size. A
+//! bad or missing signature stops the fetch unless `allow_unsigned`; a suite with no
+//! Release at all is skipped.
+//!
 //! Base URLs come from the host's apt configuration ([`super::apt`]) or from flags/env;
 //! suites ending in `-security` are looked up under the security base. Parsed indexes
 //! are cached briefly under `home.indexes()` (only the `linux` entries, as JSON), so a
@@ -16,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::apt::{paragraphs, DebianBases};
 use super::download::Http;
-use super::SourceError;
+use super::{release, signature, FetchOptions, SourceError, Trust};
 use crate::events::{EventSink, SinkExt};
 use crate::home::Home;
 use crate::version::{KernelVersion, VersionReq};
@@ -50,12 +58,14 @@ pub struct OrigEntry {
     pub size: u64,
 }
 
-/// A download candidate: an entry plus where it is served.
+/// A download candidate: an entry plus where it is served and what vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub entry: OrigEntry,
     pub suite: String,
     pub base: String,
+    /// The suite's signed Release facts.
+    pub trust: Trust,
 }
 
 impl Candidate {
@@ -204,6 +214,164 @@ pub fn index_url(base: &str, suite: &str) -> String {
 struct CachedIndex {
     url: String,
     entries: Vec<OrigEntry>,
+    /// What authenticated this index when it was read (absent: nothing did).
+    #[serde(default)]
+    trust: Trust,
+}
+
+/// `dists/<suite>/InRelease` (and its `Release` + `Release.gpg` fallback).
+pub fn release_url(base: &str, suite: &str, file: &str) -> String {
+    format!("{}/dists/{}/{}", base.trim_end_matches('/'), suite, file)
+}
+
+/// Why a suite's index was not used.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A signature problem: the whole fetch stops (exit 2).
+    Fatal(SourceError),
+    /// The suite is skipped (unreachable, absent, or expired under --require-fresh).
+    Skip(SourceError),
+}
+
+impl From<SourceError> for Refusal {
+    fn from(e: SourceError) -> Self {
+        match e {
+            e @ SourceError::Signature { .. } => Refusal::Fatal(e),
+            e => Refusal::Skip(e),
+        }
+    }
+}
+
+/// The suite's signed Release: fetched (`InRelease`, else `Release` + `Release.gpg`),
+/// its signature checked against the keyrings, its suite name and `Valid-Until`
+/// checked. Returns the expected sha256 and size of `main/source/Sources.xz` (None only
+/// when unsigned indexes are allowed and none is published) and the trust facts.
+fn signed_release(
+    home: &Home,
+    http: &Http,
+    base: &str,
+    suite: &str,
+    opts: &FetchOptions,
+    sink: &dyn EventSink,
+) -> Result<(Option<(String, u64)>, Trust), SourceError> {
+    let keyrings = opts.debian_keyrings();
+    let inrelease = release_url(base, suite, "InRelease");
+    let (checked, signed_url, text) = match http.get_limited(&inrelease, 64 << 20) {
+        Ok(body) => {
+            let c = signature::verify_clearsigned(
+                home,
+                &body,
+                &keyrings,
+                &format!("{suite}'s InRelease"),
+                sink,
+            )?;
+            (
+                c,
+                inrelease.clone(),
+                signature::clearsigned_body(&body).ok(),
+            )
+        }
+        Err(SourceError::Http { status: 404, .. }) => {
+            let rel_url = release_url(base, suite, "Release");
+            match http.get_limited(&rel_url, 64 << 20) {
+                Ok(rel) => {
+                    let sig_url = release_url(base, suite, "Release.gpg");
+                    let c = match http.get_limited(&sig_url, 1 << 20) {
+                        Ok(sig) => signature::verify_detached(
+                            home,
+                            &rel,
+                            &sig,
+                            &keyrings,
+                            &format!("{suite}'s Release"),
+                            sink,
+                        )?,
+                        Err(SourceError::Http { status: 404, .. }) => {
+                            signature::Check::Unverifiable(format!(
+                                "{suite}'s Release has no Release.gpg signature"
+                            ))
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    (c, rel_url, Some(rel))
+                }
+                Err(SourceError::Http { status: 404, .. }) if opts.allow_unsigned => {
+                    return Ok((
+                        None,
+                        Trust::unsigned(format!(
+                            "{suite} publishes no InRelease or Release; --allow-unsigned"
+                        )),
+                    ))
+                }
+                Err(SourceError::Http { status: 404, url }) => {
+                    return Err(SourceError::Index {
+                        url,
+                        message: format!(
+                            "no InRelease or Release for {suite}: its index is not signed, not used (--allow-unsigned uses it)"
+                        ),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let (text, mut trust) = match checked {
+        signature::Check::Good(v) => (v.text.clone(), Trust::signed(&signed_url, &v)),
+        signature::Check::Bad(why) | signature::Check::Unverifiable(why) => {
+            if !opts.allow_unsigned {
+                return Err(SourceError::Signature {
+                    message: format!(
+                        "{why}; refusing {suite}'s index (install debian-archive-keyring or pass --debian-keyring; --allow-unsigned uses it anyway)"
+                    ),
+                });
+            }
+            sink.warn(format!(
+                "{why}; using {suite}'s index anyway (--allow-unsigned)"
+            ));
+            let t = Trust::unsigned(format!("{why}; --allow-unsigned"));
+            match text {
+                Some(t2) => (t2, t),
+                None => return Ok((None, t)),
+            }
+        }
+    };
+    let rf = release::parse_release(&String::from_utf8_lossy(&text));
+    if !rf.is_for(suite) {
+        return Err(SourceError::Signature {
+            message: format!(
+                "{signed_url} describes suite {} / codename {}, not {suite}: refused",
+                rf.suite.as_deref().unwrap_or("?"),
+                rf.codename.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    trust.valid_until = rf.valid_until.clone();
+    if let (Some(until), Some(u)) = (rf.valid_until_unix(), &rf.valid_until) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if now > until {
+            trust.expired = true;
+            if opts.require_fresh {
+                return Err(SourceError::Stale {
+                    what: format!("{suite}'s Release ({signed_url})"),
+                    until: u.clone(),
+                });
+            }
+        }
+    }
+    let sources = rf
+        .file("main/source/Sources.xz")
+        .map(|(s, n)| (s.to_string(), n));
+    if sources.is_none() && trust.authenticated {
+        return Err(SourceError::Signature {
+            message: format!(
+                "{signed_url} does not list main/source/Sources.xz: nothing ties the index to the signature"
+            ),
+        });
+    }
+    Ok((sources, trust))
 }
 
 fn cache_path(home: &Home, url: &str) -> PathBuf {
@@ -218,32 +386,62 @@ pub fn load_index(
     http: &Http,
     base: &str,
     suite: &str,
-    ttl: Duration,
+    opts: &FetchOptions,
     sink: &dyn EventSink,
-) -> Result<Vec<OrigEntry>, SourceError> {
+) -> Result<(Vec<OrigEntry>, Trust), SourceError> {
+    let ttl = opts.index_ttl();
     let url = index_url(base, suite);
     let path = cache_path(home, &url);
     let cached = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<CachedIndex>(&b).ok())
-        .filter(|c| c.url == url);
+        .filter(|c| c.url == url)
+        // An index read without a good signature is not reused unless that is allowed.
+        .filter(|c| c.trust.authenticated || opts.allow_unsigned);
     let age = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok());
     if let (Some(c), Some(age)) = (&cached, age) {
-        if age < ttl {
-            return Ok(c.entries.clone());
+        if age < ttl && fresh_enough(&c.trust, opts, suite)? {
+            return Ok((c.entries.clone(), c.trust.clone()));
         }
     }
     sink.debug(format!("GET {url}"));
-    let body = match http.get_bytes(&url) {
+    let fetched = signed_release(home, http, base, suite, opts, sink).and_then(|(want, trust)| {
+        let body = match &want {
+            Some((_, size)) => http.get_limited(&url, *size)?,
+            None => http.get_bytes(&url)?,
+        };
+        if let Some((sha, size)) = &want {
+            if body.len() as u64 != *size {
+                return Err(SourceError::Signature {
+                    message: format!(
+                        "{url} is {} bytes, its signed Release says {size}: refused",
+                        body.len()
+                    ),
+                });
+            }
+            let got = hex::encode(Sha256::digest(&body));
+            if !got.eq_ignore_ascii_case(sha) {
+                return Err(SourceError::Signature {
+                    message: format!(
+                        "{url} has sha256 {got}, its signed Release says {sha}: refused"
+                    ),
+                });
+            }
+        }
+        Ok((body, trust))
+    });
+    let (body, trust) = match fetched {
         Ok(b) => b,
         Err(e) => {
             if let Some(c) = cached {
-                if !matches!(e, SourceError::Http { status: 404, .. }) {
+                if matches!(e, SourceError::Network { .. } | SourceError::Timeout { .. })
+                    && fresh_enough(&c.trust, opts, suite)?
+                {
                     sink.warn(format!("{e}; using the cached copy of {suite}'s index"));
-                    return Ok(c.entries);
+                    return Ok((c.entries, c.trust));
                 }
             }
             return Err(e);
@@ -265,19 +463,44 @@ pub fn load_index(
     let data = serde_json::to_vec(&CachedIndex {
         url: url.clone(),
         entries: entries.clone(),
+        trust: trust.clone(),
     })
     .expect("serializable");
     if let Err(e) = crate::home::write_atomic(&path, &data) {
         sink.warn(format!("cannot cache {suite}'s index: {e}"));
     }
-    Ok(entries)
+    Ok((entries, trust))
+}
+
+/// A cached index's Release must still be within its Valid-Until under --require-fresh.
+fn fresh_enough(t: &Trust, opts: &FetchOptions, suite: &str) -> Result<bool, SourceError> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let expired = t.expired
+        || t.valid_until
+            .as_deref()
+            .and_then(release::parse_date)
+            .is_some_and(|u| now > u);
+    if expired && opts.require_fresh {
+        return Err(SourceError::Stale {
+            what: format!("{suite}'s Release"),
+            until: t.valid_until.clone().unwrap_or_default(),
+        });
+    }
+    Ok(true)
 }
 
 /// What the configured suites offer: per suite, its base and entries; plus one line per
 /// suite that could not be read.
 pub struct Listing {
     pub suites: Vec<(String, String, Vec<OrigEntry>)>,
+    /// The trust facts per suite, in the order of `suites`.
+    pub trust: Vec<Trust>,
     pub problems: Vec<String>,
+    /// Suites refused for a signature problem (bad, missing, not ours): the fetch stops.
+    pub refused: Vec<String>,
 }
 
 impl Listing {
@@ -302,6 +525,7 @@ impl Listing {
                         entry: e.clone(),
                         suite: suite.clone(),
                         base: base.clone(),
+                        trust: self.trust.get(i).cloned().unwrap_or_default(),
                     },
                 ));
             }
@@ -317,47 +541,66 @@ pub fn list(
     http: &Http,
     bases: &DebianBases,
     suites: &[String],
-    ttl: Duration,
+    opts: &FetchOptions,
     sink: &dyn EventSink,
 ) -> Listing {
     // One thread per suite: downloading and decompressing the big indexes (tens of MB of
     // text each) in parallel halves a cold lookup on two cores.
-    let results: Vec<Result<(String, Vec<OrigEntry>), String>> = std::thread::scope(|sc| {
+    type SuiteResult = Result<(String, Vec<OrigEntry>, Trust), Refusal>;
+    let results: Vec<SuiteResult> = std::thread::scope(|sc| {
         let handles: Vec<_> = suites
             .iter()
             .map(|suite| {
                 sc.spawn(move || {
                     let bs = bases_for(bases, suite);
                     if bs.is_empty() {
-                        return Err(format!("{suite}: no archive URL configured for it"));
+                        return Err(Refusal::Skip(SourceError::Usage(
+                            "no archive URL configured for it".into(),
+                        )));
                     }
                     let mut last_err = None;
                     for base in &bs {
-                        match load_index(home, http, base, suite, ttl, sink) {
-                            Ok(entries) => return Ok((base.clone(), entries)),
+                        match load_index(home, http, base, suite, opts, sink) {
+                            Ok((entries, trust)) => return Ok((base.clone(), entries, trust)),
+                            Err(e @ SourceError::Signature { .. }) => {
+                                return Err(Refusal::Fatal(e))
+                            }
                             Err(e) => last_err = Some(e),
                         }
                     }
-                    Err(format!("{suite}: {}", last_err.expect("at least one base")))
+                    Err(Refusal::from(last_err.expect("at least one base")))
                 })
             })
             .collect();
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("index reader panicked".into()))
+                h.join().unwrap_or_else(|_| {
+                    Err(Refusal::Skip(SourceError::Usage(
+                        "index reader panicked".into(),
+                    )))
+                })
             })
             .collect()
     });
     let mut out = Listing {
         suites: Vec::new(),
+        trust: Vec::new(),
         problems: Vec::new(),
+        refused: Vec::new(),
     };
     for (suite, r) in suites.iter().zip(results) {
         match r {
-            Ok((base, entries)) => out.suites.push((suite.clone(), base, entries)),
-            Err(p) => out.problems.push(p),
+            Ok((base, entries, trust)) => {
+                out.suites.push((suite.clone(), base, entries));
+                out.trust.push(trust);
+            }
+            Err(Refusal::Fatal(e)) => out.refused.push(format!("{suite}: {e}")),
+            Err(Refusal::Skip(e @ SourceError::Stale { .. })) => {
+                sink.warn(format!("debian {suite}: {e}"));
+                out.problems.push(format!("{suite}: {e}"))
+            }
+            Err(Refusal::Skip(e)) => out.problems.push(format!("{suite}: {e}")),
         }
     }
     out
@@ -499,6 +742,8 @@ Checksums-Sha256:
             size: 1,
         };
         let l = Listing {
+            trust: vec![],
+            refused: vec![],
             suites: vec![
                 ("bullseye".into(), "http://a".into(), vec![e(46), e(13)]),
                 (

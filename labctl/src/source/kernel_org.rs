@@ -1,16 +1,15 @@
 //! kernel.org as a kernel source: `{base}/v{M}.x/linux-{ver}.tar.xz`, verified against
 //! `sha256sums.asc` in the same directory; versions come from the directory index HTML.
-//! The clearsigned checksum file's PGP signature is checked with `gpgv` when both gpgv
-//! and a keyring are available; otherwise the caller is told plainly that only the
-//! checksum was checked, and why.
-
-use std::path::Path;
+//! The clearsigned checksum file's PGP signature is checked with `gpgv`
+//! ([`super::signature`]) when both gpgv and a keyring are available; otherwise the
+//! caller is told plainly that only the checksum was checked, and why. Checksums are
+//! read only from the signed block, never from text around it.
 
 use super::download::Http;
-use super::SourceError;
-use crate::events::EventSink;
+use super::signature::{self, Check};
+use super::{SourceError, Trust};
+use crate::events::{EventSink, SinkExt};
 use crate::home::Home;
-use crate::process::Cmd;
 use crate::version::KernelVersion;
 
 pub const DEFAULT_BASE: &str = "https://cdn.kernel.org/pub/linux/kernel";
@@ -60,89 +59,68 @@ pub fn list(http: &Http, base: &str, major: u32) -> Result<Vec<KernelVersion>, S
     Ok(parse_index_html(&String::from_utf8_lossy(&body)))
 }
 
-/// What the signature check concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signature {
-    Verified(String),
-    /// Checksum only; the reason the signature was not checked.
-    NotChecked(String),
-}
-
-/// Fetch `sha256sums.asc`, check its signature if possible, and return the sha256 of
-/// `file`.
+/// Fetch `sha256sums.asc`, check its signature when a keyring is given, and return the
+/// sha256 of the version's tarball with the trust facts. The checksum is read only from
+/// the signed text: gpgv's verified output when the signature was checked, else the
+/// strictly parsed clearsigned body (a file with text outside its signed block is
+/// refused either way). With a keyring, a bad or missing signature is refused unless
+/// `allow_unsigned`; without one (or without gpgv) the result says "not checked".
 pub fn checksum_for(
     home: &Home,
     http: &Http,
     base: &str,
     v: &KernelVersion,
-    keyring: Option<&Path>,
+    opts: &super::FetchOptions,
     sink: &dyn EventSink,
-) -> Result<(String, Signature), SourceError> {
+) -> Result<(String, Trust), SourceError> {
     let url = sums_url(base, v.major);
     let body = http.get_bytes(&url)?;
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let (text, trust) = match &opts.kernel_org_keyring {
+        None => unchecked(
+            &url,
+            &body,
+            "no kernel.org keyring given (--kernel-org-keyring or LABCTL_KERNEL_ORG_KEYRING)",
+        )?,
+        Some(k) => {
+            let what = "kernel.org's sha256sums.asc";
+            match signature::verify_clearsigned(home, &body, std::slice::from_ref(k), what, sink)? {
+                Check::Good(verified) => {
+                    let t = Trust::signed(&url, &verified);
+                    (verified.text, t)
+                }
+                Check::Unverifiable(why) if crate::process::which("gpgv").is_none() => {
+                    unchecked(&url, &body, &why)?
+                }
+                Check::Bad(why) | Check::Unverifiable(why) => {
+                    if !opts.allow_unsigned {
+                        return Err(SourceError::Signature {
+                            message: format!("{why} (--allow-unsigned to use it anyway)"),
+                        });
+                    }
+                    sink.warn(format!("{why}; using it anyway (--allow-unsigned)"));
+                    unchecked(&url, &body, &why)?
+                }
+            }
+        }
+    };
     let name = tarball_name(v);
-    let sha = parse_sha256sums(&text)
+    let sha = parse_sha256sums(&String::from_utf8_lossy(&text))
         .into_iter()
         .find(|(_, f)| *f == name)
         .map(|(s, _)| s)
         .ok_or_else(|| SourceError::Index {
             url: url.clone(),
-            message: format!("does not list {name}"),
+            message: format!("does not list {name} in its signed part"),
         })?;
-    let sig = check_signature(home, &body, keyring, sink)?;
-    Ok((sha, sig))
+    Ok((sha, trust))
 }
 
-fn check_signature(
-    home: &Home,
-    sums: &[u8],
-    keyring: Option<&Path>,
-    sink: &dyn EventSink,
-) -> Result<Signature, SourceError> {
-    let Some(gpgv) = crate::process::which("gpgv") else {
-        return Ok(Signature::NotChecked("gpgv is not installed".into()));
-    };
-    let Some(keyring) = keyring else {
-        return Ok(Signature::NotChecked(
-            "no kernel.org keyring given (--kernel-org-keyring or LABCTL_KERNEL_ORG_KEYRING)"
-                .into(),
-        ));
-    };
-    if !keyring.is_file() {
-        return Ok(Signature::NotChecked(format!(
-            "keyring {} does not exist",
-            keyring.display()
-        )));
-    }
-    if !String::from_utf8_lossy(sums).contains("-----BEGIN PGP SIGNED MESSAGE-----") {
-        return Err(SourceError::Signature {
-            message: "sha256sums.asc is not clearsigned".into(),
-        });
-    }
-    let dir = home.indexes();
-    let file = dir.join(format!("sha256sums-{}.asc", std::process::id()));
-    crate::home::write_atomic(&file, sums).map_err(|e| SourceError::Usage(e.to_string()))?;
-    let out = Cmd::new(gpgv)
-        .arg("--keyring")
-        .arg(keyring)
-        .arg(&file)
-        .timeout(std::time::Duration::from_secs(60))
-        .run(sink);
-    let _ = std::fs::remove_file(&file);
-    let out = out.map_err(|e| SourceError::Signature {
-        message: e.to_string(),
+/// The strictly parsed body of an unchecked sha256sums.asc.
+fn unchecked(url: &str, body: &[u8], why: &str) -> Result<(Vec<u8>, Trust), SourceError> {
+    let text = signature::clearsigned_body(body).map_err(|e| SourceError::Signature {
+        message: format!("kernel.org's sha256sums.asc ({url}) is {e}"),
     })?;
-    if out.success() {
-        Ok(Signature::Verified(format!(
-            "signature checked with gpgv against {}",
-            keyring.display()
-        )))
-    } else {
-        Err(SourceError::Signature {
-            message: format!("gpgv rejected sha256sums.asc: {}", out.stderr_str().trim()),
-        })
-    }
+    Ok((text, Trust::unsigned(why)))
 }
 
 #[cfg(test)]

@@ -2,10 +2,23 @@
 //! local tarball or tree, download with resume and verification, cache by sha256, and
 //! extract safely into `src/linux-<ver>-<sha8>/`. Owns [`Release`] and [`SourceTree`].
 //!
-//! Sub-modules: [`apt`] (host apt config → Debian base URLs), [`debian`] (Sources
-//! indexes), [`kernel_org`] (directory index + sha256sums.asc + gpgv), [`download`]
-//! (resumable verified HTTP), [`extract`] (safe tar.xz extraction), [`cache`] (listing
-//! and pruning every kind of cache entry).
+//! Sub-modules: [`apt`] (host apt config → Debian base URLs), [`debian`] (signed
+//! Release → Sources indexes), [`release`] (Release file fields: suite, Valid-Until,
+//! hashes), [`kernel_org`] (directory index + sha256sums.asc), [`signature`] (gpgv on
+//! clearsigned and detached signatures), [`download`] (resumable verified HTTP),
+//! [`extract`] (safe tar.xz extraction), [`cache`] (listing and pruning every kind of
+//! cache entry).
+//!
+//! Trust policy (docs/security.md): every [`Release`] carries a [`Trust`] saying which
+//! signature (file, key fingerprint, keyring) its checksum is tied to, or why none is.
+//! A bad or missing signature where one is published (Debian's InRelease, kernel.org's
+//! sha256sums.asc when a keyring is given) is refused unless
+//! [`FetchOptions::allow_unsigned`]; a source that cannot be authenticated at all
+//! (kernel.org without a keyring, a URL or local tarball without `--sha256`) is used with
+//! a plain statement, or refused with [`FetchOptions::require_signature`]. An expired
+//! `Valid-Until` is a warning naming the date, or refused with
+//! [`FetchOptions::require_fresh`]. The facts are recorded next to the tree
+//! ([`TREE_META`], [`tree_trust`]) and in build.json.
 //!
 //! Locks: `src-<version>` is held while a version's tree is resolved, downloaded and
 //! extracted; `dl-<sha256>` while a tarball is downloaded. A fetch of an exact version
@@ -17,6 +30,8 @@ pub mod debian;
 pub mod download;
 pub mod extract;
 pub mod kernel_org;
+pub mod release;
+pub mod signature;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,6 +102,10 @@ pub enum SourceError {
     NoDebianMirror,
     #[error("PGP signature check failed: {message}")]
     Signature { message: String },
+    #[error("refusing {what}: {why} (--require-signature)")]
+    Unverified { what: String, why: String },
+    #[error("refusing {what}: its Valid-Until ({until}) has passed (--require-fresh)")]
+    Stale { what: String, until: String },
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -114,6 +133,7 @@ impl From<crate::error::Error> for SourceError {
     fn from(e: crate::error::Error) -> Self {
         match e {
             crate::error::Error::Io { op, path, source } => SourceError::Io { op, path, source },
+            crate::error::Error::Interrupted => SourceError::Interrupted,
             other => SourceError::Usage(other.to_string()),
         }
     }
@@ -176,6 +196,15 @@ pub struct FetchOptions {
     pub apt_root: Option<PathBuf>,
     /// Keyring for checking kernel.org's sha256sums.asc signature with gpgv.
     pub kernel_org_keyring: Option<PathBuf>,
+    /// Keyrings for Debian's InRelease (default [`signature::default_debian_keyrings`]).
+    pub debian_keyrings: Vec<PathBuf>,
+    /// Use a source whose published signature is bad or missing (recorded as not
+    /// authenticated, with a warning). Off: such a source is refused.
+    pub allow_unsigned: bool,
+    /// Refuse a source that cannot be authenticated by a signature or `--sha256`.
+    pub require_signature: bool,
+    /// Refuse a Debian suite whose signed Release is past its Valid-Until.
+    pub require_fresh: bool,
     /// Expected sha256 for `--source URL|PATH`.
     pub sha256: Option<String>,
     /// Timeouts and retries; `None` means the defaults.
@@ -231,9 +260,125 @@ impl FetchOptions {
         }
         Ok(b)
     }
-    fn index_ttl(&self) -> Duration {
+    pub(crate) fn index_ttl(&self) -> Duration {
         self.index_ttl.unwrap_or(debian::INDEX_TTL)
     }
+    /// The keyrings Debian's InRelease is checked against.
+    pub fn debian_keyrings(&self) -> Vec<PathBuf> {
+        if self.debian_keyrings.is_empty() {
+            signature::default_debian_keyrings(Path::new("/"))
+        } else {
+            self.debian_keyrings.clone()
+        }
+    }
+    /// Refuse `rel` when it is not authenticated and a signature is required.
+    fn enforce(&self, rel: &Release) -> Result<(), SourceError> {
+        if self.require_signature && !rel.trust.authenticated && !rel.trust.pinned {
+            return Err(SourceError::Unverified {
+                what: format!("linux {} from {}", rel.version, rel.source),
+                why: rel
+                    .trust
+                    .not_authenticated
+                    .clone()
+                    .unwrap_or_else(|| "no signature covers its checksum".into()),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a tree's bytes are tied to: recorded in the tree's metadata ([`TREE_META`]) and
+/// in build.json, printed by every fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Trust {
+    /// True when a good signature from a key in `keyring` covers the tarball's checksum.
+    #[serde(default)]
+    pub authenticated: bool,
+    /// The checksum came from the user (`--sha256`), not from a signature.
+    #[serde(default)]
+    pub pinned: bool,
+    /// The signed file that was checked (a URL), when one was.
+    #[serde(default)]
+    pub signed_file: Option<String>,
+    /// The keyring file that held the signing key.
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
+    /// The signing key's primary fingerprint.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// The signing key's user id.
+    #[serde(default)]
+    pub signer: Option<String>,
+    /// Debian: the signed Release's `Valid-Until`, and whether it had passed.
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    #[serde(default)]
+    pub expired: bool,
+    /// Why the source is not authenticated (None when it is).
+    #[serde(default)]
+    pub not_authenticated: Option<String>,
+}
+
+impl Trust {
+    /// A good signature.
+    pub fn signed(file: &str, v: &signature::Verified) -> Trust {
+        Trust {
+            authenticated: true,
+            signed_file: Some(file.to_string()),
+            keyring: Some(v.keyring.clone()),
+            fingerprint: Some(v.fingerprint.clone()),
+            signer: Some(v.signer.clone()),
+            ..Trust::default()
+        }
+    }
+    /// No (usable) signature, and why.
+    pub fn unsigned(why: impl Into<String>) -> Trust {
+        Trust {
+            not_authenticated: Some(why.into()),
+            ..Trust::default()
+        }
+    }
+    /// "signed by <fpr> (<uid>) in <keyring>", or "NOT authenticated (why)".
+    pub fn summary(&self) -> String {
+        if self.authenticated {
+            format!(
+                "signature checked with gpgv: {} has a good signature by key {} ({}) from keyring {}",
+                self.signed_file.as_deref().unwrap_or("the index"),
+                self.fingerprint.as_deref().unwrap_or("?"),
+                self.signer.as_deref().unwrap_or("?"),
+                self.keyring
+                    .as_ref()
+                    .map(|k| k.display().to_string())
+                    .unwrap_or_default()
+            )
+        } else if self.pinned {
+            "sha256 pinned with --sha256".into()
+        } else {
+            format!(
+                "NOT authenticated ({})",
+                self.not_authenticated.as_deref().unwrap_or("no signature")
+            )
+        }
+    }
+}
+
+/// The tree metadata file's content: the tree and its trust facts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TreeMeta {
+    #[serde(flatten)]
+    tree: SourceTree,
+    #[serde(default)]
+    trust: Trust,
+}
+
+/// The trust facts recorded with an extracted tree (default: nothing authenticated, for
+/// trees extracted before they were recorded, or not extracted by labctl).
+pub fn tree_trust(tree: &Path) -> Trust {
+    std::fs::read(tree.join(TREE_META))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<TreeMeta>(&b).ok())
+        .map(|m| m.trust)
+        .unwrap_or_default()
 }
 
 /// A resolved, not yet downloaded release.
@@ -247,6 +392,8 @@ pub struct Release {
     pub size: Option<u64>,
     /// What the checksum comes from and what was (not) checked.
     pub verified: String,
+    /// The signature facts behind the checksum.
+    pub trust: Trust,
 }
 
 /// A verified, extracted kernel tree (read-only after extraction).
@@ -348,12 +495,23 @@ pub fn fetch(
     sink: &dyn EventSink,
 ) -> Result<SourceTree, SourceError> {
     let timer = sink.stage("fetch", format!("linux {req} from {spec}"));
-    // Fast path: an exact version already extracted from a compatible source.
+    // Temporary files and folders of runs that were killed (their pid is gone).
+    for dir in [home.src(), home.downloads(), home.indexes()] {
+        for p in crate::home::clean_stale_temps(&dir) {
+            sink.debug(format!("removed {} (left by a run that died)", p.display()));
+        }
+    }
+    // Fast path: an exact version already extracted from a compatible source (and, with
+    // --require-signature, authenticated when it was fetched).
     if let VersionReq::Exact(v) = req {
-        if let Some(mut t) = local_trees(home)
-            .into_iter()
-            .find(|t| t.version == *v && source_matches(t, spec))
-        {
+        if let Some(mut t) = local_trees(home).into_iter().find(|t| {
+            t.version == *v
+                && source_matches(t, spec)
+                && (!opts.require_signature || {
+                    let tr = tree_trust(&t.path);
+                    tr.authenticated || tr.pinned
+                })
+        }) {
             t.reused = true;
             sink.info(format!(
                 "linux {v}: using the extracted tree {}",
@@ -403,21 +561,17 @@ fn resolve_remote(
             let versions = kernel_org::list(http, &base, major)?;
             let mut out = Vec::new();
             if let Some(v) = req.pick(&versions) {
-                let (sha, sig) = kernel_org::checksum_for(
-                    home,
-                    http,
-                    &base,
-                    &v,
-                    opts.kernel_org_keyring.as_deref(),
-                    sink,
-                )?;
-                let verified = match sig {
-                    kernel_org::Signature::Verified(how) => {
-                        format!("sha256 from kernel.org's sha256sums.asc, {how}")
-                    }
-                    kernel_org::Signature::NotChecked(why) => {
-                        format!("sha256 from kernel.org's sha256sums.asc; checksum only, signature not checked ({why})")
-                    }
+                let (sha, trust) = kernel_org::checksum_for(home, http, &base, &v, opts, sink)?;
+                let verified = if trust.authenticated {
+                    format!(
+                        "sha256 from kernel.org's sha256sums.asc; {}",
+                        trust.summary()
+                    )
+                } else {
+                    format!(
+                        "sha256 from kernel.org's sha256sums.asc; checksum only, signature not checked ({})",
+                        trust.not_authenticated.as_deref().unwrap_or("no signature")
+                    )
                 };
                 out.push(Release {
                     version: v,
@@ -426,13 +580,17 @@ fn resolve_remote(
                     sha256: Some(sha),
                     size: None,
                     verified,
+                    trust,
                 });
             }
             Ok((out, versions, Vec::new()))
         }
         Remote::Debian => {
             let bases = opts.debian_bases()?;
-            let listing = debian::list(home, http, &bases, &opts.suites(), opts.index_ttl(), sink);
+            let listing = debian::list(home, http, &bases, &opts.suites(), opts, sink);
+            if let Some(e) = listing.refused.first() {
+                return Err(SourceError::Signature { message: e.clone() });
+            }
             if listing.suites.is_empty() {
                 return Err(SourceError::Network {
                     url: bases
@@ -456,7 +614,16 @@ fn resolve_remote(
                     url: c.url(),
                     sha256: Some(c.entry.sha256.clone()),
                     size: Some(c.entry.size),
-                    verified: format!("sha256 and size from Debian's {} Sources index", c.suite),
+                    verified: format!(
+                        "sha256 and size from Debian's {} Sources index, whose sha256 is in the signed Release: {}{}",
+                        c.suite,
+                        c.trust.summary(),
+                        match (&c.trust.valid_until, c.trust.expired) {
+                            (Some(u), true) => format!("; Valid-Until {u} has passed"),
+                            _ => String::new(),
+                        }
+                    ),
+                    trust: c.trust.clone(),
                 })
                 .collect();
             Ok((out, listing.versions(), listing.problems))
@@ -553,6 +720,29 @@ fn fetch_from(
             continue;
         }
         for rel in candidates {
+            if let Err(e) = opts.enforce(&rel) {
+                let line = format!("{}: {e}", remote_name(remote));
+                if remotes.len() > 1 {
+                    sink.warn(line.clone());
+                }
+                attempts.push(line);
+                break;
+            }
+            // (With --allow-unsigned the opt-out was already reported where it applied.)
+            if !rel.trust.authenticated && !opts.allow_unsigned {
+                sink.warn(format!(
+                    "linux {} from {}: {}",
+                    rel.version,
+                    rel.source,
+                    rel.trust.summary()
+                ));
+            }
+            if let (true, Some(u)) = (rel.trust.expired, &rel.trust.valid_until) {
+                sink.warn(format!(
+                    "{}: its signed Release expired on {u} (Valid-Until); the signature is good but the index may be old (--require-fresh refuses it)",
+                    rel.source
+                ));
+            }
             match obtain(home, &http, &rel, opts, sink) {
                 Ok(t) => return Ok(t),
                 Err(SourceError::Http { status: 404, url }) => {
@@ -614,7 +804,19 @@ fn obtain(
 ) -> Result<SourceTree, SourceError> {
     let _lock = home.lock(&CacheKey::Tree(rel.version.to_string()))?;
     if let Some(sha) = &rel.sha256 {
-        if let Some(mut t) = read_meta(&tree_dir(home, &rel.version, sha)) {
+        let dir = tree_dir(home, &rel.version, sha);
+        if let Some(mut t) = read_meta(&dir) {
+            // Same sha256 as this release: its trust applies to the tree too.
+            let old = tree_trust(&dir);
+            if rel.trust.authenticated && !old.authenticated {
+                t.verified = rel.verified.clone();
+                let meta = TreeMeta {
+                    tree: t.clone(),
+                    trust: rel.trust.clone(),
+                };
+                let data = serde_json::to_vec_pretty(&meta).expect("serializable");
+                crate::home::write_atomic(&dir.join(TREE_META), &data)?;
+            }
             t.reused = true;
             sink.info(format!(
                 "linux {}: using the extracted tree {}",
@@ -708,7 +910,7 @@ fn extract_release(
         reserved: vec![PathBuf::from(TREE_META)],
     };
     extract::extract_tar_xz(tarball, &dest, &xo, sink, |tmp| {
-        finish_tree(tmp, &tree, tarball)
+        finish_tree(tmp, &tree, &rel.trust, tarball)
     })?;
     timer.ok();
     Ok(tree)
@@ -716,7 +918,12 @@ fn extract_release(
 
 /// Last checks on a tree in its temporary folder: the top Makefile names the expected
 /// version; then the metadata file is written (so it is renamed into place with the tree).
-fn finish_tree(tmp: &Path, tree: &SourceTree, tarball: &Path) -> Result<(), SourceError> {
+fn finish_tree(
+    tmp: &Path,
+    tree: &SourceTree,
+    trust: &Trust,
+    tarball: &Path,
+) -> Result<(), SourceError> {
     match makefile_version(tmp) {
         Some(v) if v == tree.version => {}
         Some(v) => {
@@ -734,7 +941,11 @@ fn finish_tree(tmp: &Path, tree: &SourceTree, tarball: &Path) -> Result<(), Sour
     }
     // Never through a link: a new temp file (O_EXCL) renamed over the name. The archive
     // cannot ship this name (it is `reserved`), so nothing is replaced either.
-    let data = serde_json::to_vec_pretty(tree).expect("serializable");
+    let data = serde_json::to_vec_pretty(&TreeMeta {
+        tree: tree.clone(),
+        trust: trust.clone(),
+    })
+    .expect("serializable");
     crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|e| SourceError::Archive {
         path: tarball.to_owned(),
         message: format!("cannot write {}: {e}", TREE_META),
@@ -872,7 +1083,7 @@ fn obtain_streaming(
                 if state.done.load(SeqCst) != 1 || state.restarted.load(SeqCst) {
                     return Err(SourceError::Usage("download failed or restarted".into()));
                 }
-                finish_tree(tmp, &tree, &final_path)
+                finish_tree(tmp, &tree, &rel.trust, &final_path)
             },
         );
         if r.is_ok() {
@@ -955,6 +1166,13 @@ fn fetch_url(
         None => "no checksum published for a plain URL: sha256 computed locally, nothing verified"
             .to_string(),
     };
+    let trust = match &opts.sha256 {
+        Some(_) => Trust {
+            pinned: true,
+            ..Trust::default()
+        },
+        None => Trust::unsigned("a plain URL: nothing publishes its checksum"),
+    };
     let rel = Release {
         version: v,
         source: "url".into(),
@@ -962,7 +1180,9 @@ fn fetch_url(
         sha256: opts.sha256.clone(),
         size: None,
         verified,
+        trust,
     };
+    opts.enforce(&rel)?;
     obtain(home, &http, &rel, opts, sink)
 }
 
@@ -979,6 +1199,12 @@ fn fetch_path(
         source: e,
     })?;
     if meta.is_dir() {
+        if opts.require_signature {
+            return Err(SourceError::Unverified {
+                what: p.display().to_string(),
+                why: "a local tree has no checksum or signature".into(),
+            });
+        }
         let v = makefile_version(p).ok_or_else(|| {
             SourceError::Usage(format!(
                 "{} is not a kernel tree: its Makefile has no VERSION/PATCHLEVEL",
@@ -1012,6 +1238,8 @@ fn fetch_path(
         ))
     })?;
     check_req(req, v, &p.display().to_string())?;
+    // A FIFO or a device would hang the hash or never end.
+    crate::home::regular_file(p, "--source", download::MAX_TARBALL)?;
     let sha = download::sha256_file(p).map_err(|e| SourceError::Io {
         op: "read",
         path: p.to_owned(),
@@ -1036,6 +1264,13 @@ fn fetch_path(
     } else {
         "a local tarball: sha256 computed, nothing to verify against"
     };
+    let trust = match &opts.sha256 {
+        Some(_) => Trust {
+            pinned: true,
+            ..Trust::default()
+        },
+        None => Trust::unsigned("a local tarball: nothing to verify it against"),
+    };
     let rel = Release {
         version: v,
         source: "path".into(),
@@ -1043,7 +1278,9 @@ fn fetch_path(
         sha256: Some(sha.clone()),
         size: Some(meta.len()),
         verified: verified.into(),
+        trust,
     };
+    opts.enforce(&rel)?;
     extract_release(home, &rel, p, &sha, opts, sink)
 }
 
@@ -1161,8 +1398,8 @@ pub fn list_remote(
                         continue;
                     }
                 };
-                let l = debian::list(home, &http, &bases, &opts.suites(), opts.index_ttl(), sink);
-                for p in &l.problems {
+                let l = debian::list(home, &http, &bases, &opts.suites(), opts, sink);
+                for p in l.refused.iter().chain(&l.problems) {
                     sink.warn(format!("debian {p}"));
                 }
                 let detail: Vec<(String, Vec<KernelVersion>)> = l
@@ -1176,7 +1413,14 @@ pub fn list_remote(
                     })
                     .collect();
                 let versions = l.versions().into_iter().filter(keep).collect();
-                let error = l.suites.is_empty().then(|| l.problems.join("; "));
+                let error = l.suites.is_empty().then(|| {
+                    l.refused
+                        .iter()
+                        .chain(&l.problems)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                });
                 out.push(RemoteListing {
                     source: "debian".into(),
                     versions,

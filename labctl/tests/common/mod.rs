@@ -1,6 +1,6 @@
 //! Shared test helpers: a loopback HTTP/1.1 server that serves in-memory files and can
-//! misbehave on purpose (cut a transfer midway, stall, ignore Range, answer 404 or any
-//! status), synthetic kernel tarballs (good and malicious), kernel.org- and
+//! misbehave on purpose (cut a transfer midway, stall, trickle, ignore Range, restart
+//! from byte 0 under a 206, answer 404 or any status), synthetic kernel tarballs (good and malicious), kernel.org- and
 //! Debian-layout mirrors, and the persistent test home for real-network tests.
 //!
 //! Each integration test file includes this with `mod common;`; not every file uses
@@ -31,6 +31,12 @@ pub enum Behavior {
     IgnoreRange,
     /// Answer with this status and an empty body.
     Status(u16),
+    /// Send the body `chunk` bytes at a time with `delay_ms` between pieces: a slow but
+    /// steady link.
+    Trickle { chunk: usize, delay_ms: u64 },
+    /// Like `CutOnce`, then answer every Range request with `206` but the whole body from
+    /// byte 0 (`Content-Range: bytes 0-…`): a server that restarts under a 206.
+    CutThenRangeFromZero(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +118,15 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+    /// The body served at `path`.
+    pub fn body(&self, path: &str) -> Option<Vec<u8>> {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .get(path)
+            .map(|r| r.body.to_vec())
+    }
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().log.clone()
@@ -171,6 +186,16 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
                         r.cut_done = true;
                     }
                 }
+                if let Behavior::CutThenRangeFromZero(n) = b {
+                    b = if range.is_some() {
+                        Behavior::CutThenRangeFromZero(0)
+                    } else if r.cut_done {
+                        Behavior::Normal
+                    } else {
+                        r.cut_done = true;
+                        Behavior::CutOnce(n)
+                    };
+                }
                 (Some(r.body.clone()), b)
             }
         }
@@ -194,6 +219,7 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
     // Range: only the `bytes=N-` form labctl sends.
     let start = match (&behavior, &range) {
         (Behavior::IgnoreRange, _) | (_, None) => None,
+        (Behavior::CutThenRangeFromZero(_), Some(_)) => Some(0),
         (_, Some(r)) => r
             .strip_prefix("bytes=")
             .and_then(|r| r.strip_suffix('-'))
@@ -244,6 +270,13 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::
                 if let Ok(0) = conn.peek(&mut probe) {
                     break;
                 }
+            }
+        }
+        Behavior::Trickle { chunk, delay_ms } => {
+            for piece in part.chunks(chunk.max(1)) {
+                conn.write_all(piece)?;
+                conn.flush()?;
+                std::thread::sleep(Duration::from_millis(delay_ms));
             }
         }
         _ => conn.write_all(part)?,
