@@ -102,7 +102,11 @@ pub fn xz_uncompressed_size(path: &Path) -> Option<u64> {
 /// Bytes a tree of `uncompressed` tar bytes needs on disk: the content plus a margin
 /// for per-file block rounding and directories.
 pub fn needed_bytes(uncompressed: u64) -> u64 {
-    uncompressed + uncompressed / 5 + (64 << 20)
+    // Saturating: a hostile index's `Size:` near u64::MAX must read as "too big", never
+    // wrap around to a small need that passes the check.
+    uncompressed
+        .saturating_add(uncompressed / 5)
+        .saturating_add(64 << 20)
 }
 
 /// Compare need with availability; the error says both and what to do.
@@ -627,6 +631,17 @@ fn make_parent(target: &Path, made: &mut HashSet<PathBuf>) -> Result<(), SourceE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn space_needs_saturate_instead_of_wrapping() {
+        assert_eq!(needed_bytes(u64::MAX), u64::MAX);
+        assert_eq!(needed_bytes(u64::MAX - 10), u64::MAX);
+        assert!(needed_bytes(u64::MAX / 2) > u64::MAX / 2);
+        assert_eq!(needed_bytes(1000), 1000 + 200 + (64 << 20));
+        // A huge index size is refused for space, whatever the disk has.
+        let e = check_space(Path::new("/x"), needed_bytes(u64::MAX), u64::MAX - 1).unwrap_err();
+        assert!(matches!(e, SourceError::DiskSpace { .. }), "{e}");
+    }
 
     #[test]
     fn entry_paths() {

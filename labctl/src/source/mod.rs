@@ -1020,7 +1020,7 @@ fn obtain_streaming(
     };
     extract::check_space(
         &dl,
-        extract::needed_bytes(size.saturating_mul(10)) + size,
+        extract::needed_bytes(size.saturating_mul(10)).saturating_add(size),
         available,
     )?;
     let part = dl.join(format!("{sha}.tar.xz.part"));
