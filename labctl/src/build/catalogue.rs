@@ -44,6 +44,7 @@ pub const FILES: &[(&str, &str)] = fixes![
     "samples-bpf-o-depfile",
     "samples-bpf-o-userprogs",
     "samples-bpf-ms-extensions",
+    "samples-bpf-sockex3-prog-type",
     "ftrace-jmp-odd-callback",
     "gnu-stubs-32",
     "gcc12-libsubcmd-use-after-free",

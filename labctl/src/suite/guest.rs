@@ -57,8 +57,9 @@ end() { echo "@@LABCTL-END $1 rc=$2 t=$(now)"; }
 # run SECS CMD...: own session, killed at SECS, output capped at 1 MB.
 run() { t=$1; shift; setsid timeout -s KILL "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
 # run_int SECS CMD...: for programs that run until stopped: SIGINT (they flush and
-# detach on it), SIGKILL 5 s later.
-run_int() { t=$1; shift; setsid timeout -s INT -k 5 "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
+# detach on it), SIGKILL 5 s later. Two timeouts, not `-k`: Debian 11's busybox (1.30)
+# has no -k.
+run_int() { t=$1; shift; setsid timeout -s KILL $((t + 5)) timeout -s INT "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
 "#;
 
 /// A fault injected into the guest before the tests, to see the suite fail for a

@@ -151,6 +151,13 @@ pub fn base_entries(
         mode: 0o644,
         source: Source::Bytes(b"root:x:0:0:root:/root:/bin/sh\n".to_vec()),
     });
+    // `ping localhost` in the samples: older busybox builds (Debian 11's) resolve names
+    // only through /etc/hosts.
+    entries.push(Entry::File {
+        guest: "/etc/hosts".into(),
+        mode: 0o644,
+        source: Source::Bytes(b"127.0.0.1 localhost\n::1 localhost ip6-localhost\n".to_vec()),
+    });
     entries.push(Entry::File {
         guest: "/etc/group".into(),
         mode: 0o644,
