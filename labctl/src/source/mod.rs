@@ -367,18 +367,31 @@ impl Trust {
 struct TreeMeta {
     #[serde(flatten)]
     tree: SourceTree,
+    /// Absent in trees extracted by a labctl that did not record trust yet.
     #[serde(default)]
-    trust: Trust,
+    trust: Option<Trust>,
 }
 
 /// The trust facts recorded with an extracted tree (default: nothing authenticated, for
-/// trees extracted before they were recorded, or not extracted by labctl).
+/// trees extracted before they were recorded, or not extracted by labctl, and then the
+/// reason says which).
 pub fn tree_trust(tree: &Path) -> Trust {
-    std::fs::read(tree.join(TREE_META))
+    let meta = std::fs::read(tree.join(TREE_META))
         .ok()
-        .and_then(|b| serde_json::from_slice::<TreeMeta>(&b).ok())
-        .map(|m| m.trust)
-        .unwrap_or_default()
+        .and_then(|b| serde_json::from_slice::<TreeMeta>(&b).ok());
+    match meta {
+        Some(TreeMeta { trust: Some(t), .. }) => t,
+        Some(_) => Trust {
+            not_authenticated: Some(
+                "extracted by an older labctl that did not record how it was verified; fetch it into a fresh home (or remove it with `labctl cache prune --kind src --all`) to verify it again".into(),
+            ),
+            ..Trust::default()
+        },
+        None => Trust {
+            not_authenticated: Some("not extracted by labctl".into()),
+            ..Trust::default()
+        },
+    }
 }
 
 /// A resolved, not yet downloaded release.
@@ -812,7 +825,7 @@ fn obtain(
                 t.verified = rel.verified.clone();
                 let meta = TreeMeta {
                     tree: t.clone(),
-                    trust: rel.trust.clone(),
+                    trust: Some(rel.trust.clone()),
                 };
                 let data = serde_json::to_vec_pretty(&meta).expect("serializable");
                 crate::home::write_atomic(&dir.join(TREE_META), &data)?;
@@ -943,7 +956,7 @@ fn finish_tree(
     // cannot ship this name (it is `reserved`), so nothing is replaced either.
     let data = serde_json::to_vec_pretty(&TreeMeta {
         tree: tree.clone(),
-        trust: trust.clone(),
+        trust: Some(trust.clone()),
     })
     .expect("serializable");
     crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|e| SourceError::Archive {
