@@ -150,59 +150,59 @@ impl Home {
     /// drops. Used so two concurrent labctl processes never write the same cache entry.
     /// The wait polls (every 50 ms) so Ctrl-C ends it at once with [`Error::Interrupted`].
     pub fn lock(&self, key: &CacheKey) -> Result<LockGuard> {
-        loop {
-            if crate::process::interrupted() {
-                return Err(Error::Interrupted);
-            }
-            if let Some(g) = self.try_lock(key)? {
-                return Ok(g);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_lock(self.lock_path(&sanitize(&key.lock_name()))?)
     }
 
     /// A lock that guards no cache entry (shared test fixtures, tools): `name` must not
     /// look like a [`CacheKey`]'s lock name, which only [`Home::lock`] takes. Waits like
     /// [`Home::lock`], interruptible.
     pub fn lock_other(&self, name: &str) -> Result<LockGuard> {
-        let dir = self.ensure(self.locks())?;
-        let path = dir.join(format!("other-{}.lock", sanitize(name)));
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx("open lock", &path)?;
-        loop {
-            if crate::process::interrupted() {
-                return Err(Error::Interrupted);
-            }
-            match f.try_lock() {
-                Ok(()) => return Ok(LockGuard { _file: f, path }),
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    std::thread::sleep(std::time::Duration::from_millis(50))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
-            }
-        }
+        wait_lock(self.lock_path(&format!("other-{}", sanitize(name)))?)
     }
 
     /// Like [`Home::lock`] but never waits: `Ok(None)` when another holder has it
     /// (cache pruning skips entries that are in use).
     pub fn try_lock(&self, key: &CacheKey) -> Result<Option<LockGuard>> {
-        let dir = self.ensure(self.locks())?;
-        let path = dir.join(format!("{}.lock", sanitize(&key.lock_name())));
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx("open lock", &path)?;
-        match f.try_lock() {
-            Ok(()) => Ok(Some(LockGuard { _file: f, path })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        let path = self.lock_path(&sanitize(&key.lock_name()))?;
+        let f = open_lock_file(&path)?;
+        Ok(flock_now(&f, &path)?.then_some(LockGuard { _file: f, path }))
+    }
+
+    /// `locks/<name>.lock` (the folder created).
+    fn lock_path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.ensure(self.locks())?.join(format!("{name}.lock")))
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ctx("open lock", path)
+}
+
+/// Take the flock on `f` now: false when another process holds it.
+fn flock_now(f: &File, path: &Path) -> Result<bool> {
+    match f.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+    }
+}
+
+/// Wait for the flock on `path`, polling every 50 ms so Ctrl-C ends the wait at once.
+fn wait_lock(path: PathBuf) -> Result<LockGuard> {
+    let f = open_lock_file(&path)?;
+    loop {
+        if crate::process::interrupted() {
+            return Err(Error::Interrupted);
         }
+        if flock_now(&f, &path)? {
+            return Ok(LockGuard { _file: f, path });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

@@ -485,7 +485,8 @@ pub fn status_text(code: Option<i32>) -> String {
     }
 }
 
-fn tail_lines(s: &str, n: usize) -> String {
+/// The last `n` lines of `s`.
+pub fn tail_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -510,17 +511,19 @@ pub fn which(program: &str) -> Option<PathBuf> {
         let p = PathBuf::from(program);
         return p.is_file().then_some(p);
     }
-    let executable = |p: &PathBuf| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(program))
-        .find(executable)
-        .or_else(|| Some(tools_venv().join("bin").join(program)).filter(executable))
+        .find(|p| is_executable(p))
+        .or_else(|| Some(tools_venv().join("bin").join(program)).filter(|p| is_executable(p)))
+}
+
+/// A regular file with an execute bit (what `which` accepts).
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// labctl's private Python virtual environment for tools no distribution ships

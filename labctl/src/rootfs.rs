@@ -842,6 +842,11 @@ impl Session {
         &self.root
     }
 
+    /// The environment commands inside get ([`session_env`]).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// The command that runs `argv` inside: `env -i VARS... chroot ROOT ARGV...`
     /// (`env -i` because [`Cmd`] adds to the environment but cannot clear it).
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Cmd {

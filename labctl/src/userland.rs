@@ -164,10 +164,8 @@ const INSIDE_PATH: &[&str] = &[
 
 #[derive(Debug)]
 struct Inside {
-    root: PathBuf,
-    env: Vec<(String, String)>,
     // Field order is drop order: unmount first, then release the lock.
-    _session: Session,
+    session: Session,
     _lock: LockGuard,
 }
 
@@ -284,13 +282,10 @@ impl Userland {
         )
         .map_err(rf)?;
         t.ok();
-        let root = rootfs.dir().to_owned();
         Ok(Userland {
             spec: spec.clone(),
             inside: Some(Arc::new(Inside {
-                root,
-                env: crate::rootfs::session_env(None),
-                _session: session,
+                session,
                 _lock: lock,
             })),
         })
@@ -302,14 +297,14 @@ impl Userland {
 
     /// Where programs built inside find their shared libraries (None: the host's).
     pub fn sysroot(&self) -> Option<&Path> {
-        self.inside.as_deref().map(|i| i.root.as_path())
+        self.inside.as_deref().map(|i| i.session.root())
     }
 
     /// The same command, run where the tools are (unchanged on the host).
     pub fn wrap(&self, cmd: Cmd) -> Cmd {
         match &self.inside {
             None => cmd,
-            Some(i) => cmd.in_root(&i.root, &i.env),
+            Some(i) => cmd.in_root(i.session.root(), i.session.env()),
         }
     }
 
@@ -319,21 +314,18 @@ impl Userland {
         let Some(i) = &self.inside else {
             return crate::process::which(program);
         };
-        let executable = |p: &Path| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        };
         if program.contains('/') {
             let inside = PathBuf::from(program);
-            let on_host = i.root.join(inside.strip_prefix("/").unwrap_or(&inside));
-            return executable(&on_host).then_some(inside);
+            let on_host = i
+                .session
+                .root()
+                .join(inside.strip_prefix("/").unwrap_or(&inside));
+            return crate::process::is_executable(&on_host).then_some(inside);
         }
         INSIDE_PATH.iter().find_map(|d| {
             let inside = Path::new(d).join(program);
-            let on_host = i.root.join(inside.strip_prefix("/").unwrap());
-            executable(&on_host).then_some(inside)
+            let on_host = i.session.root().join(inside.strip_prefix("/").unwrap());
+            crate::process::is_executable(&on_host).then_some(inside)
         })
     }
 }

@@ -577,16 +577,18 @@ fn backports_plan(
     Ok(Some(plan))
 }
 
-fn run_changing(argv: &[String], sink: &dyn EventSink) -> Result<(), InstallError> {
+/// `argv` as root (through sudo when labctl is not), apt non-interactive.
+fn privileged(argv: &[String]) -> Cmd {
     let cmd = if is_root() {
         Cmd::new(&argv[0]).args(&argv[1..])
     } else {
         Cmd::new("sudo").args(argv)
     };
-    let out = cmd
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .inherit_stdio()
-        .run(sink)?;
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+}
+
+fn run_changing(argv: &[String], sink: &dyn EventSink) -> Result<(), InstallError> {
+    let out = privileged(argv).inherit_stdio().run(sink)?;
     if out.success() {
         Ok(())
     } else {
@@ -651,15 +653,7 @@ fn run_captured(
     argv: &[String],
     sink: &dyn EventSink,
 ) -> Result<crate::process::Output, InstallError> {
-    let cmd = if is_root() {
-        Cmd::new(&argv[0]).args(&argv[1..])
-    } else {
-        Cmd::new("sudo").args(argv)
-    };
-    Ok(cmd
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .env("LC_ALL", "C")
-        .run(sink)?)
+    Ok(privileged(argv).env("LC_ALL", "C").run(sink)?)
 }
 
 /// Fetch an apt install's packages first (`--download-only`: nothing changes). A mirror
@@ -678,7 +672,7 @@ fn fetch_first(argv: &[String], sink: &dyn EventSink) -> Result<Vec<String>, Ins
     let failed = |a: &[String], out: &crate::process::Output| InstallError::Failed {
         command: shell_line(&download(a), true),
         status: crate::process::status_text(out.code),
-        tail: tail(&format!("{}{}", out.stdout_str(), out.stderr_str()), 12),
+        tail: crate::process::tail_lines(&format!("{}{}", out.stdout_str(), out.stderr_str()), 12),
     };
     let out = run_captured(&download(argv), sink)?;
     if out.success() {
@@ -708,11 +702,6 @@ fn fetch_first(argv: &[String], sink: &dyn EventSink) -> Result<Vec<String>, Ins
     } else {
         Err(failed(&retry, &out))
     }
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Run the plan's steps in order, stopping at the first failure.

@@ -144,12 +144,14 @@ pub fn parse_ld_so_conf(text: &str, include: &mut dyn FnMut(&str) -> Vec<String>
 }
 
 /// Expand a `dir/*.conf`-style glob (only `*` in the last component is supported, which
-/// is what distributions use) and parse each file in name order.
-fn include_glob(pattern: &str, depth: u32) -> Vec<String> {
+/// is what distributions use) and parse each file in name order. `pattern` is a path of
+/// the system at `root` (`/` = the host), and so are the includes of the files it names.
+fn include_glob(root: &Path, pattern: &str, depth: u32) -> Vec<String> {
     if depth > 4 {
         return Vec::new();
     }
-    let p = Path::new(pattern);
+    let inside = root.join(pattern.trim_start_matches('/'));
+    let p = inside.as_path();
     let (Some(dir), Some(name)) = (
         p.parent(),
         p.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -185,7 +187,9 @@ fn include_glob(pattern: &str, depth: u32) -> Vec<String> {
     let mut out = Vec::new();
     for f in files {
         if let Ok(text) = std::fs::read_to_string(&f) {
-            out.extend(parse_ld_so_conf(&text, &mut |g| include_glob(g, depth + 1)));
+            out.extend(parse_ld_so_conf(&text, &mut |g| {
+                include_glob(root, g, depth + 1)
+            }));
         }
     }
     out
@@ -193,24 +197,7 @@ fn include_glob(pattern: &str, depth: u32) -> Vec<String> {
 
 /// The host's library search path: ld.so.conf directories, then the standard ones.
 pub fn host_search_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<String> = std::fs::read_to_string("/etc/ld.so.conf")
-        .map(|t| parse_ld_so_conf(&t, &mut |g| include_glob(g, 0)))
-        .unwrap_or_default();
-    for d in [
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib64",
-        "/usr/lib64",
-        "/lib",
-        "/usr/lib",
-    ] {
-        dirs.push(d.to_string());
-    }
-    let mut seen = std::collections::HashSet::new();
-    dirs.into_iter()
-        .filter(|d| seen.insert(d.clone()))
-        .map(PathBuf::from)
-        .collect()
+    search_dirs_in(Path::new("/"))
 }
 
 /// One file the guest needs: where it lives on the host and where it goes in the guest.
@@ -224,18 +211,8 @@ pub struct LibFile {
 /// whose tools built a program): its ld.so.conf directories, then the standard ones, as
 /// paths *inside* that system (give them to [`resolve_closure_in`] with the same root).
 pub fn search_dirs_in(root: &Path) -> Vec<PathBuf> {
-    if root == Path::new("/") {
-        return host_search_dirs();
-    }
-    let conf = root.join("etc/ld.so.conf");
-    let mut dirs: Vec<String> = std::fs::read_to_string(conf)
-        .map(|t| {
-            parse_ld_so_conf(&t, &mut |g| {
-                // `include /etc/ld.so.conf.d/*.conf` names a folder of the root.
-                let inside = root.join(g.trim_start_matches('/'));
-                include_glob(&inside.to_string_lossy(), 0)
-            })
-        })
+    let mut dirs: Vec<String> = std::fs::read_to_string(root.join("etc/ld.so.conf"))
+        .map(|t| parse_ld_so_conf(&t, &mut |g| include_glob(root, g, 0)))
         .unwrap_or_default();
     for d in [
         "/lib/x86_64-linux-gnu",
@@ -262,15 +239,8 @@ pub fn host_path_in(root: &Path, inside: &Path) -> Option<PathBuf> {
     if root == Path::new("/") {
         return inside.exists().then(|| inside.to_path_buf());
     }
-    let mut todo: Vec<std::ffi::OsString> = inside
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(n) => Some(n.to_owned()),
-            std::path::Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .rev()
-        .collect();
+    let mut todo: Vec<std::ffi::OsString> = names_and_parents(inside);
+    todo.reverse();
     let mut cur: Vec<std::ffi::OsString> = Vec::new();
     let mut hops = 0;
     while let Some(part) = todo.pop() {
@@ -291,15 +261,7 @@ pub fn host_path_in(root: &Path, inside: &Path) -> Option<PathBuf> {
                 if target.is_absolute() {
                     cur.clear();
                 }
-                let parts: Vec<std::ffi::OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        std::path::Component::Normal(n) => Some(n.to_owned()),
-                        std::path::Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
-                todo.extend(parts.into_iter().rev());
+                todo.extend(names_and_parents(&target).into_iter().rev());
             }
             Ok(_) => cur.push(part),
             Err(_) => return None,
@@ -308,6 +270,17 @@ pub fn host_path_in(root: &Path, inside: &Path) -> Option<PathBuf> {
     let mut out = root.to_path_buf();
     out.extend(&cur);
     Some(out)
+}
+
+/// A path's file names and `..`s, in order (root and `.` dropped).
+fn names_and_parents(p: &Path) -> Vec<std::ffi::OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_owned()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Resolve the interpreter and all shared libraries `binary` needs, transitively.
@@ -467,7 +440,7 @@ mod tests {
         std::fs::write(d.path().join("a.conf"), "/a\n# x\n").unwrap();
         std::fs::write(d.path().join("c.txt"), "/c\n").unwrap();
         let pat = format!("{}/*.conf", d.path().display());
-        assert_eq!(include_glob(&pat, 0), ["/a", "/b"]);
+        assert_eq!(include_glob(Path::new("/"), &pat, 0), ["/a", "/b"]);
     }
 
     #[test]
