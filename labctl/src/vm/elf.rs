@@ -510,12 +510,12 @@ mod tests {
             .any(|d| d.ends_with("x86_64-linux-gnu")));
     }
 
-    #[test]
-    fn a_missing_library_is_named() {
-        let d = tempfile::tempdir().unwrap();
-        let src = d.path().join("lib.c");
+    /// Compile `lib<name>.so` into `libdir` and a program `m` in `work` linked against it
+    /// (with the host's cc): (library, program).
+    fn program_with_own_library(work: &Path, libdir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let src = work.join("lib.c");
         std::fs::write(&src, "int f(void){return 1;}\n").unwrap();
-        let so = d.path().join("libonlyhere.so");
+        let so = libdir.join(format!("lib{name}.so"));
         assert!(std::process::Command::new("cc")
             .args(["-shared", "-fPIC"])
             .arg(&src)
@@ -524,18 +524,25 @@ mod tests {
             .status()
             .unwrap()
             .success());
-        let main = d.path().join("m.c");
+        let main = work.join("m.c");
         std::fs::write(&main, "int f(void); int main(void){return f();}\n").unwrap();
-        let bin = d.path().join("m");
+        let bin = work.join("m");
         assert!(std::process::Command::new("cc")
             .arg(&main)
             .arg("-o")
             .arg(&bin)
-            .arg(format!("-L{}", d.path().display()))
-            .arg("-lonlyhere")
+            .arg(format!("-L{}", libdir.display()))
+            .arg(format!("-l{name}"))
             .status()
             .unwrap()
             .success());
+        (so, bin)
+    }
+
+    #[test]
+    fn a_missing_library_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let (so, bin) = program_with_own_library(d.path(), d.path(), "onlyhere");
         let e = resolve_closure(&bin, &host_search_dirs()).unwrap_err();
         assert!(
             matches!(&e, ElfError::Missing { lib, .. } if lib == "libonlyhere.so"),
@@ -582,29 +589,7 @@ mod tests {
         )
         .unwrap();
         // A library only the root has, in a folder only its ld.so.conf names.
-        let src = d.path().join("l.c");
-        std::fs::write(&src, "int f(void){return 0;}\n").unwrap();
-        let so = extra.join("libonlyroot.so");
-        assert!(std::process::Command::new("cc")
-            .args(["-shared", "-fPIC"])
-            .arg(&src)
-            .arg("-o")
-            .arg(&so)
-            .status()
-            .unwrap()
-            .success());
-        let main = d.path().join("m.c");
-        std::fs::write(&main, "int f(void); int main(void){return f();}\n").unwrap();
-        let bin = d.path().join("m");
-        assert!(std::process::Command::new("cc")
-            .arg(&main)
-            .arg("-o")
-            .arg(&bin)
-            .arg(format!("-L{}", extra.display()))
-            .arg("-lonlyroot")
-            .status()
-            .unwrap()
-            .success());
+        let (so, bin) = program_with_own_library(d.path(), &extra, "onlyroot");
 
         assert_eq!(
             host_path_in(&root, Path::new("/lib64/ld-linux-x86-64.so.2")),
