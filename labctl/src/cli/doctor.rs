@@ -125,42 +125,68 @@ pub fn run(a: DoctorArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         });
     }
 
+    // Some requirements can only be judged once others are installed (which udev
+    // virtme-ng needs depends on the Python doctor just installed), so a second round
+    // installs what the first one's check newly asks for; never the same list twice.
     let tool = install::SystemTool { sink: ctx.sink() };
-    let plan = install::plan(
-        &tool,
-        &report.distro,
-        &report.packages,
-        &report.pip,
-        ctx.sink(),
-    )?;
-    ctx.out("labctl doctor --install will:");
-    for n in &plan.notes {
-        ctx.out(format!("  note: {n}"));
-    }
-    for s in &plan.steps {
-        ctx.out(format!("  {}", s.describe()));
-    }
-    if !a.yes {
-        if !std::io::stdin().is_terminal() {
-            ctx.out("Not installing: standard input is not a terminal to ask on; pass --yes to install without asking.");
-            return Ok(super::EXIT_INFRA);
+    let mut report = report;
+    let mut tried: Vec<String> = Vec::new();
+    let mut plans = Vec::new();
+    let again = loop {
+        let fresh = report
+            .packages
+            .iter()
+            .chain(&report.pip)
+            .any(|p| !tried.contains(p));
+        if plans.len() == 2 || !fresh {
+            break report;
         }
-        ctx.renderer.suspend(|| {
-            eprint!("Run these now? [y/N] ");
-            let _ = std::io::stderr().flush();
-        });
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            ctx.out("Not installing.");
-            return Ok(super::EXIT_INFRA);
+        tried.extend(report.packages.iter().chain(&report.pip).cloned());
+        let plan = install::plan(
+            &tool,
+            &report.distro,
+            &report.packages,
+            &report.pip,
+            ctx.sink(),
+        )?;
+        if !plans.is_empty() {
+            ctx.out("The first round's check asks for more:");
         }
-    }
-    install::execute(&plan, ctx.sink())?;
-    let again = doctor::run(&home, &opts, ctx.sink());
+        ctx.out("labctl doctor --install will:");
+        for n in &plan.notes {
+            ctx.out(format!("  note: {n}"));
+        }
+        for s in &plan.steps {
+            ctx.out(format!("  {}", s.describe()));
+        }
+        if !a.yes {
+            if !std::io::stdin().is_terminal() {
+                ctx.out("Not installing: standard input is not a terminal to ask on; pass --yes to install without asking.");
+                return Ok(super::EXIT_INFRA);
+            }
+            ctx.renderer.suspend(|| {
+                eprint!("Run these now? [y/N] ");
+                let _ = std::io::stderr().flush();
+            });
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                ctx.out("Not installing.");
+                return Ok(super::EXIT_INFRA);
+            }
+        }
+        install::execute(&plan, ctx.sink())?;
+        plans.push(plan);
+        report = doctor::run(&home, &opts, ctx.sink());
+        if !report.has_missing() {
+            break report;
+        }
+    };
     let still: Vec<_> = again.missing().collect();
     if ctx.global.json {
-        ctx.print_json(&serde_json::json!({"plan": plan, "after": again}))?;
+        ctx.print_json(
+            &serde_json::json!({"plan": plans.first(), "plans": plans, "after": again}),
+        )?;
     } else if still.is_empty() {
         ctx.out("After installing: everything required is present.");
     } else {

@@ -137,6 +137,9 @@ pub enum Special {
     ClangBpf,
     /// A statically linked busybox.
     BusyboxStatic,
+    /// What virtme-ng's guest needs for its script ports: nothing from 1.39 on (Python
+    /// 3.10+), the host's udevd before (the last release for older Pythons is 1.38).
+    VngScriptPorts,
 }
 
 #[derive(Deserialize)]
@@ -166,7 +169,7 @@ impl Requirement {
             Some(Special::Pahole) => &["pahole"],
             Some(Special::ClangBpf) => &["clang", "llc"],
             Some(Special::BusyboxStatic) => &["busybox"],
-            None => &[],
+            Some(Special::VngScriptPorts) | None => &[],
         };
         self.program
             .as_deref()
@@ -304,6 +307,9 @@ pub struct HostFacts {
     /// File path → exists.
     pub files: BTreeMap<String, bool>,
     pub busybox_static: Option<bool>,
+    /// The system python3's `major.minor` (None: no python3 yet).
+    #[serde(default)]
+    pub python_version: Option<String>,
     /// /dev/kvm: None = absent, Some(opens read-write).
     pub kvm_rw: Option<bool>,
     /// The VM engine's cached KVM probe verdict for this boot (see [`kvm_probe_hook`]).
@@ -404,6 +410,14 @@ impl HostFacts {
         for f in reqs.iter().flat_map(|r| r.file.iter()) {
             files.insert(f.clone(), Path::new(f).exists());
         }
+        let python_version = crate::process::Cmd::new(&py)
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .timeout(Duration::from_secs(60))
+            .run(sink)
+            .ok()
+            .filter(|o| o.success())
+            .map(|o| o.stdout_str().trim().to_string())
+            .filter(|v| !v.is_empty());
         let busybox_static = crate::process::which("busybox")
             .and_then(|p| std::fs::read(p).ok())
             .map(|data| is_static_elf(&data));
@@ -427,6 +441,7 @@ impl HostFacts {
             python,
             files,
             busybox_static,
+            python_version,
             kvm_rw,
             kvm_probe,
             mem_total,
@@ -495,6 +510,33 @@ impl Default for Options {
     }
 }
 
+/// [`Special::VngScriptPorts`]: pip gives Python < 3.10 virtme-ng 1.38, whose guest init
+/// needs udev's `/dev/virtio-ports/` links (made by the host's udevd, run in the guest).
+fn judge_vng_script_ports(r: &Requirement, h: &HostFacts) -> (bool, String) {
+    let Some(v) = &h.python_version else {
+        return (true, "judged once python3 is installed".into());
+    };
+    let ver: Vec<u32> = v.split('.').filter_map(|x| x.parse().ok()).collect();
+    if ver.len() >= 2 && (ver[0], ver[1]) >= (3, 10) {
+        return (
+            true,
+            format!("not needed: Python {v} gets virtme-ng 1.39+, which makes its own ports"),
+        );
+    }
+    let present = r
+        .file
+        .iter()
+        .any(|f| h.files.get(f).copied().unwrap_or(false));
+    if present {
+        (true, format!("udevd found (Python {v}: virtme-ng 1.38)"))
+    } else {
+        (
+            false,
+            format!("udevd not found; Python {v} gets virtme-ng 1.38: {}", r.why),
+        )
+    }
+}
+
 /// The verdict of one requirement's own check: (present, detail).
 fn judge(r: &Requirement, h: &HostFacts, opts: &Options) -> (bool, String) {
     let tc = &h.toolchain;
@@ -519,6 +561,7 @@ fn judge(r: &Requirement, h: &HostFacts, opts: &Options) -> (bool, String) {
                 ),
                 (false, _) => (false, format!("not found; {}", r.why)),
             },
+            Special::VngScriptPorts => judge_vng_script_ports(r, h),
         };
     }
     let mut missing: Vec<String> = Vec::new();
@@ -969,6 +1012,7 @@ mod tests {
             python,
             files,
             busybox_static: Some(true),
+            python_version: Some("3.11".into()),
             kvm_rw: Some(true),
             kvm_probe: None,
             mem_total: Some(24 << 30),
@@ -1270,6 +1314,25 @@ mod tests {
     }
 
     #[test]
+    fn old_pythons_need_udev_for_virtme_ng() {
+        let r = requirement("udev-for-old-vng").unwrap();
+        let mut h = host_all_good();
+        for f in &r.file {
+            h.files.insert(f.clone(), false);
+        }
+        h.python_version = Some("3.11".into());
+        assert!(judge(r, &h, &all_groups()).0, "3.11 gets virtme-ng 1.39+");
+        h.python_version = Some("3.9".into());
+        let (ok, detail) = judge(r, &h, &all_groups());
+        assert!(!ok && detail.contains("1.38"), "{detail}");
+        h.files.insert(r.file[0].clone(), true);
+        assert!(judge(r, &h, &all_groups()).0, "udevd present");
+        // No python3 yet: the first install round brings it, the second judges.
+        h.python_version = None;
+        assert!(judge(r, &h, &all_groups()).0);
+    }
+
+    #[test]
     fn every_requirement_is_installable_everywhere() {
         let mut ids = std::collections::BTreeSet::new();
         for r in requirements() {
@@ -1278,9 +1341,12 @@ mod tests {
                 + (!r.header.is_empty()) as usize
                 + (!r.library.is_empty()) as usize
                 + r.python.is_some() as usize
-                + (!r.file.is_empty()) as usize
+                + (!r.file.is_empty() && r.special != Some(Special::VngScriptPorts)) as usize
                 + r.special.is_some() as usize;
             assert_eq!(checks, 1, "{}: exactly one check", r.id);
+            if r.special == Some(Special::VngScriptPorts) {
+                assert!(!r.file.is_empty(), "{}: the files it looks for", r.id);
+            }
             if !r.pip.is_empty() {
                 continue;
             }

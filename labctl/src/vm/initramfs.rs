@@ -158,6 +158,13 @@ pub fn base_entries(
         mode: 0o644,
         source: Source::Bytes(b"127.0.0.1 localhost\n::1 localhost ip6-localhost\n".to_vec()),
     });
+    // Name lookups in a static glibc program (busybox's ping) read nsswitch.conf; "files"
+    // is the only source a guest has.
+    entries.push(Entry::File {
+        guest: "/etc/nsswitch.conf".into(),
+        mode: 0o644,
+        source: Source::Bytes(b"hosts: files\npasswd: files\ngroup: files\n".to_vec()),
+    });
     entries.push(Entry::File {
         guest: "/etc/group".into(),
         mode: 0o644,
@@ -176,6 +183,8 @@ pub fn base_entries(
     })?;
     if !info.is_static() {
         libs.extend(elf::resolve_closure(busybox, &search).map_err(VmError::Elf)?);
+    } else if needs_nss_files_module(&data) {
+        libs.extend(nss_files_module(&search)?);
     }
     entries.push(Entry::File {
         guest: "/bin/busybox".into(),
@@ -251,6 +260,38 @@ pub fn base_entries(
         });
     }
     Ok((dedup_last_wins(entries), ld_path))
+}
+
+/// True for a static glibc program that resolves names through NSS but lacks the
+/// built-in "files" module: glibc before 2.34 (Debian 11's busybox-static 1.30) dlopens
+/// `libnss_files.so.2` at the first lookup, so without it `ping localhost` fails with
+/// "bad address" even though /etc/hosts is there. glibc 2.34+ builds that module in.
+fn needs_nss_files_module(static_program: &[u8]) -> bool {
+    let has = |needle: &[u8]| static_program.windows(needle.len()).any(|w| w == needle);
+    has(b"/etc/nsswitch.conf") && !has(b"_nss_files_gethostbyname4_r")
+}
+
+/// `libnss_files.so.2` from the busybox's system (the first search folder that has it)
+/// and its shared-library closure, for [`needs_nss_files_module`] programs.
+fn nss_files_module(search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
+    let Some(dir) = search
+        .iter()
+        .find(|d| d.join("libnss_files.so.2").is_file())
+    else {
+        return Err(VmError::BusyboxMissing {
+            detail: "the static busybox resolves names through glibc's libnss_files.so.2 \
+                     (glibc < 2.34), which is not in the library folders; install the C \
+                     library's package (Debian: libc6) or a newer busybox-static"
+                .into(),
+        });
+    };
+    let lib = dir.join("libnss_files.so.2");
+    let mut out = vec![elf::LibFile {
+        host: std::fs::canonicalize(&lib).unwrap_or_else(|_| lib.clone()),
+        guest: lib.to_string_lossy().into_owned(),
+    }];
+    out.extend(elf::resolve_closure(&lib, search).map_err(VmError::Elf)?);
+    Ok(out)
 }
 
 /// The libraries of `p` (one of `f`'s files), from the host or from `f`'s sysroot.
@@ -690,6 +731,44 @@ mod tests {
         let tail_path = d.path().join("tail.cpio");
         std::fs::write(&tail_path, tail).unwrap();
         assert_eq!(list(&tail_path), ["labctl", "labctl/env", "labctl/run.sh"]);
+    }
+
+    #[test]
+    fn static_glibc_before_2_34_needs_the_nss_files_module() {
+        // Debian 11's busybox-static 1.30: NSS present, "files" loaded at run time.
+        let old = b"..libnss_%s.so.%d.%d../etc/nsswitch.conf..".to_vec();
+        assert!(needs_nss_files_module(&old));
+        // Debian 12's 1.35 (glibc 2.36): the files module is built in.
+        let new = b"/etc/nsswitch.conf.._nss_files_gethostbyname4_r..".to_vec();
+        assert!(!needs_nss_files_module(&new));
+        // A static program without NSS (musl, or no name lookups).
+        assert!(!needs_nss_files_module(b"just code"));
+        // This host's static busybox, which the lab's samples' ping runs on.
+        let bb = std::fs::read(find_busybox().unwrap()).unwrap();
+        let libc_has_builtin = std::path::Path::new("/lib/x86_64-linux-gnu/libc.so.6").exists()
+            && std::fs::read("/lib/x86_64-linux-gnu/libc.so.6")
+                .unwrap()
+                .windows(27)
+                .any(|w| w == b"_nss_files_gethostbyname4_r");
+        if libc_has_builtin {
+            assert!(!needs_nss_files_module(&bb));
+        }
+    }
+
+    #[test]
+    fn the_nss_files_module_comes_with_its_closure_or_a_clear_error() {
+        let search = elf::host_search_dirs();
+        if search.iter().any(|d| d.join("libnss_files.so.2").is_file()) {
+            let libs = nss_files_module(&search).unwrap();
+            assert!(libs[0].guest.ends_with("/libnss_files.so.2"), "{libs:?}");
+            assert!(
+                libs.iter().any(|l| l.guest.ends_with("/libc.so.6")),
+                "{libs:?}"
+            );
+        }
+        let empty = tempfile::tempdir().unwrap();
+        let e = nss_files_module(&[empty.path().to_path_buf()]).unwrap_err();
+        assert!(e.to_string().contains("libnss_files.so.2"), "{e}");
     }
 
     #[test]

@@ -185,7 +185,13 @@ pub fn run(
     );
     let mut booted: Option<(Instant, String)> = None;
     let mut alarm: Option<watchdog::Alarm> = None;
+    let mut no_ports = false;
     let r = cmd.run_streaming(sink, &console_log, |line| {
+        // virtme-ng < 1.39 then starts an interactive shell and waits for ever.
+        if no_script_ports(line) {
+            no_ports = true;
+            return LineAction::Kill;
+        }
         match watchdog::scan(line) {
             Some(watchdog::ConsoleEvent::Booted { release }) => {
                 booted = Some((Instant::now(), release))
@@ -207,6 +213,17 @@ pub fn run(
     });
     let console_text =
         || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
+    if no_ports {
+        return Err(VmError::Vng {
+            detail: format!(
+                "this virtme-ng (before 1.39, the last release for Python < 3.10) finds its \
+                 script ports through udev's /dev/virtio-ports links and the host has no \
+                 udevd for the guest to run: install udev (Debian: `apt-get install udev`; \
+                 `labctl doctor --install` does it). Console: {}",
+                console_log.display()
+            ),
+        });
+    }
     match r {
         Ok(_) => {}
         Err(ProcessError::Timeout { .. }) => {
@@ -270,6 +287,11 @@ fn guest_stopped(line: &str) -> bool {
     line.contains("reboot:") && (line.contains("System halted") || line.contains("Power down"))
 }
 
+/// The line virtme-ng's guest init prints when the script ports are missing.
+fn no_script_ports(line: &str) -> bool {
+    line.contains("cannot find script I/O ports")
+}
+
 /// `vng` runs its helpers (`virtme-run`, ...) by name: when it lives outside `PATH`
 /// (labctl's tools venv), its own folder goes at the end of the child's `PATH`.
 fn vng_cmd(vng: &Path) -> Cmd {
@@ -297,6 +319,15 @@ mod tests {
             "virtme-ng-init: script exited with code 0"
         ));
         assert!(!super::guest_stopped("System halted by the user's script"));
+    }
+
+    #[test]
+    fn missing_script_ports_are_recognised() {
+        // virtme-ng 1.38's guest init on a host without udev.
+        assert!(super::no_script_ports("virtme-ng-init: virtme-init: cannot find script I/O ports; make sure virtio-serial is available"));
+        assert!(!super::no_script_ports(
+            "virtme-ng-init: initialization done"
+        ));
     }
 
     use super::*;
