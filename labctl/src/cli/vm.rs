@@ -18,6 +18,9 @@ Examples:
   labctl vm run 5.10 --module test_bpf -- 'dmesg | grep test_bpf'
   labctl vm run 5.10 --file ./prog:/root/prog -- /root/prog
   labctl vm run 5.10 --backend vng -- python3 -c 'print(1)'   host userland over 9p
+  labctl vm run 6.12 --share ./myprog -- ./loader    a host folder, read-write, the command
+                                                    starts in it (its programs bring their libraries)
+  labctl vm run 6.12 --share ~/data:/data:ro --share ./out:/out -- 'wc -l /data/* > /out/n'
 
 The command's stdout+stderr arrive over a second serial port (ttyS1) and are printed on
 stdout; labctl exits with the command's exit code. Kernel panics, boot and command
@@ -28,6 +31,7 @@ const BOOT_HELP: &str = "\
 Examples:
   labctl vm boot 5.10.46                   busybox shell on the serial console
   labctl vm boot --kernel arch/x86/boot/bzImage --modules /tmp/mods
+  labctl vm boot 6.12 --share .            this folder at the same path; the shell starts there
 
 Leave with `exit` (or Ctrl-D): the guest reboots and QEMU ends. Ctrl-A X kills QEMU,
 Ctrl-A C switches to the QEMU monitor. The terminal is restored afterwards.";
@@ -67,6 +71,15 @@ pub struct GuestArgs {
     /// Copy HOST[:GUEST] into the guest (default guest path: /root/<name>); ELF programs bring their shared libraries. Repeatable.
     #[arg(long = "file", value_name = "HOST[:GUEST]")]
     pub files: Vec<String>,
+    /// Mount the host folder HOST in the guest over 9p at GUEST (default: the same
+    /// absolute path), read-write unless `:ro`; what the guest writes lands on the host.
+    /// The command (and vm boot's shell) starts in the first share. Repeatable.
+    #[arg(long = "share", value_name = "HOST[:GUEST][:ro]")]
+    pub shares: Vec<labctl::vm::share::Share>,
+    /// Start the command (or vm boot's shell) in this guest folder (default: the first
+    /// --share, else /root).
+    #[arg(long, value_name = "GUEST_DIR")]
+    pub workdir: Option<String>,
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
@@ -222,6 +235,12 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec>
         BackendArg::Qemu => Backend::Qemu,
         BackendArg::Vng => Backend::Vng,
     };
+    labctl::vm::share::check_distinct(&g.shares)?;
+    spec.shares = g.shares.clone();
+    spec.workdir = g
+        .workdir
+        .clone()
+        .or_else(|| g.shares.first().map(|s| s.guest.clone()));
     spec.memory_mb = g.memory;
     spec.cpus = g.cpus;
     spec.kernel_args = g.append.clone();

@@ -294,6 +294,26 @@ fn nss_files_module(search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
     Ok(out)
 }
 
+/// The host libraries `programs` need (they stay where they are: e.g. in a shared
+/// folder), as image entries and their folders.
+fn libs_of(programs: &[PathBuf]) -> Result<(Vec<Entry>, Vec<String>), VmError> {
+    let search = elf::host_search_dirs();
+    let mut libs = Vec::new();
+    for p in programs {
+        add_libs(p, Path::new("/"), &search, &mut libs)?;
+    }
+    let dirs = elf::lib_dirs(&libs);
+    let entries = libs
+        .into_iter()
+        .map(|l| Entry::File {
+            guest: l.guest,
+            mode: 0o755,
+            source: Source::Host(l.host),
+        })
+        .collect();
+    Ok((entries, dirs))
+}
+
 /// The libraries of `p` (one of `f`'s files), from the host or from `f`'s sysroot.
 fn add_libs_for(
     f: &GuestFile,
@@ -506,8 +526,19 @@ pub fn base_image(
     busybox: &Path,
     modules: Option<&Path>,
     files: &[GuestFile],
+    lib_users: &[PathBuf],
 ) -> Result<GuestImage, VmError> {
-    let (entries, ld_path) = base_entries(busybox, modules, files)?;
+    let (mut entries, mut ld_path) = base_entries(busybox, modules, files)?;
+    if !lib_users.is_empty() {
+        let (extra, dirs) = libs_of(lib_users)?;
+        entries.extend(extra);
+        entries = dedup_last_wins(entries);
+        for d in dirs {
+            if !ld_path.contains(&d) {
+                ld_path.push(d);
+            }
+        }
+    }
     let hash = content_hash(&entries)?;
     let dir = home.guests();
     let path = dir.join(format!("{}.cpio.gz", &hash[..16]));
@@ -560,17 +591,20 @@ pub struct RunSettings {
     pub modules: Vec<String>,
     pub ld_path: Vec<String>,
     pub script: String,
+    /// `vm boot`'s shell starts here (default /root).
+    pub workdir: Option<String>,
 }
 
 /// `/labctl/env` text: shell assignments with single-quoted values.
 pub fn env_text(s: &RunSettings) -> String {
     let q = |v: &str| format!("'{}'", v.replace('\'', r"'\''"));
     format!(
-        "LABCTL_MODE={}\nLABCTL_NONCE={}\nLABCTL_MODULES={}\nLABCTL_LD_PATH={}\n",
+        "LABCTL_MODE={}\nLABCTL_NONCE={}\nLABCTL_MODULES={}\nLABCTL_LD_PATH={}\nLABCTL_WORKDIR={}\n",
         if s.interactive { "boot" } else { "run" },
         q(&s.nonce),
         q(&s.modules.join(" ")),
         q(&s.ld_path.join(":")),
+        q(s.workdir.as_deref().unwrap_or("/root")),
     )
 }
 
@@ -643,11 +677,13 @@ mod tests {
             modules: vec!["test_bpf".into(), "x'y".into()],
             ld_path: vec!["/lib/x".into()],
             script: String::new(),
+            workdir: Some("/w'x".into()),
         };
         let t = env_text(&s);
         assert!(t.contains("LABCTL_MODE=run\n"), "{t}");
         assert!(t.contains("LABCTL_MODULES='test_bpf x'\\''y'\n"), "{t}");
         assert!(t.contains("LABCTL_LD_PATH='/lib/x'"), "{t}");
+        assert!(t.contains("LABCTL_WORKDIR='/w'\\''x'"), "{t}");
     }
 
     #[test]
@@ -674,19 +710,19 @@ mod tests {
             },
         ];
         let bb = find_busybox().unwrap();
-        let img = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
+        let img = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[]).unwrap();
         assert!(img.built);
         assert!(
             img.ld_path.iter().any(|p| p.ends_with("x86_64-linux-gnu")),
             "{:?}",
             img.ld_path
         );
-        let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
+        let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[]).unwrap();
         assert!(!again.built);
         assert_eq!(again.path, img.path);
         // Changing content changes the key.
         std::fs::write(mods.join("modules.dep"), b"changed\n").unwrap();
-        let changed = base_image(&home, &bb, Some(&d.path().join("mods")), &files).unwrap();
+        let changed = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[]).unwrap();
         assert!(changed.built && changed.hash != img.hash);
 
         // gunzip + cpio -t: the layout the init expects.
@@ -723,6 +759,7 @@ mod tests {
             modules: vec![],
             ld_path: changed.ld_path.clone(),
             script: "uname -r\n".into(),
+            workdir: None,
         };
         let initrd = d.path().join("run/initrd.img");
         assemble_initrd(&changed, &s, &initrd).unwrap();

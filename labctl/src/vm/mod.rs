@@ -12,6 +12,7 @@ pub mod cpio;
 pub mod elf;
 pub mod initramfs;
 pub mod qemu;
+pub mod share;
 pub mod vng;
 pub mod watchdog;
 
@@ -87,6 +88,10 @@ pub struct VmSpec {
     pub qemu: Option<PathBuf>,
     /// The KVM device `auto` checks (default /dev/kvm; tests point it elsewhere).
     pub kvm_device: PathBuf,
+    /// Host folders mounted in the guest (`--share`).
+    pub shares: Vec<share::Share>,
+    /// Where the command (and `vm boot`'s shell) starts; None = /root (QEMU) or /tmp (vng).
+    pub workdir: Option<String>,
 }
 
 impl VmSpec {
@@ -115,6 +120,8 @@ impl VmSpec {
             probe_timeout: accel::DEFAULT_PROBE_TIMEOUT,
             qemu: None,
             kvm_device: PathBuf::from("/dev/kvm"),
+            shares: Vec::new(),
+            workdir: None,
         }
     }
 }
@@ -280,6 +287,18 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
     }
 }
 
+/// The script the guest runs: the shares' mount lines, `cd` to the work folder, then
+/// the command.
+fn guest_script(spec: &VmSpec) -> String {
+    let mut s = share::mount_script(&spec.shares);
+    if let Some(w) = &spec.workdir {
+        let q = crate::process::shell_quote(std::ffi::OsStr::new(w));
+        s.push_str(&format!("cd {q} || exit 2\n"));
+    }
+    s.push_str(&spec.script);
+    s
+}
+
 #[derive(Default)]
 struct Watch {
     booted_at: Option<Instant>,
@@ -323,7 +342,15 @@ fn run_qemu(
     let busybox = initramfs::find_busybox()?;
     let image = {
         let st = sink.stage("image", "guest initramfs (busybox, init, modules, payload)");
-        let img = initramfs::base_image(home, &busybox, spec.modules.as_deref(), &spec.files)?;
+        // Programs in the shares (a loader built on the host) bring their libraries.
+        let share_programs = share::elf_programs(&spec.shares, 200);
+        let img = initramfs::base_image(
+            home,
+            &busybox,
+            spec.modules.as_deref(),
+            &spec.files,
+            &share_programs,
+        )?;
         sink.debug(format!(
             "guest image {} ({} entries, {})",
             img.path.display(),
@@ -339,7 +366,8 @@ fn run_qemu(
         nonce: nonce.clone(),
         modules: spec.load_modules.clone(),
         ld_path: image.ld_path.clone(),
-        script: spec.script.clone(),
+        script: guest_script(spec),
+        workdir: spec.workdir.clone(),
     };
     let run_dir = &spec.run_dir;
     let initrd = run_dir.join("initrd.img");
@@ -378,7 +406,9 @@ fn run_qemu(
         results: Some(results.clone()),
         pidfile: Some(pidfile.clone()),
     };
-    let cmd = Cmd::new(qemu_prog).args(qemu::argv(&q));
+    let cmd = Cmd::new(qemu_prog)
+        .args(qemu::argv(&q))
+        .args(share::qemu_args(&spec.shares));
     let spawn_err = |e: ProcessError| match e {
         ProcessError::Spawn { program, source } => VmError::QemuMissing {
             program,

@@ -51,7 +51,10 @@ pub fn wrapper(dir: &Path, spec: &VmSpec) -> String {
     }
     s.push_str("echo \"labctl-init: up $(uname -r)\" > /dev/console\n");
     s.push_str(&format!(
-        "(cd /tmp && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n"
+        "(cd {w} && sh {d}/run.sh) < /dev/null > {d}/output 2>&1\n",
+        w = shell_quote(std::ffi::OsStr::new(
+            spec.workdir.as_deref().unwrap_or("/tmp")
+        )),
     ));
     s.push_str(&format!(
         "echo $? > {d}/exit.tmp && mv {d}/exit.tmp {d}/exit\nsync\n"
@@ -74,6 +77,7 @@ pub fn argv(spec: &VmSpec, accel: Accel, dir: &Path) -> Vec<String> {
     a.push(format!("{}M", spec.memory_mb));
     a.push("--rwdir".into());
     a.push(dir.to_string_lossy().into_owned());
+    a.extend(share_args(spec));
     for w in &spec.kernel_args {
         a.push("--append".into());
         a.push(w.clone());
@@ -84,6 +88,16 @@ pub fn argv(spec: &VmSpec, accel: Accel, dir: &Path) -> Vec<String> {
         "sh {}",
         shell_quote(dir.join("wrap.sh").as_os_str())
     ));
+    a
+}
+
+/// `--share` as vng's own `--rwdir GUEST=HOST` / `--rodir GUEST=HOST`.
+fn share_args(spec: &VmSpec) -> Vec<String> {
+    let mut a = Vec::new();
+    for s in &spec.shares {
+        a.push(if s.readonly { "--rodir" } else { "--rwdir" }.to_string());
+        a.push(format!("{}={}", s.guest, s.host.to_string_lossy()));
+    }
     a
 }
 
@@ -102,6 +116,7 @@ pub fn boot_argv(spec: &VmSpec, accel: Accel) -> Vec<String> {
         "--memory".into(),
         format!("{}M", spec.memory_mb),
     ]);
+    a.extend(share_args(spec));
     for w in &spec.kernel_args {
         a.push("--append".into());
         a.push(w.clone());
