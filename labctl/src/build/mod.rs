@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod metadata;
 mod pipeline;
 pub mod toolchain;
+pub mod tools;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -109,6 +109,10 @@ pub struct GuestArgs {
 pub struct BootArgs {
     #[command(flatten)]
     pub guest: GuestArgs,
+    /// Bring this host program into the guest's shell (with its libraries; `bpftool` is
+    /// the kernel's own). Repeatable.
+    #[arg(long = "with", value_name = "PROGRAM")]
+    pub with: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,21 +126,28 @@ pub struct RunArgs {
     /// Seconds the guest may take to boot (default 30 under KVM, 120 under TCG).
     #[arg(long, value_name = "SECS")]
     pub boot_timeout: Option<u64>,
+    /// Also bring this host program into the guest (with its libraries; `bpftool` is the
+    /// kernel's own), for commands that call it (e.g. a Makefile's recipe). The
+    /// command's own program is brought automatically. Repeatable.
+    #[arg(long = "with", value_name = "PROGRAM")]
+    pub with: Vec<String>,
     /// The command to run in the guest, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 /// The kernel (and modules) to boot.
-fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<PathBuf>, String)> {
+fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<Resolved> {
     if let Some(k) = &g.kernel {
-        return Ok((
-            k.clone(),
-            g.modules.clone(),
-            k.file_name()
+        return Ok(Resolved {
+            bzimage: k.clone(),
+            modules: g.modules.clone(),
+            label: k
+                .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "kernel".into()),
-        ));
+            build: None,
+        });
     }
     let Some(v) = &g.version else {
         return Err(labctl::Error::Usage(
@@ -175,7 +186,20 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
         (g.backend == BackendArg::Qemu && b.modules.join("lib/modules").is_dir())
             .then(|| b.modules.clone())
     });
-    Ok((b.bzimage.clone(), modules, b.release.clone()))
+    Ok(Resolved {
+        bzimage: b.bzimage.clone(),
+        modules,
+        label: b.release.clone(),
+        build: Some(b),
+    })
+}
+
+/// The kernel to boot: a labctl build (VERSION) or a bzImage (--kernel).
+struct Resolved {
+    bzimage: PathBuf,
+    modules: Option<PathBuf>,
+    label: String,
+    build: Option<labctl::build::BuildOutput>,
 }
 
 fn parse_file(s: &str) -> anyhow::Result<GuestFile> {
@@ -198,8 +222,9 @@ fn parse_file(s: &str) -> anyhow::Result<GuestFile> {
     })
 }
 
-fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec> {
-    let (kernel, modules, label) = resolve_kernel(g, ctx)?;
+fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<(VmSpec, Resolved)> {
+    let r = resolve_kernel(g, ctx)?;
+    let (kernel, modules, label) = (r.bzimage.clone(), r.modules.clone(), r.label.clone());
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -245,11 +270,34 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec>
     spec.cpus = g.cpus;
     spec.kernel_args = g.append.clone();
     spec.verbose_console = g.verbose_console;
-    Ok(spec)
+    Ok((spec, r))
+}
+
+/// The programs the command (and `--with`) names that the hermetic guest lacks.
+fn guest_programs(
+    words: &[String],
+    with: &[String],
+    g: &GuestArgs,
+    r: &Resolved,
+    ctx: &Ctx,
+) -> anyhow::Result<Vec<GuestFile>> {
+    if g.backend == BackendArg::Vng {
+        return Ok(Vec::new());
+    }
+    let build = r.build.as_ref().map(|b| (b, &g.toolchain));
+    Ok(vm::programs::guest_files(
+        &ctx.home,
+        words,
+        with,
+        build,
+        ctx.sink(),
+    )?)
 }
 
 pub fn run_run(a: RunArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let mut spec = spec_from(&a.guest, ctx, vm::script_from_words(&a.command))?;
+    let (mut spec, resolved) = spec_from(&a.guest, ctx, vm::script_from_words(&a.command))?;
+    let programs = guest_programs(&a.command, &a.with, &a.guest, &resolved, ctx)?;
+    spec.files.extend(programs);
     spec.timeout = a.timeout.map(Duration::from_secs);
     spec.boot_timeout = a.boot_timeout.map(Duration::from_secs);
     let out = vm::run(&ctx.home, &spec, ctx.sink())?;
@@ -277,7 +325,9 @@ pub fn run_run(a: RunArgs, ctx: &Ctx) -> anyhow::Result<u8> {
 }
 
 pub fn run_boot(a: BootArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let mut spec = spec_from(&a.guest, ctx, String::new())?;
+    let (mut spec, resolved) = spec_from(&a.guest, ctx, String::new())?;
+    let programs = guest_programs(&[], &a.with, &a.guest, &resolved, ctx)?;
+    spec.files.extend(programs);
     spec.interactive = true;
     let saved = TermState::save();
     let r = vm::run(&ctx.home, &spec, ctx.sink());

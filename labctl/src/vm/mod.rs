@@ -11,6 +11,7 @@ pub mod accel;
 pub mod cpio;
 pub mod elf;
 pub mod initramfs;
+pub mod programs;
 pub mod qemu;
 pub mod share;
 pub mod vng;
@@ -287,6 +288,14 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
     }
 }
 
+/// Guest memory for an image that unpacks to `image_bytes`: what was asked, or enough
+/// for the kernel, the unpacked files and the compressed copy during unpacking plus
+/// room to run (384 MiB + twice the image), whichever is more.
+pub fn memory_for(asked_mb: u32, image_bytes: u64) -> u32 {
+    let need = 384 + 2 * (image_bytes >> 20);
+    asked_mb.max(u32::try_from(need).unwrap_or(u32::MAX))
+}
+
 /// The script the guest runs: the shares' mount lines, `cd` to the work folder, then
 /// the command.
 fn guest_script(spec: &VmSpec) -> String {
@@ -391,11 +400,21 @@ fn run_qemu(
     if spec.interactive {
         args.push("TERM=linux".into());
     }
+    // The unpacked image lives in the guest's RAM (rootfs): a big payload (bpftrace's
+    // LLVM) needs more than the default.
+    let memory_mb = memory_for(spec.memory_mb, image.bytes);
+    if memory_mb > spec.memory_mb {
+        sink.info(format!(
+            "guest memory raised from {} to {memory_mb} MiB: the guest image unpacks to {} MiB",
+            spec.memory_mb,
+            image.bytes >> 20
+        ));
+    }
     let q = qemu::QemuArgs {
         kernel: spec.kernel.clone(),
         initrd: Some(initrd.clone()),
         append: qemu::kernel_cmdline(!spec.verbose_console && !spec.interactive, &args),
-        memory_mb: spec.memory_mb,
+        memory_mb,
         cpus: spec.cpus,
         accel: verdict.accel,
         console: if spec.interactive {
@@ -617,6 +636,13 @@ pub fn script_from_words(words: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn big_images_get_more_memory() {
+        assert_eq!(super::memory_for(512, 20 << 20), 512);
+        assert_eq!(super::memory_for(512, 207 << 20), 384 + 414);
+        assert_eq!(super::memory_for(2048, 207 << 20), 2048);
+    }
+
     use super::*;
 
     #[test]
