@@ -77,7 +77,7 @@ pub fn ensure(
     if present(&obj) {
         return Ok(files(None));
     }
-    if !obj.join("Makefile").is_file() || !has_target(&src) {
+    if !obj.is_dir() || !has_target(&src) {
         return Ok(files(Some(format!(
             "{} has no kernel tree with a scripts_gdb target to make them from",
             out.dir.display()
@@ -202,11 +202,7 @@ fn failure_text(error: Option<&str>, log: Option<&Path>) -> String {
 /// wrapper and the pahole wrapper as the pipeline sets them up, and the fixed build
 /// environment. A fix's own make variable is not reconstructed; at worst make redoes a
 /// part of `prepare` for it.
-fn reconstructed_make_args(
-    home: &Home,
-    meta: &BuildJson,
-    dir: &Path,
-) -> (MakeArgs, MakeArgs) {
+fn reconstructed_make_args(home: &Home, meta: &BuildJson, dir: &Path) -> (MakeArgs, MakeArgs) {
     let mut vars = Vec::new();
     let mut env = super::pipeline::base_env();
     let w = meta.cc_wrapper.as_str();
