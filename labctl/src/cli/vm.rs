@@ -21,7 +21,7 @@ Examples:
   labctl vm run 6.12 --share ./myprog -- ./loader    a host folder, read-write, the command
                                                     starts in it (its programs bring their libraries)
   labctl vm run 6.12 --share ~/data:/data:ro --share ./out:/out -- 'wc -l /data/* > /out/n'
-  labctl vm run 5.10 --gdb-wait -- /root/prog   guest stopped at entry; attach with the printed gdb command
+  labctl vm run 5.10 --gdb-wait -- /root/prog      stopped at entry: attach with the printed gdb line
 
 The command's stdout+stderr arrive over a second serial port (ttyS1) and are printed on
 stdout; labctl exits with the command's exit code. Kernel panics, boot and command
