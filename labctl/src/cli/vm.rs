@@ -21,11 +21,19 @@ Examples:
   labctl vm run 6.12 --share ./myprog -- ./loader    a host folder, read-write, the command
                                                     starts in it (its programs bring their libraries)
   labctl vm run 6.12 --share ~/data:/data:ro --share ./out:/out -- 'wc -l /data/* > /out/n'
+  labctl vm run 5.10 --gdb-wait -- /root/prog      stopped at entry: attach with the printed gdb line
 
 The command's stdout+stderr arrive over a second serial port (ttyS1) and are printed on
 stdout; labctl exits with the command's exit code. Kernel panics, boot and command
 timeouts exit 2 with a console excerpt. The run's console.log, results.bin and
-result.json are kept in $LABCTL_HOME/runs/.";
+result.json are kept in $LABCTL_HOME/runs/.
+
+--gdb: QEMU's gdb stub on 127.0.0.1 (a free port, or --gdb=PORT), the kernel booted with
+nokaslr, and a gdb command line printed on stderr that loads the build's vmlinux and its
+gdb scripts (lx-symbols, lx-dmesg, lx-ps; made on demand for older builds). Run it in
+another terminal; it needs gdb on this host. With --gdb the boot and command timeouts
+default to none (a guest stopped at a breakpoint waits for you); --timeout and
+--boot-timeout still apply when given.";
 
 const BOOT_HELP: &str = "\
 Examples:
@@ -33,8 +41,13 @@ Examples:
   labctl vm boot --kernel arch/x86/boot/bzImage --modules /tmp/mods
   labctl vm boot 6.12 --share .            this folder at the same path; the shell starts there
 
+  labctl vm boot 5.10 --gdb-wait          stopped at entry; attach with the printed gdb command
+
 Leave with `exit` (or Ctrl-D): the guest reboots and QEMU ends. Ctrl-A X kills QEMU,
-Ctrl-A C switches to the QEMU monitor. The terminal is restored afterwards.";
+Ctrl-A C switches to the QEMU monitor. The terminal is restored afterwards.
+
+--gdb prints the gdb command line (run it in another terminal; it needs gdb on this
+host) before QEMU takes the terminal.";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccelArg {
@@ -102,6 +115,15 @@ pub struct GuestArgs {
     /// `kernel build --toolchain`).
     #[arg(long, default_value = "host", value_name = "TOOLCHAIN")]
     pub toolchain: labctl::userland::ToolchainSpec,
+    /// Start QEMU's gdb stub on 127.0.0.1:PORT (--gdb alone: a free port), boot with
+    /// nokaslr and print the gdb command that attaches with the kernel's vmlinux and gdb
+    /// scripts (needs gdb on this host). Timeouts then default to none.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    pub gdb: Option<u16>,
+    /// Like --gdb, with the guest stopped before its first instruction until gdb
+    /// continues it (QEMU -S).
+    #[arg(long)]
+    pub gdb_wait: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -270,6 +292,7 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<(VmSpec
     spec.cpus = g.cpus;
     spec.kernel_args = g.append.clone();
     spec.verbose_console = g.verbose_console;
+    spec.gdb = gdb_stub(g, ctx, &spec.kernel)?;
     Ok((spec, r))
 }
 
@@ -292,6 +315,39 @@ fn guest_programs(
         build,
         ctx.sink(),
     )?)
+}
+
+/// `--gdb[=PORT]` / `--gdb-wait`: the stub, with the build's symbols and gdb scripts.
+fn gdb_stub(
+    g: &GuestArgs,
+    ctx: &Ctx,
+    kernel: &std::path::Path,
+) -> anyhow::Result<Option<vm::gdb::GdbStub>> {
+    if g.gdb.is_none() && !g.gdb_wait {
+        return Ok(None);
+    }
+    if g.backend == BackendArg::Vng {
+        return Err(labctl::Error::Usage(
+            "--gdb needs the QEMU backend (virtme-ng starts QEMU itself); drop --backend vng"
+                .into(),
+        )
+        .into());
+    }
+    let build = match (&g.kernel, &g.version) {
+        (None, Some(v)) => labctl::build::find_build_for(&ctx.home, &v.parse()?, &g.toolchain),
+        _ => None,
+    };
+    let target = match &build {
+        Some(b) => vm::gdb::Kernel::Build(b),
+        None => vm::gdb::Kernel::Image(kernel),
+    };
+    Ok(Some(vm::gdb::stub(
+        &ctx.home,
+        target,
+        g.gdb,
+        g.gdb_wait,
+        ctx.sink(),
+    )?))
 }
 
 pub fn run_run(a: RunArgs, ctx: &Ctx) -> anyhow::Result<u8> {

@@ -1,6 +1,7 @@
 //! The VM harness: a hermetic initramfs guest (newc cpio written here), QEMU argv as
 //! pure functions, accelerator probing (KVM only when it proves alive, else TCG),
-//! console + results channels, watchdog. Owns [`VmSpec`] and [`VmOutcome`].
+//! console + results channels, watchdog, gdb stub ([`gdb`]). Owns [`VmSpec`] and
+//! [`VmOutcome`].
 //!
 //! A run: decide the accelerator ([`accel`]) → build or reuse the base image and append
 //! the per-run archive ([`initramfs`]) → start QEMU ([`qemu`]) with the console on its
@@ -10,6 +11,7 @@
 pub mod accel;
 pub mod cpio;
 pub mod elf;
+pub mod gdb;
 pub mod initramfs;
 pub mod programs;
 pub mod qemu;
@@ -93,6 +95,9 @@ pub struct VmSpec {
     pub shares: Vec<share::Share>,
     /// Where the command (and `vm boot`'s shell) starts; None = /root (QEMU) or /tmp (vng).
     pub workdir: Option<String>,
+    /// QEMU's gdb stub (`--gdb`): adds `nokaslr`, and the boot and command limits
+    /// default to none.
+    pub gdb: Option<gdb::GdbStub>,
 }
 
 impl VmSpec {
@@ -123,6 +128,7 @@ impl VmSpec {
             kvm_device: PathBuf::from("/dev/kvm"),
             shares: Vec::new(),
             workdir: None,
+            gdb: None,
         }
     }
 }
@@ -190,6 +196,8 @@ pub enum VmError {
     },
     #[error("virtme-ng: {detail}")]
     Vng { detail: String },
+    #[error("--gdb needs the QEMU backend (virtme-ng starts QEMU itself); drop --backend vng")]
+    GdbNeedsQemu,
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error("{op} {}: {source}", path.display())]
@@ -283,6 +291,7 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
         });
     }
     match spec.backend {
+        Backend::Vng if spec.gdb.is_some() => Err(VmError::GdbNeedsQemu),
         Backend::Vng => vng::run(spec, &verdict, sink),
         Backend::Qemu => run_qemu(home, spec, &verdict, &qemu_prog, sink),
     }
@@ -397,6 +406,9 @@ fn run_qemu(
 
     let mut args = qemu::accel_kernel_args(verdict.accel);
     args.extend(spec.kernel_args.iter().cloned());
+    if spec.gdb.is_some() {
+        args.extend(gdb::kernel_args());
+    }
     if spec.interactive {
         args.push("TERM=linux".into());
     }
@@ -427,7 +439,15 @@ fn run_qemu(
     };
     let cmd = Cmd::new(qemu_prog)
         .args(qemu::argv(&q))
-        .args(share::qemu_args(&spec.shares));
+        .args(share::qemu_args(&spec.shares))
+        .args(spec.gdb.iter().flat_map(gdb::qemu_args));
+    if let Some(g) = &spec.gdb {
+        sink.emit(crate::events::Event::GdbStub {
+            address: g.address(),
+            wait: g.wait,
+            command: gdb::attach_command(g),
+        });
+    }
     let spawn_err = |e: ProcessError| match e {
         ProcessError::Spawn { program, source } => VmError::QemuMissing {
             program,
@@ -459,7 +479,11 @@ fn run_qemu(
         });
     }
 
-    let (def_boot, def_cmd) = default_timeouts(verdict.accel);
+    let (def_boot, def_cmd) = match spec.gdb {
+        // A guest stopped in gdb waits for the user, not for a watchdog.
+        Some(_) => (gdb::NO_LIMIT, gdb::NO_LIMIT),
+        None => default_timeouts(verdict.accel),
+    };
     let boot_timeout = spec.boot_timeout.unwrap_or(def_boot);
     let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
     // After an alarm, give the kernel a moment to print the whole report.
