@@ -184,6 +184,7 @@ pub fn build(
         started_unix: now_unix(),
         finished_unix: None,
         output: None,
+        origin: None,
     };
     let mut cx = Ctx {
         home,
