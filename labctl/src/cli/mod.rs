@@ -85,7 +85,7 @@ pub enum Command {
     #[command(subcommand)]
     Vm(VmCmd),
     /// Build and test a list of kernels; print a kernel × test matrix.
-    Matrix(matrix::MatrixArgs),
+    Matrix(Box<matrix::MatrixArgs>),
     /// Show or free labctl's cache (downloads, sources, builds, guests, runs).
     #[command(subcommand)]
     Cache(CacheCmd),
@@ -191,7 +191,7 @@ pub fn main() -> ExitCode {
         Command::Vm(VmCmd::Boot(a)) => vm::run_boot(a, &ctx),
         Command::Vm(VmCmd::Run(a)) => vm::run_run(a, &ctx),
         Command::Vm(VmCmd::Test(a)) => test::run(*a, &ctx),
-        Command::Matrix(a) => matrix::run(a, &ctx),
+        Command::Matrix(a) => matrix::run(*a, &ctx),
         Command::Cache(CacheCmd::Ls(a)) => fetch::run_cache_ls(a, &ctx),
         Command::Cache(CacheCmd::Prune(a)) => fetch::run_cache_prune(a, &ctx),
     };

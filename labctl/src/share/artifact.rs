@@ -13,6 +13,7 @@
 //! | `examples` | `artifacts/examples/{bin/…,link.json}`: examples-bpf built on the pushing host |
 //! | `sysroot`  | `artifacts/sysroot/…`: the shared libraries the dynamic samples need |
 //! | `examples-sysroot` | `artifacts/examples/sysroot/…`: the same for dynamic example loaders |
+//! | `bcc-headers` | `artifacts/bcc-headers/…`: source + generated headers for hello-bcc (`BCC_KERNEL_SOURCE`) |
 //! | `records`  | `build.log`, `reproduce.sh`, `config.input` |
 //!
 //! `build.json` is never in a layer: the puller writes it from the config document, with
@@ -54,6 +55,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("sysroot", &["artifacts/sysroot"]),
     ("examples-sysroot", &["artifacts/examples/sysroot"]),
+    ("bcc-headers", &["artifacts/bcc-headers"]),
     ("records", &["build.log", "reproduce.sh", "config.input"]),
 ];
 

@@ -394,6 +394,17 @@ pub fn push(
                 ));
             }
         }
+        // The headers hello-bcc compiles against (a pulled build has no build tree).
+        let obj = d.join("obj");
+        if obj.join("include/generated").is_dir() {
+            match crate::suite::examples::bcc_headers(home, &obj, &out.release, sink) {
+                Ok(h) => layers.push((
+                    "bcc-headers",
+                    vec![artifact::Source::new(h, "artifacts/bcc-headers")],
+                )),
+                Err(e) => sink.warn(format!("no BCC headers in the artifact (hello-bcc then has none on a pulling host): {e}")),
+            }
+        }
         let records: Vec<artifact::Source> = ["build.log", "reproduce.sh", "config.input"]
             .iter()
             .filter(|f| d.join(f).is_file())
