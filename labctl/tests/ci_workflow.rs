@@ -117,7 +117,7 @@ fn the_default_branch_pushes_and_pull_requests_pull_first() {
     );
     let push = text
         .lines()
-        .position(|l| l.contains("labctl kernel push"))
+        .position(|l| l.contains("run: labctl kernel push"))
         .expect("the workflow pushes the kernel");
     let lines: Vec<&str> = text.lines().collect();
     let step = lines[..push]
@@ -137,7 +137,7 @@ fn the_default_branch_pushes_and_pull_requests_pull_first() {
     );
     let build = lines
         .iter()
-        .position(|l| l.contains("labctl kernel build"))
+        .position(|l| l.contains("run: labctl kernel build"))
         .unwrap();
     let test = lines
         .iter()

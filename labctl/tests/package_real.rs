@@ -157,9 +157,18 @@ fn the_lab_deb_installs_into_a_bare_debian_where_grub_and_depmod_look() {
             })
             .unwrap(),
     );
-    assert_eq!(
-        std::fs::read(root.join(format!("boot/config-{release}"))).unwrap(),
-        std::fs::read(build_dir.join("artifacts/config")).unwrap()
+    let installed = std::fs::read_to_string(root.join(format!("boot/config-{release}"))).unwrap();
+    let built = std::fs::read_to_string(build_dir.join("artifacts/config")).unwrap();
+    let differ: Vec<(&str, &str)> = installed
+        .lines()
+        .zip(built.lines())
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert!(
+        differ.is_empty() && installed.lines().count() == built.lines().count(),
+        "/boot/config-{release} is not the build's config ({}): {differ:?}",
+        build_dir.display()
     );
     let vmlinuz = std::fs::read(root.join(format!("boot/vmlinuz-{release}"))).unwrap();
     assert_eq!(&vmlinuz[0x202..0x206], b"HdrS", "vmlinuz is not a bzImage");
