@@ -145,18 +145,13 @@ fn the_lab_deb_installs_into_a_bare_debian_where_grub_and_depmod_look() {
         assert!(boot.contains(&f), "/boot lacks {f}: {boot:?}");
     }
     // The kernel in /boot is the build's bzImage; the config is the build's .config.
-    let build_dir = home.join("builds").join(
-        std::fs::read_dir(home.join("builds"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .find(|n| {
-                n.starts_with("5.10.46-")
-                    && labctl::build::BuildJson::read(&home.join("builds").join(n))
-                        .is_some_and(|b| b.is_complete() && b.origin.is_none())
-            })
-            .unwrap(),
-    );
+    // The build that was packaged: its log is builds/<key>/logs/package-deb.log (the
+    // shared test home may hold other 5.10.46 builds, e.g. of newer fragments).
+    let build_dir = Path::new(j["log"].as_str().unwrap())
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
     let installed = std::fs::read_to_string(root.join(format!("boot/config-{release}"))).unwrap();
     let built = std::fs::read_to_string(build_dir.join("artifacts/config")).unwrap();
     let differ: Vec<(&str, &str)> = installed
