@@ -22,6 +22,7 @@ pub mod lab;
 pub mod matrix;
 pub mod process;
 pub mod rootfs;
+pub mod share;
 pub mod source;
 pub mod suite;
 pub mod userland;
