@@ -198,6 +198,26 @@ pub struct BuildOutput {
     pub sysroot: Option<PathBuf>,
 }
 
+impl BuildOutput {
+    /// The kernel build folder (where `include/generated` lives): the artifacts folder
+    /// or a sibling (`obj/`, `build/`). BCC takes its headers from there.
+    pub fn build_tree(&self) -> Option<PathBuf> {
+        [
+            self.dir.clone(),
+            self.dir.join("build"),
+            self.dir.join("obj"),
+        ]
+        .into_iter()
+        .chain(
+            self.dir
+                .parent()
+                .into_iter()
+                .flat_map(|p| [p.join("obj"), p.join("build")]),
+        )
+        .find(|d| d.join("include/generated").is_dir())
+    }
+}
+
 /// Every build folder with a readable build.json (any result), newest first.
 pub fn local_builds(home: &Home) -> Vec<BuildJson> {
     let mut out: Vec<BuildJson> = std::fs::read_dir(home.builds())

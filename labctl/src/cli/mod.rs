@@ -13,6 +13,7 @@ mod config;
 mod doctor;
 mod fetch;
 mod matrix;
+mod new;
 pub mod render;
 mod test;
 mod vm;
@@ -28,6 +29,7 @@ Examples:
   labctl kernel fetch 5.10           newest 5.10.y from kernel.org, else Debian's archive
   labctl kernel build 5.16.10        fetch, configure for BPF, apply known fixes, build
   labctl vm test 5.10                boot it under QEMU and run the BPF acceptance suite
+  labctl new ~/first-bpf             a starter project for that kernel (docs/first-program.md)
 
 Exit codes: 0 success, 1 a test failed, 2 setup/infrastructure failure, 130 interrupted.
 Cache: --home, $LABCTL_HOME, else $XDG_CACHE_HOME/labctl (~/.cache/labctl).";
@@ -80,6 +82,8 @@ pub enum Command {
     /// Boot a kernel under QEMU: a shell, one command, or the acceptance suite.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// Start a BPF project for a lab kernel: libbpf, CO-RE, BCC or bpftrace template.
+    New(new::NewArgs),
     /// Build and test a list of kernels; print a kernel × test matrix.
     Matrix(matrix::MatrixArgs),
     /// Show or free labctl's cache (downloads, sources, builds, guests, runs).
@@ -178,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Vm(VmCmd::Boot(a)) => vm::run_boot(a, &ctx),
         Command::Vm(VmCmd::Run(a)) => vm::run_run(a, &ctx),
         Command::Vm(VmCmd::Test(a)) => test::run(*a, &ctx),
+        Command::New(a) => new::run(a, &ctx),
         Command::Matrix(a) => matrix::run(a, &ctx),
         Command::Cache(CacheCmd::Ls(a)) => fetch::run_cache_ls(a, &ctx),
         Command::Cache(CacheCmd::Prune(a)) => fetch::run_cache_prune(a, &ctx),
