@@ -55,8 +55,8 @@ const EMBEDDED: &[Embedded] = &[
             ".gitignore"
         ]
     ),
-    template!("bcc", ["hello.py"]),
-    template!("bpftrace", ["hello.bt"]),
+    template!("bcc", ["Makefile", "hello.py"]),
+    template!("bpftrace", ["Makefile", "hello.bt"]),
 ];
 
 /// Who boots the guest a template's program runs in.
@@ -75,14 +75,18 @@ pub enum TemplateBackend {
 pub struct Manifest {
     /// One line: what the template is.
     pub about: String,
-    /// Files copied into the project as they are.
+    /// Files copied into the project.
     pub files: Vec<String>,
+    /// Those of `files` whose placeholders are filled in: `@KERNEL@`, `@PYTHON@` (the
+    /// host's python3 that imports bcc), `@BCC_KERNEL_SOURCE@` (BCC's headers for a
+    /// kernel without `CONFIG_IKHEADERS`, else empty).
+    #[serde(default)]
+    pub render: Vec<String>,
     /// Generate `vmlinux.h` from the kernel's BTF into the project.
     pub vmlinux_h: bool,
     /// Shell command run on the host in the project folder; empty: nothing to build.
     pub build: String,
-    /// Shell command run in the guest in the project folder (`@PYTHON@`: the host's
-    /// python3 that imports bcc).
+    /// Shell command run in the guest in the project folder.
     pub run: String,
     pub backend: TemplateBackend,
     /// Text of a line the program prints when it works.
@@ -365,8 +369,22 @@ fn fill(
     let t = req.template;
     let m = &t.manifest;
     let k = &req.kernel;
+    let bcc = if t
+        .files
+        .iter()
+        .any(|(n, c)| m.render.iter().any(|r| r == n) && c.contains("@BCC_KERNEL_SOURCE@"))
+    {
+        Some(bcc_headers(home, k, sink)?)
+    } else {
+        None
+    };
     let mut files = Vec::new();
     for (name, text) in t.files {
+        let text = if m.render.iter().any(|r| r == name) {
+            render_file(text, k, bcc.as_ref())
+        } else {
+            text.to_string()
+        };
         write(&tmp.join(name), text.as_bytes(), text.starts_with("#!"))?;
         files.push(name.to_string());
     }
@@ -385,27 +403,14 @@ fn fill(
         write(&tmp.join("vmlinux.h"), &r?, false)?;
         files.push("vmlinux.h".into());
     }
-    // BCC compiles against the kernel's headers: from the kernel itself with
-    // CONFIG_IKHEADERS, else from the build's header folder (visible in a vng guest).
-    let mut run = m.run.clone();
-    let mut bcc_note = String::new();
-    if run.contains("@PYTHON@") {
-        let python = crate::doctor::system_python();
-        run = run.replace("@PYTHON@", &q(&python));
-        if !ikheaders(&k.output.config) {
-            if let Some(tree) = k.output.build_tree() {
-                let headers =
-                    crate::suite::examples::bcc_headers(home, &tree, &k.output.release, sink)
-                        .map_err(NewError::BccHeaders)?;
-                run = format!("env BCC_KERNEL_SOURCE={} {run}", q(&headers));
-                bcc_note = format!(
-                    "\n\nlinux {} was built without `CONFIG_IKHEADERS`, so the run command points BCC at the build's headers (`BCC_KERNEL_SOURCE={}`).",
-                    k.version,
-                    headers.display()
-                );
-            }
-        }
-    }
+    let bcc_note = match bcc.as_ref().and_then(|b| b.headers.as_ref()) {
+        Some(h) => format!(
+            ", pointing BCC at the lab build's headers (`BCC_KERNEL_SOURCE={}`: linux {} was built without `CONFIG_IKHEADERS`)",
+            h.display(),
+            k.version
+        ),
+        None => String::new(),
+    };
     let home_words = req
         .home_arg
         .as_ref()
@@ -417,8 +422,9 @@ fn fill(
     };
     let dq = q(dir);
     let run_command = format!(
-        "labctl{home_words} vm run {}{backend} --share {dq} -- {run}",
-        k.vm_args()
+        "labctl{home_words} vm run {}{backend} --share {dq} -- {}",
+        k.vm_args(),
+        m.run
     );
     let build_command = (!m.build.is_empty()).then(|| format!("cd {dq} && {}", m.build));
     let project = Project {
@@ -439,6 +445,42 @@ fn fill(
     let readme = readme(t, &project, k, &home_words, &bcc_note);
     write(&tmp.join("README.md"), readme.as_bytes(), false)?;
     Ok(project)
+}
+
+/// What a BCC project runs with.
+#[derive(Debug, Clone)]
+struct BccSetup {
+    python: PathBuf,
+    /// `BCC_KERNEL_SOURCE` for a kernel without `CONFIG_IKHEADERS`.
+    headers: Option<PathBuf>,
+}
+
+/// BCC compiles against the kernel's headers: from the kernel itself with
+/// `CONFIG_IKHEADERS=y`, else from the build's header folder (merged once, visible in a
+/// vng guest).
+fn bcc_headers(home: &Home, k: &KernelChoice, sink: &dyn EventSink) -> Result<BccSetup, NewError> {
+    let headers = match k.output.build_tree() {
+        Some(tree) if !ikheaders(&k.output.config) => Some(
+            crate::suite::examples::bcc_headers(home, &tree, &k.output.release, sink)
+                .map_err(NewError::BccHeaders)?,
+        ),
+        _ => None,
+    };
+    Ok(BccSetup {
+        python: crate::doctor::system_python(),
+        headers,
+    })
+}
+
+/// Fill a rendered file's placeholders (see [`Manifest::render`]).
+fn render_file(text: &str, k: &KernelChoice, bcc: Option<&BccSetup>) -> String {
+    let path = |p: Option<&PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+    text.replace("@KERNEL@", &k.version.to_string())
+        .replace("@PYTHON@", &path(bcc.map(|b| &b.python)))
+        .replace(
+            "@BCC_KERNEL_SOURCE@",
+            &path(bcc.and_then(|b| b.headers.as_ref())),
+        )
 }
 
 /// `bpftool btf dump file VMLINUX format c`.
@@ -583,6 +625,22 @@ mod tests {
                 "{}: vmlinux_h matches the sources",
                 t.name
             );
+            // Rendered files use only the known placeholders; the others none at all.
+            for (name, text) in t.files {
+                let mut rest = text.to_string();
+                if m.render.iter().any(|r| r == name) {
+                    for ph in ["@KERNEL@", "@PYTHON@", "@BCC_KERNEL_SOURCE@"] {
+                        rest = rest.replace(ph, "");
+                    }
+                }
+                let stray = rest.split('@').skip(1).any(|w| {
+                    w.split('@').next().is_some_and(|x| {
+                        !x.is_empty() && x.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    })
+                });
+                assert!(!stray, "{}/{name}: an unfilled @PLACEHOLDER@", t.name);
+            }
+            assert!(m.render.iter().all(|r| m.files.contains(r)), "{}", t.name);
             let mut rest = t.readme.to_string();
             for ph in PLACEHOLDERS {
                 rest = rest.replace(ph, "");
@@ -695,7 +753,7 @@ mod tests {
                 home_arg: None,
             };
             let p = create(&home, &req, &crate::events::NullSink).unwrap();
-            assert_eq!(p.files, ["hello.bt", "README.md"]);
+            assert_eq!(p.files, ["Makefile", "hello.bt", "README.md"]);
             assert!(target.join("hello.bt").is_file());
             let readme = std::fs::read_to_string(target.join("README.md")).unwrap();
             assert!(readme.contains(&p.run_command), "{readme}");

@@ -5,7 +5,7 @@
 # do_sys_openat2 (every open). The script then opens a file itself and prints the
 # greetings its own opens produced, read from the kernel's trace buffer.
 #
-# Run it as root on the lab kernel: labctl vm run VERSION --backend vng --share DIR -- python3 hello.py
+# Run it as root on the lab kernel: labctl vm run VERSION --backend vng --share DIR -- make run
 # (README.md has the exact command for the kernel this project was made for.)
 #
 # Try it: greet on vfs_unlink instead (EVENT below; os.unlink is already called), and
