@@ -87,3 +87,34 @@ pub fn run(a: NewArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     ctx.out(format!("expect: a line with \"{}\"", p.expect));
     Ok(super::EXIT_OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_and_values_list_exactly_the_templates() {
+        let cmd = super::super::Cli::command();
+        let new = cmd.find_subcommand("new").expect("labctl new");
+        let arg = new
+            .get_arguments()
+            .find(|a| a.get_id() == "template")
+            .unwrap();
+        let values: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        let names: Vec<String> = labctl::new::templates()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert_eq!(values, names);
+        for n in &names {
+            assert!(
+                super::AFTER_HELP.contains(&format!("\n  {n} ")),
+                "--help lists {n}"
+            );
+        }
+    }
+}
