@@ -2,7 +2,8 @@
 // Loader for hello.bpf.o: load, attach a kprobe to the kernel's openat entry,
 // trigger an openat, find "Hello, World!" in trace_pipe, detach, and prove that no
 // program is left loaded. Prints one `key: value` line per step for labctl to judge;
-// exits 0 only when every step held. Linked static where the host's libraries allow it,
+// exits 0 only when every step held (`hello OBJ --hold` stays attached until stdin ends).
+// Linked static where the host's libraries allow it,
 // else dynamic (labctl then copies its shared libraries into the guest).
 #include <errno.h>
 #include <fcntl.h>
@@ -91,6 +92,9 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	const char *obj_path = argc > 1 ? argv[1] : "hello.bpf.o";
+	/* --hold: stay attached after the trace line until standard input ends (the suite's
+	 * bpftool test lists the program meanwhile). */
+	int hold = argc > 2 && strcmp(argv[2], "--hold") == 0;
 	const char *target = kernel_has_symbol("do_sys_openat2") ? "do_sys_openat2" : "do_sys_open";
 	struct bpf_prog_info info;
 	__u32 info_len = sizeof(info);
@@ -170,6 +174,11 @@ int main(int argc, char **argv)
 	if (!found)
 		return fail("no \"Hello, World!\" in %s within 5 s after an openat", tp);
 
+	if (hold) {
+		printf("holding: prog id %u attached until standard input ends\n", id);
+		while (read(0, buf, sizeof(buf)) > 0)
+			;
+	}
 	bpf_link__destroy(link);
 	bpf_object__close(obj);
 	/* The program's id must disappear once the link and object are gone. */

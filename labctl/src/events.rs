@@ -82,6 +82,14 @@ pub enum Event {
     Notice { topic: String, text: String },
     /// A child process is about to run; `command` reproduces it in a shell.
     Command { command: String },
+    /// QEMU is about to start with its gdb stub on `address` (`vm run --gdb`); `command`
+    /// attaches gdb with the kernel's symbols, pasted into a shell as it is. `wait`: the
+    /// guest stays stopped until gdb continues it.
+    GdbStub {
+        address: String,
+        wait: bool,
+        command: String,
+    },
     /// One acceptance test started / finished.
     TestStarted { name: String },
     /// `skip` says why when `result` is `Skip`.

@@ -3,7 +3,8 @@
 //! headers_install, M=samples/bpf, kernelrelease) with kbuild-like output, and fails
 //! like 5.10.46 on GCC 12 unless the catalogue's libsubcmd fix was applied to the
 //! build's private tree. Covers fixes, artifacts, build.json, reproduce.sh, no-op
-//! rebuilds, failure diagnosis, soft samples failures and find_build. Runs in seconds.
+//! rebuilds, failure diagnosis, soft samples failures, the gdb scripts step (and making
+//! them on demand) and find_build. Runs in seconds.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -481,4 +482,100 @@ fn samples_build_in_an_in_tree_copy_from_5_18() {
     )
     .unwrap();
     assert!(!out.dir.join("samples-src").exists());
+}
+
+/// kbuild's `scripts_gdb`: the loader link and the generated constants in O=, or a
+/// failure when the config asks for one.
+const SCRIPTS_GDB: &str = r##"
+scripts_gdb:
+	@if grep -q CONFIG_FAKE_FAIL_GDB=y $(O)/.config; then echo "scripts/gdb/linux/constants.py.in:1:10: fatal error: linux/fake.h: No such file or directory"; exit 2; fi
+	@mkdir -p $(O)/scripts/gdb/linux
+	@echo "  GEN     scripts/gdb/linux/constants.py"
+	@echo "CC=$(CC)" > $(O)/scripts/gdb/linux/constants.py
+	@echo "import linux" > $(O)/vmlinux-gdb.py
+"##;
+
+#[test]
+fn gdb_scripts_are_a_recorded_step_whose_failure_keeps_the_build() {
+    let f = fixture(CONFIG);
+    std::fs::write(f.tree.join("Makefile"), format!("{MAKEFILE}{SCRIPTS_GDB}")).unwrap();
+    let sink = VecSink::default();
+    let out = build::build(&f.home, &request(&f, "0123456789abcdef"), &sink).unwrap();
+    let meta = build::BuildJson::read(&out.dir).unwrap();
+    let rec = meta.gdb_scripts.clone().expect("the step ran");
+    assert!(rec.ok, "{rec:?}");
+    assert!(stages(&sink).contains(&"gdb".to_string()));
+    assert!(meta.stages.iter().any(|s| s.stage == "gdb" && s.ok));
+    // The make arguments are recorded for a later make against the same O= folder.
+    assert!(!meta.make_env.is_empty());
+    assert!(meta
+        .make_env
+        .iter()
+        .any(|(k, _)| k == "KBUILD_BUILD_TIMESTAMP"));
+    let repro = std::fs::read_to_string(&out.reproduce).unwrap();
+    assert!(repro.contains(" scripts_gdb\n"), "{repro}");
+    let files = build::gdb::ensure(&f.home, &out, &VecSink::default()).unwrap();
+    assert_eq!(files.vmlinux, out.dir.join("obj/vmlinux"));
+    assert_eq!(files.safe_path.as_deref(), Some(out.dir.as_path()));
+    assert_eq!(files.missing, None);
+
+    // A failing scripts_gdb: the kernel is still built; the record and --gdb say why.
+    let f = fixture(&format!("{CONFIG}CONFIG_FAKE_FAIL_GDB=y\n"));
+    std::fs::write(f.tree.join("Makefile"), format!("{MAKEFILE}{SCRIPTS_GDB}")).unwrap();
+    let sink = VecSink::default();
+    let out = build::build(&f.home, &request(&f, "fedcba9876543210"), &sink).unwrap();
+    let meta = build::BuildJson::read(&out.dir).unwrap();
+    assert_eq!(meta.result, BuildResult::Success);
+    let rec = meta.gdb_scripts.clone().unwrap();
+    assert!(!rec.ok);
+    assert!(
+        rec.error.as_deref().unwrap().contains("linux/fake.h"),
+        "{rec:?}"
+    );
+    assert!(sink.events().into_iter().any(|e| matches!(e,
+        Event::Message { text, .. } if text.contains("gdb scripts did not build"))));
+    let files = build::gdb::ensure(&f.home, &out, &VecSink::default()).unwrap();
+    assert!(files.safe_path.is_none());
+    assert!(files.missing.unwrap().contains("linux/fake.h"));
+}
+
+#[test]
+fn a_build_from_before_the_step_gets_its_gdb_scripts_on_demand() {
+    let f = fixture(CONFIG);
+    // A compiler wrapper, so the reconstructed make arguments have something to show.
+    let mut req = request(&f, "00112233aabbccdd");
+    req.cc_wrapper = CcWrapper::Ccache;
+    let out = build::build(&f.home, &req, &VecSink::default()).unwrap();
+    let meta = build::BuildJson::read(&out.dir).unwrap();
+    assert!(
+        meta.gdb_scripts.is_none(),
+        "the fake Makefile has no scripts_gdb"
+    );
+    let files = build::gdb::ensure(&f.home, &out, &VecSink::default()).unwrap();
+    assert!(files
+        .missing
+        .unwrap()
+        .contains("no kernel tree with a scripts_gdb target"));
+    // The tree learns the target (the private tree's Makefile is a hard link of it), and
+    // build.json forgets its make arguments, like one written before labctl kept them.
+    std::fs::write(f.tree.join("Makefile"), format!("{MAKEFILE}{SCRIPTS_GDB}")).unwrap();
+    let mut old = meta.clone();
+    old.make_vars.clear();
+    old.make_env.clear();
+    old.write(&out.dir).unwrap();
+    let sink = VecSink::default();
+    let files = build::gdb::ensure(&f.home, &out, &sink).unwrap();
+    assert_eq!(files.missing, None, "{:?}", sink.events());
+    assert!(out.dir.join("obj/vmlinux-gdb.py").is_file());
+    let meta = build::BuildJson::read(&out.dir).unwrap();
+    assert!(meta.gdb_scripts.unwrap().ok);
+    // Made with the build's compiler wrapper (reconstructed from build.json).
+    let constants =
+        std::fs::read_to_string(out.dir.join("obj/scripts/gdb/linux/constants.py")).unwrap();
+    assert_eq!(meta.cc_wrapper, "ccache");
+    assert_eq!(constants, "CC=ccache gcc\n");
+    // Present now: nothing runs again.
+    let sink = VecSink::default();
+    build::gdb::ensure(&f.home, &out, &sink).unwrap();
+    assert!(!stages(&sink).contains(&"gdb".to_string()));
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use labctl::events::{Event, EventSink, SkipKind, TestResult, VecSink};
 use labctl::suite::{
     self, Bcc, BccMissing, Guest, GuestReply, GuestRequest, SamplesFailure, SuiteError, SuiteInput,
-    SuiteStatus,
+    SuiteStatus, ToolInput,
 };
 use labctl::{Home, KernelVersion};
 
@@ -46,6 +46,8 @@ fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> Suite
         filter: filter.into(),
         full: false,
         bcc: Bcc::Missing(BccMissing::PythonModule),
+        bpftool: ToolInput::missing("no bpftool here", "a fake guest has none"),
+        bpftrace: ToolInput::missing("no bpftrace here", "a fake guest has none"),
         inject: vec![],
         run_dir: dir.join("runs/1-5.10.46"),
         allow_skip: false,

@@ -46,6 +46,18 @@ pub struct StageRecord {
     pub ok: bool,
 }
 
+/// How `make scripts_gdb` went; a failure never fails the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GdbScriptsRecord {
+    pub ok: bool,
+    /// Why not, in one line (the first error, or the missing output).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The step's log.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildJson {
     pub schema: u32,
@@ -69,6 +81,18 @@ pub struct BuildJson {
     pub result: BuildResult,
     /// samples/bpf built (None = not requested).
     pub samples_ok: Option<bool>,
+    /// `make scripts_gdb` (gdb's lx- commands, `vm run --gdb`): None = not attempted
+    /// (a build made before labctl had the step, or a kernel without the target).
+    #[serde(default)]
+    pub gdb_scripts: Option<GdbScriptsRecord>,
+    /// The `NAME=value` arguments and the environment every kernel make ran with, so a
+    /// later make against the same O= folder (`scripts_gdb` on demand) sees the same
+    /// compiler and flags and rebuilds nothing. Empty in builds made before labctl
+    /// recorded them.
+    #[serde(default)]
+    pub make_vars: Vec<(String, String)>,
+    #[serde(default)]
+    pub make_env: Vec<(String, String)>,
     pub error: Option<String>,
     pub diagnosis: Vec<Diagnosis>,
     pub started_unix: u64,

@@ -4,14 +4,17 @@
 //! [`BuildError`].
 //!
 //! Entry points: [`build`] (the pipeline, see `pipeline.rs`), [`find_build`] (newest
-//! successful build matching a version, for `vm run` / `vm test`) and [`local_builds`]
-//! (`kernel list`).
+//! successful build matching a version, for `vm run` / `vm test`), [`local_builds`]
+//! (`kernel list`) and [`gdb::ensure`] (a build's gdb scripts, made on demand for
+//! `vm run --gdb`).
 
 pub mod catalogue;
 pub mod diagnose;
+pub mod gdb;
 pub mod metadata;
 mod pipeline;
 pub mod toolchain;
+pub mod tools;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +55,8 @@ pub enum BuildError {
     #[error(transparent)]
     Catalogue(#[from] catalogue::CatalogueError),
     #[error(transparent)]
+    Userland(#[from] crate::userland::UserlandError),
+    #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -69,6 +74,7 @@ impl From<crate::Error> for BuildError {
         match e {
             crate::Error::Build(b) => b,
             crate::Error::Process(p) => BuildError::Process(p),
+            crate::Error::Userland(u) => BuildError::Userland(u),
             crate::Error::Io { op, path, source } => BuildError::Io { op, path, source },
             other => BuildError::Other(other.to_string()),
         }

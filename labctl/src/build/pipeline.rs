@@ -1,6 +1,6 @@
 //! The build pipeline: key → lock → (no-op if built) → doctor preflight → private tree
-//! → fixes → olddefconfig → `make bzImage` → modules → headers → samples/bpf →
-//! artifacts → build.json.
+//! → fixes → olddefconfig → `make bzImage` → modules → headers → gdb scripts →
+//! samples/bpf → artifacts → build.json.
 //!
 //! The fetched source tree is shared and must stay read-only, but some fixes edit
 //! files. Each build therefore gets a private tree `builds/<key>/src/`: a hard-link
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::catalogue::{self, Applied, Catalogue, Facts};
 use super::diagnose::{self, FailureReport};
+use super::gdb;
 use super::metadata::{now_unix, BuildJson, BuildResult, ObjectStats, SourceInfo, StageRecord};
 use super::toolchain::Toolchain;
 use super::{BuildError, BuildOutput, BuildRequest};
@@ -179,6 +180,9 @@ pub fn build(
         objects: 0,
         result: BuildResult::Running,
         samples_ok: None,
+        gdb_scripts: None,
+        make_vars: Vec::new(),
+        make_env: Vec::new(),
         error: None,
         diagnosis: Vec::new(),
         started_unix: now_unix(),
@@ -200,10 +204,7 @@ pub fn build(
         jobs,
         vars: Vec::new(),
         samples_vars: Vec::new(),
-        env: BUILD_ENV
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env: base_env(),
         meta,
         step_no: 0,
     };
@@ -276,6 +277,8 @@ fn run(
     }
     cx.meta.fixes_applied = applied.log.clone();
     setup_vars(cx, &applied)?;
+    cx.meta.make_vars = cx.vars.clone();
+    cx.meta.make_env = cx.env.clone();
     let merged = catalogue::merge_config(config_text, &applied.config);
     let cfg_path = cx.obj.join(".config");
     if std::fs::read_to_string(&cfg_path).ok().as_deref() != Some(merged.as_str()) {
@@ -344,6 +347,32 @@ fn run(
 }
 
 /// Rough disk need: debug info dominates (measured: lab ≈ 3 GiB, defconfig ≈ 8 GiB).
+/// The environment of every kernel make before the compiler wrapper's own
+/// ([`BUILD_ENV`]).
+pub(super) fn base_env() -> Vec<(String, String)> {
+    BUILD_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The environment a compiler wrapper gets: its cache folder in the labctl home.
+pub(super) fn wrapper_env(home: &Home, wrapper: &str) -> Vec<(String, String)> {
+    let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    match wrapper {
+        "ccache" => vec![
+            ("CCACHE_DIR".into(), path(home.root().join("ccache"))),
+            // Paths under builds/ become relative, so another build folder of the same
+            // input still hits; the working directory is not hashed (debug info only).
+            ("CCACHE_BASEDIR".into(), path(home.builds())),
+            ("CCACHE_NOHASHDIR".into(), "true".into()),
+            ("CCACHE_MAXSIZE".into(), "10G".into()),
+        ],
+        "sccache" => vec![("SCCACHE_DIR".into(), path(home.root().join("sccache")))],
+        _ => Vec::new(),
+    }
+}
+
 fn disk_need(config: &str, samples: bool) -> u64 {
     let opts = config
         .lines()
@@ -468,30 +497,7 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
         }
         cx.vars.push(("CC".into(), format!("{w} gcc")));
         cx.vars.push(("HOSTCC".into(), format!("{w} gcc")));
-        match w {
-            "ccache" => {
-                let dir = cx.home.root().join("ccache");
-                cx.env
-                    .push(("CCACHE_DIR".into(), dir.to_string_lossy().into_owned()));
-                // Paths under builds/ become relative, so another build folder of the same
-                // input still hits; the working directory is not hashed (debug info only).
-                cx.env.push((
-                    "CCACHE_BASEDIR".into(),
-                    cx.home.builds().to_string_lossy().into_owned(),
-                ));
-                cx.env.push(("CCACHE_NOHASHDIR".into(), "true".into()));
-                cx.env.push(("CCACHE_MAXSIZE".into(), "10G".into()));
-            }
-            "sccache" => cx.env.push((
-                "SCCACHE_DIR".into(),
-                cx.home
-                    .root()
-                    .join("sccache")
-                    .to_string_lossy()
-                    .into_owned(),
-            )),
-            _ => {}
-        }
+        cx.env.extend(wrapper_env(cx.home, w));
     }
     if !applied.pahole_flags.is_empty() {
         if let Some(real) = cx.req.userland.which("pahole") {
@@ -619,6 +625,17 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         compile: None,
         soft: false,
     });
+    if gdb::has_target(&cx.src) {
+        // gdb's lx- commands for `vm run --gdb`; a failure is recorded, never fatal.
+        steps.push(Step {
+            name: gdb::TARGET,
+            stage: "gdb",
+            detail: "make scripts_gdb (vmlinux-gdb.py: lx-symbols, lx-dmesg, lx-ps)".into(),
+            cmd: kmake(cx, &[gdb::TARGET.into()], &cx.vars),
+            compile: None,
+            soft: false,
+        });
+    }
     if cx.req.samples {
         let vars = samples_make_vars(&cx.vars, &cx.samples_vars);
         match &cx.samples_src {
@@ -905,6 +922,20 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     }
     append_log(&cx.dir.join("build.log"), &log);
     let out = result?;
+    if step.name == gdb::TARGET {
+        let rec = gdb::judge(out.code, &cx.obj, &out.tail, &log);
+        if let Some(e) = &rec.error {
+            sink.warn(format!(
+                "the kernel's gdb scripts did not build (the kernel is fine and the build continues; `vm run --gdb` works without the lx- commands): {e} (log: {})",
+                log.display()
+            ));
+        }
+        if let Some(last) = cx.meta.stages.last_mut() {
+            last.ok = rec.ok;
+        }
+        cx.meta.gdb_scripts = Some(rec);
+        return Ok(());
+    }
     if step.compile.is_some() && out.code == Some(0) {
         cx.meta.objects = objects;
         let v = cx.req.tree.version;

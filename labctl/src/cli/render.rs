@@ -242,6 +242,24 @@ impl EventSink for Renderer {
                     self.line(&format!("{} {command}", self.paint("2", "$")));
                 }
             }
+            Event::GdbStub {
+                address,
+                wait,
+                command,
+            } => {
+                // What the user asked --gdb for: shown unless -qq, like a warning.
+                if self.quiet < 2 {
+                    let how = if wait {
+                        "the guest is stopped before its first instruction until gdb continues it"
+                    } else {
+                        "the guest runs; attach at any time"
+                    };
+                    self.line(&format!(
+                        "{} QEMU's gdb stub listens on {address} ({how}). Attach with:\n  {command}",
+                        self.paint("1;36", "      gdb")
+                    ));
+                }
+            }
             Event::TestStarted { name } => {
                 if self.quiet == 0 && self.verbose >= 1 {
                     self.line(&format!("{:>9} {name}", "test"));

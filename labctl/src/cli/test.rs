@@ -11,7 +11,7 @@ use std::time::Duration;
 use labctl::events::EventSink;
 use labctl::suite::{
     self, Bcc, BccMissing, Guest, GuestReply, GuestRequest, SamplesFailure, SuiteError, SuiteInput,
-    SuiteStatus,
+    SuiteStatus, ToolInput,
 };
 use labctl::vm::{self, AccelChoice, Backend, VmSpec};
 use labctl::{KernelVersion, VersionReq};
@@ -114,6 +114,8 @@ pub(crate) struct Kernel {
     samples_failure: Option<SamplesFailure>,
     /// The toolchain root whose libraries the samples need (`--toolchain debian:…`).
     sysroot: Option<PathBuf>,
+    /// The labctl build (None with --kernel).
+    build: Option<labctl::build::BuildOutput>,
 }
 
 struct VmGuest<'a> {
@@ -227,6 +229,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
             build_tree: obj.map(Path::to_path_buf),
             samples_failure: None,
             sysroot: None,
+            build: None,
         });
     }
     let existing = if a.rebuild || !a.config.is_default() {
@@ -275,7 +278,66 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
         build_tree,
         samples_failure: SamplesFailure::from_build_dir(&b.dir),
         sysroot: b.sysroot.clone(),
+        build: Some(b),
     })
+}
+
+/// The kernel's own bpftool for the `bpftool` test: made from the build's tree on first
+/// use (with --kernel, the one in --obj's tools/bpf/bpftool if it was built there).
+fn bpftool_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> ToolInput {
+    let wanted = suite::selected(&kernel.version, a.full, &a.filter)
+        .map(|ts| ts.iter().any(|t| t.name == "bpftool"))
+        .unwrap_or(false);
+    if !wanted {
+        return ToolInput::missing("not selected", "not selected by --filter");
+    }
+    match &kernel.build {
+        Some(b) => match labctl::build::tools::ensure(
+            &ctx.home,
+            b,
+            &a.build.toolchain,
+            labctl::build::tools::KernelTool::Bpftool,
+            ctx.sink(),
+        ) {
+            Ok(path) => ToolInput::Ready {
+                path,
+                sysroot: b.sysroot.clone(),
+            },
+            Err(e) => ToolInput::missing(
+                "the kernel's bpftool did not build",
+                format!("{e}; `labctl doctor --install` installs what it needs"),
+            ),
+        },
+        None => match a
+            .obj
+            .as_ref()
+            .map(|o| o.join("tools/bpf/bpftool/bpftool"))
+            .filter(|p| labctl::process::is_executable(p))
+        {
+            Some(path) => ToolInput::Ready {
+                path,
+                sysroot: None,
+            },
+            None => ToolInput::missing(
+                "no bpftool for --kernel",
+                "with --kernel the bpftool test needs the kernel's own bpftool: build it with `make O=<obj> tools/bpf/bpftool` and pass --obj <obj>",
+            ),
+        },
+    }
+}
+
+/// The host's bpftrace for the `bpftrace` test (run in the vng boot).
+fn bpftrace_plan() -> ToolInput {
+    match labctl::process::which("bpftrace") {
+        Some(path) => ToolInput::Ready {
+            path,
+            sysroot: None,
+        },
+        None => ToolInput::missing(
+            "no bpftrace: labctl doctor --install",
+            "the bpftrace test runs the host's bpftrace in the vng boot: install it with `labctl doctor --install` (Debian/Ubuntu package bpftrace)",
+        ),
+    }
 }
 
 /// hello-bcc runs only when the host has BCC for a python3 and virtme-ng. Distro BCC
@@ -385,6 +447,8 @@ pub(crate) fn suite_on(
         filter: a.filter.clone(),
         full: a.full,
         bcc: bcc_plan(a, ctx, kernel),
+        bpftool: bpftool_plan(a, ctx, kernel),
+        bpftrace: bpftrace_plan(),
         inject: a.inject.clone(),
         run_dir,
         allow_skip: a.allow_skip,
@@ -449,6 +513,7 @@ mod tests {
             build_tree: None,
             samples_failure: None,
             sysroot: None,
+            build: None,
         };
         let guest = VmGuest {
             ctx: &ctx,

@@ -21,11 +21,19 @@ Examples:
   labctl vm run 6.12 --share ./myprog -- ./loader    a host folder, read-write, the command
                                                     starts in it (its programs bring their libraries)
   labctl vm run 6.12 --share ~/data:/data:ro --share ./out:/out -- 'wc -l /data/* > /out/n'
+  labctl vm run 5.10 --gdb-wait -- /root/prog      stopped at entry: attach with the printed gdb line
 
 The command's stdout+stderr arrive over a second serial port (ttyS1) and are printed on
 stdout; labctl exits with the command's exit code. Kernel panics, boot and command
 timeouts exit 2 with a console excerpt. The run's console.log, results.bin and
-result.json are kept in $LABCTL_HOME/runs/.";
+result.json are kept in $LABCTL_HOME/runs/.
+
+--gdb: QEMU's gdb stub on 127.0.0.1 (a free port, or --gdb=PORT), the kernel booted with
+nokaslr, and a gdb command line printed on stderr that loads the build's vmlinux and its
+gdb scripts (lx-symbols, lx-dmesg, lx-ps; made on demand for older builds). Run it in
+another terminal; it needs gdb on this host. With --gdb the boot and command timeouts
+default to none (a guest stopped at a breakpoint waits for you); --timeout and
+--boot-timeout still apply when given.";
 
 const BOOT_HELP: &str = "\
 Examples:
@@ -33,8 +41,13 @@ Examples:
   labctl vm boot --kernel arch/x86/boot/bzImage --modules /tmp/mods
   labctl vm boot 6.12 --share .            this folder at the same path; the shell starts there
 
+  labctl vm boot 5.10 --gdb-wait          stopped at entry; attach with the printed gdb command
+
 Leave with `exit` (or Ctrl-D): the guest reboots and QEMU ends. Ctrl-A X kills QEMU,
-Ctrl-A C switches to the QEMU monitor. The terminal is restored afterwards.";
+Ctrl-A C switches to the QEMU monitor. The terminal is restored afterwards.
+
+--gdb prints the gdb command line (run it in another terminal; it needs gdb on this
+host) before QEMU takes the terminal.";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccelArg {
@@ -102,6 +115,15 @@ pub struct GuestArgs {
     /// `kernel build --toolchain`).
     #[arg(long, default_value = "host", value_name = "TOOLCHAIN")]
     pub toolchain: labctl::userland::ToolchainSpec,
+    /// Start QEMU's gdb stub on 127.0.0.1:PORT (--gdb alone: a free port), boot with
+    /// nokaslr and print the gdb command that attaches with the kernel's vmlinux and gdb
+    /// scripts (needs gdb on this host). Timeouts then default to none.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
+    pub gdb: Option<u16>,
+    /// Like --gdb, with the guest stopped before its first instruction until gdb
+    /// continues it (QEMU -S).
+    #[arg(long)]
+    pub gdb_wait: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,6 +131,10 @@ pub struct GuestArgs {
 pub struct BootArgs {
     #[command(flatten)]
     pub guest: GuestArgs,
+    /// Bring this host program into the guest's shell (with its libraries; `bpftool` is
+    /// the kernel's own). Repeatable.
+    #[arg(long = "with", value_name = "PROGRAM")]
+    pub with: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,21 +148,28 @@ pub struct RunArgs {
     /// Seconds the guest may take to boot (default 30 under KVM, 120 under TCG).
     #[arg(long, value_name = "SECS")]
     pub boot_timeout: Option<u64>,
+    /// Also bring this host program into the guest (with its libraries; `bpftool` is the
+    /// kernel's own), for commands that call it (e.g. a Makefile's recipe). The
+    /// command's own program is brought automatically. Repeatable.
+    #[arg(long = "with", value_name = "PROGRAM")]
+    pub with: Vec<String>,
     /// The command to run in the guest, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 /// The kernel (and modules) to boot.
-fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<PathBuf>, String)> {
+fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<Resolved> {
     if let Some(k) = &g.kernel {
-        return Ok((
-            k.clone(),
-            g.modules.clone(),
-            k.file_name()
+        return Ok(Resolved {
+            bzimage: k.clone(),
+            modules: g.modules.clone(),
+            label: k
+                .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "kernel".into()),
-        ));
+            build: None,
+        });
     }
     let Some(v) = &g.version else {
         return Err(labctl::Error::Usage(
@@ -175,7 +208,20 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<(PathBuf, Option<P
         (g.backend == BackendArg::Qemu && b.modules.join("lib/modules").is_dir())
             .then(|| b.modules.clone())
     });
-    Ok((b.bzimage.clone(), modules, b.release.clone()))
+    Ok(Resolved {
+        bzimage: b.bzimage.clone(),
+        modules,
+        label: b.release.clone(),
+        build: Some(b),
+    })
+}
+
+/// The kernel to boot: a labctl build (VERSION) or a bzImage (--kernel).
+struct Resolved {
+    bzimage: PathBuf,
+    modules: Option<PathBuf>,
+    label: String,
+    build: Option<labctl::build::BuildOutput>,
 }
 
 fn parse_file(s: &str) -> anyhow::Result<GuestFile> {
@@ -198,8 +244,9 @@ fn parse_file(s: &str) -> anyhow::Result<GuestFile> {
     })
 }
 
-fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec> {
-    let (kernel, modules, label) = resolve_kernel(g, ctx)?;
+fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<(VmSpec, Resolved)> {
+    let r = resolve_kernel(g, ctx)?;
+    let (kernel, modules, label) = (r.bzimage.clone(), r.modules.clone(), r.label.clone());
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -245,11 +292,68 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<VmSpec>
     spec.cpus = g.cpus;
     spec.kernel_args = g.append.clone();
     spec.verbose_console = g.verbose_console;
-    Ok(spec)
+    spec.gdb = gdb_stub(g, ctx, &spec.kernel)?;
+    Ok((spec, r))
+}
+
+/// The programs the command (and `--with`) names that the hermetic guest lacks.
+fn guest_programs(
+    words: &[String],
+    with: &[String],
+    g: &GuestArgs,
+    r: &Resolved,
+    ctx: &Ctx,
+) -> anyhow::Result<Vec<GuestFile>> {
+    if g.backend == BackendArg::Vng {
+        return Ok(Vec::new());
+    }
+    let build = r.build.as_ref().map(|b| (b, &g.toolchain));
+    Ok(vm::programs::guest_files(
+        &ctx.home,
+        words,
+        with,
+        build,
+        ctx.sink(),
+    )?)
+}
+
+/// `--gdb[=PORT]` / `--gdb-wait`: the stub, with the build's symbols and gdb scripts.
+fn gdb_stub(
+    g: &GuestArgs,
+    ctx: &Ctx,
+    kernel: &std::path::Path,
+) -> anyhow::Result<Option<vm::gdb::GdbStub>> {
+    if g.gdb.is_none() && !g.gdb_wait {
+        return Ok(None);
+    }
+    if g.backend == BackendArg::Vng {
+        return Err(labctl::Error::Usage(
+            "--gdb needs the QEMU backend (virtme-ng starts QEMU itself); drop --backend vng"
+                .into(),
+        )
+        .into());
+    }
+    let build = match (&g.kernel, &g.version) {
+        (None, Some(v)) => labctl::build::find_build_for(&ctx.home, &v.parse()?, &g.toolchain),
+        _ => None,
+    };
+    let target = match &build {
+        Some(b) => vm::gdb::Kernel::Build(b),
+        None => vm::gdb::Kernel::Image(kernel),
+    };
+    Ok(Some(vm::gdb::stub(
+        &ctx.home,
+        target,
+        g.gdb,
+        g.gdb_wait,
+        ctx.sink(),
+    )?))
 }
 
 pub fn run_run(a: RunArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let mut spec = spec_from(&a.guest, ctx, vm::script_from_words(&a.command))?;
+    let (mut spec, resolved) = spec_from(&a.guest, ctx, vm::script_from_words(&a.command))?;
+    let programs = guest_programs(&a.command, &a.with, &a.guest, &resolved, ctx)?;
+    spec.files.extend(programs);
     spec.timeout = a.timeout.map(Duration::from_secs);
     spec.boot_timeout = a.boot_timeout.map(Duration::from_secs);
     let out = vm::run(&ctx.home, &spec, ctx.sink())?;
@@ -277,7 +381,9 @@ pub fn run_run(a: RunArgs, ctx: &Ctx) -> anyhow::Result<u8> {
 }
 
 pub fn run_boot(a: BootArgs, ctx: &Ctx) -> anyhow::Result<u8> {
-    let mut spec = spec_from(&a.guest, ctx, String::new())?;
+    let (mut spec, resolved) = spec_from(&a.guest, ctx, String::new())?;
+    let programs = guest_programs(&[], &a.with, &a.guest, &resolved, ctx)?;
+    spec.files.extend(programs);
     spec.interactive = true;
     let saved = TermState::save();
     let r = vm::run(&ctx.home, &spec, ctx.sink());

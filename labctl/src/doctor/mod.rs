@@ -968,6 +968,47 @@ pub fn missing_advice(groups: &[Group], sink: &dyn EventSink) -> String {
     advice_for(&h, None, groups.to_vec(), checks)
 }
 
+/// [`missing_advice`] for single requirements by id (a feature that needs one tool:
+/// `vm run --gdb` needs `gdb`); empty when they are there.
+pub fn missing_advice_for(ids: &[&str], sink: &dyn EventSink) -> String {
+    // The common case in a breath: every program there (a full gather probes compilers).
+    let reqs: Vec<&Requirement> = ids.iter().filter_map(|id| requirement(id)).collect();
+    let simple = reqs.iter().all(|r| {
+        r.special.is_none()
+            && r.header.is_empty()
+            && r.library.is_empty()
+            && r.python.is_none()
+            && r.file.is_empty()
+    });
+    if simple
+        && reqs
+            .iter()
+            .flat_map(|r| r.programs())
+            .all(|p| crate::process::which(p).is_some())
+    {
+        return String::new();
+    }
+    let groups: Vec<Group> = ids
+        .iter()
+        .filter_map(|id| requirement(id).map(|r| r.group))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let h = HostFacts::gather(&std::env::temp_dir(), &groups, sink);
+    let opts = Options {
+        kernel: None,
+        groups: groups.clone(),
+    };
+    let checks: Vec<Check> = evaluate(&h, &opts)
+        .into_iter()
+        .filter(|c| c.status != Status::Ok && ids.contains(&c.id.as_str()))
+        .collect();
+    if checks.is_empty() {
+        return String::new();
+    }
+    advice_for(&h, None, groups, checks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,12 @@ pub enum Kind {
     CoreHello,
     /// `examples-bpf/hello-bcc` (BCC on the host, vng backend).
     HelloBcc,
+    /// The kernel's own bpftool: `prog list` shows the hello program while it is
+    /// attached and not after, `btf dump` finds task_struct, a missing id is an error.
+    Bpftool,
+    /// The host's bpftrace (vng backend, with hello-bcc): a one-liner counts the
+    /// openat calls the test makes; a kprobe on a missing symbol fails.
+    Bpftrace,
     /// lib/test_bpf.ko.
     TestBpf(TestBpfExpect),
     /// One samples/bpf program.
@@ -351,10 +357,27 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             not_applicable: None,
         },
         TestDef {
+            name: "bpftool".into(),
+            kind: Kind::Bpftool,
+            timeout: secs(60),
+            about: "the kernel's bpftool: prog list while hello is attached and after, btf dump"
+                .into(),
+            parallel: false,
+            not_applicable: None,
+        },
+        TestDef {
             name: "hello-bcc".into(),
             kind: Kind::HelloBcc,
             timeout: secs(600),
             about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(),
+            parallel: false,
+            not_applicable: None,
+        },
+        TestDef {
+            name: "bpftrace".into(),
+            kind: Kind::Bpftrace,
+            timeout: secs(300),
+            about: "a bpftrace one-liner counts openat calls; a missing kprobe fails (vng)".into(),
             parallel: false,
             not_applicable: None,
         },

@@ -13,6 +13,8 @@ use super::catalog::{Kind, TestDef};
 
 /// Where the payload lives in the guest.
 pub const GUEST_DIR: &str = "/labctl/suite";
+/// Where the kernel's own bpftool goes in the guest.
+pub const GUEST_BPFTOOL: &str = "/usr/local/sbin/bpftool";
 
 /// A file to put into the guest (mirrors the VM harness's `GuestFile`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,32 @@ fn body(t: &TestDef, ctx: &ScriptCtx) -> String {
         ),
         Kind::CoreHello => format!("cd $S/bin && run {secs} ./core-hello core_hello.bpf.o; rc=$?; cd /\n"),
         Kind::HelloBcc => "echo 'labctl: hello-bcc runs in its own vng boot'; rc=0\n".to_string(),
+        Kind::Bpftrace => "echo 'labctl: bpftrace runs in the vng boot'; rc=0\n".to_string(),
+        Kind::Bpftool => format!(
+            r#"B={bpftool}
+if [ ! -x "$B" ]; then echo "labctl: missing bpftool"; rc=127
+else
+rm -f /tmp/labctl-hold /tmp/labctl-hold.out; mkfifo /tmp/labctl-hold
+(cd $S/bin && exec ./hello hello.bpf.o --hold < /tmp/labctl-hold > /tmp/labctl-hold.out 2>&1) &
+HP=$!
+exec 3> /tmp/labctl-hold
+i=0; while [ $i -lt 200 ] && ! grep -q '^holding:' /tmp/labctl-hold.out && kill -0 $HP 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+echo "== hello"; cat /tmp/labctl-hold.out
+echo "== attached"; run 20 "$B" prog list
+echo "== attached rc=$?"
+exec 3>&-
+wait $HP; echo "== hello rc=$?"
+echo "== detached"; run 20 "$B" prog list
+echo "== detached rc=$?"
+echo "== btf"; run {secs} "$B" btf dump file /sys/kernel/btf/vmlinux > /tmp/labctl-btf.txt; echo "== btf rc=$?"
+grep -c "STRUCT 'task_struct'" /tmp/labctl-btf.txt; rm -f /tmp/labctl-btf.txt
+echo "== missing"; run 20 "$B" prog show id 4000000000
+echo "== missing rc=$?"
+rc=0
+fi
+"#,
+            bpftool = GUEST_BPFTOOL,
+        ),
         Kind::TestBpf(e) => {
             let params: Vec<String> = e.params.iter().map(|p| q(p)).collect();
             let find = match &ctx.test_bpf_ko {
@@ -153,9 +181,21 @@ else run {secs} insmod \"$M\"{}{} > /dev/null; rc=$?; dmesg | grep 'test_bpf:'; 
     }
 }
 
-/// The script for hello-bcc's vng boot (host userland: python + BCC from the host).
-/// `kernel_source`: the kernel build folder for BCC's headers (`BCC_KERNEL_SOURCE`).
-pub fn bcc_script(
+/// The vng boot's script (host userland): a small prelude, then each test's part.
+pub fn vng_script(parts: &[String]) -> String {
+    let mut s = String::from(
+        "#!/bin/sh\nnow() { read u _ < /proc/uptime; echo \"$u\"; }\nmountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null\nmountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null\nulimit -l unlimited 2>/dev/null\n",
+    );
+    for p in parts {
+        s.push_str(p);
+    }
+    s.push_str("echo @@LABCTL-DONE\n");
+    s
+}
+
+/// hello-bcc's part of the vng script. `kernel_source`: the kernel build folder for
+/// BCC's headers (`BCC_KERNEL_SOURCE`).
+pub fn bcc_part(
     python: &str,
     hello_py: &str,
     kernel_source: Option<&str>,
@@ -165,9 +205,39 @@ pub fn bcc_script(
         .map(|k| format!("BCC_KERNEL_SOURCE={} ", q(k)))
         .unwrap_or_default();
     format!(
-        "#!/bin/sh\nnow() {{ read u _ < /proc/uptime; echo \"$u\"; }}\nmountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null\necho \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\n{env}timeout -s KILL {timeout_s} {} {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\necho @@LABCTL-DONE\n",
+        "echo \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\n{env}timeout -s KILL {timeout_s} {} {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\n",
         q(python),
         q(hello_py)
+    )
+}
+
+/// bpftrace's part of the vng script: a one-liner on `kprobe:do_sys_openat2` (5.6+; no
+/// headers needed, unlike tracepoint arguments on kernels whose bpftrace needs them)
+/// counts the openat calls of a marker file (the test makes exactly 5) and exits when
+/// the stop file is opened; then a kprobe
+/// on a symbol that does not exist must fail. Each bpftrace is bounded by `timeout`.
+pub fn bpftrace_part(bpftrace: &str, timeout_s: u64) -> String {
+    let b = q(bpftrace);
+    let half = (timeout_s / 2).max(10);
+    format!(
+        r#"echo "@@LABCTL-BEGIN bpftrace t=$(now)"
+D=/tmp/labctl-bpftrace; rm -rf $D; mkdir -p $D; echo x > $D/marker; echo x > $D/stop; echo x > $D/ping
+timeout -s KILL {half} {b} -B line -e 'kprobe:do_sys_openat2 /@ready == 0 && str(uptr(arg1)) == "'$D'/ping"/ {{ printf("labctl-ready\n"); @ready = 1; }} kprobe:do_sys_openat2 /str(uptr(arg1)) == "'$D'/marker"/ {{ @opens = count(); }} kprobe:do_sys_openat2 /str(uptr(arg1)) == "'$D'/stop"/ {{ exit(); }} END {{ clear(@ready); }}' > $D/out 2>&1 &
+BP=$!
+# Probes attach after bpftrace starts (BEGIN would fire before them): open the ping
+# file until a probe answers (a whole line: bpftrace echoes the program in warnings).
+i=0; while [ $i -lt {polls} ] && ! grep -qx labctl-ready $D/out 2>/dev/null && kill -0 $BP 2>/dev/null; do cat $D/ping > /dev/null 2>&1; sleep 0.2; i=$((i+1)); done
+for n in 1 2 3 4 5; do cat $D/marker > /dev/null; done
+cat $D/stop > /dev/null
+wait $BP; brc=$?
+echo "== count"; cat $D/out
+echo "== count rc=$brc"
+echo "== missing"; timeout -s KILL {half} {b} -e 'kprobe:labctl_no_such_function {{ exit(); }}' 2>&1 < /dev/null
+echo "== missing rc=$?"
+rc=0
+echo "@@LABCTL-END bpftrace rc=$rc t=$(now)"
+"#,
+        polls = half * 5,
     )
 }
 
@@ -374,11 +444,20 @@ mod tests {
             .run(&crate::events::NullSink)
             .unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
-        let b = bcc_script("/usr/bin/python3", "/x y/hello.py", Some("/o"), 600);
+        let b = vng_script(&[
+            bcc_part("/usr/bin/python3", "/x y/hello.py", Some("/o"), 600),
+            bpftrace_part("/usr/bin/bpftrace", 300),
+        ]);
         assert!(
             b.contains("BCC_KERNEL_SOURCE=/o timeout -s KILL 600 /usr/bin/python3 '/x y/hello.py'"),
             "{b}"
         );
+        assert!(b.contains("@@LABCTL-BEGIN bpftrace"), "{b}");
+        assert!(
+            b.contains("timeout -s KILL 150 /usr/bin/bpftrace -e"),
+            "{b}"
+        );
+        assert!(b.trim_end().ends_with("echo @@LABCTL-DONE"), "{b}");
         let out = crate::process::Cmd::new("sh")
             .arg("-n")
             .stdin_bytes(b)

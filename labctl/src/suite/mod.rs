@@ -29,7 +29,7 @@ use crate::version::KernelVersion;
 use catalog::{Kind, TestDef};
 pub use guest::GuestFile;
 use parse::Verdict;
-pub use skip::{BccMissing, SamplesFailure};
+pub use skip::{BccMissing, SamplesFailure, ToolInput};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -216,6 +216,10 @@ pub struct SuiteInput {
     /// `--full`: the whole test_bpf set.
     pub full: bool,
     pub bcc: Bcc,
+    /// The kernel's own bpftool (the `bpftool` test, hermetic guest).
+    pub bpftool: ToolInput,
+    /// The host's bpftrace (the `bpftrace` test, in the vng boot with hello-bcc).
+    pub bpftrace: ToolInput,
     /// Faults to inject in the guest before the tests (`--inject`).
     pub inject: Vec<guest::Fault>,
     /// `home.runs()/<time>-<ver>/`.
@@ -325,7 +329,7 @@ pub fn run(
     // Decide on the host what cannot run in the guest.
     let mut host_verdicts: Vec<(String, Verdict)> = Vec::new();
     let mut in_guest: Vec<TestDef> = Vec::new();
-    let mut bcc_test: Option<TestDef> = None;
+    let mut vng_tests: Vec<TestDef> = Vec::new();
     let mut files: Vec<GuestFile> = Vec::new();
     for t in &tests {
         if let Some(why) = &t.not_applicable {
@@ -334,11 +338,28 @@ pub fn run(
         }
         match &t.kind {
             Kind::HelloBcc => match &input.bcc {
-                Bcc::Run { .. } => bcc_test = Some(t.clone()),
+                Bcc::Run { .. } => vng_tests.push(t.clone()),
                 Bcc::NotRequested => {
                     host_verdicts.push((t.name.clone(), skip::bcc_not_requested()))
                 }
                 Bcc::Missing(m) => host_verdicts.push((t.name.clone(), m.verdict())),
+            },
+            Kind::Bpftool => match &input.bpftool {
+                ToolInput::Ready { path, sysroot } => {
+                    files.push(GuestFile {
+                        host: path.clone(),
+                        guest: guest::GUEST_BPFTOOL.into(),
+                        with_libs: true,
+                        sysroot: sysroot.clone(),
+                    });
+                    in_guest.push(t.clone());
+                }
+                missing => host_verdicts.push((t.name.clone(), missing.verdict().unwrap())),
+            },
+            Kind::Bpftrace => match (&input.bpftrace, vng_ready(&input.bcc)) {
+                (ToolInput::Ready { .. }, Ok(())) => vng_tests.push(t.clone()),
+                (ToolInput::Ready { .. }, Err(v)) => host_verdicts.push((t.name.clone(), v)),
+                (missing, _) => host_verdicts.push((t.name.clone(), missing.verdict().unwrap())),
             },
             Kind::Sample(s) => {
                 let Some(dir) = &input.samples_dir else {
@@ -379,7 +400,7 @@ pub fn run(
     let needs_examples = in_guest.iter().any(|t| {
         matches!(
             t.kind,
-            Kind::Btf | Kind::Hello | Kind::CbpfPort80 | Kind::CoreHello
+            Kind::Btf | Kind::Hello | Kind::CbpfPort80 | Kind::CoreHello | Kind::Bpftool
         )
     });
     if needs_examples {
@@ -499,15 +520,12 @@ pub fn run(
         }
     }
 
-    if let Some(t) = bcc_test {
-        sink.emit(Event::TestStarted {
-            name: t.name.clone(),
-        });
-        let (o, bcc_accel) = run_bcc(home, input, &t, guest, sink)?;
+    if !vng_tests.is_empty() {
+        let (os, vng_accel) = run_vng(home, input, &vng_tests, guest, sink)?;
         if accel == "-" {
-            accel = bcc_accel.unwrap_or(accel);
+            accel = vng_accel.unwrap_or(accel);
         }
-        outcomes.push(o);
+        outcomes.extend(os);
     }
     for (name, v) in host_verdicts {
         let log = log_path(&input.run_dir, &name);
@@ -579,89 +597,135 @@ pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)
         Kind::CbpfPort80 => parse::judge_cbpf(out, rc),
         Kind::CoreHello => parse::judge_core(out, rc),
         Kind::HelloBcc => parse::judge_bcc(out, rc),
+        Kind::Bpftool => parse::judge_bpftool(out, rc),
+        Kind::Bpftrace => parse::judge_bpftrace(out, rc),
         Kind::TestBpf(e) => parse::judge_test_bpf(out, rc, e),
         Kind::Sample(s) => parse::judge_sample(out, rc, s),
     }
 }
 
-/// hello-bcc in its own vng boot: BCC and python come from the host over 9p; the
-/// example's two files go in as payload. Returns the outcome and the accelerator.
-fn run_bcc(
+/// Whether the vng boot can happen: vng is there (hello-bcc's probe says so), or the
+/// setup skip that says why not. `--no-bcc` only skips hello-bcc.
+fn vng_ready(bcc: &Bcc) -> Result<(), Verdict> {
+    match bcc {
+        Bcc::Missing(BccMissing::Vng) => Err(BccMissing::Vng.verdict()),
+        _ => Ok(()),
+    }
+}
+
+/// The tests that need the host's userland (hello-bcc, bpftrace) in one vng boot: BCC,
+/// python and bpftrace come from the host over 9p; hello-bcc's two files go in as
+/// payload. Returns the outcomes and the accelerator.
+fn run_vng(
     home: &Home,
     input: &SuiteInput,
-    t: &TestDef,
+    tests: &[TestDef],
     g: &dyn Guest,
     sink: &dyn EventSink,
-) -> Result<(TestOutcome, Option<String>), SuiteError> {
-    let src = home.root().join("examples");
-    examples::write_sources(&src, examples::BCC_SOURCES).map_err(io)?;
-    let files: Vec<GuestFile> = examples::BCC_SOURCES
-        .iter()
-        // The host root is read-only in a vng guest: the payload goes under /tmp.
-        .map(|(rel, _)| GuestFile {
-            host: src.join(rel),
-            guest: format!("/tmp/labctl/{rel}"),
-            with_libs: false,
-            sysroot: None,
-        })
-        .collect();
-    let Bcc::Run {
-        python,
-        kernel_source,
-    } = &input.bcc
-    else {
-        unreachable!("run_bcc without Bcc::Run")
-    };
-    let kernel_source = match kernel_source {
-        Some(k) => Some(examples::bcc_headers(home, k, &input.release, sink)?),
-        None => None,
-    };
-    let hello_py = "/tmp/labctl/hello-bcc/hello.py".to_string();
-    let script = guest::bcc_script(
-        &python.display().to_string(),
-        &hello_py,
-        kernel_source
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .as_deref(),
-        t.timeout.as_secs(),
-    );
+) -> Result<(Vec<TestOutcome>, Option<String>), SuiteError> {
+    let mut files: Vec<GuestFile> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    for t in tests {
+        sink.emit(Event::TestStarted {
+            name: t.name.clone(),
+        });
+        match &t.kind {
+            Kind::HelloBcc => {
+                let src = home.root().join("examples");
+                examples::write_sources(&src, examples::BCC_SOURCES).map_err(io)?;
+                // The host root is read-only in a vng guest: the payload goes under /tmp.
+                files.extend(examples::BCC_SOURCES.iter().map(|(rel, _)| GuestFile {
+                    host: src.join(rel),
+                    guest: format!("/tmp/labctl/{rel}"),
+                    with_libs: false,
+                    sysroot: None,
+                }));
+                let Bcc::Run {
+                    python,
+                    kernel_source,
+                } = &input.bcc
+                else {
+                    unreachable!("hello-bcc in the vng boot without Bcc::Run")
+                };
+                let kernel_source = match kernel_source {
+                    Some(k) => Some(examples::bcc_headers(home, k, &input.release, sink)?),
+                    None => None,
+                };
+                parts.push(guest::bcc_part(
+                    &python.display().to_string(),
+                    "/tmp/labctl/hello-bcc/hello.py",
+                    kernel_source
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .as_deref(),
+                    t.timeout.as_secs(),
+                ));
+            }
+            Kind::Bpftrace => {
+                let ToolInput::Ready { path, .. } = &input.bpftrace else {
+                    unreachable!("bpftrace in the vng boot without the program")
+                };
+                parts.push(guest::bpftrace_part(
+                    &path.display().to_string(),
+                    t.timeout.as_secs(),
+                ));
+            }
+            _ => unreachable!("only host-userland tests boot under vng"),
+        }
+    }
+    let script = guest::vng_script(&parts);
     let run_dir = input.run_dir.join("vng");
     std::fs::create_dir_all(&run_dir).map_err(io)?;
     let req = GuestRequest {
         files,
         script,
-        timeout: t.timeout + Duration::from_secs(120),
+        timeout: tests.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120),
         run_dir,
         vng: true,
         memory_mb: Some(2048),
         cpus: Some(2),
     };
-    let log = log_path(&input.run_dir, &t.name);
+    let reply = g.run(&req, sink);
     let mut accel = None;
-    let (verdict, dur, out) = match g.run(&req, sink) {
-        Ok(reply) => {
-            accel = Some(reply.accel.clone());
-            let f = parse::split_frames(&reply.output);
-            match f.records.into_iter().find(|r| r.name == t.name) {
-                Some(r) => (judge(t, &r, &[]), r.duration, r.output),
-                None => (
-                    Verdict::fail("hello.py produced no framed result under vng"),
-                    Duration::ZERO,
-                    reply.output,
-                ),
-            }
+    let mut outcomes = Vec::new();
+    let frames = match &reply {
+        Ok(r) => {
+            accel = Some(r.accel.clone());
+            Some(parse::split_frames(&r.output))
         }
         Err(e) => {
-            sink.warn(format!("hello-bcc: the vng boot failed: {e}"));
-            (
+            sink.warn(format!(
+                "{}: the vng boot failed: {e}",
+                tests
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            None
+        }
+    };
+    for t in tests {
+        let (verdict, dur, out) = match (&reply, &frames) {
+            (Ok(r), Some(f)) => match f.records.iter().find(|x| x.name == t.name) {
+                Some(rec) => (judge(t, rec, &[]), rec.duration, rec.output.clone()),
+                None => (
+                    Verdict::fail(format!("{} produced no framed result under vng", t.name)),
+                    Duration::ZERO,
+                    r.output.clone(),
+                ),
+            },
+            (Err(e), _) => (
                 Verdict::fail("the vng boot failed").detail(format!("vng boot failed: {e}")),
                 Duration::ZERO,
                 e.to_string(),
-            )
-        }
-    };
-    write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
-    sink.emit(finished(&t.name, &verdict, dur));
-    Ok((TestOutcome::new(&t.name, verdict, dur, Some(log)), accel))
+            ),
+            (Ok(r), None) => (Verdict::fail("no output"), Duration::ZERO, r.output.clone()),
+        };
+        let log = log_path(&input.run_dir, &t.name);
+        write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
+        sink.emit(finished(&t.name, &verdict, dur));
+        outcomes.push(TestOutcome::new(&t.name, verdict, dur, Some(log)));
+    }
+    Ok((outcomes, accel))
 }

@@ -395,6 +395,139 @@ pub fn judge_bcc(out: &str, rc: Option<i32>) -> Verdict {
     }
 }
 
+/// The `== name` sections of a multi-step test's output (bpftool, bpftrace): name →
+/// its lines; `== name rc=N` lines become `name rc` → `N`.
+fn sections(out: &str) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    let mut cur = String::new();
+    for l in out.lines() {
+        if let Some(h) = l.strip_prefix("== ") {
+            match h.rsplit_once(" rc=") {
+                Some((name, rc)) => {
+                    m.insert(format!("{name} rc"), rc.trim().to_string());
+                }
+                None => {
+                    cur = h.trim().to_string();
+                    m.entry(cur.clone()).or_default();
+                }
+            }
+        } else if !cur.is_empty() {
+            let e = m.entry(cur.clone()).or_default();
+            e.push_str(l);
+            e.push('\n');
+        }
+    }
+    m
+}
+
+/// bpftool: the held hello program is in `prog list` (by id, as a kprobe named hello),
+/// gone after it detached; `btf dump` of vmlinux has task_struct; a missing id fails.
+pub fn judge_bpftool(out: &str, rc: Option<i32>) -> Verdict {
+    if rc.is_none() {
+        return Verdict::fail("bpftool did not finish (the guest stopped during this test)");
+    }
+    if out.contains("labctl: missing bpftool") {
+        return Verdict::fail("the kernel's bpftool is not in the guest");
+    }
+    let sec = sections(out);
+    let get = |k: &str| sec.get(k).map(String::as_str).unwrap_or("");
+    let Some(id) = get("hello").lines().find_map(|l| {
+        l.strip_prefix("holding: prog id ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_string)
+    }) else {
+        return Verdict::fail("hello did not stay attached for the listing")
+            .detail(format!("hello --hold printed: {}", tail(get("hello"), 5)));
+    };
+    let listed = |text: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{id}:")) && l.contains("name hello"))
+    };
+    if get("attached rc") != "0" {
+        return Verdict::fail(format!("bpftool prog list exited {}", get("attached rc")))
+            .detail(tail(get("attached"), 5));
+    }
+    if !listed(get("attached")) {
+        return Verdict::fail(format!(
+            "prog list does not show hello (id {id}) while attached"
+        ))
+        .detail(tail(get("attached"), 8));
+    }
+    if get("hello rc") != "0" {
+        return Verdict::fail(format!("hello exited {} after detaching", get("hello rc")))
+            .detail(tail(get("hello"), 5));
+    }
+    if get("detached rc") != "0" || listed(get("detached")) {
+        return Verdict::fail(format!(
+            "prog list still shows hello (id {id}) after detach"
+        ))
+        .detail(tail(get("detached"), 8));
+    }
+    let types: u32 = get("btf")
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    if get("btf rc") != "0" || types == 0 {
+        return Verdict::fail("bpftool btf dump of /sys/kernel/btf/vmlinux has no task_struct")
+            .detail(format!("rc {}: {}", get("btf rc"), tail(get("btf"), 3)));
+    }
+    let missing = get("missing");
+    if get("missing rc") == "0" || get("missing rc").is_empty() {
+        return Verdict::fail("bpftool prog show of a missing id did not fail")
+            .detail(tail(missing, 3));
+    }
+    Verdict::pass(format!(
+        "hello (id {id}) listed while attached, gone after; btf dump finds task_struct"
+    ))
+    .detail(format!(
+        "missing id: rc {}: {}",
+        get("missing rc"),
+        tail(missing, 1)
+    ))
+}
+
+/// bpftrace: the one-liner counted exactly the test's 5 openat calls of its marker file
+/// and exited on the stop file; a kprobe on a missing symbol failed with bpftrace's own
+/// error.
+pub fn judge_bpftrace(out: &str, rc: Option<i32>) -> Verdict {
+    if rc.is_none() {
+        return Verdict::fail("bpftrace did not finish (the guest stopped during this test)");
+    }
+    let sec = sections(out);
+    let get = |k: &str| sec.get(k).map(String::as_str).unwrap_or("");
+    let count = get("count");
+    let n: Option<u64> = count.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("@opens:")
+            .and_then(|v| v.trim().parse().ok())
+    });
+    if get("count rc") != "0" || n != Some(5) {
+        return Verdict::fail(match n {
+            Some(n) => format!("bpftrace counted {n} openat calls, the test made 5"),
+            None => format!("bpftrace printed no count (exit {})", get("count rc")),
+        })
+        .detail(tail(count, 6));
+    }
+    let missing = get("missing");
+    if get("missing rc") == "0" || get("missing rc").is_empty() {
+        return Verdict::fail("bpftrace attached a kprobe to a missing symbol without an error")
+            .detail(tail(missing, 4));
+    }
+    if !missing.contains("ERROR") {
+        return Verdict::fail("bpftrace failed on the missing symbol without its own error")
+            .detail(tail(missing, 4));
+    }
+    Verdict::pass("one-liner counted the 5 openat calls; missing kprobe refused").detail(format!(
+        "missing kprobe: {}",
+        missing
+            .lines()
+            .find(|l| l.contains("ERROR"))
+            .unwrap_or("")
+            .trim()
+    ))
+}
+
 /// One `test_bpf: [suite: ]Summary: N PASSED, M FAILED[, [J/K JIT'ed]]` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestBpfSummary {
@@ -994,5 +1127,61 @@ bpf_jit_enable=1
         );
         assert_eq!(v.result, TestResult::Fail);
         assert!(v.reason.contains("map #4 returns value 0"), "{}", v.reason);
+    }
+
+    #[test]
+    fn bpftool_judge_needs_the_listing_while_attached_and_its_absence_after() {
+        let good = "== hello\nloaded: prog id 7, jited 80 bytes\nholding: prog id 7 attached until standard input ends\n== attached\n3: tracing  name x\n7: kprobe  name hello  tag ab  gpl\n== attached rc=0\n== hello rc=0\n== detached\n3: tracing  name x\n== detached rc=0\n== btf\n1\n== btf rc=0\n== missing\nError: get by id (4000000000): No such file or directory\n== missing rc=255\n";
+        let v = judge_bpftool(good, Some(0));
+        assert_eq!(v.result, crate::events::TestResult::Pass, "{v:?}");
+        // Still listed after detach.
+        let still = good.replace(
+            "== detached\n3: tracing  name x\n",
+            "== detached\n7: kprobe  name hello\n",
+        );
+        assert!(judge_bpftool(&still, Some(0))
+            .reason
+            .contains("after detach"));
+        // Never listed while attached.
+        let never = good.replace("7: kprobe  name hello  tag ab  gpl\n", "");
+        assert!(judge_bpftool(&never, Some(0))
+            .reason
+            .contains("while attached"));
+        // A missing id that "works" is wrong.
+        let neg = good.replace("== missing rc=255", "== missing rc=0");
+        assert!(judge_bpftool(&neg, Some(0)).reason.contains("missing id"));
+        // No task_struct in the BTF dump.
+        let nobtf = good.replace("== btf\n1\n", "== btf\n0\n");
+        assert!(judge_bpftool(&nobtf, Some(0))
+            .reason
+            .contains("task_struct"));
+        assert_ne!(
+            judge_bpftool("labctl: missing bpftool\n", Some(0)).result,
+            crate::events::TestResult::Pass
+        );
+    }
+
+    #[test]
+    fn bpftrace_judge_counts_exactly_and_wants_the_error() {
+        let good = "== count\nAttaching 3 probes...\nlabctl-ready\n\n\n@opens: 5\n\n== count rc=0\n== missing\nAttaching 1 probe...\nERROR: Error attaching probe: 'kprobe:labctl_no_such_function'\n== missing rc=255\n";
+        assert_eq!(
+            judge_bpftrace(good, Some(0)).result,
+            crate::events::TestResult::Pass
+        );
+        let six = good.replace("@opens: 5", "@opens: 6");
+        assert!(judge_bpftrace(&six, Some(0)).reason.contains("counted 6"));
+        let none = good.replace("@opens: 5\n", "");
+        assert!(judge_bpftrace(&none, Some(0)).reason.contains("no count"));
+        let attached = good.replace("== missing rc=255", "== missing rc=0");
+        assert!(judge_bpftrace(&attached, Some(0))
+            .reason
+            .contains("without an error"));
+        let killed = good.replace(
+            "ERROR: Error attaching probe: 'kprobe:labctl_no_such_function'\n",
+            "",
+        );
+        assert!(judge_bpftrace(&killed, Some(0))
+            .reason
+            .contains("own error"));
     }
 }

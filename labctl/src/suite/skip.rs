@@ -1,5 +1,5 @@
 //! Skips decided on the host, typed and with what to do: what the host lacks for
-//! hello-bcc ([`BccMissing`]), why the build's samples/bpf programs may be missing
+//! hello-bcc ([`BccMissing`]), the bpftool and bpftrace programs ([`ToolInput`]), why the build's samples/bpf programs may be missing
 //! ([`SamplesFailure`], read from the build's `build.json` and logs), and the verdicts
 //! for a build without samples/bpf or a test the data marks as not applicable. Setup
 //! skips name the next step (`labctl doctor --install`, the log, the catalogue entry).
@@ -42,6 +42,37 @@ impl BccMissing {
                  with `labctl doctor --install` (or `pip install virtme-ng`), or skip the test \
                  on purpose with --no-bcc",
             ),
+        }
+    }
+}
+
+/// A program a test needs beside the kernel (the kernel's own bpftool, the host's
+/// bpftrace), as the caller found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolInput {
+    /// Here; its libraries come from `sysroot` (a toolchain root) or the host.
+    Ready {
+        path: PathBuf,
+        sysroot: Option<PathBuf>,
+    },
+    /// Not available: a setup skip with this short reason and what to do.
+    Missing { reason: String, fix: String },
+}
+
+impl ToolInput {
+    pub fn missing(reason: impl Into<String>, fix: impl Into<String>) -> ToolInput {
+        ToolInput::Missing {
+            reason: reason.into(),
+            fix: fix.into(),
+        }
+    }
+    /// The setup skip of a missing tool (None when it is ready).
+    pub fn verdict(&self) -> Option<Verdict> {
+        match self {
+            ToolInput::Ready { .. } => None,
+            ToolInput::Missing { reason, fix } => {
+                Some(Verdict::skip(SkipKind::Setup, reason.clone()).detail(fix.clone()))
+            }
         }
     }
 }

@@ -69,8 +69,28 @@ pub struct GuestImage {
     /// Directories holding copied shared libraries (the guest's LD_LIBRARY_PATH).
     pub ld_path: Vec<String>,
     pub entries: usize,
+    /// The files' total size unpacked (what the guest's RAM holds after unpacking).
+    pub bytes: u64,
     /// True when this run built the image (false: reused from the cache).
     pub built: bool,
+}
+
+/// The unpacked size of the files among `entries`.
+fn unpacked_bytes(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| match e {
+            Entry::File {
+                source: Source::Bytes(b),
+                ..
+            } => b.len() as u64,
+            Entry::File {
+                source: Source::Host(p),
+                ..
+            } => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Find the host's busybox and check it can run in an empty initramfs.
@@ -540,6 +560,7 @@ pub fn base_image(
         }
     }
     let hash = content_hash(&entries)?;
+    let bytes = unpacked_bytes(&entries);
     let dir = home.guests();
     let path = dir.join(format!("{}.cpio.gz", &hash[..16]));
     let n = entries.len();
@@ -549,6 +570,7 @@ pub fn base_image(
             hash,
             ld_path,
             entries: n,
+            bytes,
             built: false,
         });
     }
@@ -563,15 +585,16 @@ pub fn base_image(
             hash,
             ld_path,
             entries: n,
+            bytes,
             built: false,
         });
     }
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let gz = write_cpio(&entries, gz)?;
-    let bytes = gz.finish().map_err(|e| VmError::Image {
+    let gz_bytes = gz.finish().map_err(|e| VmError::Image {
         detail: e.to_string(),
     })?;
-    write_atomic(&path, &bytes).map_err(|e| VmError::Image {
+    write_atomic(&path, &gz_bytes).map_err(|e| VmError::Image {
         detail: e.to_string(),
     })?;
     Ok(GuestImage {
@@ -579,6 +602,7 @@ pub fn base_image(
         hash,
         ld_path,
         entries: n,
+        bytes,
         built: true,
     })
 }

@@ -1,6 +1,7 @@
 //! The VM harness: a hermetic initramfs guest (newc cpio written here), QEMU argv as
 //! pure functions, accelerator probing (KVM only when it proves alive, else TCG),
-//! console + results channels, watchdog. Owns [`VmSpec`] and [`VmOutcome`].
+//! console + results channels, watchdog, gdb stub ([`gdb`]). Owns [`VmSpec`] and
+//! [`VmOutcome`].
 //!
 //! A run: decide the accelerator ([`accel`]) → build or reuse the base image and append
 //! the per-run archive ([`initramfs`]) → start QEMU ([`qemu`]) with the console on its
@@ -10,7 +11,9 @@
 pub mod accel;
 pub mod cpio;
 pub mod elf;
+pub mod gdb;
 pub mod initramfs;
+pub mod programs;
 pub mod qemu;
 pub mod share;
 pub mod vng;
@@ -92,6 +95,9 @@ pub struct VmSpec {
     pub shares: Vec<share::Share>,
     /// Where the command (and `vm boot`'s shell) starts; None = /root (QEMU) or /tmp (vng).
     pub workdir: Option<String>,
+    /// QEMU's gdb stub (`--gdb`): adds `nokaslr`, and the boot and command limits
+    /// default to none.
+    pub gdb: Option<gdb::GdbStub>,
 }
 
 impl VmSpec {
@@ -122,6 +128,7 @@ impl VmSpec {
             kvm_device: PathBuf::from("/dev/kvm"),
             shares: Vec::new(),
             workdir: None,
+            gdb: None,
         }
     }
 }
@@ -189,6 +196,8 @@ pub enum VmError {
     },
     #[error("virtme-ng: {detail}")]
     Vng { detail: String },
+    #[error("--gdb needs the QEMU backend (virtme-ng starts QEMU itself); drop --backend vng")]
+    GdbNeedsQemu,
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error("{op} {}: {source}", path.display())]
@@ -282,9 +291,18 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
         });
     }
     match spec.backend {
+        Backend::Vng if spec.gdb.is_some() => Err(VmError::GdbNeedsQemu),
         Backend::Vng => vng::run(spec, &verdict, sink),
         Backend::Qemu => run_qemu(home, spec, &verdict, &qemu_prog, sink),
     }
+}
+
+/// Guest memory for an image that unpacks to `image_bytes`: what was asked, or enough
+/// for the kernel, the unpacked files and the compressed copy during unpacking plus
+/// room to run (384 MiB + twice the image), whichever is more.
+pub fn memory_for(asked_mb: u32, image_bytes: u64) -> u32 {
+    let need = 384 + 2 * (image_bytes >> 20);
+    asked_mb.max(u32::try_from(need).unwrap_or(u32::MAX))
 }
 
 /// The script the guest runs: the shares' mount lines, `cd` to the work folder, then
@@ -388,14 +406,27 @@ fn run_qemu(
 
     let mut args = qemu::accel_kernel_args(verdict.accel);
     args.extend(spec.kernel_args.iter().cloned());
+    if spec.gdb.is_some() {
+        args.extend(gdb::kernel_args());
+    }
     if spec.interactive {
         args.push("TERM=linux".into());
+    }
+    // The unpacked image lives in the guest's RAM (rootfs): a big payload (bpftrace's
+    // LLVM) needs more than the default.
+    let memory_mb = memory_for(spec.memory_mb, image.bytes);
+    if memory_mb > spec.memory_mb {
+        sink.info(format!(
+            "guest memory raised from {} to {memory_mb} MiB: the guest image unpacks to {} MiB",
+            spec.memory_mb,
+            image.bytes >> 20
+        ));
     }
     let q = qemu::QemuArgs {
         kernel: spec.kernel.clone(),
         initrd: Some(initrd.clone()),
         append: qemu::kernel_cmdline(!spec.verbose_console && !spec.interactive, &args),
-        memory_mb: spec.memory_mb,
+        memory_mb,
         cpus: spec.cpus,
         accel: verdict.accel,
         console: if spec.interactive {
@@ -408,7 +439,15 @@ fn run_qemu(
     };
     let cmd = Cmd::new(qemu_prog)
         .args(qemu::argv(&q))
-        .args(share::qemu_args(&spec.shares));
+        .args(share::qemu_args(&spec.shares))
+        .args(spec.gdb.iter().flat_map(gdb::qemu_args));
+    if let Some(g) = &spec.gdb {
+        sink.emit(crate::events::Event::GdbStub {
+            address: g.address(),
+            wait: g.wait,
+            command: gdb::attach_command(g),
+        });
+    }
     let spawn_err = |e: ProcessError| match e {
         ProcessError::Spawn { program, source } => VmError::QemuMissing {
             program,
@@ -440,7 +479,11 @@ fn run_qemu(
         });
     }
 
-    let (def_boot, def_cmd) = default_timeouts(verdict.accel);
+    let (def_boot, def_cmd) = match spec.gdb {
+        // A guest stopped in gdb waits for the user, not for a watchdog.
+        Some(_) => (gdb::NO_LIMIT, gdb::NO_LIMIT),
+        None => default_timeouts(verdict.accel),
+    };
     let boot_timeout = spec.boot_timeout.unwrap_or(def_boot);
     let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
     // After an alarm, give the kernel a moment to print the whole report.
@@ -617,6 +660,13 @@ pub fn script_from_words(words: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn big_images_get_more_memory() {
+        assert_eq!(super::memory_for(512, 20 << 20), 512);
+        assert_eq!(super::memory_for(512, 207 << 20), 384 + 414);
+        assert_eq!(super::memory_for(2048, 207 << 20), 2048);
+    }
+
     use super::*;
 
     #[test]

@@ -200,10 +200,14 @@ pub fn run(
     );
     let mut booted: Option<(Instant, String)> = None;
     let mut alarm: Option<watchdog::Alarm> = None;
+    // Missing script ports: virtme-ng 1.39+ falls back to the console ("starting script
+    // (console fallback)"); 1.38 starts an interactive shell instead and waits for ever.
+    let mut ports_missing = false;
     let mut no_ports = false;
     let r = cmd.run_streaming(sink, &console_log, |line| {
-        // virtme-ng < 1.39 then starts an interactive shell and waits for ever.
         if no_script_ports(line) {
+            ports_missing = true;
+        } else if ports_missing && booted.is_none() && line.contains("CTRL+d to exit") {
             no_ports = true;
             return LineAction::Kill;
         }
