@@ -89,6 +89,10 @@ pub struct Manifest {
     /// Shell command run in the guest in the project folder.
     pub run: String,
     pub backend: TemplateBackend,
+    /// Host programs the guest needs besides the command's own (`vm run --with`), e.g.
+    /// what a Makefile's recipe calls.
+    #[serde(default)]
+    pub with: Vec<String>,
     /// Text of a line the program prints when it works.
     pub expect: String,
 }
@@ -421,8 +425,9 @@ fn fill(
         TemplateBackend::Vng => " --backend vng",
     };
     let dq = q(dir);
+    let with: String = m.with.iter().map(|p| format!(" --with {p}")).collect();
     let run_command = format!(
-        "labctl{home_words} vm run {}{backend} --share {dq} -- {}",
+        "labctl{home_words} vm run {}{backend}{with} --share {dq} -- {}",
         k.vm_args(),
         m.run
     );
@@ -759,7 +764,7 @@ mod tests {
             assert!(readme.contains(&p.run_command), "{readme}");
             assert!(
                 p.run_command
-                    .starts_with("labctl vm run 6.12.107 --backend vng --share /"),
+                    .starts_with("labctl vm run 6.12.107 --with bpftrace --share /"),
                 "{}",
                 p.run_command
             );
