@@ -34,6 +34,8 @@ pub enum Error {
     #[error(transparent)]
     New(#[from] crate::new::NewError),
     #[error(transparent)]
+    Oci(#[from] crate::share::OciError),
+    #[error(transparent)]
     MatrixList(#[from] crate::matrix::MatrixListError),
     #[error("{op} {}: {source}", path.display())]
     Io {

@@ -59,6 +59,34 @@ pub struct Built {
 /// Fetch (or reuse) the tree, write and verify the .config, then build (a no-op when a
 /// build with the same version, config hash and toolchain already finished).
 pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built> {
+    let (tree, config, b) = prepare(home, req, sink)?;
+    let output = build::build(home, &b, sink)?;
+    Ok(Built {
+        tree,
+        config,
+        output,
+    })
+}
+
+/// [`build`], then distribution packages of that build (`kernel package`): see
+/// [`build::package`].
+pub fn package(
+    home: &Home,
+    req: &LabBuild,
+    format: build::PackageFormat,
+    dest: Option<&std::path::Path>,
+    sink: &dyn EventSink,
+) -> Result<build::Packages> {
+    let (_, _, b) = prepare(home, req, sink)?;
+    Ok(build::package(home, &b, format, dest, sink)?)
+}
+
+/// Fetch and configure: the build request for one kernel.
+fn prepare(
+    home: &Home,
+    req: &LabBuild,
+    sink: &dyn EventSink,
+) -> Result<(SourceTree, ConfigReport, BuildRequest)> {
     // Opened first: a toolchain that cannot be prepared fails before any download.
     let userland = crate::userland::Userland::open(home, &req.tuning.toolchain, sink)?;
     let tree = {
@@ -91,12 +119,7 @@ pub fn build(home: &Home, req: &LabBuild, sink: &dyn EventSink) -> Result<Built>
     b.samples = req.tuning.samples;
     b.preflight = req.tuning.preflight;
     b.userland = userland;
-    let output = build::build(home, &b, sink)?;
-    Ok(Built {
-        tree,
-        config,
-        output,
-    })
+    Ok((tree, config, b))
 }
 
 /// A config whose requested options did not land (e.g. BTF with a too-old pahole from

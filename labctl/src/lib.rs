@@ -23,6 +23,7 @@ pub mod matrix;
 pub mod new;
 pub mod process;
 pub mod rootfs;
+pub mod share;
 pub mod source;
 pub mod suite;
 pub mod userland;

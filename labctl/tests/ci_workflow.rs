@@ -99,9 +99,67 @@ fn every_labctl_command_in_the_workflow_parses() {
         checked += 1;
     }
     assert!(
-        checked >= 4,
-        "expected the workflow to run labctl at least 4 times, found {checked}"
+        checked >= 5,
+        "expected the workflow to run labctl at least 5 times, found {checked}"
     );
+}
+
+/// The sharing contract: the default branch pushes each matrix kernel to the repository's
+/// container package under the tags `--registry` lookups use; pull requests (and only
+/// they) set LABCTL_REGISTRY so `kernel build` pulls before building; the job may write
+/// packages; labctl gets credentials from the docker config the login step writes.
+#[test]
+fn the_default_branch_pushes_and_pull_requests_pull_first() {
+    let (_, text) = workflow();
+    assert!(
+        text.contains("packages: write"),
+        "the job must be allowed to push packages"
+    );
+    let push = text
+        .lines()
+        .position(|l| l.contains("run: labctl kernel push"))
+        .expect("the workflow pushes the kernel");
+    let lines: Vec<&str> = text.lines().collect();
+    let step = lines[..push]
+        .iter()
+        .rposition(|l| l.trim_start().starts_with("- name:"))
+        .unwrap();
+    let cond = lines[step..push].join("\n");
+    assert!(
+        cond.contains("github.event_name != 'pull_request'")
+            && cond.contains("github.event.repository.default_branch"),
+        "the push step must run on the default branch only:\n{cond}"
+    );
+    assert!(
+        lines[push].contains("--registry \"$KERNEL_REPO\""),
+        "{}",
+        lines[push]
+    );
+    let build = lines
+        .iter()
+        .position(|l| l.contains("run: labctl kernel build"))
+        .unwrap();
+    let test = lines
+        .iter()
+        .position(|l| l.contains("labctl vm test"))
+        .unwrap();
+    assert!(build < test && test < push, "build, test, then push");
+    // LABCTL_REGISTRY (the lookup before building) is set for pull requests only, and
+    // before the build step.
+    let reg = lines
+        .iter()
+        .position(|l| l.contains("LABCTL_REGISTRY=$repo"))
+        .expect("pull requests set LABCTL_REGISTRY");
+    assert!(reg < build);
+    assert!(
+        lines[reg.saturating_sub(2)..reg]
+            .iter()
+            .any(|l| l.contains("= pull_request")),
+        "LABCTL_REGISTRY must be set only on pull requests"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("docker login") && l.contains("--password-stdin")));
 }
 
 #[test]

@@ -51,6 +51,7 @@ fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> Suite
         inject: vec![],
         run_dir: dir.join("runs/1-5.10.46"),
         allow_skip: false,
+        examples: None,
     }
 }
 

@@ -98,6 +98,20 @@ pub struct BuildJson {
     pub started_unix: u64,
     pub finished_unix: Option<u64>,
     pub output: Option<BuildOutput>,
+    /// Set when the folder was pulled from a registry (`kernel pull`) instead of built
+    /// here: the reference and the manifest digest every blob was checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Where a pulled build came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The reference as given (`host/repo:tag` or `…@sha256:…`).
+    pub reference: String,
+    /// The manifest's digest (`sha256:…`): `kernel pull host/repo@<digest>` gets the same bytes.
+    pub digest: String,
+    pub pulled_unix: u64,
 }
 
 impl BuildJson {

@@ -27,7 +27,7 @@ use crate::version::VersionReq;
 pub use catalogue::{Catalogue, Diagnosis, FixPlan};
 pub use diagnose::FailureReport;
 pub use metadata::{BuildJson, BuildResult};
-pub use pipeline::build;
+pub use pipeline::{build, package};
 pub use toolchain::Toolchain;
 
 #[derive(Debug, thiserror::Error)]
@@ -206,12 +206,15 @@ pub struct BuildOutput {
 
 impl BuildOutput {
     /// The kernel build folder (where `include/generated` lives): the artifacts folder
-    /// or a sibling (`obj/`, `build/`). BCC takes its headers from there.
+    /// or a sibling (`obj/`, `build/`), or a pulled build's merged
+    /// `artifacts/bcc-headers`. BCC takes its headers from there.
     pub fn build_tree(&self) -> Option<PathBuf> {
         [
             self.dir.clone(),
             self.dir.join("build"),
             self.dir.join("obj"),
+            // A pulled build brings the merged headers instead (`artifacts/bcc-headers`).
+            self.dir.join("artifacts/bcc-headers"),
         ]
         .into_iter()
         .chain(
@@ -222,6 +225,111 @@ impl BuildOutput {
         )
         .find(|d| d.join("include/generated").is_dir())
     }
+}
+
+/// A distribution package format for `kernel package`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageFormat {
+    /// `make bindeb-pkg`: linux-image-REL (and -dbg, linux-headers, linux-libc-dev) .debs.
+    Deb,
+    /// `make binrpm-pkg`: kernel (and kernel-headers) .rpms.
+    Rpm,
+    /// `make tar-pkg`: linux-REL-x86.tar with boot/ and lib/modules/.
+    Tar,
+}
+
+impl PackageFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "deb",
+            PackageFormat::Rpm => "rpm",
+            PackageFormat::Tar => "tar",
+        }
+    }
+    /// The kernel's make target.
+    pub fn make_target(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "bindeb-pkg",
+            PackageFormat::Rpm => "binrpm-pkg",
+            PackageFormat::Tar => "tar-pkg",
+        }
+    }
+    /// doctor requirement ids the target runs (besides the build's own tools).
+    pub fn requirements(self) -> &'static [&'static str] {
+        match self {
+            PackageFormat::Deb => &["dpkg-buildpackage", "fakeroot", "rsync", "kmod", "cpio"],
+            PackageFormat::Rpm => &["rpmbuild", "rsync", "kmod", "cpio"],
+            PackageFormat::Tar => &["kmod"],
+        }
+    }
+    fn is_output(self, name: &str) -> bool {
+        match self {
+            PackageFormat::Deb => name.ends_with(".deb"),
+            PackageFormat::Rpm => name.ends_with(".rpm") && !name.ends_with(".src.rpm"),
+            PackageFormat::Tar => name.starts_with("linux-") && name.contains(".tar"),
+        }
+    }
+    /// The packages the target wrote after `since`: bindeb-pkg writes next to the `O=`
+    /// folder (the build folder), binrpm-pkg under `rpmbuild/RPMS/` (of the object folder,
+    /// or of $HOME on older kernels), tar-pkg into the object folder.
+    pub fn find_outputs(
+        self,
+        build_dir: &std::path::Path,
+        obj: &std::path::Path,
+        since: std::time::SystemTime,
+    ) -> Vec<PathBuf> {
+        let mut dirs = vec![build_dir.to_path_buf(), obj.to_path_buf()];
+        let mut rpm_roots = vec![obj.join("rpmbuild/RPMS")];
+        if let Some(h) = std::env::var_os("HOME") {
+            rpm_roots.push(PathBuf::from(h).join("rpmbuild/RPMS"));
+        }
+        for r in rpm_roots {
+            if let Ok(rd) = std::fs::read_dir(&r) {
+                dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        let mut out = Vec::new();
+        for d in dirs {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let fresh = e
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|t| t >= since);
+                if fresh && self.is_output(&name) {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl std::str::FromStr for PackageFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deb" => Ok(PackageFormat::Deb),
+            "rpm" => Ok(PackageFormat::Rpm),
+            "tar" => Ok(PackageFormat::Tar),
+            _ => Err(format!("unknown package format `{s}`: use deb, rpm or tar")),
+        }
+    }
+}
+
+/// What `kernel package` made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Packages {
+    pub format: PackageFormat,
+    pub release: String,
+    pub files: Vec<PathBuf>,
+    pub log: PathBuf,
 }
 
 /// Every build folder with a readable build.json (any result), newest first.
@@ -271,4 +379,64 @@ pub fn find_build_for(
             .then(b.finished_unix.cmp(&a.finished_unix))
     });
     ok.into_iter().next().and_then(|b| b.output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_formats_name_their_targets_and_find_only_fresh_outputs() {
+        for (text, f, target) in [
+            ("deb", PackageFormat::Deb, "bindeb-pkg"),
+            ("rpm", PackageFormat::Rpm, "binrpm-pkg"),
+            ("tar", PackageFormat::Tar, "tar-pkg"),
+        ] {
+            let p: PackageFormat = text.parse().unwrap();
+            assert_eq!((p, p.make_target(), p.name()), (f, target, text));
+            for id in p.requirements() {
+                assert!(
+                    crate::doctor::requirement(id).is_some(),
+                    "{id} is not in requirements.toml"
+                );
+            }
+        }
+        assert!("snap"
+            .parse::<PackageFormat>()
+            .unwrap_err()
+            .contains("deb, rpm or tar"));
+        let d = tempfile::tempdir().unwrap();
+        let obj = d.path().join("obj");
+        std::fs::create_dir_all(obj.join("rpmbuild/RPMS/x86_64")).unwrap();
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for f in [
+            "linux-image-5.10.46_5.10.46-1_amd64.deb",
+            "linux-5.10.46_5.10.46-1_amd64.changes",
+            "obj/linux-5.10.46-x86.tar",
+            "obj/rpmbuild/RPMS/x86_64/kernel-5.10.46-1.x86_64.rpm",
+        ] {
+            std::fs::write(d.path().join(f), b"x").unwrap();
+        }
+        let names = |f: PackageFormat, since| -> Vec<String> {
+            let mut v: Vec<String> = f
+                .find_outputs(d.path(), &obj, since)
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            names(PackageFormat::Deb, before),
+            ["linux-image-5.10.46_5.10.46-1_amd64.deb"]
+        );
+        assert_eq!(names(PackageFormat::Tar, before), ["linux-5.10.46-x86.tar"]);
+        assert_eq!(
+            names(PackageFormat::Rpm, before),
+            ["kernel-5.10.46-1.x86_64.rpm"]
+        );
+        // Older files (an earlier run's) are not taken.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        assert!(names(PackageFormat::Deb, later).is_empty());
+    }
 }

@@ -18,7 +18,7 @@ use super::diagnose::{self, FailureReport};
 use super::gdb;
 use super::metadata::{now_unix, BuildJson, BuildResult, ObjectStats, SourceInfo, StageRecord};
 use super::toolchain::Toolchain;
-use super::{BuildError, BuildOutput, BuildRequest};
+use super::{BuildError, BuildOutput, BuildRequest, PackageFormat, Packages};
 use crate::events::{EventSink, SinkExt, StageTimer, Unit};
 use crate::home::{free_space, human_bytes, write_atomic, CacheKey, Home};
 use crate::process::{Cmd, LineAction};
@@ -69,21 +69,12 @@ pub fn build(
 ) -> Result<BuildOutput, BuildError> {
     let version = req.tree.version;
     let cat = Catalogue::builtin();
-    let toolchain = req
-        .toolchain
-        .clone()
-        .unwrap_or_else(|| Toolchain::probe_in(&req.userland, sink));
-    let config_text = std::fs::read_to_string(&req.config.config_path)
-        .map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
-    let mut facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
-    // The catalogue's `host_has`/`host_lacks` paths are those of the system the tools run
-    // in: a Debian toolchain root's own /usr/include, not the host's.
-    if let Some(root) = req.userland.sysroot() {
-        facts.host_root = root.to_path_buf();
-    }
-    let plan = catalogue::plan(cat, &facts, req.fixes);
-    let cfg8: String = req.config.hash.chars().take(8).collect();
-    let key = format!("{version}-{cfg8}-{}", toolchain.key(&plan.apply));
+    let Planned {
+        toolchain,
+        config_text,
+        plan,
+        key,
+    } = plan_build(req, sink)?;
     let builds = home.ensure(home.builds())?;
     let dir = builds.join(&key);
 
@@ -188,6 +179,7 @@ pub fn build(
         started_unix: now_unix(),
         finished_unix: None,
         output: None,
+        origin: None,
     };
     let mut cx = Ctx {
         home,
@@ -223,6 +215,193 @@ pub fn build(
             Err(e)
         }
     }
+}
+
+/// What decides a build's key: the toolchain, the config and the fixes planned for them.
+struct Planned {
+    toolchain: Toolchain,
+    config_text: String,
+    plan: catalogue::FixPlan,
+    key: String,
+}
+
+fn plan_build(req: &BuildRequest, sink: &dyn EventSink) -> Result<Planned, BuildError> {
+    let version = req.tree.version;
+    let cat = Catalogue::builtin();
+    let toolchain = req
+        .toolchain
+        .clone()
+        .unwrap_or_else(|| Toolchain::probe_in(&req.userland, sink));
+    let config_text = std::fs::read_to_string(&req.config.config_path)
+        .map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
+    let mut facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
+    // The catalogue's `host_has`/`host_lacks` paths are those of the system the tools run
+    // in: a Debian toolchain root's own /usr/include, not the host's.
+    if let Some(root) = req.userland.sysroot() {
+        facts.host_root = root.to_path_buf();
+    }
+    let plan = catalogue::plan(cat, &facts, req.fixes);
+    let cfg8: String = req.config.hash.chars().take(8).collect();
+    let key = format!("{version}-{cfg8}-{}", toolchain.key(&plan.apply));
+    Ok(Planned {
+        toolchain,
+        config_text,
+        plan,
+        key,
+    })
+}
+
+/// Build (or reuse) the kernel of `req`, then make distribution packages of it with the
+/// kernel's own targets (`make bindeb-pkg` / `binrpm-pkg` / `tar-pkg`) in the same
+/// private tree, `O=` folder, make variables (compiler wrapper, PAHOLE wrapper, fix
+/// variables) and userland as the build, so nothing is compiled again. The packages
+/// are moved to `dest` (default: the build's `artifacts/packages/`).
+pub fn package(
+    home: &Home,
+    req: &BuildRequest,
+    format: PackageFormat,
+    dest: Option<&Path>,
+    sink: &dyn EventSink,
+) -> Result<Packages, BuildError> {
+    let out = build(home, req, sink)?;
+    let version = req.tree.version;
+    let missing: Vec<String> = format
+        .requirements()
+        .iter()
+        .filter_map(|id| crate::doctor::requirement(id))
+        .filter(|r| {
+            r.program
+                .as_deref()
+                .is_some_and(|p| req.userland.which(p).is_none())
+        })
+        .map(|r| {
+            format!(
+                "  {} (apt: {}; dnf: {}): {}",
+                r.title,
+                r.packages(crate::doctor::Manager::Apt).join(" "),
+                r.packages(crate::doctor::Manager::Dnf).join(" "),
+                r.why
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(BuildError::Preflight {
+            version: version.to_string(),
+            advice: format!(
+                "`kernel package --format {}` needs:\n{}\n(`labctl doctor --packages --install` installs them)",
+                format.name(),
+                missing.join("\n")
+            ),
+        });
+    }
+    let cat = Catalogue::builtin();
+    let p = plan_build(req, sink)?;
+    let dir = home.builds().join(&p.key);
+    let _lock = home.lock(&CacheKey::Build(p.key.clone()))?;
+    let meta = BuildJson::read(&dir)
+        .filter(|m| m.is_complete() && m.origin.is_none())
+        .ok_or_else(|| {
+            BuildError::Other(format!(
+                "{} holds no finished local build to package (a pulled build has no build tree: build it here with `labctl kernel build {version}`)",
+                dir.display()
+            ))
+        })?;
+    let jobs = if req.jobs == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        req.jobs
+    };
+    let mut cx = Ctx {
+        home,
+        req,
+        sink,
+        src: dir.join("src"),
+        obj: dir.join("obj"),
+        samples_src: None,
+        dir: dir.clone(),
+        jobs,
+        vars: Vec::new(),
+        samples_vars: Vec::new(),
+        env: BUILD_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        meta,
+        step_no: 0,
+    };
+    // The same edits (already in place) and variables as the build.
+    let applied = catalogue::apply(cat, &p.plan, &cx.src, &cx.obj)?;
+    setup_vars(&mut cx, &applied)?;
+    let started = std::time::SystemTime::now() - Duration::from_secs(2);
+    let log = dir
+        .join("logs")
+        .join(format!("package-{}.log", format.name()));
+    let mut cmd = req.userland.wrap(kmake(
+        &cx,
+        &[format!("-j{jobs}"), format.make_target().to_string()],
+        &cx.vars,
+    ));
+    if let Some(t) = req.step_timeout {
+        cmd = cmd.timeout(t);
+    }
+    let t = sink.stage(
+        "package",
+        format!("make {} for linux {}", format.make_target(), out.release),
+    );
+    let r = cmd.run_streaming(sink, &log, |_| LineAction::Continue)?;
+    if r.code != Some(0) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(BuildError::Failed(Box::new(FailureReport {
+            version: version.to_string(),
+            step: format.make_target().to_string(),
+            command: cmd.reproducer(),
+            status: crate::process::status_text(r.code),
+            first_error: diagnose::first_error_line(&text).map(|l| catalogue::normalize(&l)),
+            tail: r.tail.iter().map(|l| catalogue::strip_ansi(l)).collect(),
+            log: log.clone(),
+            diagnosis: cat.diagnose_log(&text),
+            applied: p.plan.apply.clone(),
+            fixes_enabled: req.fixes,
+        })));
+    }
+    t.ok();
+    let dest = match dest {
+        Some(d) => d.to_path_buf(),
+        None => dir.join("artifacts").join("packages"),
+    };
+    std::fs::create_dir_all(&dest).map_err(|e| BuildError::io("create directory", &dest, e))?;
+    let mut files = Vec::new();
+    for f in format.find_outputs(&dir, &cx.obj, started) {
+        let to = dest.join(f.file_name().expect("a file"));
+        if std::fs::rename(&f, &to).is_err() {
+            std::fs::copy(&f, &to).map_err(|e| BuildError::io("copy package", &to, e))?;
+            let _ = std::fs::remove_file(&f);
+        }
+        files.push(to);
+    }
+    if files.is_empty() {
+        return Err(BuildError::MissingArtifact {
+            version: version.to_string(),
+            what: format!("the {} package(s)", format.name()),
+            path: dir.clone(),
+            log,
+        });
+    }
+    files.sort();
+    sink.info(format!(
+        "{} package(s) of linux {} in {}",
+        files.len(),
+        out.release,
+        dest.display()
+    ));
+    Ok(Packages {
+        format,
+        release: out.release.clone(),
+        files,
+        log,
+    })
 }
 
 fn run(

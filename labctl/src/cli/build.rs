@@ -16,6 +16,7 @@ Examples:
   labctl kernel build 5.10.46 --profile defconfig --fragment bcc
   labctl kernel build 5.16.10 --cc-wrapper none --no-samples
   labctl kernel build 5.10.46 --toolchain debian:bullseye   with Debian 11's GCC 10 and pahole 1.20
+  labctl kernel build 5.10.46 --registry HOST/REPO   pull the lab kernel if pushed there, else build
 
 The build folder is $LABCTL_HOME/builds/<version>-<config8>-<toolchain8>/ with artifacts/
 (bzImage, vmlinux, config, System.map, modules/, headers/, samples/), build.json, build.log,
@@ -31,6 +32,8 @@ pub struct BuildArgs {
     pub(crate) config: super::config::ConfigOpts,
     #[command(flatten)]
     pub(crate) build: BuildOpts,
+    #[command(flatten)]
+    pub(crate) registry: super::share::RegistryOpts,
 }
 
 /// How to build: flattened into `kernel build`, `vm test` and `matrix`.
@@ -116,7 +119,28 @@ impl From<WrapperArg> for CcWrapper {
 
 pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let req = lab_request(a.source.req()?, &a.source.opts, &a.config, &a.build)?;
-    let out = labctl::lab::build(&ctx.home, &req, ctx.sink())?.output;
+    let pulled = a.registry.lookup(
+        ctx,
+        &a.source.version,
+        a.config.is_default(),
+        &a.build.toolchain,
+    )?;
+    let out = match pulled {
+        Some(p) => {
+            ctx.out(format!(
+                "linux {} from {} ({})",
+                p.output.release,
+                p.reference,
+                if p.reused {
+                    "in the home already"
+                } else {
+                    "pulled, nothing built"
+                }
+            ));
+            p.output
+        }
+        None => labctl::lab::build(&ctx.home, &req, ctx.sink())?.output,
+    };
     if ctx.global.json {
         let meta = build::BuildJson::read(&out.dir);
         ctx.print_json(&serde_json::json!({ "output": out, "build": meta }))?;

@@ -36,6 +36,8 @@ Examples:
   labctl doctor --install --yes       ... without asking (CI, scripts)
   labctl doctor --tests --install --yes
                                       also what `cargo test --workspace` needs
+  labctl doctor --pull-only           a host that only pulls kernels (`vm test --from`): no compiler
+  labctl doctor --packages            also what `kernel package` needs
   labctl doctor --json                machine-readable report
 
 Exit codes: 0 everything required is present (warnings allowed), 2 something required
@@ -50,6 +52,13 @@ pub struct DoctorArgs {
     /// Also check what labctl's own test suite (`cargo test --workspace`) needs.
     #[arg(long)]
     pub tests: bool,
+    /// Check only what a host that pulls ready kernels needs (`vm test --from`,
+    /// `--registry`): QEMU, busybox and the suite's host tools, no compiler.
+    #[arg(long, conflicts_with = "kernel")]
+    pub pull_only: bool,
+    /// Also check what `kernel package` needs (dpkg-buildpackage, fakeroot, rpmbuild).
+    #[arg(long)]
+    pub packages: bool,
     /// Install what is missing (shows the plan and asks unless --yes).
     #[arg(long)]
     pub install: bool,
@@ -74,7 +83,14 @@ pub fn run(a: DoctorArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         },
         None => None,
     };
-    let mut groups = Group::MAIN_JOB.to_vec();
+    let mut groups = if a.pull_only {
+        Group::PULL_ONLY.to_vec()
+    } else {
+        Group::MAIN_JOB.to_vec()
+    };
+    if a.packages || a.tests {
+        groups.push(Group::Package);
+    }
     if a.tests {
         groups.push(Group::Test);
     }

@@ -14,7 +14,9 @@ mod doctor;
 mod fetch;
 mod matrix;
 mod new;
+mod package;
 pub mod render;
+mod share;
 mod test;
 mod vm;
 
@@ -29,6 +31,8 @@ Examples:
   labctl kernel fetch 5.10           newest 5.10.y from kernel.org, else Debian's archive
   labctl kernel build 5.16.10        fetch, configure for BPF, apply known fixes, build
   labctl vm test 5.10                boot it under QEMU and run the BPF acceptance suite
+  labctl kernel push 5.10.46 HOST/REPO:TAG    share the build; elsewhere:
+  labctl vm test --from HOST/REPO:TAG         pull (verified) and test, no compiler needed
   labctl new ~/first-bpf             a starter project for that kernel (docs/first-program.md)
 
 Exit codes: 0 success, 1 a test failed, 2 setup/infrastructure failure, 130 interrupted.
@@ -85,7 +89,7 @@ pub enum Command {
     /// Start a BPF project for a lab kernel: libbpf, CO-RE, BCC or bpftrace template.
     New(new::NewArgs),
     /// Build and test a list of kernels; print a kernel × test matrix.
-    Matrix(matrix::MatrixArgs),
+    Matrix(Box<matrix::MatrixArgs>),
     /// Show or free labctl's cache (downloads, sources, builds, guests, runs).
     #[command(subcommand)]
     Cache(CacheCmd),
@@ -101,6 +105,12 @@ pub enum KernelCmd {
     Config(config::ConfigArgs),
     /// Fetch, configure, apply known fixes and build kernel, modules, headers and samples/bpf.
     Build(build::BuildArgs),
+    /// Push a finished build to an OCI registry as a verified, ready-to-boot artifact.
+    Push(share::PushArgs),
+    /// Pull a kernel pushed with `kernel push` into the home, checked blob by blob.
+    Pull(share::PullArgs),
+    /// Make .deb, .rpm or .tar packages of a lab build to install on a real machine.
+    Package(package::PackageArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,11 +189,14 @@ pub fn main() -> ExitCode {
         Command::Kernel(KernelCmd::List(a)) => fetch::run_list(a, &ctx),
         Command::Kernel(KernelCmd::Config(a)) => config::run(a, &ctx),
         Command::Kernel(KernelCmd::Build(a)) => build::run(a, &ctx),
+        Command::Kernel(KernelCmd::Push(a)) => share::run_push(a, &ctx),
+        Command::Kernel(KernelCmd::Pull(a)) => share::run_pull(a, &ctx),
+        Command::Kernel(KernelCmd::Package(a)) => package::run(a, &ctx),
         Command::Vm(VmCmd::Boot(a)) => vm::run_boot(a, &ctx),
         Command::Vm(VmCmd::Run(a)) => vm::run_run(a, &ctx),
         Command::Vm(VmCmd::Test(a)) => test::run(*a, &ctx),
         Command::New(a) => new::run(a, &ctx),
-        Command::Matrix(a) => matrix::run(a, &ctx),
+        Command::Matrix(a) => matrix::run(*a, &ctx),
         Command::Cache(CacheCmd::Ls(a)) => fetch::run_cache_ls(a, &ctx),
         Command::Cache(CacheCmd::Prune(a)) => fetch::run_cache_prune(a, &ctx),
     };

@@ -31,6 +31,11 @@ Examples:
                                       see the suite fail for known reasons
   labctl vm test 5.10.46 --kernel obj/arch/x86/boot/bzImage --obj obj
                                       a kernel built by hand (O=obj with samples/bpf)
+  labctl vm test --from 127.0.0.1:5000/lab/kernels:5.10.46
+                                      a kernel pushed with `kernel push`: pulled, checked
+                                      blob by blob, tested; no compiler on this host
+  LABCTL_REGISTRY=HOST/REPO labctl vm test 5.10.46
+                                      pull the lab kernel if the registry has it, else build
 
 Tests: kernel/btf, kernel/jit, kernel/config, hello, hello-bcc, cbpf-port80, core-hello,
 test_bpf, samples/<program> (examples-bpf/samples.toml). Results, per-test logs,
@@ -61,6 +66,10 @@ pub struct TestArgs {
     /// Also write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Pull this kernel (`kernel push` made it) and test it: HOST[:PORT]/NAME:TAG or
+    /// …@sha256:DIGEST. Every blob is checked; no compiler is needed.
+    #[arg(long, value_name = "REF", conflicts_with_all = ["kernel", "rebuild"])]
+    pub from: Option<String>,
     /// Boot this bzImage instead of a labctl build (VERSION then names its version).
     #[arg(long, value_name = "BZIMAGE", requires = "version")]
     pub kernel: Option<PathBuf>,
@@ -77,6 +86,8 @@ pub struct TestArgs {
     pub(crate) config: super::config::ConfigOpts,
     #[command(flatten)]
     pub(crate) build: super::build::BuildOpts,
+    #[command(flatten)]
+    pub(crate) registry: super::share::RegistryOpts,
     /// Break the guest on purpose before the tests, to see the suite catch it:
     /// jit-off (bpf_jit_enable=0), kprobes-off (kprobes disarmed), btf-hidden (empty
     /// /sys/kernel/btf/vmlinux). Comma-separated or repeated.
@@ -116,6 +127,8 @@ pub(crate) struct Kernel {
     sysroot: Option<PathBuf>,
     /// The labctl build (None with --kernel).
     build: Option<labctl::build::BuildOutput>,
+    /// examples-bpf programs that came with a pulled build.
+    examples: Option<suite::examples::Prebuilt>,
 }
 
 struct VmGuest<'a> {
@@ -230,12 +243,30 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
             samples_failure: None,
             sysroot: None,
             build: None,
+            examples: None,
         });
     }
-    let existing = if a.rebuild || !a.config.is_default() {
+    let existing = if let Some(r) = &a.from {
+        let r: labctl::share::Reference = r.parse()?;
+        let access = a.registry.access.access()?;
+        Some(labctl::share::pull(&ctx.home, &r, &access, ctx.sink())?.output)
+    } else if a.rebuild || !a.config.is_default() {
         None
     } else {
         labctl::build::find_build_for(&ctx.home, req, &a.build.toolchain)
+    };
+    let existing = match existing {
+        Some(b) => Some(b),
+        None if !a.rebuild => a
+            .registry
+            .lookup(
+                ctx,
+                a.version.as_deref().unwrap_or("5.10"),
+                a.config.is_default(),
+                &a.build.toolchain,
+            )?
+            .map(|p| p.output),
+        None => None,
     };
     let b = match existing {
         Some(b) => {
@@ -278,6 +309,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
         build_tree,
         samples_failure: SamplesFailure::from_build_dir(&b.dir),
         sysroot: b.sysroot.clone(),
+        examples: suite::examples::prebuilt(&b.dir),
         build: Some(b),
     })
 }
@@ -452,6 +484,7 @@ pub(crate) fn suite_on(
         inject: a.inject.clone(),
         run_dir,
         allow_skip: a.allow_skip,
+        examples: kernel.examples.clone(),
     };
     let accel = match a.accel {
         AccelArg::Auto => AccelChoice::Auto,
@@ -514,6 +547,7 @@ mod tests {
             samples_failure: None,
             sysroot: None,
             build: None,
+            examples: None,
         };
         let guest = VmGuest {
             ctx: &ctx,

@@ -66,6 +66,8 @@ pub enum Group {
     Vm,
     /// Default suite tests that use host tools (hello-bcc).
     Suite,
+    /// `kernel package`: the distributions' package builders.
+    Package,
     /// `cargo test --workspace`.
     Test,
     /// Resources (disk, memory) and the accelerator: not packages.
@@ -82,6 +84,9 @@ impl Group {
         Group::Vm,
         Group::Suite,
     ];
+    /// What a host that only pulls ready kernels (`vm test --from`, `--registry`) uses:
+    /// no compiler, clang or pahole.
+    pub const PULL_ONLY: &'static [Group] = &[Group::Vm, Group::Suite];
 }
 
 /// Required: missing fails `doctor` (exit 2); optional: missing is a warning.

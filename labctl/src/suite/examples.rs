@@ -304,6 +304,31 @@ fn finished(dir: &Path) -> Option<Vec<LinkRecord>> {
     serde_json::from_str(&text).ok()
 }
 
+/// Examples shipped inside a pulled build (`artifacts/examples/`, the `examples` layer
+/// of `kernel push`): built on the pushing host, used instead of building them here, so
+/// a host that only pulls needs no compiler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prebuilt {
+    /// Folder holding [`OUTPUTS`].
+    pub bin: PathBuf,
+    /// The shared libraries of the dynamic loaders (`artifacts/examples/sysroot`), when
+    /// any was linked dynamically.
+    pub sysroot: Option<PathBuf>,
+    pub links: Vec<LinkRecord>,
+}
+
+/// The prebuilt examples of the build folder `build_dir`, when it has a complete set.
+pub fn prebuilt(build_dir: &Path) -> Option<Prebuilt> {
+    let dir = build_dir.join("artifacts").join("examples");
+    let links = finished(&dir)?;
+    let sysroot = dir.join("sysroot");
+    Some(Prebuilt {
+        bin: dir.join("bin"),
+        sysroot: sysroot.is_dir().then_some(sysroot),
+        links,
+    })
+}
+
 /// Build (or reuse) the examples for the guest. Each directory is linked static when
 /// that works on this host, else dynamic (the guest then gets the loader's shared
 /// libraries: its payload is marked `with_libs`).

@@ -226,6 +226,9 @@ pub struct SuiteInput {
     pub run_dir: PathBuf,
     /// `--allow-skip`: setup skips do not make the run not verified.
     pub allow_skip: bool,
+    /// examples-bpf programs that came with the build (a pulled build): used instead
+    /// of building them on this host.
+    pub examples: Option<examples::Prebuilt>,
 }
 
 /// The selected tests for `input` (what `--list` prints).
@@ -404,15 +407,18 @@ pub fn run(
         )
     });
     if needs_examples {
-        let ex = examples::build(home, sink)?;
+        let (bin, sysroot) = match &input.examples {
+            Some(p) => (p.bin.clone(), p.sysroot.clone()),
+            None => (examples::build(home, sink)?.bin, None),
+        };
         for o in examples::OUTPUTS {
             files.push(GuestFile {
-                host: ex.bin.join(o),
+                host: bin.join(o),
                 guest: format!("{}/bin/{o}", guest::GUEST_DIR),
                 // A loader linked dynamically (where the host's static libraries do
                 // not link) brings its shared libraries; static files bring nothing.
                 with_libs: true,
-                sysroot: None,
+                sysroot: sysroot.clone(),
             });
         }
     }
