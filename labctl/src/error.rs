@@ -32,6 +32,8 @@ pub enum Error {
     #[error(transparent)]
     Userland(#[from] crate::userland::UserlandError),
     #[error(transparent)]
+    New(#[from] crate::new::NewError),
+    #[error(transparent)]
     Oci(#[from] crate::share::OciError),
     #[error(transparent)]
     MatrixList(#[from] crate::matrix::MatrixListError),

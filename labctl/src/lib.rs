@@ -20,6 +20,7 @@ pub mod home;
 pub mod kconfig;
 pub mod lab;
 pub mod matrix;
+pub mod new;
 pub mod process;
 pub mod rootfs;
 pub mod share;

@@ -72,6 +72,7 @@ fn every_command_has_a_page() {
         "vm-test",
         "matrix",
         "cache",
+        "new",
     ] {
         assert!(
             root.join("docs/commands")

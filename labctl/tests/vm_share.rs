@@ -2,7 +2,7 @@
 //! persistent test home (built there when missing): a host file is read in the guest, a
 //! file the guest writes is on the host afterwards, `:ro` refuses writes, the command
 //! starts in the first share, and a dynamically linked program in the share (the host's
-//! bpftool, which doctor's test group installs) runs with its libraries.
+//! bpftool, which `labctl doctor` installs) runs with its libraries.
 
 mod common;
 
@@ -48,7 +48,8 @@ fn a_shared_folder_goes_both_ways_and_read_only_means_it() {
     std::fs::create_dir_all(&ro).unwrap();
     std::fs::write(rw.join("from-host.txt"), "written on the host\n").unwrap();
     std::fs::write(ro.join("input.txt"), "one\ntwo\nthree\n").unwrap();
-    let bpftool = labctl::process::which("bpftool").expect("bpftool on PATH (doctor --tests)");
+    let bpftool =
+        labctl::process::which("bpftool").expect("bpftool on PATH (labctl doctor --install)");
     std::fs::copy(&bpftool, rw.join("bpftool")).unwrap();
 
     let rw_arg = s(&rw).to_string();

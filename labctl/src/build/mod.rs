@@ -204,6 +204,29 @@ pub struct BuildOutput {
     pub sysroot: Option<PathBuf>,
 }
 
+impl BuildOutput {
+    /// The kernel build folder (where `include/generated` lives): the artifacts folder
+    /// or a sibling (`obj/`, `build/`), or a pulled build's merged
+    /// `artifacts/bcc-headers`. BCC takes its headers from there.
+    pub fn build_tree(&self) -> Option<PathBuf> {
+        [
+            self.dir.clone(),
+            self.dir.join("build"),
+            self.dir.join("obj"),
+            // A pulled build brings the merged headers instead (`artifacts/bcc-headers`).
+            self.dir.join("artifacts/bcc-headers"),
+        ]
+        .into_iter()
+        .chain(
+            self.dir
+                .parent()
+                .into_iter()
+                .flat_map(|p| [p.join("obj"), p.join("build")]),
+        )
+        .find(|d| d.join("include/generated").is_dir())
+    }
+}
+
 /// A distribution package format for `kernel package`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

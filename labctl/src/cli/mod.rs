@@ -13,6 +13,7 @@ mod config;
 mod doctor;
 mod fetch;
 mod matrix;
+mod new;
 mod package;
 pub mod render;
 mod share;
@@ -32,6 +33,7 @@ Examples:
   labctl vm test 5.10                boot it under QEMU and run the BPF acceptance suite
   labctl kernel push 5.10.46 HOST/REPO:TAG    share the build; elsewhere:
   labctl vm test --from HOST/REPO:TAG         pull (verified) and test, no compiler needed
+  labctl new ~/first-bpf             a starter project for that kernel (docs/first-program.md)
 
 Exit codes: 0 success, 1 a test failed, 2 setup/infrastructure failure, 130 interrupted.
 Cache: --home, $LABCTL_HOME, else $XDG_CACHE_HOME/labctl (~/.cache/labctl).";
@@ -84,6 +86,8 @@ pub enum Command {
     /// Boot a kernel under QEMU: a shell, one command, or the acceptance suite.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// Start a BPF project for a lab kernel: libbpf, CO-RE, BCC or bpftrace template.
+    New(new::NewArgs),
     /// Build and test a list of kernels; print a kernel × test matrix.
     Matrix(Box<matrix::MatrixArgs>),
     /// Show or free labctl's cache (downloads, sources, builds, guests, runs).
@@ -191,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Vm(VmCmd::Boot(a)) => vm::run_boot(a, &ctx),
         Command::Vm(VmCmd::Run(a)) => vm::run_run(a, &ctx),
         Command::Vm(VmCmd::Test(a)) => test::run(*a, &ctx),
+        Command::New(a) => new::run(a, &ctx),
         Command::Matrix(a) => matrix::run(*a, &ctx),
         Command::Cache(CacheCmd::Ls(a)) => fetch::run_cache_ls(a, &ctx),
         Command::Cache(CacheCmd::Prune(a)) => fetch::run_cache_prune(a, &ctx),

@@ -298,21 +298,7 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
         .as_ref()
         .and_then(|m| first_match(&m.join("lib/modules"), "test_bpf.ko", 6));
     // The build tree is where include/generated lives: the artifacts folder or a sibling.
-    // A pulled build brings the merged headers instead (`artifacts/bcc-headers`).
-    let build_tree = [
-        b.dir.clone(),
-        b.dir.join("build"),
-        b.dir.join("obj"),
-        b.dir.join("artifacts/bcc-headers"),
-    ]
-    .into_iter()
-    .chain(
-        b.dir
-            .parent()
-            .into_iter()
-            .flat_map(|p| [p.join("obj"), p.join("build")]),
-    )
-    .find(|d| d.join("include/generated").is_dir());
+    let build_tree = b.build_tree();
     Ok(Kernel {
         version,
         release: b.release.clone(),
