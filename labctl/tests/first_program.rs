@@ -6,8 +6,9 @@
 //! must contain it. The page must also run every template `labctl new` has and promise
 //! each template's own expected line, so neither can drift from the other.
 //!
-//! Kernels: `$LABCTL_FIRST_PROGRAM_KERNELS` (comma separated), default 5.10.46 and
-//! 6.12.107; the page's first block (`labctl kernel build`) builds one that the test home
+//! Kernels: `$LABCTL_FIRST_PROGRAM_KERNELS` (comma separated), default 5.10.46 (the build
+//! the other real tests share; CI's cold budget has no room for a second host 6.12 build
+//! besides toolchain_real's trixie one), by hand also 6.12.107; the page's first block (`labctl kernel build`) builds one that the test home
 //! lacks (about 10–30 minutes, once). Needs the host tools of `labctl doctor` (clang,
 //! libbpf, bpftool, make, BCC, virtme-ng, bpftrace).
 
@@ -156,7 +157,7 @@ fn the_first_program_page_works_on_each_kernel() {
     let kernels = std::env::var("LABCTL_FIRST_PROGRAM_KERNELS")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "5.10.46,6.12.107".into());
+        .unwrap_or_else(|| "5.10.46".into());
     let mut failures = Vec::new();
     for kernel in kernels.split(',').map(str::trim) {
         let started = Instant::now();
