@@ -44,6 +44,7 @@ fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> Suite
         test_bpf_ko: None,
         expected_config: vec![("BPF".into(), "y".into()), ("KPROBES".into(), "y".into())],
         filter: filter.into(),
+        skip: String::new(),
         full: false,
         bcc: Bcc::Missing(BccMissing::PythonModule),
         bpftool: ToolInput::missing("no bpftool here", "a fake guest has none"),
@@ -263,6 +264,51 @@ fn setup_skips_alone_make_the_run_not_verified_unless_allowed() {
         table.contains("lab OK on 5.10.46 (tcg): 1 passed, 0 failed, 1 skipped (1 on request)"),
         "{table}"
     );
+}
+
+#[test]
+fn missing_bpftool_and_bpftrace_are_setup_skips_and_skip_is_on_request() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let g = FakeGuest {
+        output: passing_output(),
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    // Neither tool: two setup skips with what to do; the run is not verified.
+    let mut inp = input(d.path(), "kernel/jit,bpftool,bpftrace", None);
+    inp.bpftool = ToolInput::missing("the kernel's bpftool did not build", "see tool-bpftool.log");
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    let by = |n: &str| res.tests.iter().find(|t| t.name == n).unwrap().clone();
+    assert_eq!(by("bpftool").skip, Some(SkipKind::Setup));
+    assert!(by("bpftool").detail.unwrap().contains("tool-bpftool.log"));
+    assert_eq!(by("bpftrace").skip, Some(SkipKind::Setup));
+    assert_eq!(res.status(), SuiteStatus::NotVerified);
+    // bpftrace present but no vng: still a setup skip, naming virtme-ng.
+    inp.bpftrace = ToolInput::Ready {
+        path: "/usr/bin/bpftrace".into(),
+        sysroot: None,
+    };
+    inp.bcc = Bcc::Missing(BccMissing::Vng);
+    inp.run_dir = d.path().join("runs/2-5.10.46");
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    let t = res.tests.iter().find(|t| t.name == "bpftrace").unwrap();
+    assert_eq!(t.skip, Some(SkipKind::Setup));
+    assert!(t.reason.contains("virtme-ng"), "{}", t.reason);
+    // --skip: requested skips, the run passes, nothing of them reaches the guest.
+    let mut inp = input(d.path(), "kernel/jit,bpftool,bpftrace", None);
+    inp.skip = "bpf*".into();
+    inp.run_dir = d.path().join("runs/3-5.10.46");
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    assert_eq!(res.status(), SuiteStatus::Passed);
+    for n in ["bpftool", "bpftrace"] {
+        let t = res.tests.iter().find(|t| t.name == n).unwrap();
+        assert_eq!(t.skip, Some(SkipKind::Requested), "{n}");
+    }
+    let reqs = g.seen.lock().unwrap();
+    assert!(reqs
+        .iter()
+        .all(|r| !r.files.iter().any(|f| f.guest.contains("bpftool"))));
 }
 
 /// OUTPUT as a guest leaves it when it stops inside samples/sockex1 (BEGIN, no END).

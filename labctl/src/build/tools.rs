@@ -81,10 +81,15 @@ pub enum ToolError {
     Process(#[from] crate::process::ProcessError),
 }
 
-/// The tool's path in `build`, if it was made already.
+/// The tool's path in `build`, if it was made already (in the object folder), or came
+/// with a pulled build (`artifacts/tools/<name>`).
 pub fn existing(build: &BuildOutput, tool: KernelTool) -> Option<PathBuf> {
-    let p = build.dir.join("obj").join(tool.output());
-    crate::process::is_executable(&p).then_some(p)
+    [
+        build.dir.join("obj").join(tool.output()),
+        build.dir.join("artifacts/tools").join(tool.name()),
+    ]
+    .into_iter()
+    .find(|p| crate::process::is_executable(p))
 }
 
 /// The tool for `build`, made now if needed (see the module doc).

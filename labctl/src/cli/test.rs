@@ -96,6 +96,10 @@ pub struct TestArgs {
     /// Do not run hello-bcc even when the host has BCC and virtme-ng (a skip on request).
     #[arg(long)]
     pub no_bcc: bool,
+    /// Do not run these tests (comma-separated names or globs, as for --filter): each is
+    /// reported as a skip on request, e.g. `--skip bpftrace` on a host without bpftrace.
+    #[arg(long, value_name = "TESTS", default_value = "")]
+    pub skip: String,
     /// Report setup skips (missing host package, failed samples/bpf build, missing
     /// artifact) without failing the run: exit 0 instead of 2 when nothing failed.
     #[arg(long)]
@@ -319,7 +323,8 @@ pub(crate) fn resolve(a: &TestArgs, ctx: &Ctx, req: &VersionReq) -> anyhow::Resu
 fn bpftool_plan(a: &TestArgs, ctx: &Ctx, kernel: &Kernel) -> ToolInput {
     let wanted = suite::selected(&kernel.version, a.full, &a.filter)
         .map(|ts| ts.iter().any(|t| t.name == "bpftool"))
-        .unwrap_or(false);
+        .unwrap_or(false)
+        && (a.skip.is_empty() || !suite::catalog::matches_filter("bpftool", &a.skip));
     if !wanted {
         return ToolInput::missing("not selected", "not selected by --filter");
     }
@@ -477,6 +482,7 @@ pub(crate) fn suite_on(
         test_bpf_ko: kernel.test_bpf_ko.clone(),
         expected_config: expected,
         filter: a.filter.clone(),
+        skip: a.skip.clone(),
         full: a.full,
         bcc: bcc_plan(a, ctx, kernel),
         bpftool: bpftool_plan(a, ctx, kernel),

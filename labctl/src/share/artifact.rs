@@ -14,6 +14,7 @@
 //! | `sysroot`  | `artifacts/sysroot/…`: the shared libraries the dynamic samples need |
 //! | `examples-sysroot` | `artifacts/examples/sysroot/…`: the same for dynamic example loaders |
 //! | `bcc-headers` | `artifacts/bcc-headers/…`: source + generated headers for hello-bcc (`BCC_KERNEL_SOURCE`) |
+//! | `tools`    | `artifacts/tools/bpftool`: the kernel's own bpftool (its libraries go into `sysroot`) |
 //! | `records`  | `build.log`, `reproduce.sh`, `config.input` |
 //!
 //! `build.json` is never in a layer: the puller writes it from the config document, with
@@ -56,6 +57,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("sysroot", &["artifacts/sysroot"]),
     ("examples-sysroot", &["artifacts/examples/sysroot"]),
     ("bcc-headers", &["artifacts/bcc-headers"]),
+    ("tools", &["artifacts/tools"]),
     ("records", &["build.log", "reproduce.sh", "config.input"]),
 ];
 

@@ -319,6 +319,22 @@ pub fn push(
     let key = meta.key.clone();
     let tmp = temp_dir(home, &format!("push-{key}"))?;
 
+    // The kernel's own bpftool (the suite's bpftool test): a pulled build has no tree
+    // to make it from.
+    let bpftool = match crate::build::tools::ensure(
+        home,
+        out,
+        &meta.toolchain.userland,
+        crate::build::tools::KernelTool::Bpftool,
+        sink,
+    ) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            sink.warn(format!("the kernel's bpftool is not in the artifact (the bpftool test then skips on a pulling host): {e}"));
+            None
+        }
+    };
+
     // The examples the suite runs: a pulling host needs no compiler for them.
     let (examples, examples_missing) = match crate::suite::examples::build(home, sink) {
         Ok(ex) => (Some(ex), None),
@@ -355,15 +371,24 @@ pub fn push(
                 ));
             }
         }
-        // The samples' shared libraries, from the root whose tools built them.
+        if let Some(b) = &bpftool {
+            layers.push((
+                "tools",
+                vec![artifact::Source::new(b, "artifacts/tools/bpftool")],
+            ));
+        }
+        // The samples' (and bpftool's) shared libraries, from the root whose tools built them.
         let programs: Vec<PathBuf> = std::fs::read_dir(&out.samples)
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.path())
                     .filter(|p| is_program(p))
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(bpftool.clone())
+            .collect();
         let root = out.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
         let libs = library_closure(&programs, &root)?;
         if !libs.is_empty() {

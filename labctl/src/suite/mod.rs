@@ -213,6 +213,8 @@ pub struct SuiteInput {
     pub expected_config: Vec<(String, String)>,
     /// `--filter` (comma-separated globs), empty for all.
     pub filter: String,
+    /// `--skip` (comma-separated globs): tests not to run, reported as requested skips.
+    pub skip: String,
     /// `--full`: the whole test_bpf set.
     pub full: bool,
     pub bcc: Bcc,
@@ -337,6 +339,10 @@ pub fn run(
     for t in &tests {
         if let Some(why) = &t.not_applicable {
             host_verdicts.push((t.name.clone(), skip::not_applicable(why)));
+            continue;
+        }
+        if !input.skip.is_empty() && catalog::matches_filter(&t.name, &input.skip) {
+            host_verdicts.push((t.name.clone(), skip::skip_requested()));
             continue;
         }
         match &t.kind {

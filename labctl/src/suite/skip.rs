@@ -77,6 +77,11 @@ impl ToolInput {
     }
 }
 
+/// `--skip`.
+pub fn skip_requested() -> Verdict {
+    Verdict::skip(SkipKind::Requested, "--skip").detail("skipped on request (--skip)")
+}
+
 /// `--no-bcc`.
 pub fn bcc_not_requested() -> Verdict {
     Verdict::skip(SkipKind::Requested, "--no-bcc")
