@@ -201,6 +201,9 @@ fn the_readme_commands_are_what_ci_runs_and_they_parse() {
     );
     let tests = readme_block("tests");
     assert!(tests.ends_with("cargo test --workspace"), "{tests}");
+    // Formatting and lints are part of the test command.
+    assert!(tests.contains("cargo fmt --check"), "{tests}");
+    assert!(tests.contains("cargo clippy -q --all-targets -- -D warnings"), "{tests}");
     // .ci/run runs both blocks verbatim, as `step "<marker>" '<command>'` lines.
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     for (marker, cmd) in [("main job", &main), ("tests", &tests)] {
@@ -216,7 +219,8 @@ fn the_readme_commands_are_what_ci_runs_and_they_parse() {
         for part in block.split("&&") {
             let w = words(part.trim());
             let args: Vec<String> = match w.iter().position(|a| a == "--") {
-                Some(i) if w[0] == "cargo" => w[i + 1..].to_vec(),
+                // `cargo run -p labctl -- ARGS` (not `cargo clippy -- -D warnings`).
+                Some(i) if w[0] == "cargo" && w[1] == "run" => w[i + 1..].to_vec(),
                 _ if w[0] == "labctl" => w[1..].to_vec(),
                 _ => continue,
             };
