@@ -203,7 +203,10 @@ fn the_readme_commands_are_what_ci_runs_and_they_parse() {
     assert!(tests.ends_with("cargo test --workspace"), "{tests}");
     // Formatting and lints are part of the test command.
     assert!(tests.contains("cargo fmt --check"), "{tests}");
-    assert!(tests.contains("cargo clippy -q --all-targets -- -D warnings"), "{tests}");
+    assert!(
+        tests.contains("cargo clippy -q --all-targets -- -D warnings"),
+        "{tests}"
+    );
     // .ci/run runs both blocks verbatim, as `step "<marker>" '<command>'` lines.
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     for (marker, cmd) in [("main job", &main), ("tests", &tests)] {
