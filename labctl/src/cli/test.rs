@@ -77,11 +77,11 @@ pub struct TestArgs {
     #[arg(long)]
     pub rebuild: bool,
     #[command(flatten)]
-    pub(crate) source: super::fetch::SourceOpts,
+    pub(crate) source: super::opts::SourceOpts,
     #[command(flatten)]
     pub(crate) config: super::config::ConfigOpts,
     #[command(flatten)]
-    pub(crate) build: super::build::BuildOpts,
+    pub(crate) build: super::opts::BuildOpts,
     #[command(flatten)]
     pub(crate) registry: super::share::RegistryOpts,
     /// Break the guest on purpose before the tests, to see the suite catch it:
@@ -171,7 +171,7 @@ pub(crate) fn obtain_build(
             b
         }
         None => {
-            let lab = super::build::lab_request(*req, &a.source, &a.config, &a.build)?;
+            let lab = super::opts::lab_request(*req, &a.source, &a.config, &a.build)?;
             labctl::lab::build(&ctx.home, &lab, ctx.sink())?.output
         }
     };
