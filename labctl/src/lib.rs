@@ -19,6 +19,7 @@ pub mod events;
 pub mod home;
 pub mod kconfig;
 pub mod lab;
+pub mod lab_suite;
 pub mod matrix;
 pub mod new;
 pub mod process;

@@ -1,11 +1,22 @@
-//! The kernel matrix: the default kernel list (data file `ci/matrix.toml`), one row per
-//! kernel (build + suite outcome, or the reason it could not be built or booted), the
-//! kernel × test table, and the exit code: the worst of the kernels' `vm test` codes
-//! (setup skips count as `vm test` counts them). Pure data and rendering; the CLI drives
-//! the builds and VM runs.
+//! The kernel matrix: the default kernel list (data file `ci/matrix.toml`), the
+//! scheduler ([`run`]: every kernel × toolchain cell built or reused, then tested with
+//! [`crate::lab_suite::run`], a bounded number at a time, each reported with a typed
+//! [`MatrixEvent`]), one row per cell (build + suite outcome, or the reason it could not
+//! be built or booted), the kernel × test table, and the exit code: the worst of the
+//! kernels' `vm test` codes (setup skips count as `vm test` counts them). The CLI only
+//! parses flags, says how a cell's kernel is built ([`Builder`]) and renders.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::build::BuildOutput;
+use crate::events::EventSink;
 use crate::events::{SkipKind, TestResult};
+use crate::home::Home;
+use crate::lab_suite::{self, Kernel, SuiteOptions};
 use crate::suite::{SuiteResult, SuiteStatus};
+use crate::userland::ToolchainSpec;
+use crate::VersionReq;
 
 /// The embedded default list.
 pub const DEFAULT_LIST: &str = include_str!("../../ci/matrix.toml");
@@ -170,6 +181,251 @@ pub fn table(rows: &[MatrixRow]) -> String {
 /// allowed, else 1 when a test failed somewhere, else 0.
 pub fn exit_code(rows: &[MatrixRow]) -> u8 {
     rows.iter().map(MatrixRow::exit_code).max().unwrap_or(0)
+}
+
+/// One cell of the matrix: a kernel as asked (`5.10` or `5.10.46`) with one toolchain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixCell {
+    pub requested: String,
+    pub toolchain: ToolchainSpec,
+}
+
+/// Every kernel with every toolchain, kernel-major: one kernel's toolchains side by
+/// side in the table.
+pub fn cells(kernels: &[String], toolchains: &[ToolchainSpec]) -> Vec<MatrixCell> {
+    kernels
+        .iter()
+        .flat_map(|k| {
+            toolchains.iter().map(move |t| MatrixCell {
+                requested: k.clone(),
+                toolchain: t.clone(),
+            })
+        })
+        .collect()
+}
+
+/// An error from a [`Builder`], kept with its chain of causes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How one cell's kernel is fetched, configured and built (or reused). `jobs` is the
+/// cell's share of the CPUs when several cells run at once, 0 when they run one by one.
+pub trait Builder: Sync {
+    fn build(
+        &self,
+        cell: &MatrixCell,
+        jobs: usize,
+        sink: &dyn EventSink,
+    ) -> Result<BuildOutput, BoxError>;
+}
+
+impl<F> Builder for F
+where
+    F: Fn(&MatrixCell, usize, &dyn EventSink) -> Result<BuildOutput, BoxError> + Sync,
+{
+    fn build(
+        &self,
+        cell: &MatrixCell,
+        jobs: usize,
+        sink: &dyn EventSink,
+    ) -> Result<BuildOutput, BoxError> {
+        self(cell, jobs, sink)
+    }
+}
+
+/// The builder that runs [`crate::lab::build`] with the cell's version and toolchain.
+pub struct LabBuilder {
+    pub home: Home,
+    /// Source, config and tuning for every cell (its version is replaced).
+    pub template: crate::lab::LabBuild,
+    /// Give each cell its share of the CPUs (no `--jobs` was given).
+    pub split_jobs: bool,
+}
+
+impl Builder for LabBuilder {
+    fn build(
+        &self,
+        cell: &MatrixCell,
+        jobs: usize,
+        sink: &dyn EventSink,
+    ) -> Result<BuildOutput, BoxError> {
+        let mut req = self.template.clone();
+        req.version = cell.requested.parse()?;
+        req.tuning.toolchain = cell.toolchain.clone();
+        if self.split_jobs && jobs > 0 {
+            req.tuning.jobs = jobs;
+        }
+        Ok(crate::lab::build(&self.home, &req, sink)?.output)
+    }
+}
+
+/// What [`run`] does, in order per cell.
+#[derive(Debug, Clone)]
+pub struct MatrixPlan {
+    pub cells: Vec<MatrixCell>,
+    /// How many cells at a time (at least 1).
+    pub parallel: usize,
+    /// The suite's options for every cell (the toolchain is the cell's).
+    pub suite: SuiteOptions,
+    /// Write one JUnit file per cell here (`junit-<version>[-<suite>].xml`).
+    pub junit_dir: Option<PathBuf>,
+}
+
+/// Progress of [`run`], one cell at a time (`index` into [`MatrixPlan::cells`]).
+#[derive(Debug, Clone)]
+pub enum MatrixEvent {
+    Started {
+        index: usize,
+        cell: MatrixCell,
+    },
+    /// The kernel is built (or reused): its release is known, the suite starts.
+    Built {
+        index: usize,
+        version: String,
+        seconds: f64,
+    },
+    Finished {
+        index: usize,
+        row: Box<MatrixRow>,
+    },
+}
+
+impl MatrixRow {
+    /// A row for a cell that has not produced anything yet.
+    pub fn new(cell: &MatrixCell) -> MatrixRow {
+        MatrixRow {
+            requested: cell.requested.clone(),
+            toolchain: cell.toolchain.clone(),
+            version: None,
+            build_s: None,
+            test_s: None,
+            error: None,
+            suite: None,
+        }
+    }
+
+    /// A cell that failed before anything ran, for this reason.
+    pub fn failed(cell: &MatrixCell, error: impl Into<String>) -> MatrixRow {
+        MatrixRow {
+            error: Some(error.into()),
+            ..MatrixRow::new(cell)
+        }
+    }
+}
+
+/// An error and its causes on one line, `outer: cause: cause` (as the CLI prints them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+/// Build and test every cell, `plan.parallel` at a time (each build then gets a share
+/// of the CPUs), and return one row per cell in the plan's order. A cell that cannot be
+/// built or booted is a row with its error, not a failure of the run; Ctrl-C stops
+/// starting cells and returns [`crate::Error::Interrupted`].
+pub fn run(
+    home: &Home,
+    plan: &MatrixPlan,
+    builder: &dyn Builder,
+    on_event: &(dyn Fn(MatrixEvent) + Sync),
+    sink: &dyn EventSink,
+) -> crate::Result<Vec<MatrixRow>> {
+    if plan.cells.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parallel = plan.parallel.clamp(1, plan.cells.len());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let share = if parallel > 1 {
+        (cpus / parallel).max(1)
+    } else {
+        0
+    };
+    let mut rows: Vec<Option<MatrixRow>> = vec![None; plan.cells.len()];
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots = std::sync::Mutex::new(&mut rows);
+    std::thread::scope(|s| {
+        for _ in 0..parallel {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= plan.cells.len() || crate::process::interrupted() {
+                    break;
+                }
+                let cell = &plan.cells[i];
+                on_event(MatrixEvent::Started {
+                    index: i,
+                    cell: cell.clone(),
+                });
+                let row = one(home, plan, builder, i, share, on_event, sink);
+                on_event(MatrixEvent::Finished {
+                    index: i,
+                    row: Box::new(row.clone()),
+                });
+                slots.lock().unwrap()[i] = Some(row);
+            });
+        }
+    });
+    if crate::process::interrupted() {
+        return Err(crate::Error::Interrupted);
+    }
+    Ok(rows.into_iter().flatten().collect())
+}
+
+fn one(
+    home: &Home,
+    plan: &MatrixPlan,
+    builder: &dyn Builder,
+    index: usize,
+    share: usize,
+    on_event: &(dyn Fn(MatrixEvent) + Sync),
+    sink: &dyn EventSink,
+) -> MatrixRow {
+    let cell = &plan.cells[index];
+    let mut row = MatrixRow::new(cell);
+    let result = (|| -> Result<(), BoxError> {
+        let req: VersionReq = cell.requested.parse()?;
+        let start = Instant::now();
+        let b = builder.build(cell, share, sink)?;
+        let kernel = Kernel::from_build(b, &req);
+        let seconds = start.elapsed().as_secs_f64();
+        row.build_s = Some(seconds);
+        row.version = Some(kernel.version.to_string());
+        on_event(MatrixEvent::Built {
+            index,
+            version: kernel.version.to_string(),
+            seconds,
+        });
+        let start = Instant::now();
+        let opts = SuiteOptions {
+            toolchain: cell.toolchain.clone(),
+            ..plan.suite.clone()
+        };
+        let res = lab_suite::run(home, &kernel, &opts, sink)?;
+        row.test_s = Some(start.elapsed().as_secs_f64());
+        if let Some(dir) = &plan.junit_dir {
+            let dir = home.ensure(dir.clone())?;
+            let name = match &cell.toolchain {
+                ToolchainSpec::Host => format!("junit-{}.xml", kernel.version),
+                ToolchainSpec::Debian(s) => format!("junit-{}-{s}.xml", kernel.version),
+            };
+            crate::home::write_atomic(
+                &dir.join(name),
+                crate::suite::report::junit(&res).as_bytes(),
+            )?;
+        }
+        row.suite = Some(res);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(error_chain(e.as_ref()));
+    }
+    row
 }
 
 #[cfg(test)]
@@ -367,5 +623,65 @@ mod tests {
         let mut s = skipped();
         s.tests[1].skip = Some(SkipKind::Requested);
         assert_eq!(exit_code(&[row("6.1", Some(s), None)]), 0);
+    }
+
+    #[test]
+    fn run_keeps_the_plan_order_and_turns_build_errors_into_rows() {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::new(d.path());
+        let kernels = vec!["5.10".to_string(), "6.1.2".to_string()];
+        let toolchains = vec![
+            ToolchainSpec::Host,
+            ToolchainSpec::Debian("bullseye".into()),
+        ];
+        let plan = MatrixPlan {
+            cells: cells(&kernels, &toolchains),
+            parallel: 3,
+            suite: SuiteOptions::default(),
+            junit_dir: None,
+        };
+        assert_eq!(plan.cells.len(), 4);
+        assert_eq!(plan.cells[1].requested, "5.10");
+        assert_eq!(plan.cells[1].toolchain, toolchains[1]);
+        #[derive(Debug, thiserror::Error)]
+        #[error("build of {0} failed")]
+        struct Outer(String, #[source] std::io::Error);
+        let builder =
+            |cell: &MatrixCell, jobs: usize, _: &dyn EventSink| -> Result<BuildOutput, BoxError> {
+                assert!(jobs >= 1, "three at a time share the CPUs");
+                Err(Box::new(Outer(
+                    cell.requested.clone(),
+                    std::io::Error::other("no compiler"),
+                )))
+            };
+        let events = std::sync::Mutex::new(Vec::new());
+        let rows = run(
+            &home,
+            &plan,
+            &builder,
+            &|e| events.lock().unwrap().push(e),
+            &crate::events::NullSink,
+        )
+        .unwrap();
+        let got: Vec<_> = rows.iter().map(|r| r.heading()).collect();
+        assert_eq!(got, ["5.10", "5.10/bullseye", "6.1.2", "6.1.2/bullseye"]);
+        assert_eq!(
+            rows[2].error.as_deref(),
+            Some("build of 6.1.2 failed: no compiler")
+        );
+        assert!(rows
+            .iter()
+            .all(|r| r.suite.is_none() && r.build_s.is_none()));
+        assert_eq!(exit_code(&rows), 2);
+        let events = events.into_inner().unwrap();
+        let started = events
+            .iter()
+            .filter(|e| matches!(e, MatrixEvent::Started { .. }))
+            .count();
+        let finished = events
+            .iter()
+            .filter(|e| matches!(e, MatrixEvent::Finished { row, .. } if row.error.is_some()))
+            .count();
+        assert_eq!((started, finished), (4, 4));
     }
 }

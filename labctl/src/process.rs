@@ -507,12 +507,17 @@ pub fn shell_quote(s: &OsStr) -> String {
 /// Find a program on PATH, then in labctl's own tools folder ([`tools_venv`]`/bin`,
 /// where `labctl doctor --install` puts Python tools such as virtme-ng).
 pub fn which(program: &str) -> Option<PathBuf> {
+    which_in(program, &std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// [`which`] with this search path instead of `$PATH` (so callers can be tested with a
+/// folder of fake programs).
+pub fn which_in(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
     if program.contains('/') {
         let p = PathBuf::from(program);
         return p.is_file().then_some(p);
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    std::env::split_paths(path)
         .map(|d| d.join(program))
         .find(|p| is_executable(p))
         .or_else(|| Some(tools_venv().join("bin").join(program)).filter(|p| is_executable(p)))

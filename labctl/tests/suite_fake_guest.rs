@@ -23,7 +23,9 @@ impl Guest for FakeGuest {
     fn run(&self, req: &GuestRequest, _sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
         self.seen.lock().unwrap().push(req.clone());
         if let Some(f) = &self.fail {
-            return Err(SuiteError::Vm(f.clone()));
+            return Err(SuiteError::Vm(Box::new(labctl::vm::VmError::Vng {
+                detail: f.clone(),
+            })));
         }
         Ok(GuestReply {
             exit_code: 0,
@@ -363,7 +365,7 @@ fn vm_errors_propagate_and_bad_filters_are_usage_errors() {
     )
     .unwrap_err();
     assert!(
-        matches!(e, SuiteError::Vm(ref m) if m.contains("panic")),
+        matches!(e, SuiteError::Vm(ref v) if v.to_string().contains("panic")),
         "{e}"
     );
     let e = suite::run(

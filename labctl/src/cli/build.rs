@@ -3,9 +3,9 @@
 //! failure the error carries the first error line, the last 30 lines, the log path and
 //! the known-fix catalogue's diagnosis (exit 2).
 
-use clap::ValueEnum;
-use labctl::build::{self, CcWrapper};
+use labctl::build;
 
+use super::opts::{lab_request, BuildOpts};
 use super::Ctx;
 
 const AFTER_HELP: &str = "\
@@ -27,94 +27,13 @@ Known fixes and their manual equivalents: docs/troubleshooting.md.";
 #[command(after_help = AFTER_HELP)]
 pub struct BuildArgs {
     #[command(flatten)]
-    pub(crate) source: super::fetch::SourceArgs,
+    pub(crate) source: super::opts::SourceArgs,
     #[command(flatten)]
     pub(crate) config: super::config::ConfigOpts,
     #[command(flatten)]
     pub(crate) build: BuildOpts,
     #[command(flatten)]
     pub(crate) registry: super::share::RegistryOpts,
-}
-
-/// How to build: flattened into `kernel build`, `vm test` and `matrix`.
-#[derive(clap::Args, Debug, Clone)]
-#[command(next_help_heading = "Build")]
-pub(crate) struct BuildOpts {
-    /// Parallel make jobs (default: the number of CPUs).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Do not apply the known-fix catalogue; a failure then names the entry that fixes it.
-    #[arg(long)]
-    pub no_fixes: bool,
-    /// Compiler wrapper for CC/HOSTCC: auto = ccache when installed (cache kept in the labctl home).
-    #[arg(long, value_enum, default_value_t = WrapperArg::Auto, value_name = "WRAPPER")]
-    pub cc_wrapper: WrapperArg,
-    /// Do not build samples/bpf (headers are still installed).
-    #[arg(long)]
-    pub no_samples: bool,
-    /// Do not build or stage modules.
-    #[arg(long)]
-    pub no_modules: bool,
-    /// Skip the host checks (`labctl doctor`) that normally run first.
-    #[arg(long)]
-    pub skip_doctor: bool,
-    /// Whose compilers build the kernel: `host` (this machine's PATH) or `debian:<suite>`
-    /// (that Debian release's gcc, binutils, pahole and clang in a cached minimal root
-    /// filesystem made with mmdebstrap from the host's apt mirror; needs root). Part of the
-    /// build key: each toolchain has its own build folder.
-    #[arg(long, default_value = "host", value_name = "TOOLCHAIN")]
-    pub toolchain: labctl::userland::ToolchainSpec,
-}
-
-impl BuildOpts {
-    pub(crate) fn tuning(&self) -> labctl::lab::BuildTuning {
-        labctl::lab::BuildTuning {
-            jobs: self.jobs.unwrap_or(0),
-            fixes: !self.no_fixes,
-            cc_wrapper: self.cc_wrapper.into(),
-            modules: !self.no_modules,
-            samples: !self.no_samples,
-            preflight: !self.skip_doctor,
-            toolchain: self.toolchain.clone(),
-        }
-    }
-}
-
-/// The library request for one kernel from the flattened option groups.
-pub(crate) fn lab_request(
-    version: labctl::VersionReq,
-    source: &super::fetch::SourceOpts,
-    config: &super::config::ConfigOpts,
-    build: &BuildOpts,
-) -> anyhow::Result<labctl::lab::LabBuild> {
-    Ok(labctl::lab::LabBuild {
-        version,
-        spec: source.spec()?,
-        fetch: source.options()?,
-        plan: config.plan()?,
-        tuning: build.tuning(),
-    })
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum WrapperArg {
-    Auto,
-    Ccache,
-    Sccache,
-    Distcc,
-    None,
-}
-
-impl From<WrapperArg> for CcWrapper {
-    fn from(w: WrapperArg) -> Self {
-        match w {
-            WrapperArg::Auto => CcWrapper::Auto,
-            WrapperArg::Ccache => CcWrapper::Ccache,
-            WrapperArg::Sccache => CcWrapper::Sccache,
-            WrapperArg::Distcc => CcWrapper::Distcc,
-            WrapperArg::None => CcWrapper::None,
-        }
-    }
 }
 
 pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {

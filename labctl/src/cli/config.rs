@@ -91,7 +91,7 @@ const MAX_FRAGMENT: u64 = 1 << 20;
 #[command(after_help = AFTER_HELP)]
 pub struct ConfigArgs {
     #[command(flatten)]
-    pub(crate) source: super::fetch::SourceArgs,
+    pub(crate) source: super::opts::SourceArgs,
     #[command(flatten)]
     pub(crate) opts: ConfigOpts,
     /// Also copy the final .config to this file.

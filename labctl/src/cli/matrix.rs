@@ -1,10 +1,10 @@
 //! `labctl matrix`: build and test a list of kernels (default `ci/matrix.toml`), one
 //! after another or a bounded number at a time, then print the kernel × test table.
-//! Each kernel goes through exactly what `labctl vm test VERSION --rebuild` does.
+//! Each kernel goes through exactly what `labctl vm test VERSION --rebuild` does. The
+//! scheduler is [`labctl::matrix::run`]; this file parses flags, says how a cell's kernel
+//! is built and renders the table.
 
-use std::time::Instant;
-
-use labctl::matrix::{self, MatrixRow};
+use labctl::matrix::{self, BoxError, MatrixCell, MatrixPlan, MatrixRow};
 use labctl::VersionReq;
 
 use super::test::TestArgs;
@@ -44,60 +44,17 @@ pub struct MatrixArgs {
     pub test: TestArgs,
 }
 
-fn one(
-    a: &MatrixArgs,
-    ctx: &Ctx,
-    requested: &str,
-    toolchain: &labctl::userland::ToolchainSpec,
-    cpus_share: usize,
-) -> MatrixRow {
-    let mut row = MatrixRow {
-        requested: requested.to_string(),
-        toolchain: toolchain.clone(),
-        version: None,
-        build_s: None,
-        test_s: None,
-        error: None,
-        suite: None,
-    };
+/// The `vm test` options for one cell: what `vm test VERSION --rebuild` gets.
+fn cell_args(a: &MatrixArgs, cell: &MatrixCell, cpus_share: usize) -> TestArgs {
     let mut t = a.test.clone();
-    t.version = Some(requested.to_string());
+    t.version = Some(cell.requested.clone());
     t.rebuild = true;
     t.junit = None;
-    t.build.toolchain = toolchain.clone();
+    t.build.toolchain = cell.toolchain.clone();
     if t.build.jobs.is_none() && cpus_share > 0 {
         t.build.jobs = Some(cpus_share);
     }
-    let result = (|| -> anyhow::Result<()> {
-        let req: VersionReq = requested.parse()?;
-        let start = Instant::now();
-        let kernel = super::test::resolve(&t, ctx, &req)?;
-        row.build_s = Some(start.elapsed().as_secs_f64());
-        row.version = Some(kernel.version.to_string());
-        let start = Instant::now();
-        let res = super::test::suite_on(&t, ctx, &kernel)?;
-        row.test_s = Some(start.elapsed().as_secs_f64());
-        if let Some(dir) = &a.test.junit {
-            let dir = ctx.home.ensure(dir.clone())?;
-            labctl::home::write_atomic(
-                &dir.join(match toolchain {
-                    labctl::userland::ToolchainSpec::Host => {
-                        format!("junit-{}.xml", kernel.version)
-                    }
-                    labctl::userland::ToolchainSpec::Debian(s) => {
-                        format!("junit-{}-{s}.xml", kernel.version)
-                    }
-                }),
-                labctl::suite::report::junit(&res).as_bytes(),
-            )?;
-        }
-        row.suite = Some(res);
-        Ok(())
-    })();
-    if let Err(e) = result {
-        row.error = Some(format!("{e:#}"));
-    }
-    row
+    t
 }
 
 pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
@@ -123,39 +80,31 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     } else {
         a.toolchains.clone()
     };
-    // Kernel-major order: one kernel's toolchains side by side in the table.
-    let cells: Vec<(String, labctl::userland::ToolchainSpec)> = kernels
-        .iter()
-        .flat_map(|k| toolchains.iter().map(move |t| (k.clone(), t.clone())))
-        .collect();
-    let parallel = a.parallel.clamp(1, cells.len());
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let share = if parallel > 1 {
-        (cpus / parallel).max(1)
-    } else {
-        0
-    };
-    let mut rows: Vec<Option<MatrixRow>> = vec![None; cells.len()];
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots = std::sync::Mutex::new(&mut rows);
-    std::thread::scope(|s| {
-        for _ in 0..parallel {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= cells.len() || labctl::process::interrupted() {
-                    break;
-                }
-                let row = one(&a, ctx, &cells[i].0, &cells[i].1, share);
-                slots.lock().unwrap()[i] = Some(row);
-            });
+    let cells = matrix::cells(&kernels, &toolchains);
+    let rows = match a.test.suite_options() {
+        // As every cell would have failed the same way before building anything.
+        Err(e) => cells
+            .iter()
+            .map(|c| MatrixRow::failed(c, format!("{e:#}")))
+            .collect(),
+        Ok(suite) => {
+            let plan = MatrixPlan {
+                cells,
+                parallel: a.parallel,
+                suite,
+                junit_dir: a.test.junit.clone(),
+            };
+            let builder = |cell: &MatrixCell,
+                           share: usize,
+                           _: &dyn labctl::EventSink|
+             -> Result<labctl::build::BuildOutput, BoxError> {
+                let t = cell_args(&a, cell, share);
+                let req: VersionReq = cell.requested.parse()?;
+                super::test::obtain_build(&t, ctx, &req).map_err(|e| -> BoxError { e.into() })
+            };
+            matrix::run(&ctx.home, &plan, &builder, &|_| {}, ctx.sink())?
         }
-    });
-    if labctl::process::interrupted() {
-        anyhow::bail!("interrupted");
-    }
-    let rows: Vec<MatrixRow> = rows.into_iter().flatten().collect();
+    };
     if ctx.global.json {
         ctx.print_json(
             &serde_json::json!({ "kernels": rows, "exit_code": matrix::exit_code(&rows) }),

@@ -14,6 +14,7 @@ mod doctor;
 mod fetch;
 mod matrix;
 mod new;
+mod opts;
 mod package;
 pub mod render;
 mod share;

@@ -28,7 +28,7 @@ The lab profile is made for QEMU (virtio, no real disk controllers); for hardwar
 #[command(after_help = HELP)]
 pub struct PackageArgs {
     #[command(flatten)]
-    pub(crate) source: super::fetch::SourceArgs,
+    pub(crate) source: super::opts::SourceArgs,
     /// Package format: deb (bindeb-pkg), rpm (binrpm-pkg) or tar (tar-pkg).
     #[arg(long, value_name = "FORMAT", value_parser = ["deb", "rpm", "tar"])]
     pub format: String,
@@ -38,7 +38,7 @@ pub struct PackageArgs {
     #[command(flatten)]
     pub(crate) config: super::config::ConfigOpts,
     #[command(flatten)]
-    pub(crate) build: super::build::BuildOpts,
+    pub(crate) build: super::opts::BuildOpts,
 }
 
 pub fn run(a: PackageArgs, ctx: &Ctx) -> anyhow::Result<u8> {
@@ -46,7 +46,7 @@ pub fn run(a: PackageArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         .format
         .parse()
         .map_err(|e: String| labctl::Error::Usage(format!("--format: {e}")))?;
-    let req = super::build::lab_request(a.source.req()?, &a.source.opts, &a.config, &a.build)?;
+    let req = super::opts::lab_request(a.source.req()?, &a.source.opts, &a.config, &a.build)?;
     let p = labctl::lab::package(&ctx.home, &req, format, a.output.as_deref(), ctx.sink())?;
     if ctx.global.json {
         ctx.print_json(&p)?;

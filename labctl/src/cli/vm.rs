@@ -97,7 +97,7 @@ pub struct GuestArgs {
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    #[arg(long, default_value_t = labctl::vm::DEFAULT_MEMORY_MB, value_name = "MIB")]
     pub memory: u32,
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]

@@ -611,7 +611,7 @@ mod tests {
 
     #[test]
     fn the_cli_help_names_the_default_suites() {
-        let help = include_str!("../cli/fetch.rs");
+        let help = include_str!("../cli/opts.rs");
         let text: String = help
             .split("Debian suites to search")
             .nth(1)

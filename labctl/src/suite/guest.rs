@@ -5,8 +5,6 @@
 //! `parse.rs` splits on the host. Every test also writes a start line to /dev/kmsg so
 //! the console shows live progress. Pure text generation, unit-tested.
 
-use std::path::PathBuf;
-
 use crate::process::shell_quote;
 
 use super::catalog::{Kind, TestDef};
@@ -16,17 +14,8 @@ pub const GUEST_DIR: &str = "/labctl/suite";
 /// Where the kernel's own bpftool goes in the guest.
 pub const GUEST_BPFTOOL: &str = "/usr/local/sbin/bpftool";
 
-/// A file to put into the guest (mirrors the VM harness's `GuestFile`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuestFile {
-    pub host: PathBuf,
-    /// Absolute path in the guest.
-    pub guest: String,
-    /// A dynamic binary: the harness copies the shared libraries it needs too.
-    pub with_libs: bool,
-    /// Where those libraries come from: a toolchain root filesystem, or None (the host).
-    pub sysroot: Option<PathBuf>,
-}
+/// A file to put into the guest: the VM harness's own type.
+pub use crate::vm::GuestFile;
 
 fn q(s: &str) -> String {
     shell_quote(std::ffi::OsStr::new(s))

@@ -40,9 +40,12 @@ pub enum SuiteError {
     Toolchain(String),
     #[error("{0}")]
     Io(String),
-    /// Boot failure, panic, timeout, ... (the VM harness's message, with its log).
-    #[error("{0}")]
-    Vm(String),
+    /// Boot failure, panic, timeout, ... (the VM harness's error, with its log).
+    #[error(transparent)]
+    Vm(Box<crate::vm::VmError>),
+    /// The guest stopped before the suite finished, with no crash to blame.
+    #[error("the guest stopped during `{test}` before the suite finished; results so far: {}", results.display())]
+    Incomplete { test: String, results: PathBuf },
     /// The guest kernel crashed (panic, Oops, BUG) while the suite ran: the message
     /// with the console excerpt. The suite judges what finished from the results
     /// channel the VM harness wrote (`results.bin`) and fails the test that was running.
@@ -576,10 +579,10 @@ pub fn run(
         return Ok(res);
     }
     if let Some(name) = incomplete {
-        return Err(SuiteError::Vm(format!(
-            "the guest stopped during `{name}` before the suite finished; results so far: {}",
-            input.run_dir.join("results.json").display()
-        )));
+        return Err(SuiteError::Incomplete {
+            test: name,
+            results: input.run_dir.join("results.json"),
+        });
     }
     Ok(res)
 }

@@ -43,6 +43,10 @@ pub enum Backend {
     Vng,
 }
 
+/// Guest memory in MiB for a plain boot (`vm run --memory`, [`VmSpec::new`]). The
+/// acceptance suite asks for more: [`crate::lab_suite::DEFAULT_MEMORY_MB`].
+pub const DEFAULT_MEMORY_MB: u32 = 512;
+
 /// A file (or directory tree) copied into the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestFile {
@@ -114,7 +118,7 @@ impl VmSpec {
             files: Vec::new(),
             script: script.into(),
             accel: AccelChoice::Auto,
-            memory_mb: 512,
+            memory_mb: DEFAULT_MEMORY_MB,
             cpus: 2,
             boot_timeout: None,
             timeout: None,
