@@ -357,6 +357,38 @@ pub fn find_build(home: &Home, req: &VersionReq) -> Option<BuildOutput> {
 }
 
 /// [`find_build`] for builds made with `toolchain` (`--toolchain debian:trixie`).
+/// The lab fragments' lines (for this kernel version) that `build` was not configured
+/// with: a build made before labctl's `kconfig/` fragments changed. Read from the build's
+/// `config.input` (the merged configuration labctl fed to `olddefconfig`); empty when it
+/// is missing (nothing to compare) or when everything is there.
+pub fn missing_lab_options(build: &BuildOutput) -> Vec<String> {
+    let Ok(input) = std::fs::read_to_string(build.dir.join("config.input")) else {
+        return Vec::new();
+    };
+    let have = crate::kconfig::dotconfig::DotConfig::parse(&input);
+    let version = build
+        .release
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .and_then(crate::version::KernelVersion::parse_plain);
+    let mut out = Vec::new();
+    for f in crate::kconfig::profile::default_fragments() {
+        let Ok(entries) = crate::kconfig::dotconfig::parse(&f.text, false) else {
+            continue;
+        };
+        for e in entries {
+            let applies = match (&e.guard, &version) {
+                (Some(g), Some(v)) => g.matches(v),
+                _ => true,
+            };
+            if applies && have.get(&e.symbol) != e.value {
+                out.push(format!("CONFIG_{}={}", e.symbol, e.value));
+            }
+        }
+    }
+    out
+}
+
 pub fn find_build_for(
     home: &Home,
     req: &VersionReq,

@@ -168,6 +168,24 @@ pub(crate) fn obtain_build(
                     b.dir.display()
                 ),
             });
+            // A build from before labctl's lab fragments changed: say so, reuse it anyway.
+            let stale = labctl::build::missing_lab_options(&b);
+            if !stale.is_empty() {
+                let shown: Vec<&str> = stale.iter().take(4).map(String::as_str).collect();
+                ctx.sink().emit(labctl::Event::Message {
+                    level: labctl::events::Level::Warn,
+                    text: format!(
+                        "that build predates this labctl's lab fragments ({}{} not in its configuration); `labctl vm test {} --rebuild` builds it with them",
+                        shown.join(", "),
+                        if stale.len() > shown.len() {
+                            format!(" and {} more", stale.len() - shown.len())
+                        } else {
+                            String::new()
+                        },
+                        b.release
+                    ),
+                });
+            }
             b
         }
         None => {
