@@ -9,6 +9,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
@@ -62,6 +64,55 @@ impl Error {
             source,
         }
     }
+}
+
+impl Error {
+    /// True for Ctrl-C (or SIGTERM), however deep the engine that saw it wrapped it: a
+    /// lock wait ([`crate::home::HomeError::Interrupted`]), a child process, a download.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Interrupted => true,
+            Error::Home(e) => e.is_interrupted(),
+            Error::Process(e) => e.is_interrupted(),
+            Error::Source(e) => e.is_interrupted(),
+            Error::Kconfig(e) | Error::KconfigExplained { source: e, .. } => e.is_interrupted(),
+            Error::Build(e) => e.is_interrupted(),
+            Error::Vm(crate::vm::VmError::Process(e)) => e.is_interrupted(),
+            Error::Rootfs(e) => e.is_interrupted(),
+            Error::Userland(e) => e.is_interrupted(),
+            Error::Oci(e) => e.is_interrupted(),
+            _ => false,
+        }
+    }
+}
+
+/// True when `e` or any error in its `source()` chain is an interruption (Ctrl-C): the
+/// CLI maps that to exit code 130 whichever engine's error wraps it.
+pub fn is_interrupted(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        macro_rules! check {
+            ($($t:ty),*) => {
+                $(if c.downcast_ref::<$t>().is_some_and(|x| x.is_interrupted()) {
+                    return true;
+                })*
+            };
+        }
+        check!(
+            Error,
+            crate::home::HomeError,
+            crate::process::ProcessError,
+            crate::source::SourceError,
+            crate::kconfig::KconfigError,
+            crate::build::BuildError,
+            crate::build::tools::ToolError,
+            crate::rootfs::RootfsError,
+            crate::userland::UserlandError,
+            crate::share::OciError
+        );
+        cur = c.source();
+    }
+    false
 }
 
 /// Shorthand for mapping an `io::Result` into an error that names the path.

@@ -106,8 +106,16 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+    /// The cache (its folders, locks, atomic writes) failed.
     #[error(transparent)]
-    Home(Box<crate::Error>),
+    Home(#[from] crate::home::HomeError),
+    #[error("not enough free space in {} to pull {reference}: about {} needed, {} available", path.display(), crate::home::human_bytes(*needed), crate::home::human_bytes(*available))]
+    DiskSpace {
+        path: PathBuf,
+        reference: String,
+        needed: u64,
+        available: u64,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -126,16 +134,16 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-impl From<crate::Error> for OciError {
-    fn from(e: crate::Error) -> Self {
-        match e {
-            crate::Error::Interrupted => OciError::Interrupted,
-            other => OciError::Home(Box::new(other)),
+impl OciError {
+    /// True for Ctrl-C, during a transfer or a lock wait.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            OciError::Interrupted => true,
+            OciError::Home(h) => h.is_interrupted(),
+            _ => false,
         }
     }
-}
 
-impl OciError {
     /// A registry miss (no such tag or repository), which a lookup before a build treats
     /// as "build it here".
     pub fn is_not_found(&self) -> bool {
@@ -706,13 +714,12 @@ pub fn pull(
     let free = crate::home::free_space(&tmp.0).unwrap_or(u64::MAX);
     // Compressed blobs plus what they unpack to (about 4x for vmlinux).
     if free < total.saturating_mul(5) {
-        return Err(OciError::Home(Box::new(crate::Error::Usage(format!(
-            "not enough free space in {} to pull {}: about {} needed, {} available",
-            tmp.0.display(),
-            r,
-            crate::home::human_bytes(total.saturating_mul(5)),
-            crate::home::human_bytes(free)
-        )))));
+        return Err(OciError::DiskSpace {
+            path: tmp.0.clone(),
+            reference: r.to_string(),
+            needed: total.saturating_mul(5),
+            available: free,
+        });
     }
     for l in &manifest.layers {
         let name = l.title().expect("checked by Manifest::parse");

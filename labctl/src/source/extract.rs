@@ -309,7 +309,7 @@ pub fn extract_stream<R: Read + Send + 'static>(
     let needed = needed_bytes(uncompressed);
     let available = match opts.assume_free_bytes {
         Some(a) => a,
-        None => crate::home::free_space(parent).map_err(|e| SourceError::Usage(e.to_string()))?,
+        None => crate::home::free_space(parent)?,
     };
     check_space(parent, needed, available)?;
 
