@@ -11,6 +11,8 @@ pub enum Error {
     #[error(transparent)]
     Home(#[from] crate::home::HomeError),
     #[error(transparent)]
+    Version(#[from] crate::version::VersionError),
+    #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
