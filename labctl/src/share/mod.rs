@@ -89,6 +89,8 @@ pub enum OciError {
     },
     #[error("the artifact's config is not usable: {0}; nothing was kept")]
     BadConfig(String),
+    #[error("the artifact's config is not usable: {0}; nothing was kept")]
+    ConfigJson(#[source] serde_json::Error),
     #[error("{} holds an unfinished build of the same key; finish it (`labctl kernel build`) or remove it (`labctl cache prune --kind builds`) before pulling", path.display())]
     Unfinished { path: PathBuf },
     #[error("no finished build of linux {version}{} in {}: build it first (`labctl kernel build {version}`)", if toolchain.is_empty() { String::new() } else { format!(" with toolchain {toolchain}") }, home.display())]
@@ -659,8 +661,7 @@ pub fn pull(
         path: cfg_path.clone(),
         source,
     })?;
-    let kc: KernelConfig =
-        serde_json::from_slice(&text).map_err(|e| OciError::BadConfig(e.to_string()))?;
+    let kc: KernelConfig = serde_json::from_slice(&text).map_err(OciError::ConfigJson)?;
     if !artifact::is_build_key(&kc.key) || kc.build.key != kc.key {
         return Err(OciError::BadConfig(format!(
             "`{}` is not a build key",
