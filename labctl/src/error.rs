@@ -83,6 +83,7 @@ impl Error {
             Error::Rootfs(e) => e.is_interrupted(),
             Error::Userland(e) => e.is_interrupted(),
             Error::Oci(e) => e.is_interrupted(),
+            Error::Suite(e) => e.is_interrupted(),
             _ => false,
         }
     }
@@ -110,7 +111,8 @@ pub fn is_interrupted(e: &(dyn std::error::Error + 'static)) -> bool {
             crate::build::tools::ToolError,
             crate::rootfs::RootfsError,
             crate::userland::UserlandError,
-            crate::share::OciError
+            crate::share::OciError,
+            crate::suite::SuiteError
         );
         cur = c.source();
     }
