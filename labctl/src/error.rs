@@ -79,7 +79,7 @@ impl Error {
             Error::Source(e) => e.is_interrupted(),
             Error::Kconfig(e) | Error::KconfigExplained { source: e, .. } => e.is_interrupted(),
             Error::Build(e) => e.is_interrupted(),
-            Error::Vm(crate::vm::VmError::Process(e)) => e.is_interrupted(),
+            Error::Vm(e) => e.is_interrupted(),
             Error::Rootfs(e) => e.is_interrupted(),
             Error::Userland(e) => e.is_interrupted(),
             Error::Oci(e) => e.is_interrupted(),
@@ -112,7 +112,8 @@ pub fn is_interrupted(e: &(dyn std::error::Error + 'static)) -> bool {
             crate::rootfs::RootfsError,
             crate::userland::UserlandError,
             crate::share::OciError,
-            crate::suite::SuiteError
+            crate::suite::SuiteError,
+            crate::vm::VmError
         );
         cur = c.source();
     }
