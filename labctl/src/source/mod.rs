@@ -89,6 +89,21 @@ pub enum SourceError {
     },
     #[error("cannot extract {}: {message}", path.display())]
     Archive { path: PathBuf, message: String },
+    /// Reading the archive (or unpacking `entry` from it) failed.
+    #[error("cannot extract {}: {}{source}", path.display(), entry.as_ref().map(|e| format!("{}: ", e.display())).unwrap_or_default())]
+    ArchiveIo {
+        path: PathBuf,
+        entry: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tree's metadata file could not be written (atomically) into the extracted tree.
+    #[error("cannot extract {}: cannot write {TREE_META}: {source}", path.display())]
+    TreeMeta {
+        path: PathBuf,
+        #[source]
+        source: crate::home::HomeError,
+    },
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -147,7 +162,7 @@ impl SourceError {
     pub fn is_interrupted(&self) -> bool {
         match self {
             SourceError::Interrupted => true,
-            SourceError::Home(h) => h.is_interrupted(),
+            SourceError::Home(h) | SourceError::TreeMeta { source: h, .. } => h.is_interrupted(),
             _ => false,
         }
     }
@@ -973,9 +988,9 @@ fn finish_tree(
         trust: Some(trust.clone()),
     })
     .expect("serializable");
-    crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|e| SourceError::Archive {
+    crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|source| SourceError::TreeMeta {
         path: tarball.to_owned(),
-        message: format!("cannot write {}: {e}", TREE_META),
+        source,
     })
 }
 
@@ -1130,6 +1145,8 @@ fn obtain_streaming(
             Err(
                 e @ (SourceError::Io { .. }
                 | SourceError::Archive { .. }
+                | SourceError::ArchiveIo { .. }
+                | SourceError::TreeMeta { .. }
                 | SourceError::StreamVoid
                 | SourceError::Home(_)),
             ),
