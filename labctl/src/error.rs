@@ -146,3 +146,33 @@ fn explain(known: &[crate::build::Diagnosis]) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::HomeError;
+
+    #[test]
+    fn interruptions_are_found_through_wrapping() {
+        // Transparent wrappers (matched by variant) and #[source] ones (walked).
+        let e = Error::from(crate::kconfig::KconfigError::Home(HomeError::Interrupted));
+        assert!(e.is_interrupted() && is_interrupted(&e));
+        let e = Error::from(crate::vm::VmError::ImageHome {
+            source: HomeError::Interrupted,
+        });
+        assert!(is_interrupted(&e));
+        assert_eq!(e.to_string(), "cannot write the guest image: interrupted");
+        let e = crate::userland::UserlandError::Home {
+            spec: crate::userland::ToolchainSpec::Debian("trixie".into()),
+            source: HomeError::Interrupted,
+        };
+        assert!(is_interrupted(&e));
+        let e = Error::from(crate::build::BuildError::Home(HomeError::io(
+            "lock",
+            "/x/locks/a.lock",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )));
+        assert!(!is_interrupted(&e));
+        assert!(e.to_string().starts_with("lock /x/locks/a.lock: "), "{e}");
+    }
+}
