@@ -162,6 +162,12 @@ mod tests {
         });
         assert!(is_interrupted(&e));
         assert_eq!(e.to_string(), "cannot write the guest image: interrupted");
+        let e = Error::from(crate::suite::SuiteError::Vm(Box::new(
+            crate::vm::VmError::ImageHome {
+                source: HomeError::Interrupted,
+            },
+        )));
+        assert!(e.is_interrupted() && is_interrupted(&e));
         let e = crate::userland::UserlandError::Home {
             spec: crate::userland::ToolchainSpec::Debian("trixie".into()),
             source: HomeError::Interrupted,

@@ -311,11 +311,12 @@ pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Erro
 }
 
 impl SuiteError {
-    /// True for Ctrl-C, while building the examples or waiting for a lock.
+    /// True for Ctrl-C, while building the examples, waiting for a lock or in the VM.
     pub fn is_interrupted(&self) -> bool {
         match self {
             SuiteError::Home(e) => e.is_interrupted(),
             SuiteError::Process(e) | SuiteError::BccHeaders(e) => e.is_interrupted(),
+            SuiteError::Vm(e) => e.is_interrupted(),
             _ => false,
         }
     }
