@@ -9,6 +9,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    #[error(transparent)]
+    Version(#[from] crate::version::VersionError),
+    #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
@@ -64,6 +68,58 @@ impl Error {
     }
 }
 
+impl Error {
+    /// True for Ctrl-C (or SIGTERM), however deep the engine that saw it wrapped it: a
+    /// lock wait ([`crate::home::HomeError::Interrupted`]), a child process, a download.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Interrupted => true,
+            Error::Home(e) => e.is_interrupted(),
+            Error::Process(e) => e.is_interrupted(),
+            Error::Source(e) => e.is_interrupted(),
+            Error::Kconfig(e) | Error::KconfigExplained { source: e, .. } => e.is_interrupted(),
+            Error::Build(e) => e.is_interrupted(),
+            Error::Vm(e) => e.is_interrupted(),
+            Error::Rootfs(e) => e.is_interrupted(),
+            Error::Userland(e) => e.is_interrupted(),
+            Error::Oci(e) => e.is_interrupted(),
+            Error::Suite(e) => e.is_interrupted(),
+            _ => false,
+        }
+    }
+}
+
+/// True when `e` or any error in its `source()` chain is an interruption (Ctrl-C): the
+/// CLI maps that to exit code 130 whichever engine's error wraps it.
+pub fn is_interrupted(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        macro_rules! check {
+            ($($t:ty),*) => {
+                $(if c.downcast_ref::<$t>().is_some_and(|x| x.is_interrupted()) {
+                    return true;
+                })*
+            };
+        }
+        check!(
+            Error,
+            crate::home::HomeError,
+            crate::process::ProcessError,
+            crate::source::SourceError,
+            crate::kconfig::KconfigError,
+            crate::build::BuildError,
+            crate::build::tools::ToolError,
+            crate::rootfs::RootfsError,
+            crate::userland::UserlandError,
+            crate::share::OciError,
+            crate::suite::SuiteError,
+            crate::vm::VmError
+        );
+        cur = c.source();
+    }
+    false
+}
+
 /// Shorthand for mapping an `io::Result` into an error that names the path.
 pub trait IoContext<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
@@ -89,4 +145,40 @@ fn explain(known: &[crate::build::Diagnosis]) -> String {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::HomeError;
+
+    #[test]
+    fn interruptions_are_found_through_wrapping() {
+        // Transparent wrappers (matched by variant) and #[source] ones (walked).
+        let e = Error::from(crate::kconfig::KconfigError::Home(HomeError::Interrupted));
+        assert!(e.is_interrupted() && is_interrupted(&e));
+        let e = Error::from(crate::vm::VmError::ImageHome {
+            source: HomeError::Interrupted,
+        });
+        assert!(is_interrupted(&e));
+        assert_eq!(e.to_string(), "cannot write the guest image: interrupted");
+        let e = Error::from(crate::suite::SuiteError::Vm(Box::new(
+            crate::vm::VmError::ImageHome {
+                source: HomeError::Interrupted,
+            },
+        )));
+        assert!(e.is_interrupted() && is_interrupted(&e));
+        let e = crate::userland::UserlandError::Home {
+            spec: crate::userland::ToolchainSpec::Debian("trixie".into()),
+            source: HomeError::Interrupted,
+        };
+        assert!(is_interrupted(&e));
+        let e = Error::from(crate::build::BuildError::Home(HomeError::io(
+            "lock",
+            "/x/locks/a.lock",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )));
+        assert!(!is_interrupted(&e));
+        assert!(e.to_string().starts_with("lock /x/locks/a.lock: "), "{e}");
+    }
 }

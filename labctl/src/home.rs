@@ -20,11 +20,77 @@
 //! Locks are named by [`CacheKey`] only: the writer of an entry (fetch, kconfig, build,
 //! guest images, runs, examples, toolchain roots) and `cache prune` take the same typed
 //! key, so their lock names cannot disagree.
+//!
+//! Everything here fails with [`HomeError`]; engines wrap it in their own error enums
+//! (`#[from]`), never as text.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+/// What the cache layout, its locks and its file helpers fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// A filesystem call on `path` failed (creating a folder, opening or taking a lock,
+    /// writing a file atomically, statvfs).
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither `--home`, `LABCTL_HOME`, `XDG_CACHE_HOME` nor `HOME` says where the cache is.
+    #[error("cannot find a home for labctl's cache: set LABCTL_HOME or pass --home DIR")]
+    NoHome,
+    /// Ctrl-C (or SIGTERM) arrived while waiting for another labctl's lock.
+    #[error("interrupted")]
+    Interrupted,
+    /// A path given where a regular file is expected names something else.
+    #[error("{what} {} is {kind}: give a regular file", path.display())]
+    NotARegularFile {
+        what: String,
+        path: PathBuf,
+        kind: &'static str,
+    },
+    /// A file larger than its reader accepts.
+    #[error("{what} {} is {}, more than the {} accepted", path.display(), human_bytes(*size), human_bytes(*max))]
+    TooLarge {
+        what: String,
+        path: PathBuf,
+        size: u64,
+        max: u64,
+    },
+    /// A path that cannot be handed to the C library.
+    #[error("path contains NUL: {}", path.display())]
+    NulInPath { path: PathBuf },
+}
+
+impl HomeError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        HomeError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+    /// True for Ctrl-C (the CLI maps it to exit code 130).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, HomeError::Interrupted)
+    }
+}
+
+pub type Result<T, E = HomeError> = std::result::Result<T, E>;
+
+/// Maps an `io::Result` into a [`HomeError::Io`] that names the operation and the path.
+trait Ctx<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> Ctx<T> for std::io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| HomeError::io(op, path, e))
+    }
+}
 
 /// One cache entry (or a family of them) as a lock: what a writer holds while it makes or
 /// uses the entry, and what `cache prune` must take (without waiting) before deleting it.
@@ -94,9 +160,7 @@ impl Home {
         }
         match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
             Some(h) => Ok(Home::new(PathBuf::from(h).join(".cache").join("labctl"))),
-            None => Err(Error::Usage(
-                "cannot find a home for labctl's cache: set LABCTL_HOME or pass --home DIR".into(),
-            )),
+            None => Err(HomeError::NoHome),
         }
     }
 
@@ -148,7 +212,7 @@ impl Home {
 
     /// Take the exclusive lock of `key`, waiting for another holder. Held until the guard
     /// drops. Used so two concurrent labctl processes never write the same cache entry.
-    /// The wait polls (every 50 ms) so Ctrl-C ends it at once with [`Error::Interrupted`].
+    /// The wait polls (every 50 ms) so Ctrl-C ends it at once with [`HomeError::Interrupted`].
     pub fn lock(&self, key: &CacheKey) -> Result<LockGuard> {
         wait_lock(self.lock_path(&sanitize(&key.lock_name()))?)
     }
@@ -188,7 +252,7 @@ fn flock_now(f: &File, path: &Path) -> Result<bool> {
     match f.try_lock() {
         Ok(()) => Ok(true),
         Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(HomeError::io("lock", path, e)),
     }
 }
 
@@ -197,7 +261,7 @@ fn wait_lock(path: PathBuf) -> Result<LockGuard> {
     let f = open_lock_file(&path)?;
     loop {
         if crate::process::interrupted() {
-            return Err(Error::Interrupted);
+            return Err(HomeError::Interrupted);
         }
         if flock_now(&f, &path)? {
             return Ok(LockGuard { _file: f, path });
@@ -280,12 +344,12 @@ pub fn free_space(path: &Path) -> Result<u64> {
         }
     }
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Usage("path contains NUL".into()))?;
+        .map_err(|_| HomeError::NulInPath { path: p.clone() })?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid C string and st a valid out-pointer.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     if rc != 0 {
-        return Err(Error::io("statvfs", p, std::io::Error::last_os_error()));
+        return Err(HomeError::io("statvfs", p, std::io::Error::last_os_error()));
     }
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
@@ -374,18 +438,19 @@ pub fn regular_file(path: &Path, what: &str, max: u64) -> Result<u64> {
                 "not a regular file"
             }
         };
-        return Err(Error::Usage(format!(
-            "{what} {} is {kind}: give a regular file",
-            path.display()
-        )));
+        return Err(HomeError::NotARegularFile {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            kind,
+        });
     }
     if m.len() > max {
-        return Err(Error::Usage(format!(
-            "{what} {} is {}, more than the {} accepted",
-            path.display(),
-            human_bytes(m.len()),
-            human_bytes(max)
-        )));
+        return Err(HomeError::TooLarge {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            size: m.len(),
+            max,
+        });
     }
     Ok(m.len())
 }

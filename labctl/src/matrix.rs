@@ -22,8 +22,14 @@ use crate::VersionReq;
 pub const DEFAULT_LIST: &str = include_str!("../../ci/matrix.toml");
 
 #[derive(Debug, thiserror::Error)]
-#[error("bad matrix list: {0}")]
-pub struct MatrixListError(String);
+pub enum MatrixListError {
+    #[error("bad matrix list: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("bad matrix list: `kernels` is empty")]
+    Empty,
+    #[error("bad matrix list: {0}")]
+    Version(#[from] crate::version::VersionError),
+}
 
 /// Kernel versions from `ci/matrix.toml`-style text (`kernels = [..]`).
 pub fn parse_list(text: &str) -> Result<Vec<String>, MatrixListError> {
@@ -31,13 +37,12 @@ pub fn parse_list(text: &str) -> Result<Vec<String>, MatrixListError> {
     struct File {
         kernels: Vec<String>,
     }
-    let f: File = toml::from_str(text).map_err(|e| MatrixListError(e.to_string()))?;
+    let f: File = toml::from_str(text)?;
     if f.kernels.is_empty() {
-        return Err(MatrixListError("`kernels` is empty".into()));
+        return Err(MatrixListError::Empty);
     }
     for k in &f.kernels {
-        k.parse::<crate::VersionReq>()
-            .map_err(|e| MatrixListError(e.to_string()))?;
+        k.parse::<crate::VersionReq>()?;
     }
     Ok(f.kernels)
 }

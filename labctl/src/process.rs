@@ -54,6 +54,13 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    /// True when Ctrl-C (or SIGTERM) ended the child.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, ProcessError::Interrupted { .. })
+    }
+}
+
 fn log_hint(log: &Option<PathBuf>) -> String {
     log.as_ref()
         .map(|p| format!(" (full log: {})", p.display()))

@@ -76,6 +76,17 @@ pub enum RootfsError {
 
 pub type Result<T, E = RootfsError> = std::result::Result<T, E>;
 
+impl RootfsError {
+    /// True when Ctrl-C ended a child (mmdebstrap, tar, a command in a chroot).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            RootfsError::Process(p) => p.is_interrupted(),
+            RootfsError::Build { source, .. } => source.is_interrupted(),
+            _ => false,
+        }
+    }
+}
+
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError {
     let path = path.to_owned();
     move |source| RootfsError::Io { op, path, source }

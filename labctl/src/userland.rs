@@ -126,12 +126,23 @@ pub enum UserlandError {
     Home {
         spec: ToolchainSpec,
         #[source]
-        source: Box<crate::Error>,
+        source: crate::home::HomeError,
     },
     #[error("toolchain {spec} needs mmdebstrap to build its Debian root filesystem: install it (`apt-get install --no-install-recommends mmdebstrap`, or `labctl doctor --tests --install`), or use --toolchain host")]
     NoMmdebstrap { spec: ToolchainSpec },
     #[error("toolchain {spec} needs root (it mounts the labctl home into a Debian root filesystem and runs the build there with chroot); run labctl as root, or use --toolchain host")]
     NotRoot { spec: ToolchainSpec },
+}
+
+impl UserlandError {
+    /// True for Ctrl-C, while building the root filesystem or waiting for its lock.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            UserlandError::Rootfs { source, .. } => source.is_interrupted(),
+            UserlandError::Home { source, .. } => source.is_interrupted(),
+            _ => false,
+        }
+    }
 }
 
 /// The packages a toolchain root filesystem gets: the apt names of doctor's `build`
@@ -204,9 +215,9 @@ impl Userland {
             spec: spec.clone(),
             source,
         };
-        let hm = |source: crate::Error| UserlandError::Home {
+        let hm = |source: crate::home::HomeError| UserlandError::Home {
             spec: spec.clone(),
-            source: Box::new(source),
+            source,
         };
         let t = sink.stage(
             "toolchain",

@@ -4,7 +4,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
+/// Text that is not a kernel version labctl accepts (the message lists the forms).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid kernel version {shown:?}: {ACCEPTED_FORMS}")]
+pub struct VersionError {
+    /// The text as given, cut to 40 characters.
+    pub shown: String,
+}
 
 /// A concrete kernel release, e.g. 5.10.46. `patch` 0 is the x.y release itself
 /// (kernel.org names it `linux-5.10.tar.xz`).
@@ -134,17 +140,15 @@ impl fmt::Display for VersionReq {
 }
 
 impl FromStr for VersionReq {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = VersionError;
+    fn from_str(s: &str) -> Result<Self, VersionError> {
         let shown: String = if s.chars().count() > 40 {
             format!("{}…", s.chars().take(40).collect::<String>())
         } else {
             s.to_string()
         };
-        let bad = || {
-            Error::Usage(format!(
-                "invalid kernel version {shown:?}: {ACCEPTED_FORMS}"
-            ))
+        let bad = || VersionError {
+            shown: shown.clone(),
         };
         let t = s.strip_prefix('v').unwrap_or(s);
         if t.is_empty() || t.len() > 16 {

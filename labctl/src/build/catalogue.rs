@@ -70,6 +70,12 @@ pub const FILES: &[(&str, &str)] = fixes![
 pub enum CatalogueError {
     #[error("catalogue file fixes/{file}.toml is invalid: {message}")]
     Invalid { file: String, message: String },
+    #[error("catalogue file fixes/{file}.toml is invalid: {source}")]
+    Toml {
+        file: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("fix {id}: cannot edit {}: {source}", path.display())]
     Edit {
         id: String,
@@ -247,7 +253,10 @@ impl Catalogue {
                 file: name.to_string(),
                 message,
             };
-            let fix: Fix = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+            let fix: Fix = toml::from_str(text).map_err(|source| CatalogueError::Toml {
+                file: name.to_string(),
+                source: Box::new(source),
+            })?;
             if fix.id != *name {
                 return Err(bad(format!("id {:?} differs from the file name", fix.id)));
             }

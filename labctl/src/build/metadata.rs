@@ -119,7 +119,7 @@ impl BuildJson {
         let text = std::fs::read_to_string(dir.join(FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
-    pub fn write(&self, dir: &Path) -> crate::Result<()> {
+    pub fn write(&self, dir: &Path) -> Result<(), crate::home::HomeError> {
         let data = serde_json::to_vec_pretty(self).expect("serializable");
         crate::home::write_atomic(&dir.join(FILE), &data)
     }

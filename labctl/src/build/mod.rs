@@ -65,23 +65,28 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
-}
-
-impl From<crate::Error> for BuildError {
-    fn from(e: crate::Error) -> Self {
-        match e {
-            crate::Error::Build(b) => b,
-            crate::Error::Process(p) => BuildError::Process(p),
-            crate::Error::Userland(u) => BuildError::Userland(u),
-            crate::Error::Io { op, path, source } => BuildError::Io { op, path, source },
-            other => BuildError::Other(other.to_string()),
-        }
-    }
+    /// The cache (its folders, locks, atomic writes) failed.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// `kernel package` on a build folder without a finished local build.
+    #[error("{} holds no finished local build to package (a pulled build has no build tree: build it here with `labctl kernel build {version}`)", dir.display())]
+    NothingToPackage { dir: PathBuf, version: String },
+    /// `--cc-wrapper` names a program this userland does not have.
+    #[error("--cc-wrapper {wrapper}: `{wrapper}` is not installed (install it or pass --cc-wrapper none)")]
+    NoCcWrapper { wrapper: String },
 }
 
 impl BuildError {
+    /// True for Ctrl-C, from a make step, a toolchain root or a lock wait.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            BuildError::Home(h) => h.is_interrupted(),
+            BuildError::Process(p) => p.is_interrupted(),
+            BuildError::Userland(u) => u.is_interrupted(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         BuildError::Io {
             op,

@@ -300,11 +300,9 @@ pub fn package(
     let _lock = home.lock(&CacheKey::Build(p.key.clone()))?;
     let meta = BuildJson::read(&dir)
         .filter(|m| m.is_complete() && m.origin.is_none())
-        .ok_or_else(|| {
-            BuildError::Other(format!(
-                "{} holds no finished local build to package (a pulled build has no build tree: build it here with `labctl kernel build {version}`)",
-                dir.display()
-            ))
+        .ok_or_else(|| BuildError::NothingToPackage {
+            dir: dir.clone(),
+            version: version.to_string(),
         })?;
     let jobs = if req.jobs == 0 {
         std::thread::available_parallelism()
@@ -670,9 +668,9 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
     cx.meta.cc_wrapper = wrapper.unwrap_or("none").to_string();
     if let Some(w) = wrapper {
         if cx.req.userland.which(w).is_none() {
-            return Err(BuildError::Other(format!(
-                "--cc-wrapper {w}: `{w}` is not installed (install it or pass --cc-wrapper none)"
-            )));
+            return Err(BuildError::NoCcWrapper {
+                wrapper: w.to_string(),
+            });
         }
         cx.vars.push(("CC".into(), format!("{w} gcc")));
         cx.vars.push(("HOSTCC".into(), format!("{w} gcc")));

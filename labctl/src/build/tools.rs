@@ -76,9 +76,21 @@ pub enum ToolError {
     #[error(transparent)]
     Userland(#[from] crate::userland::UserlandError),
     #[error(transparent)]
-    Home(#[from] Box<crate::Error>),
+    Home(#[from] crate::home::HomeError),
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
+}
+
+impl ToolError {
+    /// True for Ctrl-C, from make, the toolchain root or the build's lock.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            ToolError::Userland(e) => e.is_interrupted(),
+            ToolError::Home(e) => e.is_interrupted(),
+            ToolError::Process(e) => e.is_interrupted(),
+            _ => false,
+        }
+    }
 }
 
 /// The tool's path in `build`, if it was made already (in the object folder), or came
@@ -114,7 +126,7 @@ pub fn ensure(
     }
     let _lock = home
         .lock(&CacheKey::Build(build.key.clone()))
-        .map_err(|e| Box::new(ToolError::Home(Box::new(e))))?;
+        .map_err(|e| Box::new(ToolError::Home(e)))?;
     if let Some(p) = existing(build, tool) {
         return Ok(p);
     }

@@ -213,12 +213,18 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             ctx.renderer.error(&e);
-            if labctl::process::interrupted() {
-                ExitCode::from(EXIT_INTERRUPTED)
-            } else {
-                ExitCode::from(EXIT_INFRA)
-            }
+            ExitCode::from(error_exit_code(&e, labctl::process::interrupted()))
         }
+    }
+}
+
+/// The exit code of a command that failed: 130 when Ctrl-C arrived (`interrupted`) or
+/// the error, at any depth of its wrapping, is an interruption; else 2.
+fn error_exit_code(e: &anyhow::Error, interrupted: bool) -> u8 {
+    if interrupted || e.chain().any(labctl::error::is_interrupted) {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_INFRA
     }
 }
 
@@ -230,5 +236,29 @@ mod tests {
     fn the_command_tree_is_consistent() {
         // Catches duplicate flags between flattened option groups, bad defaults, etc.
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn wrapped_interruptions_exit_130() {
+        use super::{error_exit_code, EXIT_INFRA, EXIT_INTERRUPTED};
+        use labctl::home::HomeError;
+        // A lock wait interrupted inside kconfig, inside the top-level error, with context.
+        let lock = labctl::kconfig::KconfigError::Home(HomeError::Interrupted);
+        let e = anyhow::Error::from(labctl::Error::from(lock)).context("kernel config 5.10");
+        assert_eq!(error_exit_code(&e, false), EXIT_INTERRUPTED);
+        let src = labctl::source::SourceError::Home(HomeError::Interrupted);
+        let e = anyhow::Error::from(labctl::Error::from(src));
+        assert_eq!(error_exit_code(&e, false), EXIT_INTERRUPTED);
+        let e = anyhow::Error::from(labctl::Error::from(labctl::build::BuildError::Home(
+            HomeError::Interrupted,
+        )));
+        assert_eq!(error_exit_code(&e, false), EXIT_INTERRUPTED);
+        // Not an interruption: 2, unless Ctrl-C arrived meanwhile.
+        let e = anyhow::Error::from(labctl::Error::from(labctl::build::BuildError::Home(
+            HomeError::NoHome,
+        )));
+        assert_eq!(error_exit_code(&e, false), EXIT_INFRA);
+        assert_eq!(error_exit_code(&e, true), EXIT_INTERRUPTED);
+        assert!(e.to_string().contains("set LABCTL_HOME"), "{e}");
     }
 }

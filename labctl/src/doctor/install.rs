@@ -52,6 +52,9 @@ pub enum InstallError {
     NoManager { packages: Vec<String> },
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// Writing an apt source file (atomically) failed.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -719,13 +722,7 @@ pub fn execute(plan: &Plan, sink: &dyn EventSink) -> Result<(), InstallError> {
             Step::Refresh { argv } | Step::Install { argv } => run_changing(argv, sink)?,
             Step::AddSource { path, text, .. } => {
                 if is_root() {
-                    crate::home::write_atomic(path, text.as_bytes()).map_err(|e| {
-                        InstallError::Failed {
-                            command: format!("write {}", path.display()),
-                            status: e.to_string(),
-                            tail: String::new(),
-                        }
-                    })?;
+                    crate::home::write_atomic(path, text.as_bytes())?;
                 } else {
                     let tmp =
                         std::env::temp_dir().join(format!("labctl-{}.sources", std::process::id()));

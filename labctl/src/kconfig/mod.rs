@@ -69,8 +69,9 @@ pub enum KconfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The cache (its folders, locks, atomic writes) failed.
     #[error(transparent)]
-    Home(Box<crate::error::Error>),
+    Home(#[from] crate::home::HomeError),
     /// The configuration was written and verified, but requested options did not land:
     /// a core option (always an error) or, with `--strict`, any option.
     #[error("{}", unsatisfied_text(report))]
@@ -99,9 +100,14 @@ fn unsatisfied_text(r: &ConfigReport) -> String {
     )
 }
 
-impl From<crate::error::Error> for KconfigError {
-    fn from(e: crate::error::Error) -> Self {
-        KconfigError::Home(Box::new(e))
+impl KconfigError {
+    /// True for Ctrl-C, from the make step or a lock wait.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            KconfigError::Home(h) => h.is_interrupted(),
+            KconfigError::Make(p) => p.is_interrupted(),
+            _ => false,
+        }
     }
 }
 

@@ -89,6 +89,8 @@ pub enum OciError {
     },
     #[error("the artifact's config is not usable: {0}; nothing was kept")]
     BadConfig(String),
+    #[error("the artifact's config is not usable: {0}; nothing was kept")]
+    ConfigJson(#[source] serde_json::Error),
     #[error("{} holds an unfinished build of the same key; finish it (`labctl kernel build`) or remove it (`labctl cache prune --kind builds`) before pulling", path.display())]
     Unfinished { path: PathBuf },
     #[error("no finished build of linux {version}{} in {}: build it first (`labctl kernel build {version}`)", if toolchain.is_empty() { String::new() } else { format!(" with toolchain {toolchain}") }, home.display())]
@@ -106,8 +108,16 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+    /// The cache (its folders, locks, atomic writes) failed.
     #[error(transparent)]
-    Home(Box<crate::Error>),
+    Home(#[from] crate::home::HomeError),
+    #[error("not enough free space in {} to pull {reference}: about {} needed, {} available", path.display(), crate::home::human_bytes(*needed), crate::home::human_bytes(*available))]
+    DiskSpace {
+        path: PathBuf,
+        reference: String,
+        needed: u64,
+        available: u64,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -126,16 +136,16 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-impl From<crate::Error> for OciError {
-    fn from(e: crate::Error) -> Self {
-        match e {
-            crate::Error::Interrupted => OciError::Interrupted,
-            other => OciError::Home(Box::new(other)),
+impl OciError {
+    /// True for Ctrl-C, during a transfer or a lock wait.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            OciError::Interrupted => true,
+            OciError::Home(h) => h.is_interrupted(),
+            _ => false,
         }
     }
-}
 
-impl OciError {
     /// A registry miss (no such tag or repository), which a lookup before a build treats
     /// as "build it here".
     pub fn is_not_found(&self) -> bool {
@@ -651,8 +661,7 @@ pub fn pull(
         path: cfg_path.clone(),
         source,
     })?;
-    let kc: KernelConfig =
-        serde_json::from_slice(&text).map_err(|e| OciError::BadConfig(e.to_string()))?;
+    let kc: KernelConfig = serde_json::from_slice(&text).map_err(OciError::ConfigJson)?;
     if !artifact::is_build_key(&kc.key) || kc.build.key != kc.key {
         return Err(OciError::BadConfig(format!(
             "`{}` is not a build key",
@@ -706,13 +715,12 @@ pub fn pull(
     let free = crate::home::free_space(&tmp.0).unwrap_or(u64::MAX);
     // Compressed blobs plus what they unpack to (about 4x for vmlinux).
     if free < total.saturating_mul(5) {
-        return Err(OciError::Home(Box::new(crate::Error::Usage(format!(
-            "not enough free space in {} to pull {}: about {} needed, {} available",
-            tmp.0.display(),
-            r,
-            crate::home::human_bytes(total.saturating_mul(5)),
-            crate::home::human_bytes(free)
-        )))));
+        return Err(OciError::DiskSpace {
+            path: tmp.0.clone(),
+            reference: r.to_string(),
+            needed: total.saturating_mul(5),
+            available: free,
+        });
     }
     for l in &manifest.layers {
         let name = l.title().expect("checked by Manifest::parse");

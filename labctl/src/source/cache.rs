@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::events::{EventSink, SinkExt};
 use crate::home::{CacheKey, Home};
+use crate::source::SourceError;
 
 /// The kinds of cache entries, in display order.
 pub const KINDS: [&str; 9] = [
@@ -192,12 +193,12 @@ pub struct PruneFilter {
 }
 
 /// `--older-than DAYS` as a duration; Err (a usage message) when it does not fit.
-pub fn older_than_days(days: u64) -> Result<Duration, crate::error::Error> {
+pub fn older_than_days(days: u64) -> Result<Duration, SourceError> {
     days.checked_mul(86_400)
         .filter(|s| *s <= i64::MAX as u64)
         .map(Duration::from_secs)
         .ok_or_else(|| {
-            crate::error::Error::Usage(format!(
+            SourceError::Usage(format!(
                 "--older-than {days}: too many days (at most {})",
                 i64::MAX as u64 / 86_400
             ))
@@ -265,9 +266,9 @@ pub fn prune(
     f: &PruneFilter,
     dry_run: bool,
     sink: &dyn EventSink,
-) -> Result<PruneReport, crate::error::Error> {
+) -> Result<PruneReport, SourceError> {
     if !f.all && f.kinds.is_empty() && f.older_than.is_none() {
-        return Err(crate::error::Error::Usage(format!(
+        return Err(SourceError::Usage(format!(
             "say what to prune: --all, --kind KIND ({}) and/or --older-than DAYS",
             KINDS.join(", ")
         )));

@@ -554,9 +554,7 @@ pub fn list(
                 sc.spawn(move || {
                     let bs = bases_for(bases, suite);
                     if bs.is_empty() {
-                        return Err(Refusal::Skip(SourceError::Usage(
-                            "no archive URL configured for it".into(),
-                        )));
+                        return Err(Refusal::Skip(SourceError::NoSuiteUrl));
                     }
                     let mut last_err = None;
                     for base in &bs {
@@ -575,11 +573,8 @@ pub fn list(
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Refusal::Skip(SourceError::Usage(
-                        "index reader panicked".into(),
-                    )))
-                })
+                h.join()
+                    .unwrap_or(Err(Refusal::Skip(SourceError::IndexReaderPanicked)))
             })
             .collect()
     });

@@ -309,7 +309,7 @@ pub fn extract_stream<R: Read + Send + 'static>(
     let needed = needed_bytes(uncompressed);
     let available = match opts.assume_free_bytes {
         Some(a) => a,
-        None => crate::home::free_space(parent).map_err(|e| SourceError::Usage(e.to_string()))?,
+        None => crate::home::free_space(parent)?,
     };
     check_space(parent, needed, available)?;
 
@@ -403,9 +403,10 @@ fn unpack_into<R: Read + Send + 'static>(
         entry: entry.display().to_string(),
         reason: reason.to_string(),
     };
-    let arch_err = |e: std::io::Error| SourceError::Archive {
+    let arch_err = |source: std::io::Error| SourceError::ArchiveIo {
         path: archive.to_owned(),
-        message: e.to_string(),
+        entry: None,
+        source,
     };
     let mut links: HashSet<PathBuf> = HashSet::new();
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
@@ -521,10 +522,13 @@ fn unpack_into<R: Read + Send + 'static>(
             other => return Err(bad(&raw, &format!("has an unsupported type {other:?}"))),
         }
         make_parent(&target, &mut made_dirs)?;
-        entry.unpack(&target).map_err(|e| SourceError::Archive {
-            path: archive.to_owned(),
-            message: format!("{}: {e}", raw.display()),
-        })?;
+        entry
+            .unpack(&target)
+            .map_err(|source| SourceError::ArchiveIo {
+                path: archive.to_owned(),
+                entry: Some(raw.clone()),
+                source,
+            })?;
         if kind == tar::EntryType::Directory {
             made_dirs.insert(target);
         }

@@ -89,6 +89,21 @@ pub enum SourceError {
     },
     #[error("cannot extract {}: {message}", path.display())]
     Archive { path: PathBuf, message: String },
+    /// Reading the archive (or unpacking `entry` from it) failed.
+    #[error("cannot extract {}: {}{source}", path.display(), entry.as_ref().map(|e| format!("{}: ", e.display())).unwrap_or_default())]
+    ArchiveIo {
+        path: PathBuf,
+        entry: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tree's metadata file could not be written (atomically) into the extracted tree.
+    #[error("cannot extract {}: cannot write {TREE_META}: {source}", path.display())]
+    TreeMeta {
+        path: PathBuf,
+        #[source]
+        source: crate::home::HomeError,
+    },
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -108,6 +123,19 @@ pub enum SourceError {
     Stale { what: String, until: String },
     #[error("{0}")]
     Usage(String),
+    /// The cache (its folders, locks, free space) failed.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// The tree streamed while downloading is void (the download failed or restarted):
+    /// the verified file is extracted the ordinary way instead.
+    #[error("download failed or restarted")]
+    StreamVoid,
+    /// No archive URL is configured for a Debian suite (the suite is skipped).
+    #[error("no archive URL configured for it")]
+    NoSuiteUrl,
+    /// A thread reading a Debian suite's index panicked (the suite is skipped).
+    #[error("index reader panicked")]
+    IndexReaderPanicked,
     #[error("interrupted")]
     Interrupted,
 }
@@ -129,12 +157,13 @@ fn nearest_text(n: &[KernelVersion]) -> String {
     }
 }
 
-impl From<crate::error::Error> for SourceError {
-    fn from(e: crate::error::Error) -> Self {
-        match e {
-            crate::error::Error::Io { op, path, source } => SourceError::Io { op, path, source },
-            crate::error::Error::Interrupted => SourceError::Interrupted,
-            other => SourceError::Usage(other.to_string()),
+impl SourceError {
+    /// True for Ctrl-C, whether it came from a download, a child process or a lock wait.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            SourceError::Interrupted => true,
+            SourceError::Home(h) | SourceError::TreeMeta { source: h, .. } => h.is_interrupted(),
+            _ => false,
         }
     }
 }
@@ -708,7 +737,7 @@ fn fetch_from(
         let (candidates, versions, problems) =
             match resolve_remote(home, &http, remote, req, opts, sink) {
                 Ok(x) => x,
-                Err(e @ (SourceError::Signature { .. } | SourceError::Interrupted)) => {
+                Err(e) if matches!(e, SourceError::Signature { .. }) || e.is_interrupted() => {
                     return Err(e)
                 }
                 Err(e) => {
@@ -959,9 +988,9 @@ fn finish_tree(
         trust: Some(trust.clone()),
     })
     .expect("serializable");
-    crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|e| SourceError::Archive {
+    crate::home::write_atomic(&tmp.join(TREE_META), &data).map_err(|source| SourceError::TreeMeta {
         path: tarball.to_owned(),
-        message: format!("cannot write {}: {e}", TREE_META),
+        source,
     })
 }
 
@@ -1094,7 +1123,7 @@ fn obtain_streaming(
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 if state.done.load(SeqCst) != 1 || state.restarted.load(SeqCst) {
-                    return Err(SourceError::Usage("download failed or restarted".into()));
+                    return Err(SourceError::StreamVoid);
                 }
                 finish_tree(tmp, &tree, &rel.trust, &final_path)
             },
@@ -1113,8 +1142,15 @@ fn obtain_streaming(
         (Ok(_), Ok(_)) if !state.restarted.load(SeqCst) => Ok(tree),
         (
             Ok((p, _, _)),
-            Err(SourceError::Io { .. } | SourceError::Archive { .. } | SourceError::Usage(_)),
-        ) => {
+            Err(
+                e @ (SourceError::Io { .. }
+                | SourceError::Archive { .. }
+                | SourceError::ArchiveIo { .. }
+                | SourceError::TreeMeta { .. }
+                | SourceError::StreamVoid
+                | SourceError::Home(_)),
+            ),
+        ) if !e.is_interrupted() => {
             // The streamed copy was void (restart) or unreadable mid-download: extract
             // the verified file the ordinary way.
             extract_release(home, rel, &p, sha, opts, sink)

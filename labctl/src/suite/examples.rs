@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::IoContext;
 use crate::events::EventSink;
 use crate::home::Home;
 use crate::process::Cmd;
 
-use super::SuiteError;
+use super::{io_err, SuiteError};
 
 /// (relative path, contents) of every example source labctl builds for the guest.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -282,12 +281,12 @@ fn tail(text: &str, n: usize) -> String {
 }
 
 /// Write the embedded sources under `dir`.
-pub fn write_sources(dir: &Path, sources: &[(&str, &str)]) -> Result<(), crate::Error> {
+pub fn write_sources(dir: &Path, sources: &[(&str, &str)]) -> Result<(), SuiteError> {
     for (rel, text) in sources {
         let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap())
-            .ctx("create directory", p.parent().unwrap())?;
-        std::fs::write(&p, text).ctx("write", &p)?;
+        let parent = p.parent().unwrap();
+        std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+        std::fs::write(&p, text).map_err(io_err("write", &p))?;
     }
     Ok(())
 }
@@ -344,9 +343,7 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
             links,
         });
     }
-    let _lock = home
-        .lock(&crate::home::CacheKey::Examples)
-        .map_err(|e| SuiteError::Io(e.to_string()))?;
+    let _lock = home.lock(&crate::home::CacheKey::Examples)?;
     if let Some(links) = finished(&final_dir) {
         return Ok(Examples {
             bin,
@@ -382,9 +379,8 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
     let _ = std::fs::remove_dir_all(&tmp);
     let src = tmp.join("src");
     let out = tmp.join("bin");
-    write_sources(&src, SOURCES).map_err(|e| SuiteError::Io(e.to_string()))?;
-    std::fs::create_dir_all(&out)
-        .map_err(|e| SuiteError::Io(format!("create {}: {e}", out.display())))?;
+    write_sources(&src, SOURCES)?;
+    std::fs::create_dir_all(&out).map_err(io_err("create", &out))?;
     let make = |d: &str, link: Link| {
         let cmd = Cmd::new("make")
             .arg("-C")
@@ -393,9 +389,7 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
             .arg(format!("LINK={}", link.make_value()))
             .arg(format!("LDLIBS={}", inputs.ldlibs(link)))
             .timeout(Duration::from_secs(300));
-        let o = cmd
-            .run(sink)
-            .map_err(|e| SuiteError::Toolchain(e.to_string()))?;
+        let o = cmd.run(sink)?;
         Ok::<_, SuiteError>((cmd.reproducer(), o))
     };
     let mut links = Vec::new();
@@ -437,15 +431,12 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
         )));
     }
     let json = serde_json::to_vec_pretty(&links).expect("serializable");
-    std::fs::write(tmp.join(LINK_JSON), json)
-        .map_err(|e| SuiteError::Io(format!("write {}: {e}", tmp.join(LINK_JSON).display())))?;
+    std::fs::write(tmp.join(LINK_JSON), json).map_err(io_err("write", &tmp.join(LINK_JSON)))?;
     let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::rename(&tmp, &final_dir).map_err(|e| {
-        SuiteError::Io(format!(
-            "rename {} -> {}: {e}",
-            tmp.display(),
-            final_dir.display()
-        ))
+    std::fs::rename(&tmp, &final_dir).map_err(|source| SuiteError::Rename {
+        from: tmp.clone(),
+        to: final_dir.clone(),
+        source,
     })?;
     timer.ok();
     let dynamic: Vec<&LinkRecord> = links.iter().filter(|l| l.link == Link::Dynamic).collect();
@@ -498,13 +489,10 @@ pub fn bcc_headers(
     if dst.join(".complete").is_file() {
         return Ok(dst);
     }
-    let _lock = home
-        .lock(&crate::home::CacheKey::BccHeaders)
-        .map_err(|e| SuiteError::Io(e.to_string()))?;
+    let _lock = home.lock(&crate::home::CacheKey::BccHeaders)?;
     let tmp = root.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(tmp.join("arch/x86"))
-        .map_err(|e| SuiteError::Io(format!("create {}: {e}", tmp.display())))?;
+    std::fs::create_dir_all(tmp.join("arch/x86")).map_err(io_err("create", &tmp))?;
     // Source headers first, then the generated ones on top.
     let copies: [(PathBuf, PathBuf); 7] = [
         (src.join("include"), tmp.clone()),
@@ -525,25 +513,24 @@ pub fn bcc_headers(
         } else {
             (from.clone(), to.clone())
         };
-        std::fs::create_dir_all(if from.is_dir() { &dest } else { &to })
-            .map_err(|e| SuiteError::Io(e.to_string()))?;
+        let dir = if from.is_dir() { &dest } else { &to };
+        std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         Cmd::new("cp")
             .arg("-a")
             .arg(&arg)
             .arg(&dest)
             .timeout(Duration::from_secs(300))
             .run_checked(sink)
-            .map_err(|e| SuiteError::Io(format!("preparing BCC headers: {e}")))?;
+            .map_err(SuiteError::BccHeaders)?;
     }
     let _ = std::fs::copy(build_tree.join(".config"), tmp.join(".config"));
-    std::fs::write(tmp.join(".complete"), b"").map_err(|e| SuiteError::Io(e.to_string()))?;
+    let complete = tmp.join(".complete");
+    std::fs::write(&complete, b"").map_err(io_err("write", &complete))?;
     let _ = std::fs::remove_dir_all(&dst);
-    std::fs::rename(&tmp, &dst).map_err(|e| {
-        SuiteError::Io(format!(
-            "rename {} -> {}: {e}",
-            tmp.display(),
-            dst.display()
-        ))
+    std::fs::rename(&tmp, &dst).map_err(|source| SuiteError::Rename {
+        from: tmp.clone(),
+        to: dst.clone(),
+        source,
     })?;
     Ok(dst)
 }

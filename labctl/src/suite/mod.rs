@@ -38,8 +38,28 @@ pub enum SuiteError {
     /// The host cannot build the examples (message names the missing package).
     #[error("{0}")]
     Toolchain(String),
-    #[error("{0}")]
-    Io(String),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("rename {} -> {}: {source}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cache (its locks, atomic writes) failed.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// A make of examples-bpf could not run or was interrupted.
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
+    #[error("preparing BCC headers: {0}")]
+    BccHeaders(#[source] crate::process::ProcessError),
     /// Boot failure, panic, timeout, ... (the VM harness's error, with its log).
     #[error(transparent)]
     Vm(Box<crate::vm::VmError>),
@@ -284,8 +304,22 @@ pub fn log_text(name: &str, v: &Verdict, output: &str) -> String {
     s
 }
 
-fn io(e: impl std::fmt::Display) -> SuiteError {
-    SuiteError::Io(e.to_string())
+/// Maps an `io::Error` into a [`SuiteError::Io`] that names the operation and the path.
+pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SuiteError {
+    let path = path.to_path_buf();
+    move |source| SuiteError::Io { op, path, source }
+}
+
+impl SuiteError {
+    /// True for Ctrl-C, while building the examples, waiting for a lock or in the VM.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            SuiteError::Home(e) => e.is_interrupted(),
+            SuiteError::Process(e) | SuiteError::BccHeaders(e) => e.is_interrupted(),
+            SuiteError::Vm(e) => e.is_interrupted(),
+            _ => false,
+        }
+    }
 }
 
 /// Tails `console.log` in the run folder while the VM runs and turns the runner's
@@ -332,7 +366,8 @@ pub fn run(
 ) -> Result<SuiteResult, SuiteError> {
     let start = Instant::now();
     let tests = selected(&input.kernel, input.full, &input.filter)?;
-    std::fs::create_dir_all(input.run_dir.join("tests")).map_err(io)?;
+    let tests_dir = input.run_dir.join("tests");
+    std::fs::create_dir_all(&tests_dir).map_err(io_err("create directory", &tests_dir))?;
 
     // Decide on the host what cannot run in the guest.
     let mut host_verdicts: Vec<(String, Verdict)> = Vec::new();
@@ -454,7 +489,7 @@ pub fn run(
     let mut crashed: Option<String> = None;
     if !in_guest.is_empty() {
         let script = guest::runner_script(&in_guest, &ctx);
-        write_atomic(&input.run_dir.join("runner.sh"), script.as_bytes()).map_err(io)?;
+        write_atomic(&input.run_dir.join("runner.sh"), script.as_bytes())?;
         let timeout =
             in_guest.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120);
         let req = GuestRequest {
@@ -495,7 +530,7 @@ pub fn run(
             Err(e) => return Err(e),
         };
         accel = reply.accel.clone();
-        write_atomic(&input.run_dir.join("output.txt"), reply.output.as_bytes()).map_err(io)?;
+        write_atomic(&input.run_dir.join("output.txt"), reply.output.as_bytes())?;
         let frames = parse::split_frames(&reply.output);
         let seen = tail.seen.lock().unwrap().clone();
         for t in &in_guest {
@@ -524,7 +559,7 @@ pub fn run(
                 }
             }
             let log = log_path(&input.run_dir, &t.name);
-            write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
+            write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes())?;
             if !seen.contains(&t.name) {
                 sink.emit(Event::TestStarted {
                     name: t.name.clone(),
@@ -544,7 +579,7 @@ pub fn run(
     }
     for (name, v) in host_verdicts {
         let log = log_path(&input.run_dir, &name);
-        write_atomic(&log, log_text(&name, &v, "").as_bytes()).map_err(io)?;
+        write_atomic(&log, log_text(&name, &v, "").as_bytes())?;
         sink.emit(finished(&name, &v, Duration::ZERO));
         outcomes.push(TestOutcome::new(&name, v, Duration::ZERO, Some(log)));
     }
@@ -567,13 +602,11 @@ pub fn run(
     write_atomic(
         &input.run_dir.join("results.json"),
         report::json(&res).as_bytes(),
-    )
-    .map_err(io)?;
+    )?;
     write_atomic(
         &input.run_dir.join("junit.xml"),
         report::junit(&res).as_bytes(),
-    )
-    .map_err(io)?;
+    )?;
     if crashed.is_some() {
         // A kernel crash under a test is that test failing, not the harness.
         return Ok(res);
@@ -647,7 +680,7 @@ fn run_vng(
         match &t.kind {
             Kind::HelloBcc => {
                 let src = home.root().join("examples");
-                examples::write_sources(&src, examples::BCC_SOURCES).map_err(io)?;
+                examples::write_sources(&src, examples::BCC_SOURCES)?;
                 // The host root is read-only in a vng guest: the payload goes under /tmp.
                 files.extend(examples::BCC_SOURCES.iter().map(|(rel, _)| GuestFile {
                     host: src.join(rel),
@@ -690,7 +723,7 @@ fn run_vng(
     }
     let script = guest::vng_script(&parts);
     let run_dir = input.run_dir.join("vng");
-    std::fs::create_dir_all(&run_dir).map_err(io)?;
+    std::fs::create_dir_all(&run_dir).map_err(io_err("create directory", &run_dir))?;
     let req = GuestRequest {
         files,
         script,
@@ -738,7 +771,7 @@ fn run_vng(
             (Ok(r), None) => (Verdict::fail("no output"), Duration::ZERO, r.output.clone()),
         };
         let log = log_path(&input.run_dir, &t.name);
-        write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes()).map_err(io)?;
+        write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes())?;
         sink.emit(finished(&t.name, &verdict, dur));
         outcomes.push(TestOutcome::new(&t.name, verdict, dur, Some(log)));
     }

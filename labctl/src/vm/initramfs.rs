@@ -576,9 +576,7 @@ pub fn base_image(
     }
     let _lock = home
         .lock(&crate::home::CacheKey::Guest(hash[..16].to_string()))
-        .map_err(|e| VmError::Image {
-            detail: e.to_string(),
-        })?;
+        .map_err(|source| VmError::ImageHome { source })?;
     if path.is_file() {
         return Ok(GuestImage {
             path,
@@ -594,9 +592,7 @@ pub fn base_image(
     let gz_bytes = gz.finish().map_err(|e| VmError::Image {
         detail: e.to_string(),
     })?;
-    write_atomic(&path, &gz_bytes).map_err(|e| VmError::Image {
-        detail: e.to_string(),
-    })?;
+    write_atomic(&path, &gz_bytes).map_err(|source| VmError::ImageHome { source })?;
     Ok(GuestImage {
         path,
         hash,
@@ -659,9 +655,7 @@ pub fn assemble_initrd(base: &GuestImage, s: &RunSettings, out: &Path) -> Result
         bytes.push(0);
     }
     bytes.extend(run_archive(s)?);
-    write_atomic(out, &bytes).map_err(|e| VmError::Image {
-        detail: e.to_string(),
-    })
+    write_atomic(out, &bytes).map_err(|source| VmError::ImageHome { source })
 }
 
 #[cfg(test)]

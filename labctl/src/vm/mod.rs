@@ -168,6 +168,12 @@ pub enum VmError {
     Payload { path: PathBuf, detail: String },
     #[error("cannot write the guest image: {detail}")]
     Image { detail: String },
+    /// The guest image's lock or one of the run's files could not be had or written.
+    #[error("cannot write the guest image: {source}")]
+    ImageHome {
+        #[source]
+        source: crate::home::HomeError,
+    },
     #[error("--accel kvm: {reason}; use --accel auto or tcg")]
     KvmUnavailable { reason: String },
     #[error("cannot run `{program}`: {detail} (Debian: `apt install qemu-system-x86`; `labctl doctor` checks the host)")]
@@ -211,6 +217,17 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl VmError {
+    /// True for Ctrl-C: a child (QEMU, a tool) interrupted, or the guest image's lock wait.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            VmError::Process(e) => e.is_interrupted(),
+            VmError::ImageHome { source } => source.is_interrupted(),
+            _ => false,
+        }
+    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> VmError + 'a {
@@ -402,11 +419,8 @@ fn run_qemu(
         let _ = std::fs::remove_file(p);
     }
     // Pre-write a failure: a guest that dies without reporting is never a pass.
-    write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#).map_err(|e| {
-        VmError::Image {
-            detail: e.to_string(),
-        }
-    })?;
+    write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#)
+        .map_err(|source| VmError::ImageHome { source })?;
 
     let mut args = qemu::accel_kernel_args(verdict.accel);
     args.extend(spec.kernel_args.iter().cloned());
