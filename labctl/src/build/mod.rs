@@ -423,6 +423,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_build_from_older_fragments_names_what_it_lacks() {
+        let d = tempfile::tempdir().unwrap();
+        let b = BuildOutput {
+            dir: d.path().to_path_buf(),
+            bzimage: d.path().join("bzImage"),
+            vmlinux: d.path().join("vmlinux"),
+            config: d.path().join("config"),
+            modules: d.path().join("modules"),
+            headers: d.path().join("headers"),
+            samples: d.path().join("samples"),
+            release: "5.10.46".into(),
+            key: String::new(),
+            system_map: PathBuf::new(),
+            build_json: PathBuf::new(),
+            log: PathBuf::new(),
+            reproduce: PathBuf::new(),
+            reused: true,
+            sysroot: None,
+        };
+        // No config.input: nothing to compare.
+        assert!(missing_lab_options(&b).is_empty());
+        // Everything the fragments ask for (for 5.10: no [>=5.18] lines) is there.
+        let mut all = String::new();
+        for f in crate::kconfig::profile::default_fragments() {
+            for e in crate::kconfig::dotconfig::parse(&f.text, false).unwrap() {
+                let v = crate::version::KernelVersion::new(5, 10, 46);
+                if e.guard.as_ref().is_none_or(|g| g.matches(&v)) {
+                    if e.value == "n" {
+                        all.push_str(&format!("# CONFIG_{} is not set\n", e.symbol));
+                    } else {
+                        all.push_str(&format!("CONFIG_{}={}\n", e.symbol, e.value));
+                    }
+                }
+            }
+        }
+        std::fs::write(d.path().join("config.input"), &all).unwrap();
+        assert_eq!(missing_lab_options(&b), Vec::<String>::new());
+        // An older build without SIGNALFD.
+        let old = all.replace("CONFIG_SIGNALFD=y\n", "");
+        std::fs::write(d.path().join("config.input"), old).unwrap();
+        assert_eq!(missing_lab_options(&b), ["CONFIG_SIGNALFD=y"]);
+    }
+
+    #[test]
     fn package_formats_name_their_targets_and_find_only_fresh_outputs() {
         for (text, f, target) in [
             ("deb", PackageFormat::Deb, "bindeb-pkg"),
