@@ -424,3 +424,30 @@ fn a_test_that_crashes_the_kernel_fails_and_the_rest_are_reported() {
     assert_eq!(res.status(), SuiteStatus::Failed);
     assert!(inp.run_dir.join("results.json").is_file());
 }
+
+/// A guest (or a sink) that panics while the console tail runs.
+struct PanickingGuest;
+impl Guest for PanickingGuest {
+    fn run(&self, _req: &GuestRequest, _sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        panic!("the guest adapter panicked (e.g. writing progress to a closed stderr)");
+    }
+}
+
+#[test]
+fn a_panic_inside_the_guest_run_ends_the_suite_instead_of_hanging_it() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let inp = input(d.path(), "kernel/jit", None);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            suite::run(&home, &inp, &PanickingGuest, &labctl::events::NullSink)
+        }));
+        let _ = tx.send(r.is_err());
+    });
+    // Before the fix the scoped console tail never stopped and this waited for ever.
+    let panicked = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("suite::run hung after the guest panicked");
+    assert!(panicked, "the panic propagates");
+}

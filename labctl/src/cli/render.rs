@@ -68,7 +68,13 @@ impl Renderer {
         if self.fancy {
             let _ = self.multi.println(text);
         } else {
-            eprintln!("[{:>6.1}s] {text}", self.start.elapsed().as_secs_f64());
+            // A closed stderr (`labctl ... 2>&1 | head`) must not abort the work.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{:>6.1}s] {text}",
+                self.start.elapsed().as_secs_f64()
+            );
         }
     }
 
@@ -89,7 +95,8 @@ impl Renderer {
                 msg.push_str(&format!("\n  caused by: {c}"));
             }
         }
-        eprintln!("{msg}");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 
     pub fn finish(&self) {

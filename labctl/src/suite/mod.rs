@@ -508,9 +508,10 @@ pub fn run(
         };
         let reply = std::thread::scope(|s| {
             s.spawn(|| tail.run(&input.run_dir));
-            let r = guest.run(&req, sink);
-            tail.stop.store(true, Ordering::SeqCst);
-            r
+            // Stops the tail however guest.run ends (a panic included): the scope joins
+            // it, so a tail left running would hang labctl.
+            let _stop = StopOnDrop(&tail.stop);
+            guest.run(&req, sink)
         });
         let reply = match reply {
             Ok(r) => r,
@@ -649,6 +650,14 @@ pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)
         Kind::Bpftrace => parse::judge_bpftrace(out, rc),
         Kind::TestBpf(e) => parse::judge_test_bpf(out, rc, e),
         Kind::Sample(s) => parse::judge_sample(out, rc, s),
+    }
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
