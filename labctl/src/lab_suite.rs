@@ -54,7 +54,7 @@ impl Kernel {
     /// A labctl build (made, reused or pulled). `req` names the version when the
     /// release string does not parse.
     pub fn from_build(b: BuildOutput, req: &VersionReq) -> Kernel {
-        let version = version_of_release(&b.release).unwrap_or(match *req {
+        let version = KernelVersion::from_release(&b.release).unwrap_or(match *req {
             VersionReq::Exact(v) => v,
             VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
         });
@@ -125,13 +125,6 @@ fn first_match(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
     subdirs
         .into_iter()
         .find_map(|d| first_match(&d, name, depth - 1))
-}
-
-fn version_of_release(release: &str) -> Option<KernelVersion> {
-    release
-        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .next()
-        .and_then(KernelVersion::parse_plain)
 }
 
 /// Where the host probes look for programs: a search path and the pythons to try for

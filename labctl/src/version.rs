@@ -39,6 +39,13 @@ impl KernelVersion {
     pub fn to_kernel_string(&self) -> String {
         self.to_string()
     }
+    /// The version at the front of a `make kernelrelease` string (`5.10.46-lab` → 5.10.46).
+    pub fn from_release(release: &str) -> Option<Self> {
+        release
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .and_then(KernelVersion::parse_plain)
+    }
     /// Parse a strict `M.m.p` or `M.m` (as found in indexes and file names).
     pub fn parse_plain(s: &str) -> Option<Self> {
         let parts: Vec<&str> = s.split('.').collect();

@@ -371,11 +371,7 @@ pub fn missing_lab_options(build: &BuildOutput) -> Vec<String> {
         return Vec::new();
     };
     let have = crate::kconfig::dotconfig::DotConfig::parse(&input);
-    let version = build
-        .release
-        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .next()
-        .and_then(crate::version::KernelVersion::parse_plain);
+    let version = crate::version::KernelVersion::from_release(&build.release);
     let mut out = Vec::new();
     for f in crate::kconfig::profile::default_fragments() {
         let Ok(entries) = crate::kconfig::dotconfig::parse(&f.text, false) else {

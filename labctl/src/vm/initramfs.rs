@@ -111,10 +111,13 @@ pub fn find_busybox() -> Result<PathBuf, VmError> {
 }
 
 /// The base image's entries (pure except for reading ELF headers of host files).
+/// `lib_users`: host programs that stay outside the image (in a shared folder) and need
+/// only their shared libraries in it.
 pub fn base_entries(
     busybox: &Path,
     modules: Option<&Path>,
     files: &[GuestFile],
+    lib_users: &[PathBuf],
 ) -> Result<(Vec<Entry>, Vec<String>), VmError> {
     let mut entries = vec![
         Entry::File {
@@ -264,6 +267,11 @@ pub fn base_entries(
             }
         }
     }
+    // Host programs that stay outside the image (in a shared folder) bring their
+    // libraries only.
+    for p in lib_users {
+        add_libs(p, Path::new("/"), &search, &mut libs)?;
+    }
     // A toolchain root's libraries come last so they win over the host's copy of the
     // same path (the programs that need them were linked against those).
     for l in root_libs {
@@ -312,26 +320,6 @@ fn nss_files_module(search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
     }];
     out.extend(elf::resolve_closure(&lib, search).map_err(VmError::Elf)?);
     Ok(out)
-}
-
-/// The host libraries `programs` need (they stay where they are: e.g. in a shared
-/// folder), as image entries and their folders.
-fn libs_of(programs: &[PathBuf]) -> Result<(Vec<Entry>, Vec<String>), VmError> {
-    let search = elf::host_search_dirs();
-    let mut libs = Vec::new();
-    for p in programs {
-        add_libs(p, Path::new("/"), &search, &mut libs)?;
-    }
-    let dirs = elf::lib_dirs(&libs);
-    let entries = libs
-        .into_iter()
-        .map(|l| Entry::File {
-            guest: l.guest,
-            mode: 0o755,
-            source: Source::Host(l.host),
-        })
-        .collect();
-    Ok((entries, dirs))
 }
 
 /// The libraries of `p` (one of `f`'s files), from the host or from `f`'s sysroot.
@@ -548,17 +536,7 @@ pub fn base_image(
     files: &[GuestFile],
     lib_users: &[PathBuf],
 ) -> Result<GuestImage, VmError> {
-    let (mut entries, mut ld_path) = base_entries(busybox, modules, files)?;
-    if !lib_users.is_empty() {
-        let (extra, dirs) = libs_of(lib_users)?;
-        entries.extend(extra);
-        entries = dedup_last_wins(entries);
-        for d in dirs {
-            if !ld_path.contains(&d) {
-                ld_path.push(d);
-            }
-        }
-    }
+    let (entries, ld_path) = base_entries(busybox, modules, files, lib_users)?;
     let hash = content_hash(&entries)?;
     let bytes = unpacked_bytes(&entries);
     let dir = home.guests();
@@ -834,7 +812,7 @@ mod tests {
             with_libs: false,
             sysroot: None,
         }];
-        let e = base_entries(&find_busybox().unwrap(), None, &files).unwrap_err();
+        let e = base_entries(&find_busybox().unwrap(), None, &files, &[]).unwrap_err();
         assert!(e.to_string().contains("must be absolute"), "{e}");
     }
 }
