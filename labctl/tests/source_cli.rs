@@ -10,20 +10,8 @@ use std::process::{Command, Output};
 use common::*;
 
 fn labctl(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_labctl"));
-    c.arg("--home").arg(home).args(args);
-    for v in [
-        "LABCTL_HOME",
-        "LABCTL_DEBIAN_URL",
-        "LABCTL_DEBIAN_SECURITY_URL",
-        "LABCTL_DEBIAN_SUITES",
-        "LABCTL_KERNEL_ORG_URL",
-    ] {
-        c.env_remove(v);
-    }
-    // Nothing listens on port 1: kernel.org fails at once, as it does on this project's machines.
-    c.env("LABCTL_KERNEL_ORG_URL", "http://127.0.0.1:1/kernel");
-    c.env("LABCTL_READ_TIMEOUT", "2").env("LABCTL_RETRIES", "1");
+    let mut c = labctl_clean(home, args);
+    c.env("LABCTL_READ_TIMEOUT", "2");
     // The loopback mirrors here publish no InRelease (tests/adversarial/ signs them).
     c.env("LABCTL_ALLOW_UNSIGNED", "true");
     c

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,28 +12,6 @@ use common::*;
 use labctl::events::NullSink;
 use labctl::source::{self, FetchOptions, NetOptions, SourceError, SourceSpec};
 use labctl::Home;
-
-fn gpg(gnupghome: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("gpg")
-        .env("GNUPGHOME", gnupghome)
-        .args([
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ])
-        .args(args)
-        .output()
-        .expect("gpg must be installed for this test (Debian: gnupg)");
-    assert!(
-        out.status.success(),
-        "gpg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 #[test]
 fn kernel_org_signature_is_checked_with_gpgv_when_a_keyring_is_given() {

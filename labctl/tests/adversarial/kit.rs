@@ -9,25 +9,14 @@ use std::process::{Command, Output};
 /// `labctl --home <home> <args>` with no inherited labctl settings; kernel.org is
 /// unreachable at once (nothing listens on port 1).
 pub fn labctl(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_labctl"));
-    c.arg("--home").arg(home).args(args);
-    for v in [
-        "LABCTL_HOME",
-        "LABCTL_DEBIAN_URL",
-        "LABCTL_DEBIAN_SECURITY_URL",
-        "LABCTL_DEBIAN_SUITES",
-        "LABCTL_KERNEL_ORG_URL",
-    ] {
-        c.env_remove(v);
-    }
-    c.env("LABCTL_KERNEL_ORG_URL", "http://127.0.0.1:1/kernel");
+    let mut c = super::common::labctl_clean(home, args);
     // Never the host's apt mirror: a case that reaches a fetch by mistake fails fast.
     c.env("LABCTL_DEBIAN_URL", "http://127.0.0.1:1/debian");
     c.env(
         "LABCTL_DEBIAN_SECURITY_URL",
         "http://127.0.0.1:1/debian-security",
     );
-    c.env("LABCTL_READ_TIMEOUT", "5").env("LABCTL_RETRIES", "1");
+    c.env("LABCTL_READ_TIMEOUT", "5");
     c
 }
 

@@ -23,15 +23,8 @@ use common::*;
 /// `labctl --home HOME ARGS` with no labctl variables from the environment, kernel.org
 /// pointed at a port nothing listens on, and short network limits.
 pub fn labctl(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_labctl"));
-    c.arg("--home").arg(home).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LABCTL_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("LABCTL_KERNEL_ORG_URL", "http://127.0.0.1:1/kernel");
-    c.env("LABCTL_READ_TIMEOUT", "2").env("LABCTL_RETRIES", "1");
+    let mut c = labctl_clean(home, args);
+    c.env("LABCTL_READ_TIMEOUT", "2");
     c
 }
 
@@ -83,28 +76,6 @@ pub struct TestKey {
     pub gnupghome: PathBuf,
     pub keyring: PathBuf,
     pub fingerprint: String,
-}
-
-fn gpg(gnupghome: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("gpg")
-        .env("GNUPGHOME", gnupghome)
-        .args([
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ])
-        .args(args)
-        .output()
-        .expect("gpg must be installed for this test (Debian: gnupg)");
-    assert!(
-        out.status.success(),
-        "gpg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn make_key(dir: &Path, name: &str) -> TestKey {

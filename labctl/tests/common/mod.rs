@@ -577,3 +577,47 @@ pub fn files_under(dir: &std::path::Path) -> Vec<String> {
     out.sort();
     out
 }
+
+// ---- gpg -----------------------------------------------------------------------------------
+
+/// `gpg ARGS` in `gnupghome`, non-interactive with an empty passphrase; panics with gpg's
+/// stderr when it fails. Returns stdout.
+pub fn gpg(gnupghome: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", gnupghome)
+        .args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(args)
+        .output()
+        .expect("gpg must be installed for this test (Debian: gnupg)");
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+// ---- the binary ----------------------------------------------------------------------------
+
+/// `labctl --home <home> <args>` with none of the caller's `LABCTL_*` settings, one try
+/// per request, and kernel.org unreachable at once (nothing listens on port 1), as it is
+/// on this project's machines. Callers add their own timeouts and mirrors.
+pub fn labctl_clean(home: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_labctl"));
+    c.arg("--home").arg(home).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LABCTL_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("LABCTL_KERNEL_ORG_URL", "http://127.0.0.1:1/kernel");
+    c.env("LABCTL_RETRIES", "1");
+    c
+}
