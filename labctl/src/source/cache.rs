@@ -225,10 +225,15 @@ pub struct PruneReport {
 
 /// Mount points (from `/proc/self/mountinfo`, octal escapes decoded).
 fn mount_points() -> Vec<PathBuf> {
-    use std::os::unix::ffi::OsStringExt;
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
+    parse_mount_points(&text)
+}
+
+/// The mount points (field 5, octal escapes like `\040` decoded) of mountinfo text.
+fn parse_mount_points(text: &str) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
     text.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(|m| {
@@ -432,7 +437,15 @@ mod tests {
         let m = vec![PathBuf::from("/")];
         assert!(!has_mount_below(Path::new("/tmp"), &[]));
         assert!(!has_mount_below(Path::new("/nonexistent-labctl"), &m));
-        assert!(mount_points().iter().any(|p| p == Path::new("/")));
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                    40 22 0:5 / /mnt/a\\040b rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            parse_mount_points(text),
+            [PathBuf::from("/"), PathBuf::from("/mnt/a b")]
+        );
+        // This process's own table: /proc is mounted (in a chroot too, where the root
+        // itself need not be a mount point).
+        assert!(mount_points().iter().any(|p| p == Path::new("/proc")));
     }
 
     #[test]
