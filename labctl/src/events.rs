@@ -90,6 +90,9 @@ pub enum Event {
         wait: bool,
         command: String,
     },
+    /// One line of the guest's console as the VM runner reads it (`vm::runner`), for
+    /// consumers that follow the guest live (the suite's test progress).
+    ConsoleLine { line: String },
     /// One acceptance test started / finished.
     TestStarted { name: String },
     /// `skip` says why when `result` is `Skip`.

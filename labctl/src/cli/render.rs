@@ -267,6 +267,8 @@ impl EventSink for Renderer {
                     ));
                 }
             }
+            // The console is in the run's console.log; the renderer does not echo it.
+            Event::ConsoleLine { .. } => {}
             Event::TestStarted { name } => {
                 if self.quiet == 0 && self.verbose >= 1 {
                     self.line(&format!("{:>9} {name}", "test"));

@@ -1,12 +1,14 @@
 //! The VM harness: a hermetic initramfs guest (newc cpio written here), QEMU argv as
 //! pure functions, accelerator probing (KVM only when it proves alive, else TCG),
-//! console + results channels, watchdog, gdb stub ([`gdb`]). Owns [`VmSpec`] and
-//! [`VmOutcome`].
+//! console + results channels, watchdog, gdb stub ([`gdb`]). Owns [`VmSpec`],
+//! [`VmOutcome`], [`VmError`] and the typed backend choice [`Backend`].
 //!
-//! A run: decide the accelerator ([`accel`]) → build or reuse the base image and append
-//! the per-run archive ([`initramfs`]) → start QEMU ([`qemu`]) with the console on its
-//! stdout (streamed into `console.log`, scanned by [`watchdog`]) and the results channel
-//! (ttyS1) in `results.bin` → read the framed exit status. See docs/vm.md.
+//! A run: decide the accelerator ([`accel`]) → prepare the chosen backend (a
+//! [`runner::Backend`] impl: [`qemu_backend`] builds or reuses the base image, appends
+//! the per-run archive ([`initramfs`]) and fixes QEMU's argv ([`qemu`]); [`vng`] lays out
+//! virtme-ng's shared folder) → [`runner::run`], the one run loop: console streamed into
+//! `console.log`, scanned by [`watchdog`] and emitted line by line, deadlines, results
+//! read back and classified. A new backend is one impl. See docs/vm.md.
 
 pub mod accel;
 pub mod cpio;
@@ -15,24 +17,25 @@ pub mod gdb;
 pub mod initramfs;
 pub mod programs;
 pub mod qemu;
+pub mod qemu_backend;
+pub mod runner;
 pub mod share;
 pub mod vng;
 pub mod watchdog;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use accel::{AccelChoice, AccelVerdict};
 pub use qemu::Accel;
 pub use watchdog::Alarm;
 
-use crate::events::{EventSink, SinkExt};
-use crate::home::{write_atomic, Home};
-use crate::process::{Cmd, LineAction, ProcessError};
+use crate::events::EventSink;
+use crate::home::Home;
+use crate::process::ProcessError;
 
-/// Which program boots the guest.
+/// Which program boots the guest: the typed choice (CLI `--backend`, the suite's
+/// requests); each variant's [`runner::Backend`] impl does the booting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -262,7 +265,7 @@ pub fn parse_results(bytes: &[u8], nonce: &str) -> Option<(Vec<u8>, i32)> {
     Some((bytes[..pos].to_vec(), code))
 }
 
-fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     let mut b = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);
@@ -311,10 +314,25 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
             ),
         });
     }
+    let start = Instant::now();
+    let settings = runner::RunSettings {
+        run_dir: &spec.run_dir,
+        interactive: spec.interactive,
+        boot_timeout: spec.boot_timeout,
+        timeout: spec.timeout,
+        gdb: spec.gdb.is_some(),
+        start,
+    };
     match spec.backend {
         Backend::Vng if spec.gdb.is_some() => Err(VmError::GdbNeedsQemu),
-        Backend::Vng => vng::run(spec, &verdict, sink),
-        Backend::Qemu => run_qemu(home, spec, &verdict, &qemu_prog, sink),
+        Backend::Vng => {
+            let b = vng::VngBackend::prepare(spec, &verdict, sink)?;
+            runner::run(&b, &settings, &verdict, sink)
+        }
+        Backend::Qemu => {
+            let b = qemu_backend::QemuBackend::prepare(home, spec, &verdict, &qemu_prog, sink)?;
+            runner::run(&b, &settings, &verdict, sink)
+        }
     }
 }
 
@@ -328,7 +346,7 @@ pub fn memory_for(asked_mb: u32, image_bytes: u64) -> u32 {
 
 /// The script the guest runs: the shares' mount lines, `cd` to the work folder, then
 /// the command.
-fn guest_script(spec: &VmSpec) -> String {
+pub(crate) fn guest_script(spec: &VmSpec) -> String {
     let mut s = share::mount_script(&spec.shares);
     if let Some(w) = &spec.workdir {
         let q = crate::process::shell_quote(std::ffi::OsStr::new(w));
@@ -336,328 +354,6 @@ fn guest_script(spec: &VmSpec) -> String {
     }
     s.push_str(&spec.script);
     s
-}
-
-#[derive(Default)]
-struct Watch {
-    booted_at: Option<Instant>,
-    release: Option<String>,
-    alarm: Option<(Alarm, Instant)>,
-    fired: Option<Fired>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fired {
-    Boot,
-    Command,
-    Alarm,
-}
-
-fn kill_pidfile(pidfile: &Path) -> bool {
-    let pid: i32 = match std::fs::read_to_string(pidfile)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        Some(p) if p > 1 => p,
-        _ => return false,
-    };
-    // SAFETY: plain syscalls. QEMU leads its own process group (Cmd starts every child
-    // in a new group), so the group kill also reaches anything it started.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-        libc::kill(pid, libc::SIGKILL);
-    }
-    true
-}
-
-fn run_qemu(
-    home: &Home,
-    spec: &VmSpec,
-    verdict: &AccelVerdict,
-    qemu_prog: &Path,
-    sink: &dyn EventSink,
-) -> Result<VmOutcome, VmError> {
-    let start = Instant::now();
-    let busybox = initramfs::find_busybox()?;
-    let image = {
-        let st = sink.stage("image", "guest initramfs (busybox, init, modules, payload)");
-        // Programs in the shares (a loader built on the host) bring their libraries.
-        let share_programs = share::elf_programs(&spec.shares, 200);
-        let img = initramfs::base_image(
-            home,
-            &busybox,
-            spec.modules.as_deref(),
-            &spec.files,
-            &share_programs,
-        )?;
-        sink.debug(format!(
-            "guest image {} ({} entries, {})",
-            img.path.display(),
-            img.entries,
-            if img.built { "built" } else { "cached" }
-        ));
-        st.ok();
-        img
-    };
-    let nonce = new_nonce();
-    let settings = initramfs::RunSettings {
-        interactive: spec.interactive,
-        nonce: nonce.clone(),
-        modules: spec.load_modules.clone(),
-        ld_path: image.ld_path.clone(),
-        script: guest_script(spec),
-        workdir: spec.workdir.clone(),
-    };
-    let run_dir = &spec.run_dir;
-    let initrd = run_dir.join("initrd.img");
-    initramfs::assemble_initrd(&image, &settings, &initrd)?;
-    let results = run_dir.join("results.bin");
-    let pidfile = run_dir.join("qemu.pid");
-    let console_log = run_dir.join("console.log");
-    let result_json = run_dir.join("result.json");
-    for p in [&results, &pidfile] {
-        let _ = std::fs::remove_file(p);
-    }
-    // Pre-write a failure: a guest that dies without reporting is never a pass.
-    write_atomic(&result_json, br#"{"status":"no-result","exit_code":null}"#)
-        .map_err(|source| VmError::ImageHome { source })?;
-
-    let mut args = qemu::accel_kernel_args(verdict.accel);
-    args.extend(spec.kernel_args.iter().cloned());
-    if spec.gdb.is_some() {
-        args.extend(gdb::kernel_args());
-    }
-    if spec.interactive {
-        args.push("TERM=linux".into());
-    }
-    // The unpacked image lives in the guest's RAM (rootfs): a big payload (bpftrace's
-    // LLVM) needs more than the default.
-    let memory_mb = memory_for(spec.memory_mb, image.bytes);
-    if memory_mb > spec.memory_mb {
-        sink.info(format!(
-            "guest memory raised from {} to {memory_mb} MiB: the guest image unpacks to {} MiB",
-            spec.memory_mb,
-            image.bytes >> 20
-        ));
-    }
-    let q = qemu::QemuArgs {
-        kernel: spec.kernel.clone(),
-        initrd: Some(initrd.clone()),
-        append: qemu::kernel_cmdline(!spec.verbose_console && !spec.interactive, &args),
-        memory_mb,
-        cpus: spec.cpus,
-        accel: verdict.accel,
-        console: if spec.interactive {
-            qemu::Console::Interactive
-        } else {
-            qemu::Console::Captured
-        },
-        results: Some(results.clone()),
-        pidfile: Some(pidfile.clone()),
-    };
-    let cmd = Cmd::new(qemu_prog)
-        .args(qemu::argv(&q))
-        .args(share::qemu_args(&spec.shares))
-        .args(spec.gdb.iter().flat_map(gdb::qemu_args));
-    if let Some(g) = &spec.gdb {
-        sink.emit(crate::events::Event::GdbStub {
-            address: g.address(),
-            wait: g.wait,
-            command: gdb::attach_command(g),
-        });
-    }
-    let spawn_err = |e: ProcessError| match e {
-        ProcessError::Spawn { program, source } => VmError::QemuMissing {
-            program,
-            detail: source.to_string(),
-        },
-        e => VmError::Process(e),
-    };
-
-    if spec.interactive {
-        let _st = sink.stage(
-            "boot",
-            format!(
-                "{} under {} (Ctrl-A X quits QEMU)",
-                spec.kernel.display(),
-                verdict.accel.name()
-            ),
-        );
-        let out = cmd.inherit_stdio().run(sink).map_err(spawn_err)?;
-        _st.ok();
-        return Ok(VmOutcome {
-            exit_code: out.code.unwrap_or(-1),
-            output: Vec::new(),
-            console_log,
-            accel: verdict.accel.name().into(),
-            accel_reason: verdict.reason.clone(),
-            duration: start.elapsed(),
-            release: None,
-            boot_time: None,
-        });
-    }
-
-    let (def_boot, def_cmd) = match spec.gdb {
-        // A guest stopped in gdb waits for the user, not for a watchdog.
-        Some(_) => (gdb::NO_LIMIT, gdb::NO_LIMIT),
-        None => default_timeouts(verdict.accel),
-    };
-    let boot_timeout = spec.boot_timeout.unwrap_or(def_boot);
-    let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
-    // After an alarm, give the kernel a moment to print the whole report.
-    let alarm_grace = Duration::from_secs(if verdict.accel == Accel::Tcg { 3 } else { 1 });
-    let watch = Arc::new(Mutex::new(Watch::default()));
-    let done = Arc::new(AtomicBool::new(false));
-    let qemu_start = Instant::now();
-    let watchdog = {
-        let (watch, done, pidfile) = (watch.clone(), done.clone(), pidfile.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                let now = Instant::now();
-                let fire = {
-                    let w = watch.lock().unwrap();
-                    if w.fired.is_some() {
-                        None
-                    } else if let Some((_, at)) = w.alarm {
-                        (now >= at + alarm_grace).then_some(Fired::Alarm)
-                    } else if let Some(b) = w.booted_at {
-                        (now >= b + cmd_timeout).then_some(Fired::Command)
-                    } else {
-                        (now >= qemu_start + boot_timeout).then_some(Fired::Boot)
-                    }
-                };
-                if let Some(f) = fire {
-                    if kill_pidfile(&pidfile) {
-                        watch.lock().unwrap().fired = Some(f);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
-    let stage = sink.stage(
-        "boot",
-        format!("{} under {}", spec.kernel.display(), verdict.accel.name()),
-    );
-    // Backstop: process' own timeout in case the pidfile never appeared.
-    let backstop = boot_timeout + cmd_timeout + Duration::from_secs(30);
-    let streamed = {
-        let watch = watch.clone();
-        cmd.timeout(backstop)
-            .run_streaming(sink, &console_log, move |line| {
-                match watchdog::scan(line) {
-                    Some(watchdog::ConsoleEvent::Booted { release }) => {
-                        let mut w = watch.lock().unwrap();
-                        w.booted_at = Some(Instant::now());
-                        w.release = Some(release);
-                    }
-                    Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
-                    Some(watchdog::ConsoleEvent::Alarm(a)) => {
-                        let mut w = watch.lock().unwrap();
-                        if w.alarm.is_none() {
-                            w.alarm = Some((a, Instant::now()));
-                        }
-                    }
-                    Some(watchdog::ConsoleEvent::EndOfReport)
-                        if watch.lock().unwrap().alarm.is_some() =>
-                    {
-                        return LineAction::Kill
-                    }
-                    _ => {}
-                }
-                LineAction::Continue
-            })
-    };
-    done.store(true, Ordering::SeqCst);
-    let _ = watchdog.join();
-    let w = std::mem::take(&mut *watch.lock().unwrap());
-    let console_text =
-        || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
-    let results_bytes = || std::fs::read(&results).unwrap_or_default();
-    let out = match streamed {
-        Ok(o) => o,
-        Err(ProcessError::Timeout { .. }) => {
-            // The backstop fired: classify like the watchdog would have.
-            return Err(if w.booted_at.is_some() {
-                VmError::CommandTimeout {
-                    timeout: cmd_timeout,
-                    output: tail_text(&results_bytes(), 20),
-                    log: console_log,
-                }
-            } else {
-                VmError::BootTimeout {
-                    timeout: boot_timeout,
-                    excerpt: watchdog::excerpt(&console_text(), 25),
-                    log: console_log,
-                }
-            });
-        }
-        Err(e) => return Err(spawn_err(e)),
-    };
-    let boot_time = w.booted_at.map(|b| b.duration_since(qemu_start));
-    if let Some((kind, _)) = w.alarm {
-        return Err(VmError::Panic {
-            kind,
-            excerpt: watchdog::excerpt(&console_text(), 40),
-            log: console_log,
-        });
-    }
-    match w.fired {
-        Some(Fired::Boot) => {
-            return Err(VmError::BootTimeout {
-                timeout: boot_timeout,
-                excerpt: watchdog::excerpt(&console_text(), 25),
-                log: console_log,
-            })
-        }
-        Some(Fired::Command) => {
-            return Err(VmError::CommandTimeout {
-                timeout: cmd_timeout,
-                output: tail_text(&results_bytes(), 20),
-                log: console_log,
-            })
-        }
-        _ => {}
-    }
-    match parse_results(&results_bytes(), &nonce) {
-        Some((output, exit_code)) => {
-            stage.ok();
-            let outcome = VmOutcome {
-                exit_code,
-                output,
-                console_log,
-                accel: verdict.accel.name().into(),
-                accel_reason: verdict.reason.clone(),
-                duration: start.elapsed(),
-                release: w.release,
-                boot_time,
-            };
-            let json = serde_json::json!({"status": "exited", "exit_code": exit_code, "accel": outcome.accel, "accel_reason": outcome.accel_reason,
-                "duration_s": outcome.duration.as_secs_f64(), "boot_s": boot_time.map(|d| d.as_secs_f64()), "release": outcome.release});
-            let _ = write_atomic(
-                &result_json,
-                serde_json::to_string_pretty(&json)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
-            Ok(outcome)
-        }
-        None if out.code != Some(0) => Err(VmError::QemuFailed {
-            status: crate::process::status_text(out.code),
-            excerpt: watchdog::excerpt(&console_text(), 25),
-            log: console_log,
-        }),
-        None => Err(VmError::NoResult {
-            excerpt: watchdog::excerpt(&console_text(), 25),
-            log: console_log,
-        }),
-    }
-}
-
-fn tail_text(bytes: &[u8], n: usize) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Turn `vm run -- CMD...` words into the guest script: one word is a shell command

@@ -7,15 +7,18 @@
 //! (`--rwdir`) and a small wrapper writes the command's output and exit status there
 //! (exit status last, by rename, so a half-finished run never looks finished).
 //! `--verbose` puts the guest console on vng's stdout, which goes through the same
-//! watchdog scan as the QEMU backend. A kernel without ACPI halts instead of powering
-//! off and QEMU keeps running; the console's `reboot: System halted` ends the run.
+//! watchdog scan as the QEMU backend (the run loop is [`super::runner`]; this is one
+//! [`Backend`] impl). A kernel without ACPI halts instead of powering off and QEMU keeps
+//! running; the console's `reboot: System halted` ends the run. vng gives labctl no pid
+//! to stop its QEMU by, so boot and command share one deadline (the process timeout).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{default_timeouts, watchdog, Accel, AccelVerdict, VmError, VmOutcome, VmSpec};
+use super::runner::{Backend, LineVerdict};
+use super::{Accel, AccelVerdict, VmError, VmSpec};
 use crate::events::{EventSink, SinkExt};
-use crate::process::{shell_quote, Cmd, LineAction, ProcessError};
+use crate::process::{shell_quote, Cmd, ProcessError};
 
 /// `vng` on PATH (PyPI package `virtme-ng`).
 pub fn find_vng() -> Result<PathBuf, VmError> {
@@ -124,179 +127,138 @@ pub fn boot_argv(spec: &VmSpec, accel: Accel) -> Vec<String> {
     a
 }
 
-pub fn run(
-    spec: &VmSpec,
-    verdict: &AccelVerdict,
-    sink: &dyn EventSink,
-) -> Result<VmOutcome, VmError> {
-    let start = Instant::now();
-    let vng = find_vng()?;
-    if spec.interactive {
-        let _st = sink.stage(
-            "boot",
-            format!(
-                "{} with virtme-ng under {} (host root over 9p)",
+/// A prepared virtme-ng boot: the shared run folder holds the payload, the script and
+/// the wrapper; results come back as `vng/output` and `vng/exit`.
+pub struct VngBackend {
+    cmd: Cmd,
+    detail: String,
+    dir: PathBuf,
+    /// "cannot find script I/O ports" was on the console.
+    ports_missing: AtomicBool,
+}
+
+impl VngBackend {
+    /// Find `vng` and, for a captured run, lay out the shared run folder.
+    pub fn prepare(
+        spec: &VmSpec,
+        verdict: &AccelVerdict,
+        sink: &dyn EventSink,
+    ) -> Result<VngBackend, VmError> {
+        let vng = find_vng()?;
+        let dir = spec.run_dir.join("vng");
+        if spec.interactive {
+            return Ok(VngBackend {
+                cmd: vng_cmd(&vng).args(boot_argv(spec, verdict.accel)),
+                detail: format!(
+                    "{} with virtme-ng under {} (host root over 9p)",
+                    spec.kernel.display(),
+                    verdict.accel.name()
+                ),
+                dir,
+                ports_missing: AtomicBool::new(false),
+            });
+        }
+        let io = |op: &'static str, p: &Path| {
+            let p = p.to_path_buf();
+            move |source| VmError::Io {
+                op,
+                path: p,
+                source,
+            }
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("files")).map_err(io("create", &dir))?;
+        for (i, f) in spec.files.iter().enumerate() {
+            if f.host.to_string_lossy() != f.guest {
+                let dst = dir.join("files").join(i.to_string());
+                std::fs::copy(&f.host, &dst).map_err(io("copy payload to", &dst))?;
+            }
+        }
+        std::fs::write(dir.join("run.sh"), &spec.script)
+            .map_err(io("write", &dir.join("run.sh")))?;
+        std::fs::write(dir.join("wrap.sh"), wrapper(&dir, spec))
+            .map_err(io("write", &dir.join("wrap.sh")))?;
+        // Callers set `modules` only when the user passed --modules (the suite's vng boot
+        // and `vm run --backend vng` without it leave it unset), so this warns about a
+        // real option.
+        if spec.modules.is_some() {
+            sink.warn("--backend vng boots with the host's /lib/modules; --modules is ignored (load .ko files by path instead)");
+        }
+        Ok(VngBackend {
+            cmd: vng_cmd(&vng).args(argv(spec, verdict.accel, &dir)),
+            detail: format!(
+                "{} with virtme-ng under {}",
                 spec.kernel.display(),
                 verdict.accel.name()
             ),
-        );
-        let out = vng_cmd(&vng)
-            .args(boot_argv(spec, verdict.accel))
-            .inherit_stdio()
-            .run(sink)
-            .map_err(VmError::Process)?;
-        _st.ok();
-        return Ok(VmOutcome {
-            exit_code: out.code.unwrap_or(-1),
-            output: Vec::new(),
-            console_log: spec.run_dir.join("console.log"),
-            accel: verdict.accel.name().into(),
-            accel_reason: verdict.reason.clone(),
-            duration: start.elapsed(),
-            release: None,
-            boot_time: None,
-        });
+            dir,
+            ports_missing: AtomicBool::new(false),
+        })
     }
-    let dir = spec.run_dir.join("vng");
-    let io = |op: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| VmError::Io {
-            op,
-            path: p,
-            source,
-        }
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("files")).map_err(io("create", &dir))?;
-    for (i, f) in spec.files.iter().enumerate() {
-        if f.host.to_string_lossy() != f.guest {
-            let dst = dir.join("files").join(i.to_string());
-            std::fs::copy(&f.host, &dst).map_err(io("copy payload to", &dst))?;
-        }
+}
+
+impl Backend for VngBackend {
+    fn command(&self) -> Cmd {
+        self.cmd.clone()
     }
-    std::fs::write(dir.join("run.sh"), &spec.script).map_err(io("write", &dir.join("run.sh")))?;
-    std::fs::write(dir.join("wrap.sh"), wrapper(&dir, spec))
-        .map_err(io("write", &dir.join("wrap.sh")))?;
-    // Callers set `modules` only when the user passed --modules (the suite's vng boot and
-    // `vm run --backend vng` without it leave it unset), so this warns about a real option.
-    if spec.modules.is_some() {
-        sink.warn("--backend vng boots with the host's /lib/modules; --modules is ignored (load .ko files by path instead)");
+    fn boot_detail(&self) -> String {
+        self.detail.clone()
     }
-    let (def_boot, def_cmd) = default_timeouts(verdict.accel);
-    let boot_timeout = spec.boot_timeout.unwrap_or(def_boot);
-    let cmd_timeout = spec.timeout.unwrap_or(def_cmd);
-    let console_log = spec.run_dir.join("console.log");
-    let exit_file = dir.join("exit");
-    let cmd = vng_cmd(&vng)
-        .args(argv(spec, verdict.accel, &dir))
-        .timeout(boot_timeout + cmd_timeout);
-    let stage = sink.stage(
-        "boot",
-        format!(
-            "{} with virtme-ng under {}",
-            spec.kernel.display(),
-            verdict.accel.name()
-        ),
-    );
-    let mut booted: Option<(Instant, String)> = None;
-    let mut alarm: Option<watchdog::Alarm> = None;
-    // Missing script ports: virtme-ng 1.39+ falls back to the console ("starting script
-    // (console fallback)"); 1.38 starts an interactive shell instead and waits for ever.
-    let mut ports_missing = false;
-    let mut no_ports = false;
-    let r = cmd.run_streaming(sink, &console_log, |line| {
+    /// vng starts QEMU itself and gives labctl no pid to stop it by: one deadline.
+    fn boot_deadline(&self) -> bool {
+        false
+    }
+    fn on_line(&self, line: &str, booted: bool) -> LineVerdict {
+        // Missing script ports: virtme-ng 1.39+ falls back to the console ("starting
+        // script (console fallback)"); 1.38 starts an interactive shell instead and waits
+        // for ever.
         if no_script_ports(line) {
-            ports_missing = true;
-        } else if ports_missing && booted.is_none() && line.contains("CTRL+d to exit") {
-            no_ports = true;
-            return LineAction::Kill;
-        }
-        match watchdog::scan(line) {
-            Some(watchdog::ConsoleEvent::Booted { release }) => {
-                booted = Some((Instant::now(), release))
-            }
-            Some(watchdog::ConsoleEvent::ModuleFailed { line }) => sink.warn(line),
-            Some(watchdog::ConsoleEvent::Alarm(a)) => {
-                alarm.get_or_insert(a);
-            }
-            Some(watchdog::ConsoleEvent::EndOfReport) if alarm.is_some() => {
-                return LineAction::Kill
-            }
-            _ => {}
+            self.ports_missing.store(true, Ordering::SeqCst);
+        } else if self.ports_missing.load(Ordering::SeqCst)
+            && !booted
+            && line.contains("CTRL+d to exit")
+        {
+            return LineVerdict::Fail(VmError::Vng {
+                detail: format!(
+                    "this virtme-ng (before 1.39, the last release for Python < 3.10) finds its \
+                     script ports through udev's /dev/virtio-ports links and the host has no \
+                     udevd for the guest to run: install udev (Debian: `apt-get install udev`; \
+                     `labctl doctor --install` does it). Console: {}",
+                    self.dir
+                        .parent()
+                        .unwrap_or(&self.dir)
+                        .join("console.log")
+                        .display()
+                ),
+            });
         }
         // A kernel without ACPI halts on poweroff and QEMU would keep running.
         if guest_stopped(line) {
-            return LineAction::Kill;
+            return LineVerdict::EndOfRun;
         }
-        LineAction::Continue
-    });
-    let console_text =
-        || String::from_utf8_lossy(&std::fs::read(&console_log).unwrap_or_default()).into_owned();
-    if no_ports {
-        return Err(VmError::Vng {
-            detail: format!(
-                "this virtme-ng (before 1.39, the last release for Python < 3.10) finds its \
-                 script ports through udev's /dev/virtio-ports links and the host has no \
-                 udevd for the guest to run: install udev (Debian: `apt-get install udev`; \
-                 `labctl doctor --install` does it). Console: {}",
-                console_log.display()
-            ),
-        });
+        LineVerdict::Continue
     }
-    match r {
-        Ok(_) => {}
-        Err(ProcessError::Timeout { .. }) => {
-            return Err(if booted.is_some() {
-                let out = std::fs::read(dir.join("output")).unwrap_or_default();
-                VmError::CommandTimeout {
-                    timeout: cmd_timeout,
-                    output: String::from_utf8_lossy(&out).into_owned(),
-                    log: console_log,
-                }
-            } else {
-                VmError::BootTimeout {
-                    timeout: boot_timeout + cmd_timeout,
-                    excerpt: watchdog::excerpt(&console_text(), 25),
-                    log: console_log,
-                }
-            })
-        }
-        Err(ProcessError::Spawn { program, source }) => {
-            return Err(VmError::Vng {
+    fn result(&self) -> Option<(Vec<u8>, i32)> {
+        let code = std::fs::read_to_string(self.dir.join("exit"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())?;
+        Some((
+            std::fs::read(self.dir.join("output")).unwrap_or_default(),
+            code,
+        ))
+    }
+    fn partial_output(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("output")).unwrap_or_default())
+            .into_owned()
+    }
+    fn spawn_error(&self, e: ProcessError) -> VmError {
+        match e {
+            ProcessError::Spawn { program, source } => VmError::Vng {
                 detail: format!("cannot run {program}: {source}"),
-            })
+            },
+            e => VmError::Process(e),
         }
-        Err(e) => return Err(VmError::Process(e)),
     }
-    if let Some(kind) = alarm {
-        return Err(VmError::Panic {
-            kind,
-            excerpt: watchdog::excerpt(&console_text(), 40),
-            log: console_log,
-        });
-    }
-    let code = std::fs::read_to_string(&exit_file)
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok());
-    let Some(exit_code) = code else {
-        return Err(VmError::NoResult {
-            excerpt: watchdog::excerpt(&console_text(), 25),
-            log: console_log,
-        });
-    };
-    stage.ok();
-    Ok(VmOutcome {
-        exit_code,
-        output: std::fs::read(dir.join("output")).unwrap_or_default(),
-        console_log,
-        accel: verdict.accel.name().into(),
-        accel_reason: verdict.reason.clone(),
-        duration: start.elapsed(),
-        release: booted.as_ref().map(|b| b.1.clone()),
-        boot_time: booted
-            .map(|b| b.0.duration_since(start))
-            .filter(|d| *d > Duration::ZERO),
-    })
 }
 
 /// The console line a guest prints when it has stopped for good without QEMU exiting:
