@@ -378,17 +378,16 @@ impl VmGuest<'_> {
     /// for an option the user never passed).
     pub fn spec(&self, req: &GuestRequest) -> VmSpec {
         let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
-        spec.modules = if req.vng {
-            None
-        } else {
-            self.kernel.modules.clone()
+        spec.modules = match req.backend {
+            Backend::Vng => None,
+            Backend::Qemu => self.kernel.modules.clone(),
         };
         spec.files = req.files.clone();
         spec.accel = self.accel;
         spec.memory_mb = req.memory_mb.unwrap_or(self.memory).max(self.memory);
         spec.cpus = req.cpus.unwrap_or(self.cpus).max(self.cpus);
         spec.timeout = Some(req.timeout);
-        spec.backend = if req.vng { Backend::Vng } else { Backend::Qemu };
+        spec.backend = req.backend;
         spec
     }
 }
@@ -396,7 +395,7 @@ impl VmGuest<'_> {
 impl Guest for VmGuest<'_> {
     fn run(&self, req: &GuestRequest, sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
         let spec = self.spec(req);
-        let out = vm::run(self.home, &spec, sink).map_err(|e| vm_error(e, req.vng))?;
+        let out = vm::run(self.home, &spec, sink).map_err(|e| vm_error(e, req.backend))?;
         Ok(GuestReply {
             exit_code: out.exit_code,
             output: String::from_utf8_lossy(&out.output).into_owned(),
@@ -408,9 +407,11 @@ impl Guest for VmGuest<'_> {
 
 /// A kernel crash under a QEMU boot is a test failing (the suite judges what finished);
 /// anything else the VM harness reports is the harness failing.
-fn vm_error(e: vm::VmError, vng: bool) -> SuiteError {
+fn vm_error(e: vm::VmError, backend: Backend) -> SuiteError {
     match e {
-        vm::VmError::Panic { .. } if !vng => SuiteError::GuestCrashed(e.to_string()),
+        vm::VmError::Panic { .. } if backend == Backend::Qemu => {
+            SuiteError::GuestCrashed(e.to_string())
+        }
         other => SuiteError::Vm(Box::new(other)),
     }
 }
@@ -458,14 +459,14 @@ mod tests {
             script: "true".into(),
             timeout: Duration::from_secs(10),
             run_dir: "/r".into(),
-            vng: false,
+            backend: Backend::Qemu,
             memory_mb: None,
             cpus: None,
         };
         let spec = guest.spec(&req);
         assert_eq!(spec.modules, Some(PathBuf::from("/b/modules")));
         assert_eq!(spec.memory_mb, 1024);
-        req.vng = true;
+        req.backend = Backend::Vng;
         req.memory_mb = Some(2048);
         req.cpus = Some(1);
         let spec = guest.spec(&req);
@@ -489,10 +490,10 @@ mod tests {
             log: "/r/console.log".into(),
         };
         assert!(matches!(
-            vm_error(panic(), false),
+            vm_error(panic(), Backend::Qemu),
             SuiteError::GuestCrashed(_)
         ));
-        let e = vm_error(panic(), true);
+        let e = vm_error(panic(), Backend::Vng);
         assert!(
             matches!(&e, SuiteError::Vm(v) if matches!(**v, vm::VmError::Panic { .. })),
             "{e}"
@@ -501,7 +502,7 @@ mod tests {
             vm::VmError::Vng {
                 detail: "no vng".into(),
             },
-            false,
+            Backend::Qemu,
         );
         assert_eq!(e.to_string(), "virtme-ng: no vng");
     }

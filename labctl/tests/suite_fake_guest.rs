@@ -143,7 +143,7 @@ fn judges_canned_output_and_writes_logs_json_and_junit() {
         .iter()
         .any(|f| f.guest == "/labctl/suite/samples/sockex1_kern.o"));
     assert!(!reqs[0].script.contains("samples/sockex2"));
-    assert!(!reqs[0].vng);
+    assert_eq!(reqs[0].backend, labctl::vm::Backend::Qemu);
 
     // Run folder: per-test logs, runner, results.json, junit.xml.
     let run = &inp.run_dir;

@@ -19,12 +19,12 @@ pub mod report;
 pub mod skip;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::events::{Event, EventSink, SinkExt, SkipKind, TestResult};
 use crate::home::{write_atomic, Home};
 use crate::version::KernelVersion;
+use crate::vm::Backend;
 
 use catalog::{Kind, TestDef};
 pub use guest::GuestFile;
@@ -177,10 +177,11 @@ pub struct GuestRequest {
     pub script: String,
     /// Whole-run timeout (the sum of the per-test timeouts plus boot slack).
     pub timeout: Duration,
-    /// Where the VM writes console.log (the suite tails it for live progress).
+    /// Where the VM writes console.log, results and the run's files.
     pub run_dir: PathBuf,
-    /// Use the virtme-ng backend (host userland over 9p), for hello-bcc.
-    pub vng: bool,
+    /// Which backend boots it: QEMU with labctl's initramfs, or virtme-ng (the host's
+    /// userland over 9p) for hello-bcc and bpftrace.
+    pub backend: Backend,
     /// More guest memory/CPUs help BCC's in-guest LLVM.
     pub memory_mb: Option<u32>,
     pub cpus: Option<u32>,
@@ -322,37 +323,25 @@ impl SuiteError {
     }
 }
 
-/// Tails `console.log` in the run folder while the VM runs and turns the runner's
-/// `labctl-suite: start NAME` kmsg lines into live `TestStarted` events.
+/// Follows the guest's console while the VM runs: a sink in front of the caller's that
+/// turns the runner's `labctl-suite: start NAME` kmsg lines (typed
+/// [`Event::ConsoleLine`]s from the VM runner) into live `TestStarted` events, and
+/// passes every event on.
 struct ConsoleTail<'a> {
-    stop: AtomicBool,
     seen: std::sync::Mutex<Vec<String>>,
     sink: &'a dyn EventSink,
 }
 
-impl ConsoleTail<'_> {
-    fn run(&self, dir: &Path) {
-        let mut offset = 0usize;
-        let mut partial = String::new();
-        while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(250));
-            let Ok(bytes) = std::fs::read(dir.join("console.log")) else {
-                continue;
-            };
-            if bytes.len() <= offset {
-                continue;
-            }
-            partial.push_str(&String::from_utf8_lossy(&bytes[offset..]));
-            offset = bytes.len();
-            while let Some(i) = partial.find('\n') {
-                let line: String = partial.drain(..=i).collect();
-                if let Some(name) = line.split("labctl-suite: start ").nth(1) {
-                    let name = name.trim().to_string();
-                    self.seen.lock().unwrap().push(name.clone());
-                    self.sink.emit(Event::TestStarted { name });
-                }
+impl EventSink for ConsoleTail<'_> {
+    fn emit(&self, event: Event) {
+        if let Event::ConsoleLine { line } = &event {
+            if let Some(name) = line.split("labctl-suite: start ").nth(1) {
+                let name = name.trim().to_string();
+                self.seen.lock().unwrap().push(name.clone());
+                self.sink.emit(Event::TestStarted { name });
             }
         }
+        self.sink.emit(event);
     }
 }
 
@@ -497,23 +486,15 @@ pub fn run(
             script,
             timeout,
             run_dir: input.run_dir.clone(),
-            vng: false,
+            backend: Backend::Qemu,
             memory_mb: None,
             cpus: None,
         };
         let tail = ConsoleTail {
-            stop: AtomicBool::new(false),
             seen: Default::default(),
             sink,
         };
-        let reply = std::thread::scope(|s| {
-            s.spawn(|| tail.run(&input.run_dir));
-            // Stops the tail however guest.run ends (a panic included): the scope joins
-            // it, so a tail left running would hang labctl.
-            let _stop = StopOnDrop(&tail.stop);
-            guest.run(&req, sink)
-        });
-        let reply = match reply {
+        let reply = match guest.run(&req, &tail) {
             Ok(r) => r,
             // A test crashed the kernel: what finished is on the results channel; the
             // test that was running fails with the crash, the rest were not run.
@@ -654,13 +635,6 @@ pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)
 }
 
 /// Sets the flag when dropped.
-struct StopOnDrop<'a>(&'a AtomicBool);
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Whether the vng boot can happen: vng is there (hello-bcc's probe says so), or the
 /// setup skip that says why not. `--no-bcc` only skips hello-bcc.
 fn vng_ready(bcc: &Bcc) -> Result<(), Verdict> {
@@ -738,7 +712,7 @@ fn run_vng(
         script,
         timeout: tests.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120),
         run_dir,
-        vng: true,
+        backend: Backend::Vng,
         memory_mb: Some(2048),
         cpus: Some(2),
     };
