@@ -760,3 +760,34 @@ fn run_vng(
     }
     Ok((outcomes, accel))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::VecSink;
+
+    #[test]
+    fn the_console_tail_turns_start_lines_into_test_started_and_passes_all_on() {
+        let out = VecSink::default();
+        let tail = ConsoleTail {
+            seen: Default::default(),
+            sink: &out,
+        };
+        let sink: &dyn EventSink = &tail;
+        sink.emit(Event::ConsoleLine {
+            line: "[    3.1] labctl-suite: start kernel/jit".into(),
+        });
+        sink.emit(Event::ConsoleLine {
+            line: "[    3.2] ordinary".into(),
+        });
+        sink.info("a message");
+        assert_eq!(*tail.seen.lock().unwrap(), ["kernel/jit"]);
+        let events = out.events();
+        assert!(
+            matches!(&events[0], Event::TestStarted { name } if name == "kernel/jit"),
+            "{events:?}"
+        );
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(matches!(&events[3], Event::Message { text, .. } if text == "a message"));
+    }
+}
