@@ -33,7 +33,9 @@ pub const DEFAULT_CPUS: u32 = 2;
 pub struct Kernel {
     pub version: KernelVersion,
     pub release: String,
-    pub bzimage: PathBuf,
+    /// The boot image QEMU's `-kernel` takes.
+    pub image: PathBuf,
+    pub arch: &'static crate::arch::Arch,
     /// A folder with `lib/modules/<release>` (None: no modules, or a vng boot).
     pub modules: Option<PathBuf>,
     pub samples: Option<PathBuf>,
@@ -71,7 +73,8 @@ impl Kernel {
         Kernel {
             version,
             release: b.release.clone(),
-            bzimage: b.bzimage.clone(),
+            image: b.image.clone(),
+            arch: b.arch,
             modules,
             samples: Some(b.samples.clone()).filter(|p| p.is_dir()),
             test_bpf_ko,
@@ -90,10 +93,16 @@ impl Kernel {
             .and_then(|o| std::fs::read_to_string(o.join("include/config/kernel.release")).ok())
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| version.to_string());
+        // The architecture its .config names (this machine's when there is none).
+        let arch = obj
+            .and_then(|o| std::fs::read_to_string(o.join(".config")).ok())
+            .and_then(|c| crate::arch::Arch::of_config(&c))
+            .unwrap_or_else(crate::arch::Arch::host);
         Kernel {
             version,
             release,
-            bzimage: bzimage.to_path_buf(),
+            image: bzimage.to_path_buf(),
+            arch,
             modules: None,
             samples: obj.map(|o| o.join("samples/bpf")).filter(|p| p.is_dir()),
             test_bpf_ko: obj.and_then(|o| Some(o.join("lib/test_bpf.ko")).filter(|p| p.is_file())),
@@ -334,6 +343,8 @@ pub fn input(
         run_dir,
         allow_skip: opts.allow_skip,
         examples: kernel.examples.clone(),
+        arch: kernel.arch,
+        guest_root: kernel.sysroot.clone().filter(|_| !kernel.arch.is_host()),
     })
 }
 
@@ -377,7 +388,9 @@ impl VmGuest<'_> {
     /// /lib/modules, so it gets no modules folder (and no "--modules is ignored" warning
     /// for an option the user never passed).
     pub fn spec(&self, req: &GuestRequest) -> VmSpec {
-        let mut spec = VmSpec::new(&self.kernel.bzimage, &req.run_dir, req.script.clone());
+        let mut spec = VmSpec::new(&self.kernel.image, &req.run_dir, req.script.clone());
+        spec.arch = self.kernel.arch;
+        spec.guest_root = self.kernel.sysroot.clone().filter(|_| !self.kernel.arch.is_host());
         spec.modules = match req.backend {
             Backend::Vng => None,
             Backend::Qemu => self.kernel.modules.clone(),
@@ -424,7 +437,8 @@ mod tests {
         Kernel {
             version: KernelVersion::new(5, 10, 46),
             release: "5.10.46".into(),
-            bzimage: "/b/bzImage".into(),
+            image: "/b/bzImage".into(),
+            arch: crate::arch::Arch::x86_64(),
             modules,
             samples: None,
             test_bpf_ko: None,
@@ -517,7 +531,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("samples")).unwrap();
         let b = BuildOutput {
             dir: dir.clone(),
-            bzimage: dir.join("bzImage"),
+            image: dir.join("bzImage"),
+            arch: crate::arch::Arch::x86_64(),
             vmlinux: dir.join("vmlinux"),
             config: dir.join(".config"),
             modules: dir.join("modules"),

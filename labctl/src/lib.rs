@@ -12,6 +12,7 @@
 //! Engines never print: they report through [`events::EventSink`]. Only
 //! [`process`] spawns child processes. See `docs/ARCHITECTURE.md`.
 
+pub mod arch;
 pub mod build;
 pub mod doctor;
 pub mod error;

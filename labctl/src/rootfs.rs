@@ -103,6 +103,9 @@ pub struct RootfsSpec {
     pub variant: String,
     /// Extra packages, as mmdebstrap's `--include` takes them.
     pub include: Vec<String>,
+    /// The Debian architecture (`arm64`); None = this machine's. A foreign one with the
+    /// `extract` variant needs no emulator: nothing inside is run.
+    pub architecture: Option<String>,
 }
 
 impl RootfsSpec {
@@ -111,6 +114,18 @@ impl RootfsSpec {
             suite: suite.into(),
             variant: "minbase".into(),
             include: Vec::new(),
+            architecture: None,
+        }
+    }
+    pub fn architecture(mut self, a: impl Into<String>) -> Self {
+        self.architecture = Some(a.into());
+        self
+    }
+    /// The Debian architecture this spec builds for.
+    pub fn arch(&self) -> Result<String> {
+        match &self.architecture {
+            Some(a) => Ok(a.clone()),
+            None => debian_arch().map(str::to_string),
         }
     }
     pub fn variant(mut self, v: impl Into<String>) -> Self {
@@ -348,7 +363,8 @@ impl RootfsCache {
     /// The cached tarball for `spec`, building it first when missing or older than the
     /// maximum age. Concurrent callers for the same entry wait for one build.
     pub fn get(&self, spec: &RootfsSpec, mirror: &Mirror, sink: &dyn EventSink) -> Result<PathBuf> {
-        let arch = debian_arch()?;
+        let arch = spec.arch()?;
+        let arch = arch.as_str();
         let lines = mirror.apt_lines(&spec.suite);
         let key = cache_key(spec, &lines, arch);
         let name = entry_name(spec, &key);

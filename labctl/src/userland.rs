@@ -130,6 +130,20 @@ pub enum UserlandError {
     },
     #[error("toolchain {spec} needs mmdebstrap to build its Debian root filesystem: install it (`apt-get install --no-install-recommends mmdebstrap`, or `labctl doctor --tests --install`), or use --toolchain host")]
     NoMmdebstrap { spec: ToolchainSpec },
+    #[error("the {arch} guest userland (a Debian root used as the cross compiler's sysroot and the guest's libraries): {source}")]
+    GuestRoot {
+        arch: String,
+        #[source]
+        source: RootfsError,
+    },
+    #[error("the {arch} guest userland: {source}")]
+    GuestRootHome {
+        arch: String,
+        #[source]
+        source: crate::home::HomeError,
+    },
+    #[error("the {arch} guest userland is a Debian root filesystem that mmdebstrap builds: install it (`apt-get install --no-install-recommends mmdebstrap`, or `labctl doctor --arch {arch} --install`)")]
+    GuestRootNoMmdebstrap { arch: String },
     #[error("toolchain {spec} needs root (it mounts the labctl home into a Debian root filesystem and runs the build there with chroot); run labctl as root, or use --toolchain host")]
     NotRoot { spec: ToolchainSpec },
 }
@@ -140,6 +154,8 @@ impl UserlandError {
         match self {
             UserlandError::Rootfs { source, .. } => source.is_interrupted(),
             UserlandError::Home { source, .. } => source.is_interrupted(),
+            UserlandError::GuestRoot { source, .. } => source.is_interrupted(),
+            UserlandError::GuestRootHome { source, .. } => source.is_interrupted(),
             _ => false,
         }
     }
@@ -161,6 +177,112 @@ pub fn toolchain_packages() -> Vec<String> {
 /// The root filesystem a `debian:<suite>` toolchain is built from.
 pub fn rootfs_spec(suite: &str) -> RootfsSpec {
     RootfsSpec::new(suite).include(toolchain_packages())
+}
+
+/// Unpack `tarball` once into `dir/<its name>/root` (into a temporary folder, then renamed
+/// into place), again only when the tarball changed. Returns the root and the lock of its
+/// [`CacheKey::Toolchain`] entry (held by the caller while it uses the root).
+fn unpack_once(
+    home: &Home,
+    dir: &Path,
+    tarball: &Path,
+    fallback: &str,
+    sink: &dyn EventSink,
+    rf: &dyn Fn(RootfsError) -> UserlandError,
+    hm: &dyn Fn(crate::home::HomeError) -> UserlandError,
+) -> Result<(PathBuf, LockGuard), UserlandError> {
+    let name = tarball
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| fallback.to_string());
+    let lock = home.lock(&CacheKey::Toolchain(name.clone())).map_err(hm)?;
+    let unpacked = dir.join(&name);
+    let root = unpacked.join("root");
+    let stamp = unpacked.join("unpacked-from");
+    let current = std::fs::read_to_string(&stamp).ok();
+    // The tarball's path and age: a rebuilt tarball (same name) is unpacked again.
+    let mtime = std::fs::metadata(&tarball)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let want = format!("{} {mtime}", tarball.display());
+    if current.as_deref() != Some(want.as_str()) || !root.is_dir() {
+        sink.info(format!(
+            "unpacking {} into {}",
+            tarball.display(),
+            root.display()
+        ));
+        let tmp = unpacked.join(format!(".root-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        Rootfs::unpack(&tarball, &tmp, sink).map_err(rf)?;
+        // Nothing is mounted below an old root while we hold the lock (sessions
+        // unmount before they release it), so replacing it is safe.
+        if root.exists() {
+            std::fs::remove_dir_all(&root).map_err(|e| {
+                rf(RootfsError::Io {
+                    op: "remove",
+                    path: root.clone(),
+                    source: e,
+                })
+            })?;
+        }
+        std::fs::rename(&tmp, &root).map_err(|e| {
+            rf(RootfsError::Io {
+                op: "rename into place",
+                path: root.clone(),
+                source: e,
+            })
+        })?;
+        std::fs::write(&stamp, &want).map_err(|e| {
+            rf(RootfsError::Io {
+                op: "write",
+                path: stamp.clone(),
+                source: e,
+            })
+        })?;
+    }
+    Ok((root, lock))
+}
+
+/// The userland of `arch`'s guests when it is not this machine's architecture: a Debian
+/// root of `arch.guest_suite` for `arch.debian_arch` with `arch.guest_packages`, made by
+/// `mmdebstrap --variant=extract` (no emulator: nothing in it runs here) and unpacked once
+/// under `toolchains/`. It is the cross compiler's `--sysroot` (samples/bpf, the
+/// examples, bpftool) and where the guest image takes busybox and the loaders' libraries.
+/// None for the host's own architecture (the host's userland is the guest's).
+pub fn guest_root(
+    home: &Home,
+    arch: &crate::arch::Arch,
+    sink: &dyn EventSink,
+) -> Result<Option<PathBuf>, UserlandError> {
+    if arch.is_host() {
+        return Ok(None);
+    }
+    if crate::process::which("mmdebstrap").is_none() {
+        return Err(UserlandError::GuestRootNoMmdebstrap {
+            arch: arch.name.clone(),
+        });
+    }
+    let rf = |source: RootfsError| UserlandError::GuestRoot {
+        arch: arch.name.clone(),
+        source,
+    };
+    let hm = |source: crate::home::HomeError| UserlandError::GuestRootHome {
+        arch: arch.name.clone(),
+        source,
+    };
+    let mirror = Mirror::from_host().map_err(rf)?;
+    let dir = home.root().join("toolchains");
+    let spec = RootfsSpec::new(&arch.guest_suite)
+        .variant("extract")
+        .architecture(&arch.debian_arch)
+        .include(arch.guest_packages.iter().cloned());
+    let cache = RootfsCache::new(dir.join("tarballs")).max_age(TARBALL_MAX_AGE);
+    let tarball = cache.get(&spec, &mirror, sink).map_err(rf)?;
+    let (root, _lock) = unpack_once(home, &dir, &tarball, &arch.name, sink, &rf, &hm)?;
+    Ok(Some(root))
 }
 
 /// The programs' search path inside a toolchain root (also the session's PATH).
@@ -228,58 +350,7 @@ impl Userland {
         let cache = RootfsCache::new(dir.join("tarballs")).max_age(TARBALL_MAX_AGE);
         let rspec = rootfs_spec(suite);
         let tarball = cache.get(&rspec, &mirror, sink).map_err(rf)?;
-        let name = tarball
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| suite.clone());
-        let lock = home.lock(&CacheKey::Toolchain(name.clone())).map_err(hm)?;
-        let unpacked = dir.join(&name);
-        let root = unpacked.join("root");
-        let stamp = unpacked.join("unpacked-from");
-        let current = std::fs::read_to_string(&stamp).ok();
-        // The tarball's path and age: a rebuilt tarball (same name) is unpacked again.
-        let mtime = std::fs::metadata(&tarball)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let want = format!("{} {mtime}", tarball.display());
-        if current.as_deref() != Some(want.as_str()) || !root.join("usr/bin").is_dir() {
-            sink.info(format!(
-                "unpacking {} into {}",
-                tarball.display(),
-                root.display()
-            ));
-            let tmp = unpacked.join(format!(".root-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&tmp);
-            Rootfs::unpack(&tarball, &tmp, sink).map_err(rf)?;
-            // Nothing is mounted below an old root while we hold the lock (sessions
-            // unmount before they release it), so replacing it is safe.
-            if root.exists() {
-                std::fs::remove_dir_all(&root).map_err(|e| {
-                    rf(RootfsError::Io {
-                        op: "remove",
-                        path: root.clone(),
-                        source: e,
-                    })
-                })?;
-            }
-            std::fs::rename(&tmp, &root).map_err(|e| {
-                rf(RootfsError::Io {
-                    op: "rename into place",
-                    path: root.clone(),
-                    source: e,
-                })
-            })?;
-            std::fs::write(&stamp, &want).map_err(|e| {
-                rf(RootfsError::Io {
-                    op: "write",
-                    path: stamp.clone(),
-                    source: e,
-                })
-            })?;
-        }
+        let (root, lock) = unpack_once(home, &dir, &tarball, suite, sink, &rf, &hm)?;
         let rootfs = Rootfs::open(&root).map_err(rf)?;
         let home_inside = home.root().to_string_lossy().into_owned();
         let session = Session::enter(

@@ -279,7 +279,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("artifacts")).unwrap();
         let out = BuildOutput {
             dir: dir.clone(),
-            bzimage: dir.join("artifacts/bzImage"),
+            image: dir.join("artifacts/bzImage"),
+            arch: crate::arch::Arch::x86_64(),
             vmlinux: dir.join("artifacts/vmlinux"),
             config: dir.join("artifacts/config"),
             modules: dir.join("artifacts/modules"),

@@ -129,7 +129,7 @@ impl BuildJson {
             && self
                 .output
                 .as_ref()
-                .is_some_and(|o| o.bzimage.is_file() && o.vmlinux.is_file() && o.config.is_file())
+                .is_some_and(|o| o.image.is_file() && o.vmlinux.is_file() && o.config.is_file())
     }
 }
 

@@ -180,7 +180,16 @@ impl BuildRequest {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildOutput {
     pub dir: PathBuf,
-    pub bzimage: PathBuf,
+    /// The boot image (`bzImage`, arm64's `Image`): what QEMU's `-kernel` takes.
+    #[serde(alias = "bzimage")]
+    pub image: PathBuf,
+    /// The architecture it was built for (x86_64 in build.json files from before the
+    /// arch axis).
+    #[serde(
+        with = "crate::arch::serde_name",
+        default = "crate::arch::serde_name::default"
+    )]
+    pub arch: &'static crate::arch::Arch,
     pub vmlinux: PathBuf,
     pub config: PathBuf,
     /// `modules_install INSTALL_MOD_PATH` staging dir (holds lib/modules/<release>).
@@ -203,8 +212,9 @@ pub struct BuildOutput {
     /// True when this call found the key already built and did nothing.
     #[serde(default)]
     pub reused: bool,
-    /// The root filesystem whose tools built it (`--toolchain debian:<suite>`): the
-    /// samples' shared libraries come from there. None = the host's.
+    /// Where the guest's programs take their shared libraries: the guest userland root of
+    /// a cross build, or the root filesystem whose tools built it (`--toolchain
+    /// debian:<suite>`). None = the host's.
     #[serde(default)]
     pub sysroot: Option<PathBuf>,
 }
@@ -358,7 +368,12 @@ pub fn local_builds(home: &Home) -> Vec<BuildJson> {
 /// The newest successful build matching `req` made with the host's tools (highest
 /// version, then most recent).
 pub fn find_build(home: &Home, req: &VersionReq) -> Option<BuildOutput> {
-    find_build_for(home, req, &crate::userland::ToolchainSpec::Host)
+    find_build_for(
+        home,
+        req,
+        &crate::userland::ToolchainSpec::Host,
+        crate::arch::Arch::host(),
+    )
 }
 
 /// [`find_build`] for builds made with `toolchain` (`--toolchain debian:trixie`).
@@ -394,6 +409,7 @@ pub fn find_build_for(
     home: &Home,
     req: &VersionReq,
     toolchain: &crate::userland::ToolchainSpec,
+    arch: &crate::arch::Arch,
 ) -> Option<BuildOutput> {
     // A build whose samples/bpf step failed is not "finished" for the suite: running the
     // pipeline again retries that step incrementally (e.g. after `doctor --install`).
@@ -404,6 +420,7 @@ pub fn find_build_for(
                 && b.samples_ok != Some(false)
                 && req.matches(&b.version)
                 && &b.toolchain.userland == toolchain
+                && b.output.as_ref().is_some_and(|o| o.arch.name == arch.name)
         })
         .collect();
     ok.sort_by(|a, b| {
@@ -423,7 +440,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let b = BuildOutput {
             dir: d.path().to_path_buf(),
-            bzimage: d.path().join("bzImage"),
+            image: d.path().join("bzImage"),
+            arch: crate::arch::Arch::x86_64(),
             vmlinux: d.path().join("vmlinux"),
             config: d.path().join("config"),
             modules: d.path().join("modules"),

@@ -53,6 +53,9 @@ struct Ctx<'a> {
     /// samples-bpf-o-userprogs); None = out of tree.
     samples_src: Option<PathBuf>,
     jobs: usize,
+    /// The guest userland root of a cross build (the cross compiler's SYSROOT for
+    /// samples/bpf, the guest's libraries); None for a native build.
+    guest_root: Option<PathBuf>,
     /// Variables for every kernel make (CC wrapper, PAHOLE wrapper, fix variables).
     vars: Vec<(String, String)>,
     samples_vars: Vec<(String, String)>,
@@ -115,7 +118,17 @@ pub fn build(
             });
         }
     } else if req.preflight {
-        let report = crate::doctor::preflight(version, &config_text, req.samples, sink);
+        let mut report = crate::doctor::preflight(version, &config_text, req.samples, sink);
+        let cross = crate::doctor::missing_for_arch(req.config.arch, sink);
+        if !cross.is_empty() {
+            report.push_str(&format!(
+                "{}for {} on this {} host:\n{cross}\n(`labctl doctor --arch {} --install` installs them)",
+                if report.is_empty() { "" } else { "\n" },
+                req.config.arch,
+                crate::arch::Arch::host(),
+                req.config.arch
+            ));
+        }
         if !report.is_empty() {
             return Err(BuildError::Preflight {
                 version: version.to_string(),
@@ -194,6 +207,7 @@ pub fn build(
             .then(|| dir.join("samples-src")),
         dir: dir.clone(),
         jobs,
+        guest_root: crate::userland::guest_root(home, req.config.arch, sink)?,
         vars: Vec::new(),
         samples_vars: Vec::new(),
         env: base_env(),
@@ -228,10 +242,11 @@ struct Planned {
 fn plan_build(req: &BuildRequest, sink: &dyn EventSink) -> Result<Planned, BuildError> {
     let version = req.tree.version;
     let cat = Catalogue::builtin();
+    let arch = req.config.arch;
     let toolchain = req
         .toolchain
         .clone()
-        .unwrap_or_else(|| Toolchain::probe_in(&req.userland, sink));
+        .unwrap_or_else(|| Toolchain::probe_for(&req.userland, arch, sink));
     let config_text = std::fs::read_to_string(&req.config.config_path)
         .map_err(|e| BuildError::io("read config", &req.config.config_path, e))?;
     let mut facts = Facts::for_host(version, toolchain.facts(), config_text.clone());
@@ -242,7 +257,12 @@ fn plan_build(req: &BuildRequest, sink: &dyn EventSink) -> Result<Planned, Build
     }
     let plan = catalogue::plan(cat, &facts, req.fixes);
     let cfg8: String = req.config.hash.chars().take(8).collect();
-    let key = format!("{version}-{cfg8}-{}", toolchain.key(&plan.apply));
+    // x86_64 keys carry no arch part (they predate the arch axis); others do.
+    let key = format!(
+        "{version}{}-{cfg8}-{}",
+        arch.key_part(),
+        toolchain.key(&plan.apply)
+    );
     Ok(Planned {
         toolchain,
         config_text,
@@ -320,6 +340,7 @@ pub fn package(
         samples_src: None,
         dir: dir.clone(),
         jobs,
+        guest_root: None,
         vars: Vec::new(),
         samples_vars: Vec::new(),
         env: BUILD_ENV
@@ -672,9 +693,15 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
                 wrapper: w.to_string(),
             });
         }
-        cx.vars.push(("CC".into(), format!("{w} gcc")));
+        cx.vars
+            .push(("CC".into(), format!("{w} {}", cx.req.config.arch.gcc())));
         cx.vars.push(("HOSTCC".into(), format!("{w} gcc")));
         cx.env.extend(wrapper_env(cx.home, w));
+    }
+    // A cross build: the kernel's ARCH and the cross compiler's prefix on every make.
+    for a in crate::kconfig::arch_make_vars(cx.req.config.arch) {
+        let (k, v) = a.split_once('=').expect("NAME=value");
+        cx.vars.push((k.to_string(), v.to_string()));
     }
     if !applied.pahole_flags.is_empty() {
         if let Some(real) = cx.req.userland.which("pahole") {
@@ -747,6 +774,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
     let expected = ObjectStats::load(&cx.home.builds())
         .expected(&series, &cx.req.config.hash)
         .unwrap_or_else(|| diagnose::estimate_objects(config));
+    let image_target = cx.req.config.arch.image_target.as_str();
     let mut steps = vec![
         Step {
             name: "olddefconfig",
@@ -757,10 +785,10 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
             soft: false,
         },
         Step {
-            name: "bzImage",
+            name: image_target,
             stage: "compile",
-            detail: format!("make {j} bzImage (about {expected} objects)"),
-            cmd: kmake(cx, &[j.clone(), "bzImage".into()], &cx.vars),
+            detail: format!("make {j} {image_target} (about {expected} objects)"),
+            cmd: kmake(cx, &[j.clone(), image_target.into()], &cx.vars),
             compile: Some(Some(expected)),
             soft: false,
         },
@@ -814,7 +842,11 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         });
     }
     if cx.req.samples {
-        let vars = samples_make_vars(&cx.vars, &cx.samples_vars);
+        let mut vars = samples_make_vars(&cx.vars, &cx.samples_vars);
+        if let Some(root) = &cx.guest_root {
+            // samples/bpf's own variable: --sysroot for its user programs and libbpf.
+            vars.push(("SYSROOT".into(), root.display().to_string()));
+        }
         match &cx.samples_src {
             None => steps.push(Step {
                 name: "samples",
@@ -1192,11 +1224,12 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
         path: path.to_owned(),
         log: log.clone(),
     };
+    let arch = cx.req.config.arch;
     let pairs = [
         (
-            "bzImage",
-            cx.obj.join("arch/x86/boot/bzImage"),
-            art.join("bzImage"),
+            arch.image_name.as_str(),
+            cx.obj.join(&arch.image),
+            art.join(&arch.image_name),
         ),
         ("vmlinux", cx.obj.join("vmlinux"), art.join("vmlinux")),
         (".config", cx.obj.join(".config"), art.join("config")),
@@ -1272,7 +1305,8 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
     }
     Ok(BuildOutput {
         dir: cx.dir.clone(),
-        bzimage: art.join("bzImage"),
+        image: art.join(&arch.image_name),
+        arch,
         vmlinux: art.join("vmlinux"),
         config: art.join("config"),
         modules: art.join("modules"),
@@ -1285,7 +1319,10 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
         log,
         reproduce: cx.dir.join("reproduce.sh"),
         reused: false,
-        sysroot: cx.req.userland.sysroot().map(Path::to_path_buf),
+        sysroot: cx
+            .guest_root
+            .clone()
+            .or_else(|| cx.req.userland.sysroot().map(Path::to_path_buf)),
     })
 }
 

@@ -37,6 +37,18 @@ impl Toolchain {
 
     /// Probe the tools of `userland` (the host's, or those inside a Debian root).
     pub fn probe_in(userland: &crate::userland::Userland, sink: &dyn EventSink) -> Toolchain {
+        Self::probe_for(userland, crate::arch::Arch::host(), sink)
+    }
+
+    /// Probe the tools that build for `arch`: a cross build's gcc and binutils are the
+    /// `CROSS_COMPILE`-prefixed ones (their versions feed the catalogue and the key);
+    /// pahole, clang and make are the same for every target.
+    pub fn probe_for(
+        userland: &crate::userland::Userland,
+        arch: &crate::arch::Arch,
+        sink: &dyn EventSink,
+    ) -> Toolchain {
+        let prefix = arch.cross_prefix().unwrap_or("");
         let out = |prog: &str, args: &[&str]| -> Option<String> {
             let path = userland.which(prog)?;
             let o = userland
@@ -48,8 +60,8 @@ impl Toolchain {
                 .then(|| format!("{}{}", o.stdout_str(), o.stderr_str()))
         };
         Toolchain {
-            gcc: out("gcc", &["-dumpfullversion"]).and_then(|s| first_version(&s)),
-            binutils: out("ld", &["--version"]).and_then(|s| parse_binutils(&s)),
+            gcc: out(&format!("{prefix}gcc"), &["-dumpfullversion"]).and_then(|s| first_version(&s)),
+            binutils: out(&format!("{prefix}ld"), &["--version"]).and_then(|s| parse_binutils(&s)),
             pahole: out("pahole", &["--version"]).and_then(|s| first_version(&s)),
             clang: out("clang", &["--version"]).and_then(|s| parse_after(&s, "clang version")),
             llc_bpf: out("llc", &["--version"]).map(|s| llc_has_bpf(&s)),

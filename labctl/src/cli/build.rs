@@ -76,7 +76,11 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         }
     ));
     ctx.out(format!("  folder       {}", out.dir.display()));
-    ctx.out(format!("  bzImage      {}", out.bzimage.display()));
+    ctx.out(format!(
+        "  {:<12} {}",
+        out.arch.image_name,
+        out.image.display()
+    ));
     ctx.out(format!("  vmlinux      {}", out.vmlinux.display()));
     ctx.out(format!("  config       {}", out.config.display()));
     ctx.out(format!("  modules      {}", out.modules.display()));

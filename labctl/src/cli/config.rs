@@ -49,6 +49,11 @@ pub(crate) struct ConfigOpts {
     /// Leave out the built-in fragments: only the profile, --fragment and --set.
     #[arg(long)]
     pub no_default_fragments: bool,
+    /// The architecture to build for: x86_64 or arm64 (aliases amd64, aarch64) [default:
+    /// this machine's]. Another one is cross-compiled (`labctl doctor --arch NAME` says
+    /// what that needs) and booted under its own QEMU with TCG.
+    #[arg(long, env = "LABCTL_ARCH", value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 impl ConfigOpts {
@@ -59,6 +64,15 @@ impl ConfigOpts {
             && self.fragments.is_empty()
             && self.sets.is_empty()
             && !self.no_default_fragments
+    }
+
+    /// The architecture `--arch` names (this machine's when absent); usage error otherwise.
+    pub(crate) fn arch(&self) -> anyhow::Result<&'static labctl::arch::Arch> {
+        match &self.arch {
+            None => Ok(labctl::arch::Arch::host()),
+            Some(n) => labctl::arch::Arch::by_name(n)
+                .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")).into()),
+        }
     }
 
     pub(crate) fn plan(&self) -> anyhow::Result<ConfigPlan> {
@@ -80,6 +94,7 @@ impl ConfigOpts {
             sets,
             strict: self.strict,
             no_default_fragments: self.no_default_fragments,
+            arch: self.arch()?,
         })
     }
 }

@@ -15,7 +15,9 @@ What is checked: everything `labctl vm test` on a fresh home uses — the kernel
 (compiler, pahole, xz, headers), samples/bpf (clang with the bpf target), the
 examples-bpf loaders (libbpf headers, static libbpf/libelf/zlib/libc), the VM (QEMU,
 static busybox) and the default tests' host tools (BCC for python3 and virtme-ng for
-hello-bcc). --tests adds what `cargo test --workspace` needs. The list is data:
+hello-bcc). --tests adds what `cargo test --workspace` needs (including the arm64 cross
+toolchain, QEMU and guest userland its cross tests use); --arch NAME adds what building
+and booting that architecture here needs. The list is data:
 labctl/src/doctor/requirements.toml.
 
 How --install installs:
@@ -38,6 +40,9 @@ Examples:
                                       also what `cargo test --workspace` needs
   labctl doctor --pull-only           a host that only pulls kernels (`vm test --from`): no compiler
   labctl doctor --packages            also what `kernel package` needs
+  labctl doctor --arch arm64 --install
+                                      also the arm64 cross compiler, qemu-system-aarch64
+                                      and the arm64 guest userland's tool
   labctl doctor --json                machine-readable report
 
 Exit codes: 0 everything required is present (warnings allowed), 2 something required
@@ -59,6 +64,10 @@ pub struct DoctorArgs {
     /// Also check what `kernel package` needs (dpkg-buildpackage, fakeroot, rpmbuild).
     #[arg(long)]
     pub packages: bool,
+    /// Also check what building and booting for this architecture needs on this host
+    /// (x86_64, arm64; a cross compiler and QEMU for a foreign one). Repeatable.
+    #[arg(long = "arch", value_name = "ARCH", value_delimiter = ',')]
+    pub arches: Vec<String>,
     /// Install what is missing (shows the plan and asks unless --yes).
     #[arg(long)]
     pub install: bool,
@@ -94,7 +103,31 @@ pub fn run(a: DoctorArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     if a.tests {
         groups.push(Group::Test);
     }
-    let opts = Options { kernel, groups };
+    let mut arches: Vec<String> = Vec::new();
+    for n in &a.arches {
+        let arch = labctl::arch::Arch::by_name(n)
+            .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")))?;
+        arches.push(arch.name.clone());
+    }
+    if a.tests {
+        // The cross tests build and boot every architecture this host is not.
+        arches.extend(
+            labctl::arch::Arch::all()
+                .iter()
+                .filter(|x| !x.is_host())
+                .map(|x| x.name.clone()),
+        );
+    }
+    arches.sort();
+    arches.dedup();
+    if !arches.is_empty() {
+        groups.push(Group::Cross);
+    }
+    let opts = Options {
+        kernel,
+        groups,
+        arches,
+    };
     let home = ctx.home.ensure(ctx.home.root().to_path_buf())?;
     let report = doctor::run(&home, &opts, ctx.sink());
     if ctx.global.json && !a.install {

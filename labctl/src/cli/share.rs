@@ -166,7 +166,7 @@ pub struct PullArgs {
 
 pub fn run_push(a: PushArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let req: labctl::VersionReq = a.version.parse()?;
-    let out = labctl::build::find_build_for(&ctx.home, &req, &a.toolchain).ok_or_else(|| {
+    let out = labctl::build::find_build_for(&ctx.home, &req, &a.toolchain, labctl::arch::Arch::host()).ok_or_else(|| {
         share::OciError::NoBuild {
             version: a.version.clone(),
             toolchain: if a.toolchain.is_host() {
@@ -258,7 +258,11 @@ pub fn run_pull(a: PullArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     ctx.out(format!("  from         {}", p.reference));
     ctx.out(format!("  digest       {}", p.digest));
     ctx.out(format!("  folder       {}", p.output.dir.display()));
-    ctx.out(format!("  bzImage      {}", p.output.bzimage.display()));
+    ctx.out(format!(
+        "  {:<12} {}",
+        p.output.arch.image_name,
+        p.output.image.display()
+    ));
     if !p.reused {
         ctx.out(format!(
             "  downloaded   {} in {:.0}s",

@@ -143,7 +143,7 @@ pub(crate) fn obtain_build(
     } else if a.rebuild || !a.config.is_default() {
         None
     } else {
-        labctl::build::find_build_for(&ctx.home, req, &a.build.toolchain)
+        labctl::build::find_build_for(&ctx.home, req, &a.build.toolchain, a.config.arch()?)
     };
     let existing = match existing {
         Some(b) => Some(b),

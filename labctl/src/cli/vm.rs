@@ -93,6 +93,10 @@ pub struct GuestArgs {
     /// --share, else /root).
     #[arg(long, value_name = "GUEST_DIR")]
     pub workdir: Option<String>,
+    /// The architecture of the build to boot (x86_64, arm64) [default: this machine's]; a
+    /// foreign one boots under its own QEMU with TCG.
+    #[arg(long, env = "LABCTL_ARCH", value_name = "ARCH")]
+    pub arch: Option<String>,
     /// Accelerator.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
@@ -158,6 +162,17 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+impl GuestArgs {
+    /// The architecture `--arch` names (this machine's when absent).
+    fn arch(&self) -> anyhow::Result<&'static labctl::arch::Arch> {
+        match &self.arch {
+            None => Ok(labctl::arch::Arch::host()),
+            Some(n) => labctl::arch::Arch::by_name(n)
+                .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")).into()),
+        }
+    }
+}
+
 /// The kernel (and modules) to boot.
 fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<Resolved> {
     if let Some(k) = &g.kernel {
@@ -178,7 +193,7 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<Resolved> {
         .into());
     };
     let req: labctl::VersionReq = v.parse()?;
-    let b = labctl::build::find_build_for(&ctx.home, &req, &g.toolchain).ok_or_else(|| {
+    let b = labctl::build::find_build_for(&ctx.home, &req, &g.toolchain, g.arch()?).ok_or_else(|| {
         // Say so when the kernel exists, built with another toolchain.
         let others: Vec<String> = labctl::build::local_builds(&ctx.home)
             .into_iter()
@@ -209,7 +224,7 @@ fn resolve_kernel(g: &GuestArgs, ctx: &Ctx) -> anyhow::Result<Resolved> {
             .then(|| b.modules.clone())
     });
     Ok(Resolved {
-        bzimage: b.bzimage.clone(),
+        bzimage: b.image.clone(),
         modules,
         label: b.release.clone(),
         build: Some(b),
@@ -266,6 +281,16 @@ fn spec_from(g: &GuestArgs, ctx: &Ctx, script: String) -> anyhow::Result<(VmSpec
     // Held while the run writes its folder: `cache prune` skips it.
     let _run_lock = ctx.home.lock(&labctl::home::CacheKey::Run(run_name))?;
     let mut spec = VmSpec::new(kernel, run_dir, script);
+    spec.arch = match &r.build {
+        Some(b) => b.arch,
+        None => g.arch()?,
+    };
+    if !spec.arch.is_host() {
+        spec.guest_root = match r.build.as_ref().and_then(|b| b.sysroot.clone()) {
+            Some(root) => Some(root),
+            None => labctl::userland::guest_root(&ctx.home, spec.arch, ctx.sink())?,
+        };
+    }
     spec.modules = modules;
     spec.load_modules = g.load_modules.clone();
     spec.files = g
@@ -334,7 +359,7 @@ fn gdb_stub(
         .into());
     }
     let build = match (&g.kernel, &g.version) {
-        (None, Some(v)) => labctl::build::find_build_for(&ctx.home, &v.parse()?, &g.toolchain),
+        (None, Some(v)) => labctl::build::find_build_for(&ctx.home, &v.parse()?, &g.toolchain, g.arch()?),
         _ => None,
     };
     let target = match &build {

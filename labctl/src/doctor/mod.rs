@@ -70,6 +70,9 @@ pub enum Group {
     Package,
     /// `cargo test --workspace`.
     Test,
+    /// A foreign architecture (`--arch`): its cross compiler, QEMU and guest userland.
+    /// Each requirement names its architecture; `doctor --arch NAME` checks that one's.
+    Cross,
     /// Resources (disk, memory) and the accelerator: not packages.
     Host,
 }
@@ -105,6 +108,9 @@ pub struct Requirement {
     pub id: String,
     pub title: String,
     pub group: Group,
+    /// Group `cross` only: the architecture (`labctl/arch/NAME.toml`) it serves.
+    #[serde(default)]
+    pub arch: Option<String>,
     #[serde(default)]
     pub need: Need,
     pub why: String,
@@ -504,6 +510,8 @@ pub struct Options {
     pub kernel: Option<KernelVersion>,
     /// Which requirement groups to check.
     pub groups: Vec<Group>,
+    /// The architectures whose `cross` requirements count (with [`Group::Cross`]).
+    pub arches: Vec<String>,
 }
 
 impl Default for Options {
@@ -511,6 +519,7 @@ impl Default for Options {
         Options {
             kernel: None,
             groups: Group::MAIN_JOB.to_vec(),
+            arches: Vec::new(),
         }
     }
 }
@@ -657,10 +666,10 @@ fn judge_pahole(h: &HostFacts, opts: &Options) -> (bool, String) {
 /// Judge the host facts. Pure: fixtures in, checks out.
 pub fn evaluate(h: &HostFacts, opts: &Options) -> Vec<Check> {
     let mut out = Vec::new();
-    for r in requirements()
-        .iter()
-        .filter(|r| opts.groups.contains(&r.group))
-    {
+    for r in requirements().iter().filter(|r| {
+        opts.groups.contains(&r.group)
+            && r.arch.as_ref().is_none_or(|a| opts.arches.contains(a))
+    }) {
         let (ok, detail) = judge(r, h, opts);
         let status = if ok {
             Status::Ok
@@ -931,6 +940,7 @@ pub fn preflight_from(h: &HostFacts, kernel: KernelVersion, config: &str, sample
         &Options {
             kernel: Some(kernel),
             groups: groups.clone(),
+            arches: Vec::new(),
         },
     )
     .into_iter()
@@ -965,12 +975,27 @@ pub fn missing_advice(groups: &[Group], sink: &dyn EventSink) -> String {
     let opts = Options {
         kernel: None,
         groups: groups.to_vec(),
+        arches: Vec::new(),
     };
     let checks: Vec<Check> = evaluate(&h, &opts)
         .into_iter()
         .filter(|c| c.status == Status::Missing && c.group != Group::Host)
         .collect();
     advice_for(&h, None, groups.to_vec(), checks)
+}
+
+/// What a host lacks to build and boot the foreign architecture `arch` (its `cross`
+/// requirements), as advice text; empty when it has everything or `arch` is the host's.
+pub fn missing_for_arch(arch: &crate::arch::Arch, sink: &dyn EventSink) -> String {
+    if arch.is_host() {
+        return String::new();
+    }
+    let ids: Vec<&str> = requirements()
+        .iter()
+        .filter(|r| r.group == Group::Cross && r.arch.as_deref() == Some(arch.name.as_str()))
+        .map(|r| r.id.as_str())
+        .collect();
+    missing_advice_for(&ids, sink)
 }
 
 /// [`missing_advice`] for single requirements by id (a feature that needs one tool:
@@ -1003,6 +1028,11 @@ pub fn missing_advice_for(ids: &[&str], sink: &dyn EventSink) -> String {
     let opts = Options {
         kernel: None,
         groups: groups.clone(),
+        // Asked for by id: whatever architecture they serve.
+        arches: ids
+            .iter()
+            .filter_map(|id| requirement(id).and_then(|r| r.arch.clone()))
+            .collect(),
     };
     let checks: Vec<Check> = evaluate(&h, &opts)
         .into_iter()

@@ -23,6 +23,7 @@ pub use merge::{BaseFix, Override};
 pub use profile::{default_fragments, embedded_fragment, embedded_fragments, Fragment, Profile};
 pub use verify::{Status, SymbolRow, CORE};
 
+use crate::arch::Arch;
 use crate::events::{EventSink, SinkExt};
 use crate::home::{write_atomic, CacheKey, Home};
 use crate::process::{Cmd, ProcessError};
@@ -136,6 +137,10 @@ pub struct ConfigPlan {
     /// Leave out the built-in fragments (only the profile, `--fragment`s and `--set`s).
     #[serde(default)]
     pub no_default_fragments: bool,
+    /// The architecture configured for (its `ARCH=`, its fragment lines, `SRCARCH` for
+    /// the Kconfig reader). Default: x86_64.
+    #[serde(with = "crate::arch::serde_name", default = "crate::arch::serde_name::default")]
+    pub arch: &'static Arch,
 }
 
 impl Default for ConfigPlan {
@@ -146,6 +151,7 @@ impl Default for ConfigPlan {
             sets: Vec::new(),
             strict: false,
             no_default_fragments: false,
+            arch: Arch::x86_64(),
         }
     }
 }
@@ -210,6 +216,9 @@ pub struct ConfigReport {
     /// one for its `olddefconfig` to be a no-op.
     pub cc_version_text: String,
     pub duration_secs: f64,
+    /// The architecture this config is for.
+    #[serde(serialize_with = "crate::arch::serde_name::serialize")]
+    pub arch: &'static Arch,
 }
 
 impl ConfigReport {
@@ -244,6 +253,7 @@ impl ConfigReport {
             options_set: dot.iter().filter(|(_, v)| *v != "n").count(),
             cc_version_text: dot.get("CC_VERSION_TEXT").trim_matches('"').to_string(),
             duration_secs: 0.0,
+            arch: Arch::of_config(&text).unwrap_or_else(Arch::x86_64),
         })
     }
 
@@ -271,11 +281,12 @@ impl ConfigReport {
 
 const MAKE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
-fn make(tree: &Path, out: &Path, target: &str) -> Cmd {
+fn make(tree: &Path, out: &Path, target: &str, arch: &Arch) -> Cmd {
     Cmd::new("make")
         .arg("-C")
         .arg(tree)
         .arg(format!("O={}", out.display()))
+        .args(arch_make_vars(arch))
         .arg(target)
         // Only our .config: a stray KCONFIG_* in the caller's environment would redirect it.
         .env_remove("KCONFIG_CONFIG")
@@ -283,12 +294,36 @@ fn make(tree: &Path, out: &Path, target: &str) -> Cmd {
         .timeout(MAKE_TIMEOUT)
 }
 
-/// Read the fragments of a plan: built-in defaults, then `--fragment`s (files, or built-in names).
+/// `ARCH=` and `CROSS_COMPILE=` for make when `arch` is not this machine's (none for a
+/// native build: make's own default is the host's architecture).
+pub fn arch_make_vars(arch: &Arch) -> Vec<String> {
+    match arch.cross_prefix() {
+        Some(prefix) => vec![
+            format!("ARCH={}", arch.kernel_arch),
+            format!("CROSS_COMPILE={prefix}"),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// The lines `arch`'s file adds to the built-in fragments, as a fragment of its own.
+pub fn arch_fragment(arch: &Arch) -> Fragment {
+    Fragment {
+        name: format!("arch/{}.toml", arch.name),
+        path: None,
+        text: arch.kconfig.fragment.clone(),
+    }
+}
+
+/// Read the fragments of a plan: built-in defaults and the architecture's lines, then
+/// `--fragment`s (files, or built-in names).
 pub fn plan_fragments(plan: &ConfigPlan) -> Result<Vec<Fragment>, KconfigError> {
     let mut out = if plan.no_default_fragments {
         Vec::new()
     } else {
-        default_fragments()
+        let mut v = default_fragments();
+        v.push(arch_fragment(plan.arch));
+        v
     };
     for p in &plan.fragments {
         let is_name = p.components().count() == 1 && !p.exists();
@@ -416,6 +451,9 @@ pub fn configure_in(
     if !userland.spec().is_host() {
         tk.extend_from_slice(format!("\0{}", userland.spec()).as_bytes());
     }
+    if !plan.arch.is_default() {
+        tk.extend_from_slice(format!("\0arch={}", plan.arch.name).as_bytes());
+    }
     let tree_key = hex::encode(&Sha256::digest(&tk)[..4]);
     let work = configs.join(".work").join(format!("{version}-{tree_key}"));
     let _lock = home.lock(&CacheKey::ConfigWork(format!("{version}-{tree_key}")))?;
@@ -430,9 +468,11 @@ pub fn configure_in(
     // 1. The base.
     let mut base_desc = String::new();
     let mut tree_layers = Vec::new();
-    if let Some(recipe) = profile::base_recipe(&plan.profile, src) {
+    if let Some(recipe) = profile::base_recipe(&plan.profile, src, plan.arch) {
         for t in &recipe.make_targets {
-            userland.wrap(make(src, &work, t)).run_checked(sink)?;
+            userland
+                .wrap(make(src, &work, t, plan.arch))
+                .run_checked(sink)?;
         }
         for f in &recipe.tree_fragments {
             let text = std::fs::read_to_string(f).map_err(io_err("read", f))?;
@@ -459,13 +499,17 @@ pub fn configure_in(
     let merged = merge::merge(&base, &layers);
     write_atomic(&dot, merged.config.render().as_bytes())?;
     userland
-        .wrap(make(src, &work, "olddefconfig"))
+        .wrap(make(src, &work, "olddefconfig", plan.arch))
         .run_checked(sink)?;
     let final_text = std::fs::read_to_string(&dot).map_err(io_err("read", &dot))?;
     let fin = DotConfig::parse(&final_text);
 
     // 3. Verify against the tree's Kconfig.
-    let db = lang::KconfigDb::load(src, &lang::Env::default()).map_err(|source| {
+    let env = lang::Env {
+        srcarch: plan.arch.srcarch.clone(),
+        arch: plan.arch.kernel_arch.clone(),
+    };
+    let db = lang::KconfigDb::load(src, &env).map_err(|source| {
         KconfigError::KconfigRead {
             path: src.to_path_buf(),
             source,
@@ -505,7 +549,7 @@ pub fn configure_in(
 
     // 4. Store.
     let hash = fin.hash();
-    let name = format!("{version}-{}", &hash[..8]);
+    let name = format!("{version}{}-{}", plan.arch.key_part(), &hash[..8]);
     let dir = configs.join(&name);
     let config_path = dir.join(".config");
     // Held until the report is stored too (`cache prune` takes the same key).
@@ -533,6 +577,7 @@ pub fn configure_in(
         options_set: fin.set_count(),
         cc_version_text: fin.get("CC_VERSION_TEXT").trim_matches('"').to_string(),
         duration_secs: start.elapsed().as_secs_f64(),
+        arch: plan.arch,
     };
     let json = serde_json::to_vec_pretty(&report).expect("serializable");
     write_atomic(&dir.join("report.json"), &json)?;

@@ -93,19 +93,16 @@ pub struct BaseRecipe {
 }
 
 /// The tree's `kvm_guest.config` files, in the order `make kvm_guest.config` merges them
-/// (kernel/configs, then arch/x86/configs).
-pub fn kvm_guest_fragments(tree: &Path) -> Vec<PathBuf> {
-    [
-        "kernel/configs/kvm_guest.config",
-        "arch/x86/configs/kvm_guest.config",
-    ]
-    .iter()
+/// (kernel/configs, then the architecture's own, as its file lists them).
+pub fn kvm_guest_fragments(tree: &Path, arch: &crate::arch::Arch) -> Vec<PathBuf> {
+    arch.kvm_guest_configs
+        .iter()
     .map(|p| tree.join(p))
     .filter(|p| p.is_file())
     .collect()
 }
 
-pub fn base_recipe(p: &Profile, tree: &Path) -> Option<BaseRecipe> {
+pub fn base_recipe(p: &Profile, tree: &Path, arch: &crate::arch::Arch) -> Option<BaseRecipe> {
     match p {
         Profile::Lab => Some(BaseRecipe {
             make_targets: vec!["tinyconfig".into()],
@@ -113,7 +110,7 @@ pub fn base_recipe(p: &Profile, tree: &Path) -> Option<BaseRecipe> {
             description: "make tinyconfig (allnoconfig + tiny.config)".into(),
         }),
         Profile::Defconfig => {
-            let files = kvm_guest_fragments(tree);
+            let files = kvm_guest_fragments(tree, arch);
             Some(if files.is_empty() {
                 BaseRecipe {
                     make_targets: vec!["defconfig".into(), "kvmconfig".into()],
@@ -344,7 +341,7 @@ mod tests {
     #[test]
     fn defconfig_recipe_uses_the_tree_kvm_fragment_or_kvmconfig() {
         let d = tempfile::tempdir().unwrap();
-        let r = base_recipe(&Profile::Defconfig, d.path()).unwrap();
+        let r = base_recipe(&Profile::Defconfig, d.path(), crate::arch::Arch::x86_64()).unwrap();
         assert_eq!(r.make_targets, ["defconfig", "kvmconfig"]);
         std::fs::create_dir_all(d.path().join("kernel/configs")).unwrap();
         std::fs::write(
@@ -352,16 +349,16 @@ mod tests {
             "CONFIG_VIRTIO=y\n",
         )
         .unwrap();
-        let r = base_recipe(&Profile::Defconfig, d.path()).unwrap();
+        let r = base_recipe(&Profile::Defconfig, d.path(), crate::arch::Arch::x86_64()).unwrap();
         assert_eq!(r.make_targets, ["defconfig"]);
         assert_eq!(
             r.tree_fragments,
             [d.path().join("kernel/configs/kvm_guest.config")]
         );
         assert_eq!(
-            base_recipe(&Profile::Lab, d.path()).unwrap().make_targets,
+            base_recipe(&Profile::Lab, d.path(), crate::arch::Arch::x86_64()).unwrap().make_targets,
             ["tinyconfig"]
         );
-        assert!(base_recipe(&Profile::File("x".into()), d.path()).is_none());
+        assert!(base_recipe(&Profile::File("x".into()), d.path(), crate::arch::Arch::x86_64()).is_none());
     }
 }

@@ -346,7 +346,7 @@ pub fn push(
     };
 
     // The examples the suite runs: a pulling host needs no compiler for them.
-    let (examples, examples_missing) = match crate::suite::examples::build(home, sink) {
+    let (examples, examples_missing) = match crate::suite::examples::build(home, &crate::suite::examples::Target::host(), sink) {
         Ok(ex) => (Some(ex), None),
         Err(e) => {
             sink.warn(format!("the examples-bpf programs are not in the artifact (a pulling host builds them itself): {e}"));
@@ -732,7 +732,8 @@ pub fn pull(
     }
     t.ok();
     let art = dir.join("artifacts");
-    for f in ["bzImage", "vmlinux", "config"] {
+    let arch = kc.build.output.as_ref().map(|o| o.arch).unwrap_or_else(crate::arch::Arch::x86_64);
+    for f in [arch.image_name.as_str(), "vmlinux", "config"] {
         if !tree.join("artifacts").join(f).is_file() {
             return Err(OciError::BadConfig(format!(
                 "its kernel layer has no artifacts/{f}"
@@ -742,7 +743,8 @@ pub fn pull(
     let mut build = kc.build.clone();
     build.output = Some(BuildOutput {
         dir: dir.clone(),
-        bzimage: art.join("bzImage"),
+        image: art.join(&arch.image_name),
+        arch,
         vmlinux: art.join("vmlinux"),
         config: art.join("config"),
         modules: art.join("modules"),

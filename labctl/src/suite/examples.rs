@@ -8,6 +8,13 @@
 //! `$LABCTL_HOME/examples/<key>/` keyed by the sources, the compilers' versions and the
 //! link inputs ([`BuildInputs`]), with `link.json` saying how each directory was linked,
 //! and renamed into place only when every example built.
+//!
+//! For a foreign architecture ([`Target`]) the loaders are cross-compiled with that
+//! architecture's gcc and `--sysroot` set to its guest userland root (whose libbpf,
+//! libelf, zlib and C library, static and shared, are Debian's for that architecture);
+//! pkg-config is asked inside the root. The BPF objects are the same as on the host:
+//! they use no architecture's register layout (`-D__TARGET_ARCH_x86` is unused by
+//! them) and both architectures are little-endian, so one CO-RE object runs on either.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,6 +154,48 @@ fn first_line(cmd: Cmd, sink: &dyn EventSink) -> String {
         .unwrap_or_else(|| "missing".into())
 }
 
+/// Which architecture the loaders are built for, and its guest userland root (None for
+/// the host's own: its compiler and libraries).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub arch: &'static crate::arch::Arch,
+    pub root: Option<&'a Path>,
+}
+
+impl Target<'_> {
+    pub fn host() -> Target<'static> {
+        Target {
+            arch: crate::arch::Arch::host(),
+            root: None,
+        }
+    }
+    /// The loaders' C compiler as make's `CC` (one word per argv element is not
+    /// needed: make splits it).
+    fn cc(&self) -> String {
+        match (self.arch.cross_prefix(), self.root) {
+            (Some(_), Some(root)) => format!("{} --sysroot={}", self.arch.gcc(), root.display()),
+            _ => "cc".to_string(),
+        }
+    }
+    /// pkg-config for the target: inside the root for a foreign one.
+    fn pkg_config(&self, args: &[&str]) -> Cmd {
+        let c = Cmd::new("pkg-config").args(args);
+        match self.root.filter(|_| !self.arch.is_host()) {
+            None => c,
+            Some(root) => {
+                let triplet = self.arch.clang_target.as_str();
+                let libdir = format!(
+                    "{0}/usr/lib/{triplet}/pkgconfig:{0}/usr/share/pkgconfig:{0}/usr/lib/pkgconfig",
+                    root.display()
+                );
+                c.env("PKG_CONFIG_SYSROOT_DIR", root)
+                    .env("PKG_CONFIG_LIBDIR", libdir)
+                    .env_remove("PKG_CONFIG_PATH")
+            }
+        }
+    }
+}
+
 /// Everything besides the sources that decides what the build makes: the compilers,
 /// the link flags (from pkg-config) and what decides whether a static link can work
 /// (the libraries' versions, which static archives exist). All of it is in the key.
@@ -167,9 +216,18 @@ pub struct BuildInputs {
 impl BuildInputs {
     /// Ask the host's compilers and pkg-config.
     pub fn probe(sink: &dyn EventSink) -> BuildInputs {
+        Self::probe_for(&Target::host(), sink)
+    }
+
+    /// Ask the compilers and pkg-config that build for `target`.
+    pub fn probe_for(target: &Target, sink: &dyn EventSink) -> BuildInputs {
         let clang = first_line(Cmd::new("clang").arg("--version"), sink);
-        let cc = first_line(Cmd::new("cc").arg("--version"), sink);
-        let pc = |args: &[&str]| first_line(Cmd::new("pkg-config").args(args), sink);
+        let cc_prog = match target.arch.cross_prefix() {
+            Some(_) => target.arch.gcc(),
+            None => "cc".to_string(),
+        };
+        let cc = first_line(Cmd::new(&cc_prog).arg("--version"), sink);
+        let pc = |args: &[&str]| first_line(target.pkg_config(args), sink);
         let static_libs = pc(&["--static", "--libs", "libbpf"]);
         let shared_libs = pc(&["--libs", "libbpf"]);
         let lib_versions = ["libbpf", "libelf", "zlib"]
@@ -177,8 +235,15 @@ impl BuildInputs {
             .map(|m| format!("{m}={}", pc(&["--modversion", m])))
             .collect::<Vec<_>>()
             .join(" ");
-        let multiarch = first_line(Cmd::new("cc").arg("-dumpmachine"), sink);
-        let archives = static_archives(&static_libs, &crate::doctor::library_dirs(&multiarch));
+        let multiarch = first_line(Cmd::new(&cc_prog).arg("-dumpmachine"), sink);
+        let mut dirs = crate::doctor::library_dirs(&multiarch);
+        if let Some(root) = target.root.filter(|_| !target.arch.is_host()) {
+            dirs = dirs
+                .iter()
+                .map(|d| root.join(d.strip_prefix("/").unwrap_or(d)))
+                .collect();
+        }
+        let archives = static_archives(&static_libs, &dirs);
         BuildInputs {
             clang,
             cc,
@@ -331,8 +396,8 @@ pub fn prebuilt(build_dir: &Path) -> Option<Prebuilt> {
 /// Build (or reuse) the examples for the guest. Each directory is linked static when
 /// that works on this host, else dynamic (the guest then gets the loader's shared
 /// libraries: its payload is marked `with_libs`).
-pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> {
-    let inputs = BuildInputs::probe(sink);
+pub fn build(home: &Home, target: &Target, sink: &dyn EventSink) -> Result<Examples, SuiteError> {
+    let inputs = BuildInputs::probe_for(target, sink);
     let root = home.root().join("examples");
     let final_dir = root.join(inputs.key());
     let bin = final_dir.join("bin");
@@ -354,13 +419,14 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
     // What the examples need is doctor's data (requirements.toml, groups samples +
     // examples): check it before building so a missing package is named, not met as a
     // compiler error. Only here: a cached build needs nothing from the host.
-    let advice = crate::doctor::missing_advice(
+    let mut advice = crate::doctor::missing_advice(
         &[
             crate::doctor::Group::Samples,
             crate::doctor::Group::Examples,
         ],
         sink,
     );
+    advice.push_str(&crate::doctor::missing_for_arch(target.arch, sink));
     if !advice.is_empty() {
         return Err(SuiteError::Toolchain(format!(
             "the host cannot build examples-bpf:\n{advice}"
@@ -381,10 +447,17 @@ pub fn build(home: &Home, sink: &dyn EventSink) -> Result<Examples, SuiteError> 
     let out = tmp.join("bin");
     write_sources(&src, SOURCES)?;
     std::fs::create_dir_all(&out).map_err(io_err("create", &out))?;
+    // The BPF objects are built as on the host (see the module docs), for any target.
+    let host_inc = format!(
+        "ARCH_INC=/usr/include/{}",
+        first_line(Cmd::new("cc").arg("-dumpmachine"), sink)
+    );
     let make = |d: &str, link: Link| {
         let cmd = Cmd::new("make")
             .arg("-C")
             .arg(src.join(d))
+            .arg(format!("CC={}", target.cc()))
+            .arg(&host_inc)
             .arg(format!("OUT={}", out.display()))
             .arg(format!("LINK={}", link.make_value()))
             .arg(format!("LDLIBS={}", inputs.ldlibs(link)))

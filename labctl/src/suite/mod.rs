@@ -255,6 +255,12 @@ pub struct SuiteInput {
     /// examples-bpf programs that came with the build (a pulled build): used instead
     /// of building them on this host.
     pub examples: Option<examples::Prebuilt>,
+    /// The kernel's architecture (its test_bpf counts, the loaders' target, which
+    /// tests need the host's own userland).
+    pub arch: &'static crate::arch::Arch,
+    /// A foreign architecture's guest userland root (the loaders' sysroot and
+    /// libraries); None: the host's.
+    pub guest_root: Option<PathBuf>,
 }
 
 /// The selected tests for `input` (what `--list` prints).
@@ -368,6 +374,10 @@ pub fn run(
             host_verdicts.push((t.name.clone(), skip::not_applicable(why)));
             continue;
         }
+        if input.arch.needs_host_userland(&t.name) {
+            host_verdicts.push((t.name.clone(), skip::not_on_arch(&t.name, input.arch)));
+            continue;
+        }
         if !input.skip.is_empty() && catalog::matches_filter(&t.name, &input.skip) {
             host_verdicts.push((t.name.clone(), skip::skip_requested()));
             continue;
@@ -442,7 +452,17 @@ pub fn run(
     if needs_examples {
         let (bin, sysroot) = match &input.examples {
             Some(p) => (p.bin.clone(), p.sysroot.clone()),
-            None => (examples::build(home, sink)?.bin, None),
+            None => {
+                let root = input.guest_root.as_deref();
+                let target = examples::Target {
+                    arch: input.arch,
+                    root,
+                };
+                (
+                    examples::build(home, &target, sink)?.bin,
+                    root.map(Path::to_path_buf),
+                )
+            }
         };
         for o in examples::OUTPUTS {
             files.push(GuestFile {

@@ -94,6 +94,19 @@ pub fn not_applicable(why: &str) -> Verdict {
         .detail(format!("not applicable to this kernel version: {why}"))
 }
 
+/// A test that runs the host's own userland in the guest (virtme-ng shares the host's
+/// root), for a guest of another architecture: it cannot run there.
+pub fn not_on_arch(test: &str, arch: &crate::arch::Arch) -> Verdict {
+    let host = crate::arch::Arch::host();
+    Verdict::skip(
+        SkipKind::NotApplicable,
+        format!("runs the host's {host} userland, which an {arch} guest cannot execute"),
+    )
+    .detail(format!(
+        "{test} boots under virtme-ng with this host's root filesystem shared into the guest          (BCC, bpftrace and their libraries are the host's {host} programs); an {arch} guest          cannot execute them. On an {arch} host the test runs as it does on {host}          (`labctl vm test VERSION --arch {arch}` there)."
+    ))
+}
+
 /// The kernel under test came without a samples/bpf folder.
 pub fn no_samples_dir() -> Verdict {
     Verdict::skip(SkipKind::Setup, "no samples/bpf in this build").detail(

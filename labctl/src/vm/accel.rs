@@ -79,13 +79,14 @@ pub enum ProbeResult {
 /// Boot `kernel` under KVM and wait for `Linux version` on the console.
 pub fn probe_kvm(
     qemu_prog: &Path,
+    arch: &'static crate::arch::Arch,
     kernel: &Path,
     timeout: Duration,
     log: &Path,
     sink: &dyn EventSink,
 ) -> Result<ProbeResult, VmError> {
     let cmd = Cmd::new(qemu_prog)
-        .args(qemu::probe_argv(kernel, None))
+        .args(qemu::probe_argv(arch, kernel, None))
         .timeout(timeout);
     let mut alive = false;
     let r = cmd.run_streaming(sink, log, |line| {
@@ -143,6 +144,8 @@ pub fn verdict_from(kvm_dev: Result<(), String>, probe: Option<&ProbeResult>) ->
 /// Settings for [`decide`].
 pub struct Decide<'a> {
     pub choice: AccelChoice,
+    /// The guest's architecture: KVM only for this machine's own.
+    pub arch: &'static crate::arch::Arch,
     pub kernel: &'a Path,
     pub qemu: &'a Path,
     pub kvm_dev: &'a Path,
@@ -161,6 +164,15 @@ pub fn decide(home: &Home, d: &Decide, sink: &dyn EventSink) -> Result<AccelVerd
                 cached: false,
             })
         }
+        AccelChoice::Kvm if !d.arch.is_host() => {
+            return Err(VmError::KvmUnavailable {
+                reason: format!(
+                    "KVM runs guests of this machine's architecture ({}) only, not {}: use --accel tcg (or auto)",
+                    crate::arch::Arch::host(),
+                    d.arch
+                ),
+            })
+        }
         AccelChoice::Kvm => {
             kvm_openable(d.kvm_dev).map_err(|reason| VmError::KvmUnavailable { reason })?;
             return Ok(AccelVerdict {
@@ -170,6 +182,17 @@ pub fn decide(home: &Home, d: &Decide, sink: &dyn EventSink) -> Result<AccelVerd
             });
         }
         AccelChoice::Auto => {}
+    }
+    if !d.arch.is_host() {
+        return Ok(AccelVerdict {
+            accel: Accel::Tcg,
+            reason: format!(
+                "an {} guest on an {} host (KVM runs only its own architecture)",
+                d.arch,
+                crate::arch::Arch::host()
+            ),
+            cached: false,
+        });
     }
     let dev = kvm_openable(d.kvm_dev);
     if dev.is_err() {
@@ -198,7 +221,7 @@ pub fn decide(home: &Home, d: &Decide, sink: &dyn EventSink) -> Result<AccelVerd
             d.probe_timeout.as_secs()
         ),
     );
-    let probe = probe_kvm(d.qemu, d.kernel, d.probe_timeout, &d.probe_log, sink)?;
+    let probe = probe_kvm(d.qemu, d.arch, d.kernel, d.probe_timeout, &d.probe_log, sink)?;
     _stage.ok();
     let v = verdict_from(Ok(()), Some(&probe));
     if let Some(id) = id {
@@ -247,6 +270,7 @@ mod tests {
         let home = Home::new(d.path());
         let dec = Decide {
             choice: AccelChoice::Tcg,
+            arch: crate::arch::Arch::host(),
             kernel: Path::new("/nonexistent"),
             qemu: Path::new("/nonexistent/qemu"),
             kvm_dev: Path::new("/dev/kvm"),

@@ -93,6 +93,24 @@ fn unpacked_bytes(entries: &[Entry]) -> u64 {
         .sum()
 }
 
+/// The busybox of a foreign architecture's guest userland root (`bin/busybox` there, from
+/// Debian's busybox-static), or the host's ([`find_busybox`]) when `root` is None.
+pub fn find_busybox_in(root: Option<&Path>) -> Result<PathBuf, VmError> {
+    let Some(root) = root else {
+        return find_busybox();
+    };
+    ["bin/busybox", "usr/bin/busybox"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.is_file())
+        .ok_or_else(|| VmError::BusyboxMissing {
+            detail: format!(
+                "the guest userland root {} has no bin/busybox (its busybox-static package is missing: delete the folder and run again)",
+                root.display()
+            ),
+        })
+}
+
 /// Find the host's busybox and check it can run in an empty initramfs.
 pub fn find_busybox() -> Result<PathBuf, VmError> {
     let candidates = [
@@ -112,12 +130,14 @@ pub fn find_busybox() -> Result<PathBuf, VmError> {
 
 /// The base image's entries (pure except for reading ELF headers of host files).
 /// `lib_users`: host programs that stay outside the image (in a shared folder) and need
-/// only their shared libraries in it.
+/// only their shared libraries in it. `guest_root`: a foreign architecture's userland
+/// root, where every library is looked up instead of the host's folders.
 pub fn base_entries(
     busybox: &Path,
     modules: Option<&Path>,
     files: &[GuestFile],
     lib_users: &[PathBuf],
+    guest_root: Option<&Path>,
 ) -> Result<(Vec<Entry>, Vec<String>), VmError> {
     let mut entries = vec![
         Entry::File {
@@ -196,7 +216,10 @@ pub fn base_entries(
 
     let mut libs: Vec<elf::LibFile> = Vec::new();
     let mut root_libs: Vec<elf::LibFile> = Vec::new();
-    let search = elf::host_search_dirs();
+    let (lib_root, search) = match guest_root {
+        Some(r) => (r, elf::search_dirs_in(r)),
+        None => (Path::new("/"), elf::host_search_dirs()),
+    };
     // busybox: must be static, or we carry its libraries.
     let data = std::fs::read(busybox).map_err(|e| VmError::BusyboxMissing {
         detail: format!("cannot read {}: {e}", busybox.display()),
@@ -205,9 +228,9 @@ pub fn base_entries(
         detail: format!("{} is not an ELF program: {e}", busybox.display()),
     })?;
     if !info.is_static() {
-        libs.extend(elf::resolve_closure(busybox, &search).map_err(VmError::Elf)?);
+        libs.extend(elf::resolve_closure_in(busybox, lib_root, &search).map_err(VmError::Elf)?);
     } else if needs_nss_files_module(&data) {
-        libs.extend(nss_files_module(&search)?);
+        libs.extend(nss_files_module(lib_root, &search)?);
     }
     entries.push(Entry::File {
         guest: "/bin/busybox".into(),
@@ -252,7 +275,7 @@ pub fn base_entries(
             walk(&f.host, &f.guest, &mut entries, &mut |_| true)?;
             if f.with_libs {
                 for p in files_under(&f.host) {
-                    add_libs_for(f, &p, &search, &mut libs, &mut root_libs)?;
+                    add_libs_for(f, &p, lib_root, &search, &mut libs, &mut root_libs)?;
                 }
             }
         } else {
@@ -263,14 +286,14 @@ pub fn base_entries(
                 source: Source::Host(f.host.clone()),
             });
             if f.with_libs {
-                add_libs_for(f, &f.host, &search, &mut libs, &mut root_libs)?;
+                add_libs_for(f, &f.host, lib_root, &search, &mut libs, &mut root_libs)?;
             }
         }
     }
     // Host programs that stay outside the image (in a shared folder) bring their
     // libraries only.
     for p in lib_users {
-        add_libs(p, Path::new("/"), &search, &mut libs)?;
+        add_libs(p, lib_root, &search, &mut libs)?;
     }
     // A toolchain root's libraries come last so they win over the host's copy of the
     // same path (the programs that need them were linked against those).
@@ -301,10 +324,12 @@ fn needs_nss_files_module(static_program: &[u8]) -> bool {
 
 /// `libnss_files.so.2` from the busybox's system (the first search folder that has it)
 /// and its shared-library closure, for [`needs_nss_files_module`] programs.
-fn nss_files_module(search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
-    let Some(dir) = search
+fn nss_files_module(root: &Path, search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
+    // `search` holds paths inside `root` (the host's own folders when it is /).
+    let Some(lib) = search
         .iter()
-        .find(|d| d.join("libnss_files.so.2").is_file())
+        .filter_map(|d| elf::host_path_in(root, &d.join("libnss_files.so.2")))
+        .find(|p| p.is_file())
     else {
         return Err(VmError::BusyboxMissing {
             detail: "the static busybox resolves names through glibc's libnss_files.so.2 \
@@ -313,12 +338,12 @@ fn nss_files_module(search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
                 .into(),
         });
     };
-    let lib = dir.join("libnss_files.so.2");
+    let guest = Path::new("/").join(lib.strip_prefix(root).unwrap_or(&lib));
     let mut out = vec![elf::LibFile {
-        host: std::fs::canonicalize(&lib).unwrap_or_else(|_| lib.clone()),
-        guest: lib.to_string_lossy().into_owned(),
+        host: lib.clone(),
+        guest: guest.to_string_lossy().into_owned(),
     }];
-    out.extend(elf::resolve_closure(&lib, search).map_err(VmError::Elf)?);
+    out.extend(elf::resolve_closure_in(&lib, root, search).map_err(VmError::Elf)?);
     Ok(out)
 }
 
@@ -326,12 +351,13 @@ fn nss_files_module(search: &[PathBuf]) -> Result<Vec<elf::LibFile>, VmError> {
 fn add_libs_for(
     f: &GuestFile,
     p: &Path,
+    lib_root: &Path,
     host_search: &[PathBuf],
     host_libs: &mut Vec<elf::LibFile>,
     root_libs: &mut Vec<elf::LibFile>,
 ) -> Result<(), VmError> {
     match &f.sysroot {
-        None => add_libs(p, Path::new("/"), host_search, host_libs),
+        None => add_libs(p, lib_root, host_search, host_libs),
         Some(root) => add_libs(p, root, &elf::search_dirs_in(root), root_libs),
     }
 }
@@ -535,8 +561,9 @@ pub fn base_image(
     modules: Option<&Path>,
     files: &[GuestFile],
     lib_users: &[PathBuf],
+    guest_root: Option<&Path>,
 ) -> Result<GuestImage, VmError> {
-    let (entries, ld_path) = base_entries(busybox, modules, files, lib_users)?;
+    let (entries, ld_path) = base_entries(busybox, modules, files, lib_users, guest_root)?;
     let hash = content_hash(&entries)?;
     let bytes = unpacked_bytes(&entries);
     let dir = home.guests();
@@ -591,18 +618,21 @@ pub struct RunSettings {
     pub script: String,
     /// `vm boot`'s shell starts here (default /root).
     pub workdir: Option<String>,
+    /// The results channel's device node (the architecture's: /dev/ttyS1, /dev/hvc0).
+    pub results: String,
 }
 
 /// `/labctl/env` text: shell assignments with single-quoted values.
 pub fn env_text(s: &RunSettings) -> String {
     let q = |v: &str| format!("'{}'", v.replace('\'', r"'\''"));
     format!(
-        "LABCTL_MODE={}\nLABCTL_NONCE={}\nLABCTL_MODULES={}\nLABCTL_LD_PATH={}\nLABCTL_WORKDIR={}\n",
+        "LABCTL_MODE={}\nLABCTL_NONCE={}\nLABCTL_MODULES={}\nLABCTL_LD_PATH={}\nLABCTL_WORKDIR={}\nLABCTL_RESULTS={}\n",
         if s.interactive { "boot" } else { "run" },
         q(&s.nonce),
         q(&s.modules.join(" ")),
         q(&s.ld_path.join(":")),
         q(s.workdir.as_deref().unwrap_or("/root")),
+        q(&s.results),
     )
 }
 
@@ -674,12 +704,14 @@ mod tests {
             ld_path: vec!["/lib/x".into()],
             script: String::new(),
             workdir: Some("/w'x".into()),
+            results: "/dev/hvc0".into(),
         };
         let t = env_text(&s);
         assert!(t.contains("LABCTL_MODE=run\n"), "{t}");
         assert!(t.contains("LABCTL_MODULES='test_bpf x'\\''y'\n"), "{t}");
         assert!(t.contains("LABCTL_LD_PATH='/lib/x'"), "{t}");
         assert!(t.contains("LABCTL_WORKDIR='/w'\\''x'"), "{t}");
+        assert!(t.contains("LABCTL_RESULTS='/dev/hvc0'\n"), "{t}");
     }
 
     #[test]
@@ -706,19 +738,19 @@ mod tests {
             },
         ];
         let bb = find_busybox().unwrap();
-        let img = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[]).unwrap();
+        let img = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
         assert!(img.built);
         assert!(
             img.ld_path.iter().any(|p| p.ends_with("x86_64-linux-gnu")),
             "{:?}",
             img.ld_path
         );
-        let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[]).unwrap();
+        let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
         assert!(!again.built);
         assert_eq!(again.path, img.path);
         // Changing content changes the key.
         std::fs::write(mods.join("modules.dep"), b"changed\n").unwrap();
-        let changed = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[]).unwrap();
+        let changed = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
         assert!(changed.built && changed.hash != img.hash);
 
         // gunzip + cpio -t: the layout the init expects.
@@ -756,6 +788,7 @@ mod tests {
             ld_path: changed.ld_path.clone(),
             script: "uname -r\n".into(),
             workdir: None,
+            results: "/dev/ttyS1".into(),
         };
         let initrd = d.path().join("run/initrd.img");
         assemble_initrd(&changed, &s, &initrd).unwrap();
@@ -792,7 +825,7 @@ mod tests {
     fn the_nss_files_module_comes_with_its_closure_or_a_clear_error() {
         let search = elf::host_search_dirs();
         if search.iter().any(|d| d.join("libnss_files.so.2").is_file()) {
-            let libs = nss_files_module(&search).unwrap();
+            let libs = nss_files_module(Path::new("/"), &search).unwrap();
             assert!(libs[0].guest.ends_with("/libnss_files.so.2"), "{libs:?}");
             assert!(
                 libs.iter().any(|l| l.guest.ends_with("/libc.so.6")),
@@ -800,7 +833,7 @@ mod tests {
             );
         }
         let empty = tempfile::tempdir().unwrap();
-        let e = nss_files_module(&[empty.path().to_path_buf()]).unwrap_err();
+        let e = nss_files_module(Path::new("/"), &[empty.path().to_path_buf()]).unwrap_err();
         assert!(e.to_string().contains("libnss_files.so.2"), "{e}");
     }
 
@@ -812,7 +845,7 @@ mod tests {
             with_libs: false,
             sysroot: None,
         }];
-        let e = base_entries(&find_busybox().unwrap(), None, &files, &[]).unwrap_err();
+        let e = base_entries(&find_busybox().unwrap(), None, &files, &[], None).unwrap_err();
         assert!(e.to_string().contains("must be absolute"), "{e}");
     }
 }

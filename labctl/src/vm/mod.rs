@@ -67,8 +67,14 @@ pub struct GuestFile {
 /// What to boot and what to run.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
-    /// bzImage.
+    /// The boot image (bzImage, arm64's Image).
     pub kernel: PathBuf,
+    /// The guest's architecture: QEMU binary, machine, console, results channel, and
+    /// where busybox and the programs' libraries come from.
+    pub arch: &'static crate::arch::Arch,
+    /// The guest userland root of a foreign architecture (busybox, the C library);
+    /// None: the host's.
+    pub guest_root: Option<PathBuf>,
     /// modules_install staging dir (contains lib/modules/<release>).
     pub modules: Option<PathBuf>,
     /// insmod (paths, `*.ko`) or modprobe (names) these at boot, before the script.
@@ -116,6 +122,8 @@ impl VmSpec {
     ) -> Self {
         VmSpec {
             kernel: kernel.into(),
+            arch: crate::arch::Arch::host(),
+            guest_root: None,
             modules: None,
             load_modules: Vec::new(),
             files: Vec::new(),
@@ -286,11 +294,15 @@ pub fn run(home: &Home, spec: &VmSpec, sink: &dyn EventSink) -> Result<VmOutcome
     }
     std::fs::create_dir_all(&spec.run_dir)
         .map_err(io_err("create run directory", &spec.run_dir))?;
-    let qemu_prog = spec.qemu.clone().unwrap_or_else(qemu::qemu_program);
+    let qemu_prog = spec
+        .qemu
+        .clone()
+        .unwrap_or_else(|| qemu::qemu_program(spec.arch));
     let verdict = accel::decide(
         home,
         &accel::Decide {
             choice: spec.accel,
+            arch: spec.arch,
             kernel: &spec.kernel,
             qemu: &qemu_prog,
             kvm_dev: &spec.kvm_device,

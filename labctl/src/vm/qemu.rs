@@ -1,12 +1,18 @@
-//! QEMU command lines as pure functions (unit-tested argv, no I/O here).
+//! QEMU command lines as pure functions (unit-tested argv, no I/O here), for the
+//! architecture a run boots ([`crate::arch::Arch`]: binary, machine, CPU, console and
+//! how the results channel is attached).
 //!
-//! Layout of a run: `-nodefaults -no-reboot -display none`, ttyS0 = the console on
-//! QEMU's stdout (captured to `console.log` and scanned by the watchdog), ttyS1 = the
-//! results channel written to a file, `panic=-1` so a panicking guest reboots and
-//! `-no-reboot` turns that (and the init's `reboot -f`) into QEMU exiting.
+//! Layout of a run: `-nodefaults -no-reboot -display none`, the first serial port (ttyS0
+//! on a PC, ttyAMA0 on arm64's virt) = the console on QEMU's stdout (captured to
+//! `console.log` and scanned by the watchdog), the results channel written to a file (a
+//! second serial port, ttyS1, on a PC; a virtio console, hvc0, on virt, which has one
+//! UART), `panic=-1` so a panicking guest reboots and `-no-reboot` turns that (and the
+//! init's `reboot -f`) into QEMU exiting.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+use crate::arch::{Arch, ResultsDevice};
 
 /// The accelerator actually used for a boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,12 +30,14 @@ impl Accel {
         }
     }
     /// `-accel kvm -cpu host` or `-accel tcg -cpu max` (every feature TCG can emulate,
-    /// so BPF JIT paths that test CPU features behave as on real hardware).
-    pub fn args(self) -> Vec<&'static str> {
-        match self {
-            Accel::Kvm => vec!["-accel", "kvm", "-cpu", "host"],
-            Accel::Tcg => vec!["-accel", "tcg", "-cpu", "max"],
-        }
+    /// so BPF JIT paths that test CPU features behave as on real hardware), with the CPU
+    /// model `arch`'s file names for each.
+    pub fn args(self, arch: &Arch) -> Vec<String> {
+        let (accel, cpu) = match self {
+            Accel::Kvm => ("kvm", &arch.qemu.cpu_kvm),
+            Accel::Tcg => ("tcg", &arch.qemu.cpu_tcg),
+        };
+        vec!["-accel".into(), accel.into(), "-cpu".into(), cpu.clone()]
     }
 }
 
@@ -46,6 +54,7 @@ pub enum Console {
 /// Everything one QEMU invocation needs.
 #[derive(Debug, Clone)]
 pub struct QemuArgs {
+    pub arch: &'static Arch,
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub append: String,
@@ -53,18 +62,18 @@ pub struct QemuArgs {
     pub cpus: u32,
     pub accel: Accel,
     pub console: Console,
-    /// File that receives ttyS1 (the results channel). None: ttyS1 exists but is discarded.
+    /// File that receives the results channel. None: the channel exists but is discarded.
     pub results: Option<PathBuf>,
     /// QEMU writes its pid here (the watchdog uses it to stop a guest that hangs).
     pub pidfile: Option<PathBuf>,
 }
 
-/// The kernel command line: console on ttyS0, reboot at once on panic, our init.
-/// `quiet` keeps the serial console (slow under TCG) to warnings and worse; panics,
-/// oopses, BUGs, RCU stalls and soft lockups still print.
-pub fn kernel_cmdline(quiet: bool, extra: &[String]) -> String {
+/// The kernel command line: console on the architecture's first UART, reboot at once on
+/// panic, our init. `quiet` keeps the serial console (slow under TCG) to warnings and
+/// worse; panics, oopses, BUGs, RCU stalls and soft lockups still print.
+pub fn kernel_cmdline(arch: &Arch, quiet: bool, extra: &[String]) -> String {
     let mut parts: Vec<String> = vec![
-        "console=ttyS0".into(),
+        format!("console={}", arch.qemu.console),
         "panic=-1".into(),
         "rdinit=/init".into(),
     ];
@@ -75,14 +84,15 @@ pub fn kernel_cmdline(quiet: bool, extra: &[String]) -> String {
     parts.join(" ")
 }
 
-/// Kernel arguments that depend on the accelerator. Under TCG the local APIC timer fails
-/// the kernel's calibration check ("APIC timer disabled due to verification failure")
-/// after ~0.25 s of measuring; `noapictimer` reaches the same state (PIT/HPET
-/// broadcast) without the wait. Under KVM the APIC timer works and stays.
-pub fn accel_kernel_args(accel: Accel) -> Vec<String> {
+/// Kernel arguments that depend on the accelerator, from the architecture's file
+/// (`tcg_kernel_args`). On x86 under TCG the local APIC timer fails the kernel's
+/// calibration check ("APIC timer disabled due to verification failure") after ~0.25 s
+/// of measuring; `noapictimer` reaches the same state (PIT/HPET broadcast) without the
+/// wait. Under KVM the APIC timer works and stays.
+pub fn accel_kernel_args(arch: &Arch, accel: Accel) -> Vec<String> {
     match accel {
         Accel::Kvm => Vec::new(),
-        Accel::Tcg => vec!["noapictimer".to_string()],
+        Accel::Tcg => arch.qemu.tcg_kernel_args.clone(),
     }
 }
 
@@ -101,8 +111,12 @@ pub fn argv(q: &QemuArgs) -> Vec<OsString> {
     ] {
         push(s);
     }
-    for s in q.accel.args() {
-        push(s);
+    if !q.arch.qemu.machine.is_empty() {
+        push("-machine");
+        push(&q.arch.qemu.machine);
+    }
+    for s in q.accel.args(q.arch) {
+        push(&s);
     }
     push("-m");
     push(&q.memory_mb.to_string());
@@ -128,14 +142,40 @@ pub fn argv(q: &QemuArgs) -> Vec<OsString> {
             }
         }
     }
-    push("-serial");
-    match &q.results {
+    let backend = match &q.results {
         Some(p) => {
             let mut s = OsString::from("file:");
             s.push(p.as_os_str());
-            a.push(s);
+            s
         }
-        None => a.push("null".into()),
+        None => "null".into(),
+    };
+    match q.arch.qemu.results_device {
+        ResultsDevice::Serial => {
+            a.push("-serial".into());
+            a.push(backend);
+        }
+        ResultsDevice::Virtconsole => {
+            // A virtio-serial bus on the machine's virtio-mmio transport, one console
+            // port on it (the guest's hvc0), its other end a file.
+            let mut chardev = match &q.results {
+                Some(p) => {
+                    let mut s = OsString::from("file,id=results,path=");
+                    s.push(p.as_os_str());
+                    s
+                }
+                None => OsString::from("null,id=results"),
+            };
+            if q.results.is_none() {
+                chardev = OsString::from("null,id=results");
+            }
+            for s in ["-device", "virtio-serial-device", "-chardev"] {
+                a.push(s.into());
+            }
+            a.push(chardev);
+            a.push("-device".into());
+            a.push("virtconsole,chardev=results".into());
+        }
     }
     a.push("-kernel".into());
     a.push(q.kernel.clone().into_os_string());
@@ -156,11 +196,19 @@ pub fn argv(q: &QemuArgs) -> Vec<OsString> {
 /// ttyS0. A live guest prints `Linux version` within a fraction of a second; a KVM that
 /// hangs prints nothing. Without an initrd the kernel panics at the root mount and
 /// `panic=-1` + `-no-reboot` end QEMU by themselves.
-pub fn probe_argv(kernel: &std::path::Path, pidfile: Option<&std::path::Path>) -> Vec<OsString> {
+pub fn probe_argv(
+    arch: &'static Arch,
+    kernel: &std::path::Path,
+    pidfile: Option<&std::path::Path>,
+) -> Vec<OsString> {
     let q = QemuArgs {
+        arch,
         kernel: kernel.to_path_buf(),
         initrd: None,
-        append: "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1".into(),
+        append: format!(
+            "console={} {} panic=-1",
+            arch.qemu.console, arch.qemu.earlycon
+        ),
         memory_mb: 256,
         cpus: 1,
         accel: Accel::Kvm,
@@ -171,13 +219,13 @@ pub fn probe_argv(kernel: &std::path::Path, pidfile: Option<&std::path::Path>) -
     argv(&q)
 }
 
-/// The QEMU binary: `$LABCTL_QEMU` if set (tests point it at a fake), else
-/// `qemu-system-x86_64` from PATH.
-pub fn qemu_program() -> PathBuf {
+/// The QEMU binary: `$LABCTL_QEMU` if set (tests point it at a fake), else the
+/// architecture's (`qemu-system-x86_64`, `qemu-system-aarch64`) from PATH.
+pub fn qemu_program(arch: &Arch) -> PathBuf {
     std::env::var_os("LABCTL_QEMU")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"))
+        .unwrap_or_else(|| PathBuf::from(&arch.qemu.binary))
 }
 
 #[cfg(test)]
@@ -190,9 +238,10 @@ mod tests {
 
     fn base() -> QemuArgs {
         QemuArgs {
+            arch: Arch::x86_64(),
             kernel: "/b/bzImage".into(),
             initrd: Some("/r/initrd.img".into()),
-            append: kernel_cmdline(true, &[]),
+            append: kernel_cmdline(Arch::x86_64(), true, &[]),
             memory_mb: 512,
             cpus: 2,
             accel: Accel::Tcg,
@@ -250,18 +299,21 @@ mod tests {
 
     #[test]
     fn cmdline_panics_to_reboot_on_ttys0() {
-        let c = kernel_cmdline(true, &["8250.nr_uarts=4".to_string()]);
+        let c = kernel_cmdline(Arch::x86_64(), true, &["8250.nr_uarts=4".to_string()]);
         assert_eq!(
             c,
             "console=ttyS0 panic=-1 rdinit=/init quiet 8250.nr_uarts=4"
         );
-        assert!(!kernel_cmdline(false, &[]).contains("quiet"));
+        assert!(!kernel_cmdline(Arch::x86_64(), false, &[]).contains("quiet"));
     }
 
     #[test]
     fn tcg_skips_the_apic_timer_calibration() {
-        assert_eq!(accel_kernel_args(Accel::Tcg), ["noapictimer"]);
-        assert!(accel_kernel_args(Accel::Kvm).is_empty());
+        let x = Arch::x86_64();
+        assert_eq!(accel_kernel_args(x, Accel::Tcg), ["noapictimer"]);
+        assert!(accel_kernel_args(x, Accel::Kvm).is_empty());
+        let a = Arch::by_name("arm64").unwrap();
+        assert!(accel_kernel_args(a, Accel::Tcg).is_empty());
     }
 
     #[test]
@@ -275,10 +327,34 @@ mod tests {
 
     #[test]
     fn probe_is_kvm_without_initrd() {
-        let v = strs(&probe_argv(std::path::Path::new("/k"), None));
+        let v = strs(&probe_argv(Arch::x86_64(), std::path::Path::new("/k"), None));
         assert_eq!(after(&v, "-accel"), ["kvm"]);
         assert!(!v.contains(&"-initrd".to_string()));
         assert!(after(&v, "-append")[0].contains("earlyprintk=serial"));
         assert!(v.contains(&"-no-reboot".to_string()));
+        let a = Arch::by_name("arm64").unwrap();
+        let v = strs(&probe_argv(a, std::path::Path::new("/k"), None));
+        assert_eq!(after(&v, "-append"), ["console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1"]);
+    }
+
+    #[test]
+    fn arm64_boots_virt_with_the_results_on_a_virtio_console() {
+        let mut q = base();
+        q.arch = Arch::by_name("arm64").unwrap();
+        q.append = kernel_cmdline(q.arch, true, &[]);
+        let v = strs(&argv(&q));
+        assert_eq!(after(&v, "-machine"), ["virt"]);
+        assert_eq!(after(&v, "-cpu"), ["max,pauth-impdef=on"]);
+        // One UART (the console); the results on a virtconsole backed by the file.
+        assert_eq!(after(&v, "-serial"), ["stdio"]);
+        assert_eq!(after(&v, "-chardev"), ["file,id=results,path=/r/results.bin"]);
+        assert_eq!(
+            after(&v, "-device"),
+            ["virtio-serial-device", "virtconsole,chardev=results"]
+        );
+        assert_eq!(after(&v, "-append"), ["console=ttyAMA0 panic=-1 rdinit=/init quiet"]);
+        // x86 has no -machine (QEMU's default) and no virtio console.
+        let x = strs(&argv(&base()));
+        assert!(after(&x, "-machine").is_empty() && after(&x, "-device").is_empty());
     }
 }

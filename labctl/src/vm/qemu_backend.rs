@@ -33,7 +33,7 @@ impl QemuBackend {
         qemu_prog: &Path,
         sink: &dyn EventSink,
     ) -> Result<QemuBackend, VmError> {
-        let busybox = initramfs::find_busybox()?;
+        let busybox = initramfs::find_busybox_in(spec.guest_root.as_deref())?;
         let image = {
             let st = sink.stage("image", "guest initramfs (busybox, init, modules, payload)");
             // Programs in the shares (a loader built on the host) bring their libraries.
@@ -44,6 +44,7 @@ impl QemuBackend {
                 spec.modules.as_deref(),
                 &spec.files,
                 &share_programs,
+                spec.guest_root.as_deref(),
             )?;
             sink.debug(format!(
                 "guest image {} ({} entries, {})",
@@ -62,6 +63,7 @@ impl QemuBackend {
             ld_path: image.ld_path.clone(),
             script: super::guest_script(spec),
             workdir: spec.workdir.clone(),
+            results: spec.arch.qemu.results.clone(),
         };
         let run_dir = &spec.run_dir;
         let initrd = run_dir.join("initrd.img");
@@ -72,7 +74,7 @@ impl QemuBackend {
             let _ = std::fs::remove_file(p);
         }
 
-        let mut args = qemu::accel_kernel_args(verdict.accel);
+        let mut args = qemu::accel_kernel_args(spec.arch, verdict.accel);
         args.extend(spec.kernel_args.iter().cloned());
         if spec.gdb.is_some() {
             args.extend(gdb::kernel_args());
@@ -91,9 +93,14 @@ impl QemuBackend {
             ));
         }
         let q = qemu::QemuArgs {
+            arch: spec.arch,
             kernel: spec.kernel.clone(),
             initrd: Some(initrd.clone()),
-            append: qemu::kernel_cmdline(!spec.verbose_console && !spec.interactive, &args),
+            append: qemu::kernel_cmdline(
+                spec.arch,
+                !spec.verbose_console && !spec.interactive,
+                &args,
+            ),
             memory_mb,
             cpus: spec.cpus,
             accel: verdict.accel,
