@@ -233,7 +233,11 @@ mod tests {
             let file = FILES.iter().find(|(n, _)| *n == a.name);
             assert!(file.is_some(), "{} is in a file of another name", a.name);
             assert!(a.image.ends_with(&a.image_name), "{}", a.name);
-            assert!(a.image.starts_with(&format!("arch/{}/", a.srcarch)), "{}", a.name);
+            assert!(
+                a.image.starts_with(&format!("arch/{}/", a.srcarch)),
+                "{}",
+                a.name
+            );
             assert!(a.cross_compile.ends_with('-'), "{}", a.name);
             for line in crate::kconfig::dotconfig::parse(&a.kconfig.fragment, false).unwrap() {
                 assert!(!line.symbol.is_empty());

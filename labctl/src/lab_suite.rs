@@ -234,7 +234,7 @@ pub fn bpftool_plan(
     opts: &SuiteOptions,
     sink: &dyn EventSink,
 ) -> ToolInput {
-    let wanted = suite::selected(&kernel.version, opts.full, &opts.filter)
+    let wanted = suite::selected(&kernel.version, opts.full, &opts.filter, kernel.arch)
         .map(|ts| ts.iter().any(|t| t.name == "bpftool"))
         .unwrap_or(false)
         && (opts.skip.is_empty() || !suite::catalog::matches_filter("bpftool", &opts.skip));
@@ -390,7 +390,11 @@ impl VmGuest<'_> {
     pub fn spec(&self, req: &GuestRequest) -> VmSpec {
         let mut spec = VmSpec::new(&self.kernel.image, &req.run_dir, req.script.clone());
         spec.arch = self.kernel.arch;
-        spec.guest_root = self.kernel.sysroot.clone().filter(|_| !self.kernel.arch.is_host());
+        spec.guest_root = self
+            .kernel
+            .sysroot
+            .clone()
+            .filter(|_| !self.kernel.arch.is_host());
         spec.modules = match req.backend {
             Backend::Vng => None,
             Backend::Qemu => self.kernel.modules.clone(),

@@ -162,7 +162,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     assert!(!out.reused);
     assert_eq!(out.release, "5.10.46-lab");
     for p in [
-        &out.bzimage,
+        &out.image,
         &out.vmlinux,
         &out.config,
         &out.system_map,
@@ -405,7 +405,7 @@ fn an_interrupted_build_is_never_taken_for_finished() {
     )
     .unwrap();
     assert!(!again.reused, "a running/crashed folder must be rebuilt");
-    std::fs::remove_file(&again.bzimage).unwrap();
+    std::fs::remove_file(&again.image).unwrap();
     let third = build::build(
         &f.home,
         &request(&f, "abcdef0123456789"),
@@ -413,7 +413,7 @@ fn an_interrupted_build_is_never_taken_for_finished() {
     )
     .unwrap();
     assert!(
-        !third.reused && third.bzimage.is_file(),
+        !third.reused && third.image.is_file(),
         "missing artifacts are rebuilt"
     );
 }

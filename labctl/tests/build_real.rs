@@ -38,6 +38,7 @@ fn tree_and_config(home: &Home, v: KernelVersion) -> (SourceTree, ConfigReport) 
         sets: vec![],
         strict: false,
         no_default_fragments: false,
+        arch: labctl::arch::Arch::host(),
     };
     let config =
         labctl::kconfig::configure(home, &tree, &plan, &NullSink).expect("lab config for 5.10.46");

@@ -138,7 +138,7 @@ fn lab_kernel() -> PathBuf {
     let home = labctl::Home::new(common::persistent_test_home());
     let req: labctl::VersionReq = KERNEL.parse().unwrap();
     if let Some(b) = labctl::build::find_build(&home, &req) {
-        return b.bzimage;
+        return b.image;
     }
     let out = Cmd::new(env!("CARGO_BIN_EXE_labctl"))
         .arg("--home")
@@ -154,7 +154,7 @@ fn lab_kernel() -> PathBuf {
     );
     labctl::build::find_build(&home, &req)
         .expect("a finished build after kernel build")
-        .bzimage
+        .image
 }
 
 /// Run `argv` inside; its merged output lines and exit code.
@@ -548,7 +548,8 @@ fn bullseye_builds_the_examples_and_they_pass_in_the_guest() {
     );
 
     let version = labctl::KernelVersion::parse_plain(KERNEL).unwrap();
-    let tests = labctl::suite::selected(&version, false, FILTER).unwrap();
+    let tests =
+        labctl::suite::selected(&version, false, FILTER, labctl::arch::Arch::x86_64()).unwrap();
     let script = labctl::suite::guest::runner_script(&tests, &Default::default());
     let work = tempfile::tempdir().unwrap();
     let runner = work.path().join("runner.sh");

@@ -55,6 +55,8 @@ fn input(dir: &std::path::Path, filter: &str, samples: Option<PathBuf>) -> Suite
         run_dir: dir.join("runs/1-5.10.46"),
         allow_skip: false,
         examples: None,
+        arch: labctl::arch::Arch::host(),
+        guest_root: None,
     }
 }
 
@@ -450,4 +452,42 @@ fn a_panic_inside_the_guest_run_ends_the_suite_instead_of_hanging_it() {
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("suite::run hung after the guest panicked");
     assert!(panicked, "the panic propagates");
+}
+
+#[test]
+fn a_foreign_architecture_makes_the_host_userland_tests_not_applicable_not_setup_skips() {
+    // hello-bcc and bpftrace share the host's root with the guest: on an arm64 guest
+    // from an x86_64 host (or the other way round) they cannot run, and that is not a
+    // missing package.
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let host = labctl::arch::Arch::host();
+    let foreign = labctl::arch::Arch::all()
+        .iter()
+        .find(|a| a.name != host.name)
+        .expect("a second architecture file");
+    let g = FakeGuest {
+        output: "@@LABCTL-DONE\n".into(),
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    let mut inp = input(d.path(), "hello-bcc,bpftrace", None);
+    inp.arch = foreign;
+    // What the host lacks does not matter: the verdict is about the architecture.
+    inp.bcc = Bcc::Missing(BccMissing::PythonModule);
+    let res = suite::run(&home, &inp, &g, &VecSink::default()).unwrap();
+    for name in ["hello-bcc", "bpftrace"] {
+        let t = res.tests.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(t.result, TestResult::Skip, "{name}");
+        assert_eq!(t.skip, Some(SkipKind::NotApplicable), "{name}");
+        assert!(t.reason.contains("cannot execute"), "{name}: {}", t.reason);
+        assert!(t.reason.contains(&foreign.name), "{name}: {}", t.reason);
+    }
+    // Nothing was booted for them.
+    assert!(g.seen.lock().unwrap().is_empty());
+    // The same input for the host's own architecture: a setup skip (BCC missing).
+    let mut native = input(d.path(), "hello-bcc", None);
+    native.bcc = Bcc::Missing(BccMissing::PythonModule);
+    let res = suite::run(&home, &native, &g, &VecSink::default()).unwrap();
+    assert_eq!(res.tests[0].skip, Some(SkipKind::Setup));
 }

@@ -73,8 +73,13 @@ fn linux_6_12_built_by_debian_trixie_passes_the_whole_suite_with_samples() {
     // The build really used trixie's tools, and says so.
     let v: labctl::VersionReq = "6.12".parse().unwrap();
     let trixie = labctl::userland::ToolchainSpec::Debian("trixie".into());
-    let b = labctl::build::find_build_for(&labctl::Home::new(home.clone()), &v, &trixie)
-        .expect("a finished 6.12 build with the trixie toolchain");
+    let b = labctl::build::find_build_for(
+        &labctl::Home::new(home.clone()),
+        &v,
+        &trixie,
+        labctl::arch::Arch::host(),
+    )
+    .expect("a finished 6.12 build with the trixie toolchain");
     let meta = labctl::build::BuildJson::read(&b.dir).unwrap();
     assert_eq!(meta.toolchain.userland, trixie);
     let gcc = meta.toolchain.gcc.clone().unwrap_or_default();

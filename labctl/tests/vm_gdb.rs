@@ -100,6 +100,7 @@ fn lab_build(home: &Path, version: &str, toolchain: &str) -> BuildOutput {
         &labctl::Home::new(home),
         &version.parse().unwrap(),
         &toolchain.parse().unwrap(),
+        labctl::arch::Arch::host(),
     )
     .expect("a finished build after `kernel build`")
 }
@@ -138,8 +139,12 @@ fn debug_hello(version: &str, toolchain: &str) -> Outcome {
     let home = common::persistent_test_home();
     let build = lab_build(&home, version, toolchain);
     let sym = bpf_symbol(&build.system_map);
-    let ex = labctl::suite::examples::build(&labctl::Home::new(&home), &NullSink)
-        .expect("examples-bpf build");
+    let ex = labctl::suite::examples::build(
+        &labctl::Home::new(&home),
+        &labctl::suite::examples::Target::host(),
+        &NullSink,
+    )
+    .expect("examples-bpf build");
     let scratch = tempfile::tempdir().unwrap();
     let log = scratch.path().join("labctl.log");
     let (tx, rx) = mpsc::channel::<String>();

@@ -160,6 +160,11 @@ pub enum Remedy {
     PaholeFlags {
         flags: Vec<String>,
     },
+    /// samples/bpf's clang runs through a wrapper that adds these flags (one program
+    /// path for `CLANG=`: 5.10's Makefile checks `which -- "$(CLANG)"`).
+    ClangFlags {
+        flags: Vec<String>,
+    },
     Config {
         set: Vec<String>,
     },
@@ -183,6 +188,7 @@ impl Remedy {
             Remedy::Edit { .. } => "edit",
             Remedy::MakeVar { .. } => "make-var",
             Remedy::PaholeFlags { .. } => "pahole-flags",
+            Remedy::ClangFlags { .. } => "clang-flags",
             Remedy::Config { .. } => "config",
             Remedy::Package { .. } => "package",
             Remedy::Builtin { .. } => "builtin",
@@ -196,6 +202,7 @@ impl Remedy {
             Remedy::Edit { .. }
                 | Remedy::MakeVar { .. }
                 | Remedy::PaholeFlags { .. }
+                | Remedy::ClangFlags { .. }
                 | Remedy::Config { .. }
         )
     }
@@ -205,6 +212,7 @@ impl Remedy {
             Remedy::Edit { file, .. } => format!("edits `{file}` in the build's private copy of the tree (the fetched tree stays untouched)"),
             Remedy::MakeVar { name, value, step } => format!("passes `{name}={value}` to make ({step} step)"),
             Remedy::PaholeFlags { flags } => format!("runs pahole through a wrapper that adds `{}` when encoding BTF", flags.join(" ")),
+            Remedy::ClangFlags { flags } => format!("runs samples/bpf's clang through a wrapper that adds `{}`", flags.join(" ")),
             Remedy::Config { set } => format!("sets {} in the build's .config before olddefconfig", set.join(", ")),
             Remedy::Package { packages } => format!(
                 "`labctl doctor` checks for it before the build and prints the install command ({})",
@@ -592,6 +600,9 @@ pub struct Applied {
     pub samples_vars: Vec<(String, String)>,
     /// Extra pahole flags (the pipeline writes the wrapper).
     pub pahole_flags: Vec<String>,
+    /// Extra flags for samples/bpf's clang (the pipeline writes the wrapper).
+    #[serde(default)]
+    pub clang_flags: Vec<String>,
     /// `CONFIG_X=value` lines to merge into .config.
     pub config: Vec<String>,
     /// Per entry: what was done (or why an edit was already in place / not possible).
@@ -655,6 +666,11 @@ pub fn apply(
                 a.pahole_flags.extend(flags.iter().cloned());
                 a.log
                     .push((id.clone(), format!("pahole {}", flags.join(" "))));
+            }
+            Remedy::ClangFlags { flags } => {
+                a.clang_flags.extend(flags.iter().cloned());
+                a.log
+                    .push((id.clone(), format!("samples clang {}", flags.join(" "))));
             }
             Remedy::Config { set } => {
                 a.config.extend(set.iter().cloned());
@@ -1028,6 +1044,20 @@ mod tests {
                     )
                     .unwrap();
                     assert_eq!(&a.pahole_flags, flags);
+                }
+                Remedy::ClangFlags { flags } => {
+                    assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
+                    let a = apply(
+                        c,
+                        &FixPlan {
+                            apply: vec![f.id.clone()],
+                            notes: vec![],
+                        },
+                        &src,
+                        &obj,
+                    )
+                    .unwrap();
+                    assert_eq!(&a.clang_flags, flags);
                 }
                 Remedy::Config { set } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);

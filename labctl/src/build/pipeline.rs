@@ -724,6 +724,21 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
         catalogue::add_var(&mut cx.vars, k, v);
     }
     cx.samples_vars = applied.samples_vars.clone();
+    if !applied.clang_flags.is_empty() {
+        if let Some(real) = cx.req.userland.which("clang") {
+            let path = cx.dir.join("tools").join("clang");
+            let script = format!(
+                "#!/bin/sh\n# Written by labctl: samples/bpf's clang with extra flags.\n# Fix entries: see build.json fixes_applied.\nexec {} {} \"$@\"\n",
+                q(&real),
+                applied.clang_flags.iter().map(|f| crate::process::shell_quote(std::ffi::OsStr::new(f))).collect::<Vec<_>>().join(" "),
+            );
+            write_atomic(&path, script.as_bytes())?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| BuildError::io("chmod", &path, e))?;
+            catalogue::add_var(&mut cx.samples_vars, "CLANG", &path.to_string_lossy());
+        }
+    }
     Ok(())
 }
 

@@ -60,7 +60,8 @@ impl Toolchain {
                 .then(|| format!("{}{}", o.stdout_str(), o.stderr_str()))
         };
         Toolchain {
-            gcc: out(&format!("{prefix}gcc"), &["-dumpfullversion"]).and_then(|s| first_version(&s)),
+            gcc: out(&format!("{prefix}gcc"), &["-dumpfullversion"])
+                .and_then(|s| first_version(&s)),
             binutils: out(&format!("{prefix}ld"), &["--version"]).and_then(|s| parse_binutils(&s)),
             pahole: out("pahole", &["--version"]).and_then(|s| first_version(&s)),
             clang: out("clang", &["--version"]).and_then(|s| parse_after(&s, "clang version")),

@@ -166,17 +166,17 @@ pub struct PullArgs {
 
 pub fn run_push(a: PushArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let req: labctl::VersionReq = a.version.parse()?;
-    let out = labctl::build::find_build_for(&ctx.home, &req, &a.toolchain, labctl::arch::Arch::host()).ok_or_else(|| {
-        share::OciError::NoBuild {
-            version: a.version.clone(),
-            toolchain: if a.toolchain.is_host() {
-                String::new()
-            } else {
-                a.toolchain.to_string()
-            },
-            home: ctx.home.root().to_path_buf(),
-        }
-    })?;
+    let out =
+        labctl::build::find_build_for(&ctx.home, &req, &a.toolchain, labctl::arch::Arch::host())
+            .ok_or_else(|| share::OciError::NoBuild {
+                version: a.version.clone(),
+                toolchain: if a.toolchain.is_host() {
+                    String::new()
+                } else {
+                    a.toolchain.to_string()
+                },
+                home: ctx.home.root().to_path_buf(),
+            })?;
     let mut refs: Vec<Reference> = a.refs.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
     if refs.is_empty() {
         let repo: Repository = a

@@ -203,7 +203,7 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             VersionReq::Exact(v) => v,
             VersionReq::Series(x, y) => KernelVersion::new(x, y, 0),
         };
-        let tests = suite::selected(&v, a.full, &a.filter)?;
+        let tests = suite::selected(&v, a.full, &a.filter, a.config.arch()?)?;
         if ctx.global.json {
             let list: Vec<_> = tests.iter().map(|t| serde_json::json!({"name": t.name, "timeout_s": t.timeout.as_secs(), "about": t.about})).collect();
             ctx.print_json(&list)?;

@@ -359,7 +359,9 @@ fn gdb_stub(
         .into());
     }
     let build = match (&g.kernel, &g.version) {
-        (None, Some(v)) => labctl::build::find_build_for(&ctx.home, &v.parse()?, &g.toolchain, g.arch()?),
+        (None, Some(v)) => {
+            labctl::build::find_build_for(&ctx.home, &v.parse()?, &g.toolchain, g.arch()?)
+        }
         _ => None,
     };
     let target = match &build {

@@ -667,8 +667,7 @@ fn judge_pahole(h: &HostFacts, opts: &Options) -> (bool, String) {
 pub fn evaluate(h: &HostFacts, opts: &Options) -> Vec<Check> {
     let mut out = Vec::new();
     for r in requirements().iter().filter(|r| {
-        opts.groups.contains(&r.group)
-            && r.arch.as_ref().is_none_or(|a| opts.arches.contains(a))
+        opts.groups.contains(&r.group) && r.arch.as_ref().is_none_or(|a| opts.arches.contains(a))
     }) {
         let (ok, detail) = judge(r, h, opts);
         let status = if ok {

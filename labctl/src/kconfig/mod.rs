@@ -139,7 +139,10 @@ pub struct ConfigPlan {
     pub no_default_fragments: bool,
     /// The architecture configured for (its `ARCH=`, its fragment lines, `SRCARCH` for
     /// the Kconfig reader). Default: x86_64.
-    #[serde(with = "crate::arch::serde_name", default = "crate::arch::serde_name::default")]
+    #[serde(
+        with = "crate::arch::serde_name",
+        default = "crate::arch::serde_name::default"
+    )]
     pub arch: &'static Arch,
 }
 
@@ -509,11 +512,9 @@ pub fn configure_in(
         srcarch: plan.arch.srcarch.clone(),
         arch: plan.arch.kernel_arch.clone(),
     };
-    let db = lang::KconfigDb::load(src, &env).map_err(|source| {
-        KconfigError::KconfigRead {
-            path: src.to_path_buf(),
-            source,
-        }
+    let db = lang::KconfigDb::load(src, &env).map_err(|source| KconfigError::KconfigRead {
+        path: src.to_path_buf(),
+        source,
     })?;
     sink.debug(format!(
         "read {} Kconfig files, {} symbols",

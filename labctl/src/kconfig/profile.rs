@@ -97,9 +97,9 @@ pub struct BaseRecipe {
 pub fn kvm_guest_fragments(tree: &Path, arch: &crate::arch::Arch) -> Vec<PathBuf> {
     arch.kvm_guest_configs
         .iter()
-    .map(|p| tree.join(p))
-    .filter(|p| p.is_file())
-    .collect()
+        .map(|p| tree.join(p))
+        .filter(|p| p.is_file())
+        .collect()
 }
 
 pub fn base_recipe(p: &Profile, tree: &Path, arch: &crate::arch::Arch) -> Option<BaseRecipe> {
@@ -356,9 +356,16 @@ mod tests {
             [d.path().join("kernel/configs/kvm_guest.config")]
         );
         assert_eq!(
-            base_recipe(&Profile::Lab, d.path(), crate::arch::Arch::x86_64()).unwrap().make_targets,
+            base_recipe(&Profile::Lab, d.path(), crate::arch::Arch::x86_64())
+                .unwrap()
+                .make_targets,
             ["tinyconfig"]
         );
-        assert!(base_recipe(&Profile::File("x".into()), d.path(), crate::arch::Arch::x86_64()).is_none());
+        assert!(base_recipe(
+            &Profile::File("x".into()),
+            d.path(),
+            crate::arch::Arch::x86_64()
+        )
+        .is_none());
     }
 }

@@ -346,7 +346,11 @@ pub fn push(
     };
 
     // The examples the suite runs: a pulling host needs no compiler for them.
-    let (examples, examples_missing) = match crate::suite::examples::build(home, &crate::suite::examples::Target::host(), sink) {
+    let (examples, examples_missing) = match crate::suite::examples::build(
+        home,
+        &crate::suite::examples::Target::host(),
+        sink,
+    ) {
         Ok(ex) => (Some(ex), None),
         Err(e) => {
             sink.warn(format!("the examples-bpf programs are not in the artifact (a pulling host builds them itself): {e}"));
@@ -732,7 +736,12 @@ pub fn pull(
     }
     t.ok();
     let art = dir.join("artifacts");
-    let arch = kc.build.output.as_ref().map(|o| o.arch).unwrap_or_else(crate::arch::Arch::x86_64);
+    let arch = kc
+        .build
+        .output
+        .as_ref()
+        .map(|o| o.arch)
+        .unwrap_or_else(crate::arch::Arch::x86_64);
     for f in [arch.image_name.as_str(), "vmlinux", "config"] {
         if !tree.join("artifacts").join(f).is_file() {
             return Err(OciError::BadConfig(format!(

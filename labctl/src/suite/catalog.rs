@@ -241,6 +241,10 @@ pub struct TestBpfExpect {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestBpfSeries {
+    /// The architecture the counts were measured on (default x86_64): each architecture's
+    /// JIT differs, so its series are its own.
+    #[serde(default = "x86_64_name")]
+    arch: String,
     min: String,
     max: String,
     params: String,
@@ -255,11 +259,17 @@ struct TestBpfFile {
     series: Vec<TestBpfSeries>,
 }
 
-/// test_bpf's expectation for `v` from test_bpf.toml text (`full`: the whole set).
+fn x86_64_name() -> String {
+    "x86_64".into()
+}
+
+/// test_bpf's expectation for `v` on `arch` from test_bpf.toml text (`full`: the whole
+/// set). Only `arch`'s series count: none means no expectation (the caller's default).
 pub fn test_bpf_expect(
     text: &str,
     v: &KernelVersion,
     full: bool,
+    arch: &crate::arch::Arch,
 ) -> Result<Option<(TestBpfExpect, Duration)>, SuiteError> {
     let f: TestBpfFile = toml::from_str(text).map_err(|e| SuiteError::Data {
         file: "test_bpf.toml",
@@ -270,6 +280,9 @@ pub fn test_bpf_expect(
     let mut newest: Option<(KernelVersion, usize)> = None;
     let mut hit = None;
     for (i, s) in f.series.iter().enumerate() {
+        if s.arch != arch.name {
+            continue;
+        }
         let (min, max) = (parse_ver(&s.min)?, parse_ver(&s.max)?);
         if *v >= min && *v <= max {
             hit = Some(i);
@@ -305,7 +318,11 @@ pub fn test_bpf_expect(
 /// Every test for kernel `v`, in run order. Samples outside their version range are
 /// left out (they do not exist in that kernel); samples in an `absent` range are kept
 /// with `not_applicable` set.
-pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteError> {
+pub fn tests_for(
+    v: &KernelVersion,
+    full: bool,
+    arch: &crate::arch::Arch,
+) -> Result<Vec<TestDef>, SuiteError> {
     let secs = Duration::from_secs;
     let mut out = vec![
         TestDef {
@@ -382,7 +399,7 @@ pub fn tests_for(v: &KernelVersion, full: bool) -> Result<Vec<TestDef>, SuiteErr
             not_applicable: None,
         },
     ];
-    let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full)?.unwrap_or((
+    let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full, arch)?.unwrap_or((
         TestBpfExpect {
             params: vec![],
             jit: JitCount::All,
@@ -470,7 +487,7 @@ mod tests {
             in_510 >= 6,
             "samples.toml must list at least 6 programs for 5.10, has {in_510}"
         );
-        let names: Vec<String> = tests_for(&v("5.10.46"), false)
+        let names: Vec<String> = tests_for(&v("5.10.46"), false, crate::arch::Arch::x86_64())
             .unwrap()
             .into_iter()
             .map(|t| t.name)
@@ -494,9 +511,14 @@ mod tests {
 
     #[test]
     fn test_bpf_expectations_per_version() {
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("5.10.46"), false)
-            .unwrap()
-            .unwrap();
+        let (e, _) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("5.10.46"),
+            false,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             e.jit,
             JitCount::Exact {
@@ -505,13 +527,23 @@ mod tests {
             }
         );
         assert!(e.params.is_empty());
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), false)
-            .unwrap()
-            .unwrap();
+        let (e, _) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("6.12.95"),
+            false,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(!e.params.is_empty(), "6.x runs a subset by default");
-        let (e, t) = test_bpf_expect(TEST_BPF_TOML, &v("6.12.95"), true)
-            .unwrap()
-            .unwrap();
+        let (e, t) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("6.12.95"),
+            true,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(e.params.is_empty());
         assert_eq!(
             e.jit,
@@ -521,17 +553,32 @@ mod tests {
             }
         );
         assert!(t >= Duration::from_secs(300));
-        assert!(test_bpf_expect(TEST_BPF_TOML, &v("4.19.1"), false)
-            .unwrap()
-            .is_none());
+        assert!(test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("4.19.1"),
+            false,
+            crate::arch::Arch::x86_64()
+        )
+        .unwrap()
+        .is_none());
         // 7.x runs the default subset, not the whole set.
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), false)
-            .unwrap()
-            .unwrap();
+        let (e, _) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("7.1.8"),
+            false,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(!e.params.is_empty(), "7.x runs a subset by default");
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("7.1.8"), true)
-            .unwrap()
-            .unwrap();
+        let (e, _) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("7.1.8"),
+            true,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             e.jit,
             JitCount::Exact {
@@ -540,13 +587,18 @@ mod tests {
             }
         );
         // A kernel newer than every series gets the newest series, not nothing.
-        let (e, _) = test_bpf_expect(TEST_BPF_TOML, &v("9.2.1"), false)
-            .unwrap()
-            .unwrap();
+        let (e, _) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("9.2.1"),
+            false,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(!e.params.is_empty());
         let older_only = "[[series]]\nmin = \"5.4\"\nmax = \"5.999\"\nparams = \"a\"\njit = \"all\"\nfull_params = \"\"\nfull_jit = \"all\"\ntimeout_s = 1\n";
         assert_eq!(
-            test_bpf_expect(older_only, &v("6.1.1"), false)
+            test_bpf_expect(older_only, &v("6.1.1"), false, crate::arch::Arch::x86_64())
                 .unwrap()
                 .unwrap()
                 .0
@@ -554,7 +606,7 @@ mod tests {
             ["a"]
         );
         assert!(
-            test_bpf_expect(older_only, &v("5.3.1"), false)
+            test_bpf_expect(older_only, &v("5.3.1"), false, crate::arch::Arch::x86_64())
                 .unwrap()
                 .is_none(),
             "older than every series: none"

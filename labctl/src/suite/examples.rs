@@ -494,7 +494,7 @@ pub fn build(home: &Home, target: &Target, sink: &dyn EventSink) -> Result<Examp
         {
             "\nhint: the loaders include <bpf/...> and link libbpf, libelf and zlib with the flags `pkg-config --libs libbpf` gives; `labctl doctor` checks for them"
         } else if text.contains("asm/types.h") || text.contains("stubs-32.h") {
-            "\nhint: BPF objects need the multiarch headers: install gcc-multilib (Debian/Ubuntu)"
+            "\nhint: BPF objects need the multiarch asm/ headers: install linux-libc-dev (Debian/Ubuntu; `labctl doctor --install`)"
         } else {
             ""
         };

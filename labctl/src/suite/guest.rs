@@ -285,7 +285,12 @@ mod tests {
     use crate::version::KernelVersion;
 
     fn all_510() -> Vec<TestDef> {
-        tests_for(&KernelVersion::new(5, 10, 46), false).unwrap()
+        tests_for(
+            &KernelVersion::new(5, 10, 46),
+            false,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -268,8 +268,9 @@ pub fn selected(
     input_kernel: &KernelVersion,
     full: bool,
     filter: &str,
+    arch: &crate::arch::Arch,
 ) -> Result<Vec<TestDef>, SuiteError> {
-    let all = catalog::tests_for(input_kernel, full)?;
+    let all = catalog::tests_for(input_kernel, full, arch)?;
     let sel: Vec<TestDef> = all
         .into_iter()
         .filter(|t| catalog::matches_filter(&t.name, filter))
@@ -360,7 +361,7 @@ pub fn run(
     sink: &dyn EventSink,
 ) -> Result<SuiteResult, SuiteError> {
     let start = Instant::now();
-    let tests = selected(&input.kernel, input.full, &input.filter)?;
+    let tests = selected(&input.kernel, input.full, &input.filter, input.arch)?;
     let tests_dir = input.run_dir.join("tests");
     std::fs::create_dir_all(&tests_dir).map_err(io_err("create directory", &tests_dir))?;
 

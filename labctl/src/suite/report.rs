@@ -356,7 +356,11 @@ mod tests {
     /// skipped because their build failed.
     fn full_run() -> SuiteResult {
         let long = "attach kprobe do_sys_openat2: No such file or directory (the kernel needs KPROBES and KPROBE_EVENTS) and a very long tail of text after it";
-        let tests = catalog::tests_for(&crate::KernelVersion::new(6, 12, 107), false)
+        let tests = catalog::tests_for(
+            &crate::KernelVersion::new(6, 12, 107),
+            false,
+            crate::arch::Arch::x86_64(),
+        )
             .unwrap()
             .into_iter()
             .enumerate()

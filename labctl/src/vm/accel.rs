@@ -221,7 +221,14 @@ pub fn decide(home: &Home, d: &Decide, sink: &dyn EventSink) -> Result<AccelVerd
             d.probe_timeout.as_secs()
         ),
     );
-    let probe = probe_kvm(d.qemu, d.arch, d.kernel, d.probe_timeout, &d.probe_log, sink)?;
+    let probe = probe_kvm(
+        d.qemu,
+        d.arch,
+        d.kernel,
+        d.probe_timeout,
+        &d.probe_log,
+        sink,
+    )?;
     _stage.ok();
     let v = verdict_from(Ok(()), Some(&probe));
     if let Some(id) = id {

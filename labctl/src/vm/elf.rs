@@ -215,7 +215,11 @@ pub fn search_dirs_in(root: &Path) -> Vec<PathBuf> {
         .map(|t| parse_ld_so_conf(&t, &mut |g| include_glob(root, g, 0)))
         // A root that was extracted, not installed, has no ld.so.conf (libc-bin's), but
         // libc6's ld.so.conf.d/<triplet>.conf is there.
-        .unwrap_or_else(|_| parse_ld_so_conf("include /etc/ld.so.conf.d/*.conf\n", &mut |g| include_glob(root, g, 0)));
+        .unwrap_or_else(|_| {
+            parse_ld_so_conf("include /etc/ld.so.conf.d/*.conf\n", &mut |g| {
+                include_glob(root, g, 0)
+            })
+        });
     for d in [
         "/lib/x86_64-linux-gnu",
         "/usr/lib/x86_64-linux-gnu",

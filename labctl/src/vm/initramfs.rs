@@ -745,12 +745,14 @@ mod tests {
             "{:?}",
             img.ld_path
         );
-        let again = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
+        let again =
+            base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
         assert!(!again.built);
         assert_eq!(again.path, img.path);
         // Changing content changes the key.
         std::fs::write(mods.join("modules.dep"), b"changed\n").unwrap();
-        let changed = base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
+        let changed =
+            base_image(&home, &bb, Some(&d.path().join("mods")), &files, &[], None).unwrap();
         assert!(changed.built && changed.hash != img.hash);
 
         // gunzip + cpio -t: the layout the init expects.

@@ -327,14 +327,21 @@ mod tests {
 
     #[test]
     fn probe_is_kvm_without_initrd() {
-        let v = strs(&probe_argv(Arch::x86_64(), std::path::Path::new("/k"), None));
+        let v = strs(&probe_argv(
+            Arch::x86_64(),
+            std::path::Path::new("/k"),
+            None,
+        ));
         assert_eq!(after(&v, "-accel"), ["kvm"]);
         assert!(!v.contains(&"-initrd".to_string()));
         assert!(after(&v, "-append")[0].contains("earlyprintk=serial"));
         assert!(v.contains(&"-no-reboot".to_string()));
         let a = Arch::by_name("arm64").unwrap();
         let v = strs(&probe_argv(a, std::path::Path::new("/k"), None));
-        assert_eq!(after(&v, "-append"), ["console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1"]);
+        assert_eq!(
+            after(&v, "-append"),
+            ["console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1"]
+        );
     }
 
     #[test]
@@ -347,12 +354,18 @@ mod tests {
         assert_eq!(after(&v, "-cpu"), ["max,pauth-impdef=on"]);
         // One UART (the console); the results on a virtconsole backed by the file.
         assert_eq!(after(&v, "-serial"), ["stdio"]);
-        assert_eq!(after(&v, "-chardev"), ["file,id=results,path=/r/results.bin"]);
+        assert_eq!(
+            after(&v, "-chardev"),
+            ["file,id=results,path=/r/results.bin"]
+        );
         assert_eq!(
             after(&v, "-device"),
             ["virtio-serial-device", "virtconsole,chardev=results"]
         );
-        assert_eq!(after(&v, "-append"), ["console=ttyAMA0 panic=-1 rdinit=/init quiet"]);
+        assert_eq!(
+            after(&v, "-append"),
+            ["console=ttyAMA0 panic=-1 rdinit=/init quiet"]
+        );
         // x86 has no -machine (QEMU's default) and no virtio console.
         let x = strs(&argv(&base()));
         assert!(after(&x, "-machine").is_empty() && after(&x, "-device").is_empty());

@@ -36,10 +36,10 @@ pub struct TestKernel {
 
 fn lab_build(home: &Home) -> Option<TestKernel> {
     let req: labctl::VersionReq = "5.10".parse().unwrap();
-    let b = labctl::build::find_build(home, &req).filter(|b| b.bzimage.is_file())?;
+    let b = labctl::build::find_build(home, &req).filter(|b| b.image.is_file())?;
     let tree = b.modules.join("lib/modules").join(&b.release);
     Some(TestKernel {
-        bzimage: b.bzimage.clone(),
+        bzimage: b.image.clone(),
         modules: tree.is_dir().then(|| b.modules.clone()),
         modules_tree: tree.is_dir().then_some(tree),
         release: b.release,
