@@ -54,6 +54,9 @@ pub struct MatrixRow {
     pub requested: String,
     /// Whose compilers built it (`--toolchains`).
     pub toolchain: crate::userland::ToolchainSpec,
+    /// Which architecture (`--arch`).
+    #[serde(serialize_with = "crate::arch::serde_name::serialize")]
+    pub arch: &'static crate::arch::Arch,
     pub version: Option<String>,
     pub build_s: Option<f64>,
     pub test_s: Option<f64>,
@@ -81,16 +84,20 @@ impl MatrixRow {
         }
     }
     /// The column heading: the version, with the Debian release for a non-host
-    /// toolchain (`5.10.46/bullseye`).
+    /// toolchain (`5.10.46/bullseye`) and the architecture when it is not x86_64
+    /// (`6.12.107/arm64`).
     pub fn heading(&self) -> String {
-        let v = self
+        let mut v = self
             .version
             .clone()
             .unwrap_or_else(|| self.requested.clone());
-        match &self.toolchain {
-            crate::userland::ToolchainSpec::Host => v,
-            crate::userland::ToolchainSpec::Debian(s) => format!("{v}/{s}"),
+        if let crate::userland::ToolchainSpec::Debian(s) = &self.toolchain {
+            v = format!("{v}/{s}");
         }
+        if !self.arch.is_default() {
+            v = format!("{v}/{}", self.arch);
+        }
+        v
     }
     fn verdict(&self) -> &'static str {
         match (&self.error, self.suite.as_ref().map(SuiteResult::status)) {
@@ -188,25 +195,35 @@ pub fn exit_code(rows: &[MatrixRow]) -> u8 {
     rows.iter().map(MatrixRow::exit_code).max().unwrap_or(0)
 }
 
-/// One cell of the matrix: a kernel as asked (`5.10` or `5.10.46`) with one toolchain.
+/// One cell of the matrix: a kernel as asked (`5.10` or `5.10.46`) with one toolchain,
+/// for one architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatrixCell {
     pub requested: String,
     pub toolchain: ToolchainSpec,
+    pub arch: &'static crate::arch::Arch,
 }
 
-/// Every kernel with every toolchain, kernel-major: one kernel's toolchains side by
-/// side in the table.
-pub fn cells(kernels: &[String], toolchains: &[ToolchainSpec]) -> Vec<MatrixCell> {
-    kernels
-        .iter()
-        .flat_map(|k| {
-            toolchains.iter().map(move |t| MatrixCell {
-                requested: k.clone(),
-                toolchain: t.clone(),
-            })
-        })
-        .collect()
+/// Every kernel with every toolchain and architecture, kernel-major: one kernel's
+/// columns side by side in the table.
+pub fn cells(
+    kernels: &[String],
+    toolchains: &[ToolchainSpec],
+    arches: &[&'static crate::arch::Arch],
+) -> Vec<MatrixCell> {
+    let mut out = Vec::new();
+    for k in kernels {
+        for a in arches {
+            for t in toolchains {
+                out.push(MatrixCell {
+                    requested: k.clone(),
+                    toolchain: t.clone(),
+                    arch: a,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// An error from a [`Builder`], kept with its chain of causes.
@@ -256,6 +273,7 @@ impl Builder for LabBuilder {
         let mut req = self.template.clone();
         req.version = cell.requested.parse()?;
         req.tuning.toolchain = cell.toolchain.clone();
+        req.plan.arch = cell.arch;
         if self.split_jobs && jobs > 0 {
             req.tuning.jobs = jobs;
         }
@@ -300,6 +318,7 @@ impl MatrixRow {
         MatrixRow {
             requested: cell.requested.clone(),
             toolchain: cell.toolchain.clone(),
+            arch: cell.arch,
             version: None,
             build_s: None,
             test_s: None,
@@ -415,10 +434,14 @@ fn one(
         row.test_s = Some(start.elapsed().as_secs_f64());
         if let Some(dir) = &plan.junit_dir {
             let dir = home.ensure(dir.clone())?;
-            let name = match &cell.toolchain {
-                ToolchainSpec::Host => format!("junit-{}.xml", kernel.version),
-                ToolchainSpec::Debian(s) => format!("junit-{}-{s}.xml", kernel.version),
-            };
+            let mut name = format!("junit-{}", kernel.version);
+            if let ToolchainSpec::Debian(s) = &cell.toolchain {
+                name.push_str(&format!("-{s}"));
+            }
+            if !cell.arch.is_default() {
+                name.push_str(&format!("-{}", cell.arch));
+            }
+            name.push_str(".xml");
             crate::home::write_atomic(
                 &dir.join(name),
                 crate::suite::report::junit(&res).as_bytes(),
@@ -470,6 +493,7 @@ mod tests {
         MatrixRow {
             requested: req.into(),
             toolchain: crate::userland::ToolchainSpec::Host,
+            arch: crate::arch::Arch::x86_64(),
             version: s.as_ref().map(|s| s.kernel.clone()),
             build_s: Some(300.0),
             test_s: Some(20.0),
@@ -631,6 +655,37 @@ mod tests {
     }
 
     #[test]
+    fn the_arch_axis_makes_columns_named_after_the_architecture() {
+        let arm = crate::arch::Arch::by_name("arm64").unwrap();
+        let x86 = crate::arch::Arch::x86_64();
+        let c = cells(
+            &["6.12".to_string(), "7.1".to_string()],
+            &[ToolchainSpec::Host],
+            &[x86, arm],
+        );
+        let names: Vec<(String, String)> = c
+            .iter()
+            .map(|c| (c.requested.clone(), c.arch.name.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("6.12".into(), "x86_64".into()),
+                ("6.12".into(), "arm64".into()),
+                ("7.1".into(), "x86_64".into()),
+                ("7.1".into(), "arm64".into()),
+            ]
+        );
+        let mut r = row("6.12", None, Some("x"));
+        r.version = Some("6.12.107".into());
+        assert_eq!(r.heading(), "6.12.107");
+        r.arch = arm;
+        assert_eq!(r.heading(), "6.12.107/arm64");
+        r.toolchain = ToolchainSpec::Debian("trixie".into());
+        assert_eq!(r.heading(), "6.12.107/trixie/arm64");
+    }
+
+    #[test]
     fn run_keeps_the_plan_order_and_turns_build_errors_into_rows() {
         let d = tempfile::tempdir().unwrap();
         let home = Home::new(d.path());
@@ -640,7 +695,7 @@ mod tests {
             ToolchainSpec::Debian("bullseye".into()),
         ];
         let plan = MatrixPlan {
-            cells: cells(&kernels, &toolchains),
+            cells: cells(&kernels, &toolchains, &[crate::arch::Arch::x86_64()]),
             parallel: 3,
             suite: SuiteOptions::default(),
             junit_dir: None,

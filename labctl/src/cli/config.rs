@@ -51,9 +51,10 @@ pub(crate) struct ConfigOpts {
     pub no_default_fragments: bool,
     /// The architecture to build for: x86_64 or arm64 (aliases amd64, aarch64) [default:
     /// this machine's]. Another one is cross-compiled (`labctl doctor --arch NAME` says
-    /// what that needs) and booted under its own QEMU with TCG.
-    #[arg(long, env = "LABCTL_ARCH", value_name = "ARCH")]
-    pub arch: Option<String>,
+    /// what that needs) and booted under its own QEMU with TCG. `labctl matrix` takes a
+    /// comma-separated list (one column per architecture).
+    #[arg(long, env = "LABCTL_ARCH", value_name = "ARCH", value_delimiter = ',')]
+    pub arch: Vec<String>,
 }
 
 impl ConfigOpts {
@@ -66,13 +67,25 @@ impl ConfigOpts {
             && !self.no_default_fragments
     }
 
-    /// The architecture `--arch` names (this machine's when absent); usage error otherwise.
+    /// The architecture `--arch` names (this machine's when absent); usage error for an
+    /// unknown name or a list.
     pub(crate) fn arch(&self) -> anyhow::Result<&'static labctl::arch::Arch> {
-        match &self.arch {
-            None => Ok(labctl::arch::Arch::host()),
-            Some(n) => labctl::arch::Arch::by_name(n)
-                .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")).into()),
+        match self.arches()?.as_slice() {
+            [] => Ok(labctl::arch::Arch::host()),
+            [one] => Ok(one),
+            _ => Err(labctl::Error::Usage(
+                "--arch takes one architecture here (`labctl matrix --arch x86_64,arm64` takes several)".into(),
+            )
+            .into()),
         }
+    }
+
+    /// Every architecture `--arch` names, in order (empty when absent).
+    pub(crate) fn arches(&self) -> anyhow::Result<Vec<&'static labctl::arch::Arch>> {
+        self.arch
+            .iter()
+            .map(|n| super::opts::parse_arch(n))
+            .collect()
     }
 
     pub(crate) fn plan(&self) -> anyhow::Result<ConfigPlan> {

@@ -105,9 +105,7 @@ pub fn run(a: DoctorArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     }
     let mut arches: Vec<String> = Vec::new();
     for n in &a.arches {
-        let arch = labctl::arch::Arch::by_name(n)
-            .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")))?;
-        arches.push(arch.name.clone());
+        arches.push(super::opts::parse_arch(n)?.name.clone());
     }
     if a.tests {
         // The cross tests build and boot every architecture this host is not.

@@ -51,6 +51,7 @@ fn cell_args(a: &MatrixArgs, cell: &MatrixCell, cpus_share: usize) -> TestArgs {
     t.rebuild = true;
     t.junit = None;
     t.build.toolchain = cell.toolchain.clone();
+    t.config.arch = vec![cell.arch.name.clone()];
     if t.build.jobs.is_none() && cpus_share > 0 {
         t.build.jobs = Some(cpus_share);
     }
@@ -80,7 +81,11 @@ pub fn run(a: MatrixArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     } else {
         a.toolchains.clone()
     };
-    let cells = matrix::cells(&kernels, &toolchains);
+    let mut arches = a.test.config.arches()?;
+    if arches.is_empty() {
+        arches.push(labctl::arch::Arch::host());
+    }
+    let cells = matrix::cells(&kernels, &toolchains, &arches);
     let rows = match a.test.suite_options() {
         // As every cell would have failed the same way before building anything.
         Err(e) => cells

@@ -116,6 +116,12 @@ pub(crate) struct SourceOpts {
     pub retries: u32,
 }
 
+/// An `--arch` value: a name or alias of a file in labctl/arch/ (usage error otherwise).
+pub(crate) fn parse_arch(name: &str) -> anyhow::Result<&'static labctl::arch::Arch> {
+    labctl::arch::Arch::by_name(name)
+        .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")).into())
+}
+
 fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
     if !(s > 0.0 && s < 86400.0) {
         return Err(labctl::Error::Usage(format!(

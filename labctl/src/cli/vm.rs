@@ -167,8 +167,7 @@ impl GuestArgs {
     fn arch(&self) -> anyhow::Result<&'static labctl::arch::Arch> {
         match &self.arch {
             None => Ok(labctl::arch::Arch::host()),
-            Some(n) => labctl::arch::Arch::by_name(n)
-                .map_err(|e| labctl::Error::Usage(format!("--arch: {e}")).into()),
+            Some(n) => super::opts::parse_arch(n),
         }
     }
 }
