@@ -95,6 +95,17 @@ impl ToolError {
 
 /// The tool's path in `build`, if it was made already (in the object folder), or came
 /// with a pulled build (`artifacts/tools/<name>`).
+/// For a build of a foreign architecture: its `ARCH=` and `CROSS_COMPILE=`, and a `CC`
+/// that links against its guest userland root (libelf and zlib for the target; the
+/// bootstrap bpftool that generates the skeletons is built with the host's compiler).
+fn cross_vars(build: &BuildOutput) -> Vec<String> {
+    let mut v = crate::kconfig::arch_make_vars(build.arch);
+    if let (false, Some(root)) = (v.is_empty(), &build.sysroot) {
+        v.push(format!("CC={} --sysroot={}", build.arch.gcc(), root.display()));
+    }
+    v
+}
+
 pub fn existing(build: &BuildOutput, tool: KernelTool) -> Option<PathBuf> {
     [
         build.dir.join("obj").join(tool.output()),
@@ -149,6 +160,7 @@ pub fn ensure(
         .arg(format!("O={}", obj.display()))
         .arg(format!("-j{jobs}"))
         .args(tool.make_vars())
+        .args(cross_vars(build))
         .arg(tool.target())
         .timeout(Duration::from_secs(30 * 60));
     let out = userland

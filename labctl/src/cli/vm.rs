@@ -332,11 +332,16 @@ fn guest_programs(
         return Ok(Vec::new());
     }
     let build = r.build.as_ref().map(|b| (b, &g.toolchain));
+    let arch = match &r.build {
+        Some(b) => b.arch,
+        None => g.arch()?,
+    };
     Ok(vm::programs::guest_files(
         &ctx.home,
         words,
         with,
         build,
+        arch,
         ctx.sink(),
     )?)
 }

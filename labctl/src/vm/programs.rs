@@ -85,6 +85,14 @@ pub fn classify(
 pub enum ProgramError {
     #[error("--with {0}: no such program on the host's PATH")]
     NotOnHost(String),
+    /// A host program for a guest of another architecture.
+    #[error("{program}: the host's {} is a {host} program and an {guest} guest cannot run it; bring an {guest} build of it with --file or --share (bpftool comes from the kernel's own tree for any architecture)", path.display())]
+    ForeignHostProgram {
+        program: String,
+        path: PathBuf,
+        host: String,
+        guest: String,
+    },
     #[error(transparent)]
     Tool(#[from] Box<crate::build::tools::ToolError>),
     #[error(transparent)]
@@ -94,12 +102,16 @@ pub enum ProgramError {
 /// The guest files for the programs `words` (a `vm run` command) and `with` name that
 /// the guest lacks: the build's own tool (made now if needed) or the host's program, at
 /// the host's path (kernel tools in /usr/local/sbin), with their libraries. Without a
-/// build (`--kernel`), a kernel tool comes from the host, with a warning.
+/// build (`--kernel`), a kernel tool comes from the host, with a warning. For a guest of
+/// another architecture than the host's (`arch`), a host program is refused (it could
+/// not run there); the busybox applet list is the host's busybox's (Debian builds the
+/// same applets for every architecture).
 pub fn guest_files(
     home: &crate::Home,
     words: &[String],
     with: &[String],
     build: Option<(&crate::build::BuildOutput, &crate::userland::ToolchainSpec)>,
+    arch: &crate::arch::Arch,
     sink: &dyn crate::events::EventSink,
 ) -> Result<Vec<super::GuestFile>, ProgramError> {
     use crate::events::SinkExt;
@@ -139,6 +151,14 @@ pub fn guest_files(
                     host.map(host_program)
                 }
             },
+            ProgramSource::Host(p) if !arch.is_host() => {
+                return Err(ProgramError::ForeignHostProgram {
+                    program: n,
+                    path: p,
+                    host: crate::arch::Arch::host().name.clone(),
+                    guest: arch.name.clone(),
+                })
+            }
             ProgramSource::Host(p) => Some(host_program(p)),
             ProgramSource::Unknown if with.contains(&n) => return Err(ProgramError::NotOnHost(n)),
             ProgramSource::Unknown | ProgramSource::Busybox | ProgramSource::Path => None,
