@@ -4,7 +4,7 @@
 
 use crate::build::{self, BuildOutput, BuildRequest, CcWrapper};
 use crate::error::Result;
-use crate::events::EventSink;
+use crate::events::{EventSink, Stage};
 use crate::home::Home;
 use crate::kconfig::{self, ConfigPlan, ConfigReport};
 use crate::source::{self, FetchOptions, SourceSpec, SourceTree};
@@ -90,14 +90,14 @@ fn prepare(
     // Opened first: a toolchain that cannot be prepared fails before any download.
     let userland = crate::userland::Userland::open(home, &req.tuning.toolchain, sink)?;
     let tree = {
-        let t = sink.stage("fetch", format!("linux {}", req.version));
+        let t = sink.stage(Stage::Fetch, format!("linux {}", req.version));
         let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
         t.ok();
         tree
     };
     let config = {
         let t = sink.stage(
-            "config",
+            Stage::Config,
             format!(
                 "{} profile for linux {}",
                 profile_name(&req.plan),

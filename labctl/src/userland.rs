@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::doctor::{Group, Manager};
-use crate::events::{EventSink, SinkExt};
+use crate::events::{EventSink, SinkExt, Stage};
 use crate::home::{CacheKey, Home, LockGuard};
 use crate::process::Cmd;
 use crate::rootfs::{
@@ -342,7 +342,7 @@ impl Userland {
             source,
         };
         let t = sink.stage(
-            "toolchain",
+            Stage::Toolchain,
             format!("Debian {suite} root filesystem with its compilers"),
         );
         let mirror = Mirror::from_host().map_err(rf)?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use labctl::build::{self, BuildRequest, BuildResult, CcWrapper, Toolchain};
-use labctl::events::{Event, VecSink};
+use labctl::events::{Event, Stage, VecSink};
 use labctl::kconfig::ConfigReport;
 use labctl::source::SourceTree;
 use labctl::version::{KernelVersion, VersionReq};
@@ -137,7 +137,7 @@ fn stages(sink: &VecSink) -> Vec<String> {
         .into_iter()
         .filter_map(|e| {
             if let Event::StageStarted { stage, .. } = e {
-                Some(stage)
+                Some(stage.name().to_string())
             } else {
                 None
             }
@@ -205,7 +205,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     assert!(meta.plan.notes.contains(&"samples-memlock".to_string()));
     assert_eq!(meta.objects, 7, "6 CC + 1 AS lines");
     assert_eq!(meta.samples_ok, Some(true));
-    let st: Vec<&str> = meta.stages.iter().map(|s| s.stage.as_str()).collect();
+    let st: Vec<&str> = meta.stages.iter().map(|s| s.stage.name()).collect();
     for s in [
         "fixes", "config", "compile", "link", "BTF", "modules", "headers", "samples",
     ] {
@@ -223,7 +223,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
                 stage, done, total, ..
             } = e
             {
-                (stage == "compile").then_some((done, total))
+                (stage == Stage::Compile).then_some((done, total))
             } else {
                 None
             }
@@ -505,7 +505,7 @@ fn gdb_scripts_are_a_recorded_step_whose_failure_keeps_the_build() {
     let rec = meta.gdb_scripts.clone().expect("the step ran");
     assert!(rec.ok, "{rec:?}");
     assert!(stages(&sink).contains(&"gdb".to_string()));
-    assert!(meta.stages.iter().any(|s| s.stage == "gdb" && s.ok));
+    assert!(meta.stages.iter().any(|s| s.stage == Stage::Gdb && s.ok));
     // The make arguments are recorded for a later make against the same O= folder.
     assert!(!meta.make_env.is_empty());
     assert!(meta
