@@ -4,7 +4,7 @@
 
 use crate::build::{self, BuildOutput, BuildRequest, CcWrapper};
 use crate::error::Result;
-use crate::events::{EventSink, Stage};
+use crate::events::EventSink;
 use crate::home::Home;
 use crate::kconfig::{self, ConfigPlan, ConfigReport};
 use crate::source::{self, FetchOptions, SourceSpec, SourceTree};
@@ -89,26 +89,10 @@ fn prepare(
 ) -> Result<(SourceTree, ConfigReport, BuildRequest)> {
     // Opened first: a toolchain that cannot be prepared fails before any download.
     let userland = crate::userland::Userland::open(home, &req.tuning.toolchain, sink)?;
-    let tree = {
-        let t = sink.stage(Stage::Fetch, format!("linux {}", req.version));
-        let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
-        t.ok();
-        tree
-    };
-    let config = {
-        let t = sink.stage(
-            Stage::Config,
-            format!(
-                "{} profile for linux {}",
-                profile_name(&req.plan),
-                tree.version
-            ),
-        );
-        let r = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)
-            .map_err(explain_config_error)?;
-        t.ok();
-        r
-    };
+    // The engines open their own stages (fetch, config, ...): none is opened here.
+    let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
+    let config = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)
+        .map_err(explain_config_error)?;
     let mut b = BuildRequest::new(tree.clone(), config.clone());
     b.profile = profile_name(&req.plan);
     b.fragments = req.plan.fragments.clone();
@@ -138,4 +122,53 @@ fn explain_config_error(e: kconfig::KconfigError) -> crate::Error {
 
 fn profile_name(plan: &ConfigPlan) -> String {
     plan.profile.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, Stage, VecSink};
+
+    /// A local 5.10.46 "tree" whose make does nothing and whose Kconfig knows one symbol:
+    /// fetch takes it as it is, config runs (olddefconfig) and fails verification.
+    #[test]
+    fn fetch_and_config_are_each_opened_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("linux-5.10.46");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(
+            tree.join("Makefile"),
+            "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 46\nEXTRAVERSION =\n\nolddefconfig:\n\t@true\n",
+        )
+        .unwrap();
+        std::fs::write(tree.join("Kconfig"), "config BPF\n\tbool \"BPF\"\n").unwrap();
+        let base = tmp.path().join("base.config");
+        std::fs::write(&base, "CONFIG_BPF=y\n").unwrap();
+        let home = Home::new(tmp.path().join("home"));
+        let req = LabBuild {
+            version: "5.10.46".parse().unwrap(),
+            spec: SourceSpec::Path(tree.clone()),
+            fetch: FetchOptions::default(),
+            plan: ConfigPlan {
+                profile: kconfig::Profile::File(base),
+                ..ConfigPlan::default()
+            },
+            tuning: BuildTuning::default(),
+        };
+        let sink = VecSink::default();
+        let r = build(&home, &req, &sink);
+        assert!(
+            r.is_err(),
+            "the lab's core options cannot land in this tree"
+        );
+        let started: Vec<Stage> = sink
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::StageStarted { stage, .. } => Some(stage),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started, [Stage::Fetch, Stage::Config]);
+    }
 }
