@@ -2,41 +2,13 @@
 //! `kernel build`, `vm test` (which builds when no build exists) and `matrix` run the
 //! same pipeline with the same stages and the same cache keys.
 
-use crate::build::{self, BuildOutput, BuildRequest, CcWrapper};
+use crate::build::{self, BuildOptions, BuildOutput, BuildRequest};
 use crate::error::Result;
 use crate::events::EventSink;
 use crate::home::Home;
 use crate::kconfig::{self, ConfigPlan, ConfigReport};
 use crate::source::{self, FetchOptions, SourceSpec, SourceTree};
 use crate::version::VersionReq;
-
-/// How to build, apart from what (version, source) and which configuration.
-#[derive(Debug, Clone)]
-pub struct BuildTuning {
-    /// make -j; 0 = number of CPUs.
-    pub jobs: usize,
-    pub fixes: bool,
-    pub cc_wrapper: CcWrapper,
-    pub modules: bool,
-    pub samples: bool,
-    pub preflight: bool,
-    /// Where the compilers come from (`--toolchain`).
-    pub toolchain: crate::userland::ToolchainSpec,
-}
-
-impl Default for BuildTuning {
-    fn default() -> Self {
-        BuildTuning {
-            jobs: 0,
-            fixes: true,
-            cc_wrapper: CcWrapper::Auto,
-            modules: true,
-            samples: true,
-            preflight: true,
-            toolchain: crate::userland::ToolchainSpec::Host,
-        }
-    }
-}
 
 /// Everything one kernel's build needs.
 #[derive(Debug, Clone)]
@@ -45,7 +17,8 @@ pub struct LabBuild {
     pub spec: SourceSpec,
     pub fetch: FetchOptions,
     pub plan: ConfigPlan,
-    pub tuning: BuildTuning,
+    /// How to build (the same type the build request embeds).
+    pub options: BuildOptions,
 }
 
 /// What the pipeline produced.
@@ -88,7 +61,7 @@ fn prepare(
     sink: &dyn EventSink,
 ) -> Result<(SourceTree, ConfigReport, BuildRequest)> {
     // Opened first: a toolchain that cannot be prepared fails before any download.
-    let userland = crate::userland::Userland::open(home, &req.tuning.toolchain, sink)?;
+    let userland = crate::userland::Userland::open(home, &req.options.toolchain, sink)?;
     // The engines open their own stages (fetch, config, ...): none is opened here.
     let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
     let config = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)
@@ -96,12 +69,7 @@ fn prepare(
     let mut b = BuildRequest::new(tree.clone(), config.clone());
     b.profile = profile_name(&req.plan);
     b.fragments = req.plan.fragments.clone();
-    b.jobs = req.tuning.jobs;
-    b.fixes = req.tuning.fixes;
-    b.cc_wrapper = req.tuning.cc_wrapper;
-    b.modules = req.tuning.modules;
-    b.samples = req.tuning.samples;
-    b.preflight = req.tuning.preflight;
+    b.options = req.options.clone();
     b.userland = userland;
     Ok((tree, config, b))
 }
@@ -153,7 +121,7 @@ mod tests {
                 profile: kconfig::Profile::File(base),
                 ..ConfigPlan::default()
             },
-            tuning: BuildTuning::default(),
+            options: build::BuildOptions::default(),
         };
         let sink = VecSink::default();
         let r = build(&home, &req, &sink);

@@ -124,11 +124,11 @@ fn request(f: &Fixture, hash: &str) -> BuildRequest {
     let mut config = ConfigReport::for_existing(&f.config, tree.version, &f.tree).unwrap();
     config.hash = hash.into();
     let mut r = BuildRequest::new(tree, config);
-    r.jobs = 2;
-    r.cc_wrapper = CcWrapper::None;
-    r.preflight = false;
+    r.options.jobs = 2;
+    r.options.cc_wrapper = CcWrapper::None;
+    r.options.preflight = false;
     r.toolchain = Some(gcc12());
-    r.step_timeout = Some(Duration::from_secs(60));
+    r.options.step_timeout = Some(Duration::from_secs(60));
     r
 }
 
@@ -305,7 +305,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
 fn no_fixes_fails_and_names_the_catalogue_entry() {
     let f = fixture(CONFIG);
     let mut req = request(&f, "abcdef0123456789");
-    req.fixes = false;
+    req.options.fixes = false;
     let err = build::build(&f.home, &req, &VecSink::default()).unwrap_err();
     let report = err.report().expect("a make failure carries a report");
     assert_eq!(report.step, "bzImage");
@@ -544,7 +544,7 @@ fn a_build_from_before_the_step_gets_its_gdb_scripts_on_demand() {
     let f = fixture(CONFIG);
     // A compiler wrapper, so the reconstructed make arguments have something to show.
     let mut req = request(&f, "00112233aabbccdd");
-    req.cc_wrapper = CcWrapper::Ccache;
+    req.options.cc_wrapper = CcWrapper::Ccache;
     let out = build::build(&f.home, &req, &VecSink::default()).unwrap();
     let meta = build::BuildJson::read(&out.dir).unwrap();
     assert!(

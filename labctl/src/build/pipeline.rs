@@ -85,7 +85,7 @@ pub fn build(
     if let Some(done) = BuildJson::read(&dir) {
         // Complete for *this* request: a build whose samples failed or were skipped is
         // continued (incrementally) when samples are wanted now.
-        if done.is_complete() && (!req.samples || done.samples_ok == Some(true)) {
+        if done.is_complete() && (!req.options.samples || done.samples_ok == Some(true)) {
             let mut out = done.output.clone().expect("complete builds have an output");
             out.reused = true;
             sink.info(format!(
@@ -96,7 +96,7 @@ pub fn build(
         }
     }
 
-    if req.preflight && !req.userland.spec().is_host() {
+    if req.options.preflight && !req.userland.spec().is_host() {
         // A Debian toolchain root holds doctor's build + samples packages by construction
         // (mmdebstrap fails otherwise); what can still be wrong is a version.
         let (min, why) = crate::doctor::pahole_minimum(version);
@@ -117,8 +117,8 @@ pub fn build(
                 ),
             });
         }
-    } else if req.preflight {
-        let mut report = crate::doctor::preflight(version, &config_text, req.samples, sink);
+    } else if req.options.preflight {
+        let mut report = crate::doctor::preflight(version, &config_text, req.options.samples, sink);
         let cross = crate::doctor::missing_for_arch(req.config.arch, sink);
         if !cross.is_empty() {
             report.push_str(&format!(
@@ -136,7 +136,7 @@ pub fn build(
             });
         }
     }
-    let need = disk_need(&config_text, req.samples);
+    let need = disk_need(&config_text, req.options.samples);
     if let Ok(avail) = free_space(&builds) {
         // A partly built folder already holds most of what it needs.
         if avail < need && !dir.join("obj").join("vmlinux.o").exists() {
@@ -148,12 +148,12 @@ pub fn build(
         }
     }
 
-    let jobs = if req.jobs == 0 {
+    let jobs = if req.options.jobs == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     } else {
-        req.jobs
+        req.options.jobs
     };
     for d in ["logs", "artifacts", "obj", "tools"] {
         std::fs::create_dir_all(dir.join(d))
@@ -177,7 +177,7 @@ pub fn build(
         toolchain: toolchain.clone(),
         cc_wrapper: String::new(),
         jobs,
-        fixes_enabled: req.fixes,
+        fixes_enabled: req.options.fixes,
         plan: plan.clone(),
         fixes_applied: Vec::new(),
         stages: Vec::new(),
@@ -255,7 +255,7 @@ fn plan_build(req: &BuildRequest, sink: &dyn EventSink) -> Result<Planned, Build
     if let Some(root) = req.userland.sysroot() {
         facts.host_root = root.to_path_buf();
     }
-    let plan = catalogue::plan(cat, &facts, req.fixes);
+    let plan = catalogue::plan(cat, &facts, req.options.fixes);
     let cfg8: String = req.config.hash.chars().take(8).collect();
     // x86_64 keys carry no arch part (they predate the arch axis); others do.
     let key = format!(
@@ -324,12 +324,12 @@ pub fn package(
             dir: dir.clone(),
             version: version.to_string(),
         })?;
-    let jobs = if req.jobs == 0 {
+    let jobs = if req.options.jobs == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     } else {
-        req.jobs
+        req.options.jobs
     };
     let mut cx = Ctx {
         home,
@@ -362,7 +362,7 @@ pub fn package(
         &[format!("-j{jobs}"), format.make_target().to_string()],
         &cx.vars,
     ));
-    if let Some(t) = req.step_timeout {
+    if let Some(t) = req.options.step_timeout {
         cmd = cmd.timeout(t);
     }
     let t = sink.stage(
@@ -382,7 +382,7 @@ pub fn package(
             log: log.clone(),
             diagnosis: cat.diagnose_log(&text),
             applied: p.plan.apply.clone(),
-            fixes_enabled: req.fixes,
+            fixes_enabled: req.options.fixes,
         })));
     }
     t.ok();
@@ -685,7 +685,7 @@ fn make_dirs_writable(dir: &Path) {
 }
 
 fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
-    let wrapper = cx.req.cc_wrapper.resolve();
+    let wrapper = cx.req.options.cc_wrapper.resolve();
     cx.meta.cc_wrapper = wrapper.unwrap_or("none").to_string();
     if let Some(w) = wrapper {
         if cx.req.userland.which(w).is_none() {
@@ -808,7 +808,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
             soft: false,
         },
     ];
-    if cx.req.modules && has("CONFIG_MODULES") {
+    if cx.req.options.modules && has("CONFIG_MODULES") {
         let staging = cx.dir.join("artifacts").join("modules");
         steps.push(Step {
             name: "modules",
@@ -856,7 +856,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
             soft: false,
         });
     }
-    if cx.req.samples {
+    if cx.req.options.samples {
         let mut vars = samples_make_vars(&cx.vars, &cx.samples_vars);
         if let Some(root) = &cx.guest_root {
             // samples/bpf's own variable: --sysroot for its user programs and libbpf.
@@ -1076,7 +1076,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     let sink = cx.sink;
     let mut objects: u64 = 0;
     let mut cmd = cx.req.userland.wrap(step.cmd.clone());
-    if let Some(t) = cx.req.step_timeout {
+    if let Some(t) = cx.req.options.step_timeout {
         cmd = cmd.timeout(t);
     }
     let mut timers: Vec<(Stage, Instant)> = Vec::new();
@@ -1186,7 +1186,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
         log: log.clone(),
         diagnosis: Catalogue::builtin().diagnose_log(&text),
         applied: plan.apply.clone(),
-        fixes_enabled: cx.req.fixes,
+        fixes_enabled: cx.req.options.fixes,
     };
     if step.soft {
         cx.meta.samples_ok = Some(false);
@@ -1302,7 +1302,7 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
             }
         }
     }
-    if cx.req.samples {
+    if cx.req.options.samples {
         cx.sink.debug(format!(
             "{n_samples} samples/bpf files staged in {}",
             samples.display()
