@@ -124,7 +124,7 @@ impl Arch {
         let n = name.trim().to_ascii_lowercase();
         Arch::all()
             .iter()
-            .find(|a| a.name == n || a.machine == n || a.aliases.iter().any(|x| *x == n))
+            .find(|a| a.name == n || a.machine == n || a.aliases.contains(&n))
             .ok_or_else(|| UnknownArch {
                 name: name.to_string(),
                 known: Arch::all().iter().map(|a| a.name.clone()).collect(),

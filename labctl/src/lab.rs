@@ -2,41 +2,13 @@
 //! `kernel build`, `vm test` (which builds when no build exists) and `matrix` run the
 //! same pipeline with the same stages and the same cache keys.
 
-use crate::build::{self, BuildOutput, BuildRequest, CcWrapper};
+use crate::build::{self, BuildOptions, BuildOutput, BuildRequest};
 use crate::error::Result;
 use crate::events::EventSink;
 use crate::home::Home;
 use crate::kconfig::{self, ConfigPlan, ConfigReport};
 use crate::source::{self, FetchOptions, SourceSpec, SourceTree};
 use crate::version::VersionReq;
-
-/// How to build, apart from what (version, source) and which configuration.
-#[derive(Debug, Clone)]
-pub struct BuildTuning {
-    /// make -j; 0 = number of CPUs.
-    pub jobs: usize,
-    pub fixes: bool,
-    pub cc_wrapper: CcWrapper,
-    pub modules: bool,
-    pub samples: bool,
-    pub preflight: bool,
-    /// Where the compilers come from (`--toolchain`).
-    pub toolchain: crate::userland::ToolchainSpec,
-}
-
-impl Default for BuildTuning {
-    fn default() -> Self {
-        BuildTuning {
-            jobs: 0,
-            fixes: true,
-            cc_wrapper: CcWrapper::Auto,
-            modules: true,
-            samples: true,
-            preflight: true,
-            toolchain: crate::userland::ToolchainSpec::Host,
-        }
-    }
-}
 
 /// Everything one kernel's build needs.
 #[derive(Debug, Clone)]
@@ -45,7 +17,8 @@ pub struct LabBuild {
     pub spec: SourceSpec,
     pub fetch: FetchOptions,
     pub plan: ConfigPlan,
-    pub tuning: BuildTuning,
+    /// How to build (the same type the build request embeds).
+    pub options: BuildOptions,
 }
 
 /// What the pipeline produced.
@@ -88,36 +61,15 @@ fn prepare(
     sink: &dyn EventSink,
 ) -> Result<(SourceTree, ConfigReport, BuildRequest)> {
     // Opened first: a toolchain that cannot be prepared fails before any download.
-    let userland = crate::userland::Userland::open(home, &req.tuning.toolchain, sink)?;
-    let tree = {
-        let t = sink.stage("fetch", format!("linux {}", req.version));
-        let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
-        t.ok();
-        tree
-    };
-    let config = {
-        let t = sink.stage(
-            "config",
-            format!(
-                "{} profile for linux {}",
-                profile_name(&req.plan),
-                tree.version
-            ),
-        );
-        let r = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)
-            .map_err(explain_config_error)?;
-        t.ok();
-        r
-    };
+    let userland = crate::userland::Userland::open(home, &req.options.toolchain, sink)?;
+    // The engines open their own stages (fetch, config, ...): none is opened here.
+    let tree = source::fetch(home, &req.version, &req.spec, &req.fetch, sink)?;
+    let config = kconfig::configure_in(home, &tree, &req.plan, &userland, sink)
+        .map_err(explain_config_error)?;
     let mut b = BuildRequest::new(tree.clone(), config.clone());
     b.profile = profile_name(&req.plan);
     b.fragments = req.plan.fragments.clone();
-    b.jobs = req.tuning.jobs;
-    b.fixes = req.tuning.fixes;
-    b.cc_wrapper = req.tuning.cc_wrapper;
-    b.modules = req.tuning.modules;
-    b.samples = req.tuning.samples;
-    b.preflight = req.tuning.preflight;
+    b.options = req.options.clone();
     b.userland = userland;
     Ok((tree, config, b))
 }
@@ -138,4 +90,53 @@ fn explain_config_error(e: kconfig::KconfigError) -> crate::Error {
 
 fn profile_name(plan: &ConfigPlan) -> String {
     plan.profile.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, Stage, VecSink};
+
+    /// A local 5.10.46 "tree" whose make does nothing and whose Kconfig knows one symbol:
+    /// fetch takes it as it is, config runs (olddefconfig) and fails verification.
+    #[test]
+    fn fetch_and_config_are_each_opened_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("linux-5.10.46");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(
+            tree.join("Makefile"),
+            "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 46\nEXTRAVERSION =\n\nolddefconfig:\n\t@true\n",
+        )
+        .unwrap();
+        std::fs::write(tree.join("Kconfig"), "config BPF\n\tbool \"BPF\"\n").unwrap();
+        let base = tmp.path().join("base.config");
+        std::fs::write(&base, "CONFIG_BPF=y\n").unwrap();
+        let home = Home::new(tmp.path().join("home"));
+        let req = LabBuild {
+            version: "5.10.46".parse().unwrap(),
+            spec: SourceSpec::Path(tree.clone()),
+            fetch: FetchOptions::default(),
+            plan: ConfigPlan {
+                profile: kconfig::Profile::File(base),
+                ..ConfigPlan::default()
+            },
+            options: build::BuildOptions::default(),
+        };
+        let sink = VecSink::default();
+        let r = build(&home, &req, &sink);
+        assert!(
+            r.is_err(),
+            "the lab's core options cannot land in this tree"
+        );
+        let started: Vec<Stage> = sink
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::StageStarted { stage, .. } => Some(stage),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started, [Stage::Fetch, Stage::Config]);
+    }
 }

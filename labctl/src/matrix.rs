@@ -257,7 +257,7 @@ where
 /// The builder that runs [`crate::lab::build`] with the cell's version and toolchain.
 pub struct LabBuilder {
     pub home: Home,
-    /// Source, config and tuning for every cell (its version is replaced).
+    /// Source, config and build options for every cell (its version is replaced).
     pub template: crate::lab::LabBuild,
     /// Give each cell its share of the CPUs (no `--jobs` was given).
     pub split_jobs: bool,
@@ -272,10 +272,10 @@ impl Builder for LabBuilder {
     ) -> Result<BuildOutput, BoxError> {
         let mut req = self.template.clone();
         req.version = cell.requested.parse()?;
-        req.tuning.toolchain = cell.toolchain.clone();
+        req.options.toolchain = cell.toolchain.clone();
         req.plan.arch = cell.arch;
         if self.split_jobs && jobs > 0 {
-            req.tuning.jobs = jobs;
+            req.options.jobs = jobs;
         }
         Ok(crate::lab::build(&self.home, &req, sink)?.output)
     }

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::build::{BuildJson, BuildOutput};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Stage};
 use crate::home::Home;
 use crate::process::{shell_quote, Cmd};
 use crate::userland::ToolchainSpec;
@@ -395,12 +395,12 @@ fn fill(
     if m.vmlinux_h {
         let started = Instant::now();
         sink.emit(Event::StageStarted {
-            stage: "vmlinux.h".into(),
+            stage: Stage::VmlinuxH,
             detail: format!("from the BTF of {}", k.output.vmlinux.display()),
         });
         let r = vmlinux_h(&k.output.vmlinux, sink);
         sink.emit(Event::StageFinished {
-            stage: "vmlinux.h".into(),
+            stage: Stage::VmlinuxH,
             ok: r.is_ok(),
             duration: started.elapsed(),
         });

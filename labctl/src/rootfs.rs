@@ -39,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::events::{EventSink, NullSink, SinkExt};
+use crate::events::{EventSink, NullSink, SinkExt, Stage};
 use crate::process::{Cmd, LineAction, ProcessError, StreamOutput};
 use crate::source::apt::DebianBases;
 
@@ -390,7 +390,7 @@ impl RootfsCache {
             ));
         }
         let stage = sink.stage(
-            "rootfs",
+            Stage::Rootfs,
             format!("mmdebstrap {} {} ({arch})", spec.suite, spec.variant),
         );
         let part = self.dir.join(format!("{name}.tar.part"));

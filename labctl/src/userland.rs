@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::doctor::{Group, Manager};
-use crate::events::{EventSink, SinkExt};
+use crate::events::{EventSink, SinkExt, Stage};
 use crate::home::{CacheKey, Home, LockGuard};
 use crate::process::Cmd;
 use crate::rootfs::{
@@ -119,8 +119,9 @@ pub enum UserlandError {
     #[error("toolchain {spec}: {source}")]
     Rootfs {
         spec: ToolchainSpec,
+        /// Boxed: keeps every error that wraps this one small (clippy `result_large_err`).
         #[source]
-        source: RootfsError,
+        source: Box<RootfsError>,
     },
     #[error("toolchain {spec}: {source}")]
     Home {
@@ -134,7 +135,7 @@ pub enum UserlandError {
     GuestRoot {
         arch: String,
         #[source]
-        source: RootfsError,
+        source: Box<RootfsError>,
     },
     #[error("the {arch} guest userland: {source}")]
     GuestRootHome {
@@ -201,7 +202,7 @@ fn unpack_once(
     let stamp = unpacked.join("unpacked-from");
     let current = std::fs::read_to_string(&stamp).ok();
     // The tarball's path and age: a rebuilt tarball (same name) is unpacked again.
-    let mtime = std::fs::metadata(&tarball)
+    let mtime = std::fs::metadata(tarball)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -216,7 +217,7 @@ fn unpack_once(
         ));
         let tmp = unpacked.join(format!(".root-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        Rootfs::unpack(&tarball, &tmp, sink).map_err(rf)?;
+        Rootfs::unpack(tarball, &tmp, sink).map_err(rf)?;
         // Nothing is mounted below an old root while we hold the lock (sessions
         // unmount before they release it), so replacing it is safe.
         if root.exists() {
@@ -267,7 +268,7 @@ pub fn guest_root(
     }
     let rf = |source: RootfsError| UserlandError::GuestRoot {
         arch: arch.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let hm = |source: crate::home::HomeError| UserlandError::GuestRootHome {
         arch: arch.name.clone(),
@@ -335,14 +336,14 @@ impl Userland {
         }
         let rf = |source: RootfsError| UserlandError::Rootfs {
             spec: spec.clone(),
-            source,
+            source: Box::new(source),
         };
         let hm = |source: crate::home::HomeError| UserlandError::Home {
             spec: spec.clone(),
             source,
         };
         let t = sink.stage(
-            "toolchain",
+            Stage::Toolchain,
             format!("Debian {suite} root filesystem with its compilers"),
         );
         let mirror = Mirror::from_host().map_err(rf)?;

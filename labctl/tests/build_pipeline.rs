@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use labctl::build::{self, BuildRequest, BuildResult, CcWrapper, Toolchain};
-use labctl::events::{Event, VecSink};
+use labctl::events::{Event, Stage, VecSink};
 use labctl::kconfig::ConfigReport;
 use labctl::source::SourceTree;
 use labctl::version::{KernelVersion, VersionReq};
@@ -124,11 +124,11 @@ fn request(f: &Fixture, hash: &str) -> BuildRequest {
     let mut config = ConfigReport::for_existing(&f.config, tree.version, &f.tree).unwrap();
     config.hash = hash.into();
     let mut r = BuildRequest::new(tree, config);
-    r.jobs = 2;
-    r.cc_wrapper = CcWrapper::None;
-    r.preflight = false;
+    r.options.jobs = 2;
+    r.options.cc_wrapper = CcWrapper::None;
+    r.options.preflight = false;
     r.toolchain = Some(gcc12());
-    r.step_timeout = Some(Duration::from_secs(60));
+    r.options.step_timeout = Some(Duration::from_secs(60));
     r
 }
 
@@ -137,7 +137,7 @@ fn stages(sink: &VecSink) -> Vec<String> {
         .into_iter()
         .filter_map(|e| {
             if let Event::StageStarted { stage, .. } = e {
-                Some(stage)
+                Some(stage.name().to_string())
             } else {
                 None
             }
@@ -205,7 +205,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
     assert!(meta.plan.notes.contains(&"samples-memlock".to_string()));
     assert_eq!(meta.objects, 7, "6 CC + 1 AS lines");
     assert_eq!(meta.samples_ok, Some(true));
-    let st: Vec<&str> = meta.stages.iter().map(|s| s.stage.as_str()).collect();
+    let st: Vec<&str> = meta.stages.iter().map(|s| s.stage.name()).collect();
     for s in [
         "fixes", "config", "compile", "link", "BTF", "modules", "headers", "samples",
     ] {
@@ -223,7 +223,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
                 stage, done, total, ..
             } = e
             {
-                (stage == "compile").then_some((done, total))
+                (stage == Stage::Compile).then_some((done, total))
             } else {
                 None
             }
@@ -305,7 +305,7 @@ fn builds_with_fixes_into_a_keyed_folder_and_then_is_a_noop() {
 fn no_fixes_fails_and_names_the_catalogue_entry() {
     let f = fixture(CONFIG);
     let mut req = request(&f, "abcdef0123456789");
-    req.fixes = false;
+    req.options.fixes = false;
     let err = build::build(&f.home, &req, &VecSink::default()).unwrap_err();
     let report = err.report().expect("a make failure carries a report");
     assert_eq!(report.step, "bzImage");
@@ -505,7 +505,7 @@ fn gdb_scripts_are_a_recorded_step_whose_failure_keeps_the_build() {
     let rec = meta.gdb_scripts.clone().expect("the step ran");
     assert!(rec.ok, "{rec:?}");
     assert!(stages(&sink).contains(&"gdb".to_string()));
-    assert!(meta.stages.iter().any(|s| s.stage == "gdb" && s.ok));
+    assert!(meta.stages.iter().any(|s| s.stage == Stage::Gdb && s.ok));
     // The make arguments are recorded for a later make against the same O= folder.
     assert!(!meta.make_env.is_empty());
     assert!(meta
@@ -544,7 +544,7 @@ fn a_build_from_before_the_step_gets_its_gdb_scripts_on_demand() {
     let f = fixture(CONFIG);
     // A compiler wrapper, so the reconstructed make arguments have something to show.
     let mut req = request(&f, "00112233aabbccdd");
-    req.cc_wrapper = CcWrapper::Ccache;
+    req.options.cc_wrapper = CcWrapper::Ccache;
     let out = build::build(&f.home, &req, &VecSink::default()).unwrap();
     let meta = build::BuildJson::read(&out.dir).unwrap();
     assert!(

@@ -61,7 +61,7 @@ fn real_5_10_46_builds_with_fixes_fails_without_and_rebuilds_as_a_noop() {
 
     // --no-fixes: GCC 12 stops it early; the error names the entry.
     let mut req = BuildRequest::new(tree.clone(), config.clone());
-    req.fixes = false;
+    req.options.fixes = false;
     let err = build::build(&home, &req, &NullSink)
         .expect_err("5.10.46 without fixes must fail on GCC 12");
     let msg = err.to_string();

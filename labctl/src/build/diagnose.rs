@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::Diagnosis;
+use crate::events::Stage;
 
 /// The first line that is a real error (not a warning, not make's own trailer), else
 /// the first `make: ***` line, else None.
@@ -49,7 +50,7 @@ pub fn first_error_line(log: &str) -> Option<String> {
 }
 
 /// Which kbuild stage a line of `make bzImage` output announces, if any.
-pub fn stage_of_line(line: &str) -> Option<&'static str> {
+pub fn stage_of_line(line: &str) -> Option<Stage> {
     let t = line.trim_start();
     let mut words = t.split_whitespace();
     let (a, b) = (words.next()?, words.next().unwrap_or(""));
@@ -58,8 +59,8 @@ pub fn stage_of_line(line: &str) -> Option<&'static str> {
         | ("MODPOST", "vmlinux.o")
         | ("LD", "vmlinux")
         | ("LD", ".tmp_vmlinux.btf")
-        | ("LD", ".tmp_vmlinux1") => Some("link"),
-        ("BTF", _) | ("BTFIDS", _) => Some("BTF"),
+        | ("LD", ".tmp_vmlinux1") => Some(Stage::Link),
+        ("BTF", _) | ("BTFIDS", _) => Some(Stage::Btf),
         _ => None,
     }
 }
@@ -192,9 +193,12 @@ mod tests {
         assert!(!is_object_line("  CC      kernel/bounds.s"));
         assert!(!is_object_line("  HOSTCC  scripts/kallsyms"));
         assert!(!is_object_line("CC kernel/fork.o"));
-        assert_eq!(stage_of_line("  LD      vmlinux.o"), Some("link"));
-        assert_eq!(stage_of_line("  BTF     .btf.vmlinux.bin.o"), Some("BTF"));
-        assert_eq!(stage_of_line("  BTFIDS  vmlinux"), Some("BTF"));
+        assert_eq!(stage_of_line("  LD      vmlinux.o"), Some(Stage::Link));
+        assert_eq!(
+            stage_of_line("  BTF     .btf.vmlinux.bin.o"),
+            Some(Stage::Btf)
+        );
+        assert_eq!(stage_of_line("  BTFIDS  vmlinux"), Some(Stage::Btf));
         assert_eq!(stage_of_line("  CC      init/main.o"), None);
     }
 

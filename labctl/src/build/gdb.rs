@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::metadata::{BuildJson, GdbScriptsRecord};
 use super::{BuildError, BuildOutput};
-use crate::events::EventSink;
+use crate::events::{EventSink, Stage};
 use crate::home::{CacheKey, Home};
 use crate::process::{Cmd, LineAction};
 
@@ -133,7 +133,7 @@ pub fn ensure(
     std::fs::create_dir_all(&logs).map_err(|e| BuildError::io("create directory", &logs, e))?;
     let log = logs.join("scripts_gdb.log");
     let t = sink.stage(
-        "gdb",
+        Stage::Gdb,
         format!(
             "make scripts_gdb in {} (this build predates the step)",
             obj.display()

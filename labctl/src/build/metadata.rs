@@ -41,7 +41,7 @@ pub struct SourceInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageRecord {
-    pub stage: String,
+    pub stage: crate::events::Stage,
     pub seconds: f64,
     pub ok: bool,
 }

@@ -129,14 +129,11 @@ impl CcWrapper {
     }
 }
 
-/// What to build and how.
-#[derive(Debug, Clone)]
-pub struct BuildRequest {
-    pub tree: SourceTree,
-    pub config: ConfigReport,
-    /// Profile name and fragments, recorded in build.json.
-    pub profile: String,
-    pub fragments: Vec<PathBuf>,
+/// How to build, apart from what (tree, config): the one set of build knobs. The CLI's
+/// `BuildOpts` converts into it in one place; [`crate::lab::LabBuild`] and
+/// [`BuildRequest`] embed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
     /// make -j; 0 = number of CPUs.
     pub jobs: usize,
     /// Apply the catalogue's fixes (false = `--no-fixes`).
@@ -148,11 +145,42 @@ pub struct BuildRequest {
     pub samples: bool,
     /// Run the doctor's checks first and stop with its advice.
     pub preflight: bool,
-    /// Toolchain to assume instead of probing the host (tests).
-    pub toolchain: Option<Toolchain>,
     /// Upper bound for each make step.
     pub step_timeout: Option<Duration>,
-    /// Where make and the compilers run (the host, or a Debian root: `--toolchain`).
+    /// Where the compilers come from (`--toolchain`); [`crate::lab`] opens it as the
+    /// request's [`BuildRequest::userland`].
+    pub toolchain: crate::userland::ToolchainSpec,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            jobs: 0,
+            fixes: true,
+            cc_wrapper: CcWrapper::Auto,
+            modules: true,
+            samples: true,
+            preflight: true,
+            step_timeout: Some(Duration::from_secs(4 * 3600)),
+            toolchain: crate::userland::ToolchainSpec::Host,
+        }
+    }
+}
+
+/// What to build and how.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub tree: SourceTree,
+    pub config: ConfigReport,
+    /// Profile name and fragments, recorded in build.json.
+    pub profile: String,
+    pub fragments: Vec<PathBuf>,
+    /// The build knobs.
+    pub options: BuildOptions,
+    /// Toolchain to assume instead of probing the host (tests).
+    pub toolchain: Option<Toolchain>,
+    /// Where make and the compilers run: `options.toolchain`, opened (the host, or a
+    /// Debian root).
     pub userland: crate::userland::Userland,
 }
 
@@ -163,14 +191,8 @@ impl BuildRequest {
             config,
             profile: "lab".into(),
             fragments: Vec::new(),
-            jobs: 0,
-            fixes: true,
-            cc_wrapper: CcWrapper::Auto,
-            modules: true,
-            samples: true,
-            preflight: true,
+            options: BuildOptions::default(),
             toolchain: None,
-            step_timeout: Some(Duration::from_secs(4 * 3600)),
             userland: crate::userland::Userland::host(),
         }
     }

@@ -19,7 +19,7 @@ use super::gdb;
 use super::metadata::{now_unix, BuildJson, BuildResult, ObjectStats, SourceInfo, StageRecord};
 use super::toolchain::Toolchain;
 use super::{BuildError, BuildOutput, BuildRequest, PackageFormat, Packages};
-use crate::events::{EventSink, SinkExt, StageTimer, Unit};
+use crate::events::{EventSink, SinkExt, Stage, StageTimer, Unit};
 use crate::home::{free_space, human_bytes, write_atomic, CacheKey, Home};
 use crate::process::{Cmd, LineAction};
 
@@ -85,7 +85,7 @@ pub fn build(
     if let Some(done) = BuildJson::read(&dir) {
         // Complete for *this* request: a build whose samples failed or were skipped is
         // continued (incrementally) when samples are wanted now.
-        if done.is_complete() && (!req.samples || done.samples_ok == Some(true)) {
+        if done.is_complete() && (!req.options.samples || done.samples_ok == Some(true)) {
             let mut out = done.output.clone().expect("complete builds have an output");
             out.reused = true;
             sink.info(format!(
@@ -96,7 +96,7 @@ pub fn build(
         }
     }
 
-    if req.preflight && !req.userland.spec().is_host() {
+    if req.options.preflight && !req.userland.spec().is_host() {
         // A Debian toolchain root holds doctor's build + samples packages by construction
         // (mmdebstrap fails otherwise); what can still be wrong is a version.
         let (min, why) = crate::doctor::pahole_minimum(version);
@@ -117,8 +117,8 @@ pub fn build(
                 ),
             });
         }
-    } else if req.preflight {
-        let mut report = crate::doctor::preflight(version, &config_text, req.samples, sink);
+    } else if req.options.preflight {
+        let mut report = crate::doctor::preflight(version, &config_text, req.options.samples, sink);
         let cross = crate::doctor::missing_for_arch(req.config.arch, sink);
         if !cross.is_empty() {
             report.push_str(&format!(
@@ -136,7 +136,7 @@ pub fn build(
             });
         }
     }
-    let need = disk_need(&config_text, req.samples);
+    let need = disk_need(&config_text, req.options.samples);
     if let Ok(avail) = free_space(&builds) {
         // A partly built folder already holds most of what it needs.
         if avail < need && !dir.join("obj").join("vmlinux.o").exists() {
@@ -148,12 +148,12 @@ pub fn build(
         }
     }
 
-    let jobs = if req.jobs == 0 {
+    let jobs = if req.options.jobs == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     } else {
-        req.jobs
+        req.options.jobs
     };
     for d in ["logs", "artifacts", "obj", "tools"] {
         std::fs::create_dir_all(dir.join(d))
@@ -177,7 +177,7 @@ pub fn build(
         toolchain: toolchain.clone(),
         cc_wrapper: String::new(),
         jobs,
-        fixes_enabled: req.fixes,
+        fixes_enabled: req.options.fixes,
         plan: plan.clone(),
         fixes_applied: Vec::new(),
         stages: Vec::new(),
@@ -255,7 +255,7 @@ fn plan_build(req: &BuildRequest, sink: &dyn EventSink) -> Result<Planned, Build
     if let Some(root) = req.userland.sysroot() {
         facts.host_root = root.to_path_buf();
     }
-    let plan = catalogue::plan(cat, &facts, req.fixes);
+    let plan = catalogue::plan(cat, &facts, req.options.fixes);
     let cfg8: String = req.config.hash.chars().take(8).collect();
     // x86_64 keys carry no arch part (they predate the arch axis); others do.
     let key = format!(
@@ -324,12 +324,12 @@ pub fn package(
             dir: dir.clone(),
             version: version.to_string(),
         })?;
-    let jobs = if req.jobs == 0 {
+    let jobs = if req.options.jobs == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     } else {
-        req.jobs
+        req.options.jobs
     };
     let mut cx = Ctx {
         home,
@@ -362,11 +362,11 @@ pub fn package(
         &[format!("-j{jobs}"), format.make_target().to_string()],
         &cx.vars,
     ));
-    if let Some(t) = req.step_timeout {
+    if let Some(t) = req.options.step_timeout {
         cmd = cmd.timeout(t);
     }
     let t = sink.stage(
-        "package",
+        Stage::Package,
         format!("make {} for linux {}", format.make_target(), out.release),
     );
     let r = cmd.run_streaming(sink, &log, |_| LineAction::Continue)?;
@@ -382,7 +382,7 @@ pub fn package(
             log: log.clone(),
             diagnosis: cat.diagnose_log(&text),
             applied: p.plan.apply.clone(),
-            fixes_enabled: req.fixes,
+            fixes_enabled: req.options.fixes,
         })));
     }
     t.ok();
@@ -435,7 +435,7 @@ fn run(
 
     // ---- fixes: private tree, edits, variables, wrappers ----
     let t = sink.stage(
-        "fixes",
+        Stage::Fixes,
         format!(
             "{} fix(es) for linux {version}: {}",
             plan.apply.len(),
@@ -502,7 +502,7 @@ fn run(
             ));
         }
     }
-    record(cx, "fixes", t.ok());
+    record(cx, Stage::Fixes, t.ok());
 
     // reproduce.sh is written before the first make, like tuxmake's reproducer.
     let steps = make_steps(cx, config_text);
@@ -588,9 +588,9 @@ fn q(p: &Path) -> String {
     crate::process::shell_quote(p.as_os_str())
 }
 
-fn record(cx: &mut Ctx, stage: &str, d: Duration) {
+fn record(cx: &mut Ctx, stage: Stage, d: Duration) {
     cx.meta.stages.push(StageRecord {
-        stage: stage.to_string(),
+        stage,
         seconds: (d.as_secs_f64() * 10.0).round() / 10.0,
         ok: true,
     });
@@ -685,7 +685,7 @@ fn make_dirs_writable(dir: &Path) {
 }
 
 fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
-    let wrapper = cx.req.cc_wrapper.resolve();
+    let wrapper = cx.req.options.cc_wrapper.resolve();
     cx.meta.cc_wrapper = wrapper.unwrap_or("none").to_string();
     if let Some(w) = wrapper {
         if cx.req.userland.which(w).is_none() {
@@ -744,7 +744,7 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
 
 struct Step {
     name: &'static str,
-    stage: &'static str,
+    stage: Stage,
     detail: String,
     cmd: Cmd,
     /// Count compiled objects against this total and switch to link/BTF stages.
@@ -793,7 +793,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
     let mut steps = vec![
         Step {
             name: "olddefconfig",
-            stage: "config",
+            stage: Stage::Config,
             detail: "make olddefconfig".into(),
             cmd: kmake(cx, &["olddefconfig".into()], &cx.vars),
             compile: None,
@@ -801,18 +801,18 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         },
         Step {
             name: image_target,
-            stage: "compile",
+            stage: Stage::Compile,
             detail: format!("make {j} {image_target} (about {expected} objects)"),
             cmd: kmake(cx, &[j.clone(), image_target.into()], &cx.vars),
             compile: Some(Some(expected)),
             soft: false,
         },
     ];
-    if cx.req.modules && has("CONFIG_MODULES") {
+    if cx.req.options.modules && has("CONFIG_MODULES") {
         let staging = cx.dir.join("artifacts").join("modules");
         steps.push(Step {
             name: "modules",
-            stage: "modules",
+            stage: Stage::Modules,
             detail: format!("make {j} modules"),
             cmd: kmake(cx, &[j.clone(), "modules".into()], &cx.vars),
             compile: None,
@@ -820,7 +820,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         });
         steps.push(Step {
             name: "modules_install",
-            stage: "modules",
+            stage: Stage::Modules,
             detail: format!(
                 "make modules_install INSTALL_MOD_PATH={}",
                 staging.display()
@@ -839,7 +839,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
     }
     steps.push(Step {
         name: "headers_install",
-        stage: "headers",
+        stage: Stage::Headers,
         detail: "make headers_install".into(),
         cmd: kmake(cx, &["headers_install".into()], &cx.vars),
         compile: None,
@@ -849,14 +849,14 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         // gdb's lx- commands for `vm run --gdb`; a failure is recorded, never fatal.
         steps.push(Step {
             name: gdb::TARGET,
-            stage: "gdb",
+            stage: Stage::Gdb,
             detail: "make scripts_gdb (vmlinux-gdb.py: lx-symbols, lx-dmesg, lx-ps)".into(),
             cmd: kmake(cx, &[gdb::TARGET.into()], &cx.vars),
             compile: None,
             soft: false,
         });
     }
-    if cx.req.samples {
+    if cx.req.options.samples {
         let mut vars = samples_make_vars(&cx.vars, &cx.samples_vars);
         if let Some(root) = &cx.guest_root {
             // samples/bpf's own variable: --sysroot for its user programs and libbpf.
@@ -865,7 +865,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         match &cx.samples_src {
             None => steps.push(Step {
                 name: "samples",
-                stage: "samples",
+                stage: Stage::Samples,
                 detail: format!("make {j} M=samples/bpf"),
                 cmd: kmake(cx, &[j, "M=samples/bpf".into()], &vars),
                 compile: None,
@@ -892,7 +892,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
                 };
                 steps.push(Step {
                     name: "samples-config",
-                    stage: "samples",
+                    stage: Stage::Samples,
                     detail: format!("in-tree copy {}: make olddefconfig", tree.display()),
                     cmd: tm(&["olddefconfig".into()], &vars),
                     compile: None,
@@ -900,7 +900,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
                 });
                 steps.push(Step {
                     name: "samples-prepare",
-                    stage: "samples",
+                    stage: Stage::Samples,
                     detail: format!("make {j} prepare headers_install (in-tree copy)"),
                     cmd: tm(
                         &[j.clone(), "prepare".into(), "headers_install".into()],
@@ -911,7 +911,7 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
                 });
                 steps.push(Step {
                     name: "samples",
-                    stage: "samples",
+                    stage: Stage::Samples,
                     detail: format!("make {j} M=samples/bpf (in-tree copy)"),
                     cmd: tm(&[j, "M=samples/bpf".into()], &svars),
                     compile: None,
@@ -1018,7 +1018,7 @@ fn write_reproducer(cx: &Ctx, prep: &[String], steps: &[Step]) -> Result<(), Bui
                 q(&cx.dir.join("artifacts").join("modules"))
             ));
         }
-        push_comment(&mut s, &st.stage.replace('\n', "?"));
+        push_comment(&mut s, st.stage.name());
         if st.name == "samples" {
             s.push_str(&format!(
                 "mkdir -p {}\n",
@@ -1076,37 +1076,36 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
     let sink = cx.sink;
     let mut objects: u64 = 0;
     let mut cmd = cx.req.userland.wrap(step.cmd.clone());
-    if let Some(t) = cx.req.step_timeout {
+    if let Some(t) = cx.req.options.step_timeout {
         cmd = cmd.timeout(t);
     }
-    let mut timers: Vec<(String, Instant)> = Vec::new();
+    let mut timers: Vec<(Stage, Instant)> = Vec::new();
     let result = {
         let mut current: Option<StageTimer> = Some(sink.stage(step.stage, step.detail.clone()));
-        let mut current_name = step.stage.to_string();
+        let mut current_name = step.stage;
         let mut current_start = Instant::now();
         let r = cmd.run_streaming(sink, &log, |line| {
             if let Some(total) = step.compile {
                 if diagnose::is_object_line(line) {
                     objects += 1;
                     let shown_total = total.map(|t| t.max(objects));
-                    if current_name == "compile" {
-                        sink.progress("compile", objects, shown_total, Unit::Objects);
+                    if current_name == Stage::Compile {
+                        sink.progress(Stage::Compile, objects, shown_total, Unit::Objects);
                     }
                 }
                 if let Some(next) = diagnose::stage_of_line(line) {
-                    let order = |s: &str| {
-                        ["compile", "link", "BTF"]
+                    let order = |s: Stage| {
+                        [Stage::Compile, Stage::Link, Stage::Btf]
                             .iter()
                             .position(|x| *x == s)
                             .unwrap_or(0)
                     };
-                    if order(next) > order(&current_name) {
+                    if order(next) > order(current_name) {
                         if let Some(t) = current.take() {
-                            let d = t.ok();
-                            timers.push((current_name.clone(), current_start));
-                            let _ = d;
+                            t.ok();
+                            timers.push((current_name, current_start));
                         }
-                        current_name = next.to_string();
+                        current_name = next;
                         current_start = Instant::now();
                         current = Some(sink.stage(next, line.trim().to_string()));
                     }
@@ -1122,7 +1121,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
                 drop(t);
             }
         }
-        timers.push((current_name.clone(), current_start));
+        timers.push((current_name, current_start));
         r
     };
     // Stage durations for build.json (consecutive starts; the last ends now).
@@ -1138,7 +1137,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
                 last.ok &= ok;
             }
             _ => cx.meta.stages.push(StageRecord {
-                stage: name.clone(),
+                stage: *name,
                 seconds: secs,
                 ok,
             }),
@@ -1187,7 +1186,7 @@ fn run_step(cx: &mut Ctx, step: &Step, plan: &catalogue::FixPlan) -> Result<(), 
         log: log.clone(),
         diagnosis: Catalogue::builtin().diagnose_log(&text),
         applied: plan.apply.clone(),
-        fixes_enabled: cx.req.fixes,
+        fixes_enabled: cx.req.options.fixes,
     };
     if step.soft {
         cx.meta.samples_ok = Some(false);
@@ -1303,7 +1302,7 @@ fn collect_artifacts(cx: &mut Ctx, release: &str) -> Result<BuildOutput, BuildEr
             }
         }
     }
-    if cx.req.samples {
+    if cx.req.options.samples {
         cx.sink.debug(format!(
             "{n_samples} samples/bpf files staged in {}",
             samples.display()

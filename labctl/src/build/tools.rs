@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::events::EventSink;
+use crate::events::{EventSink, Stage};
 use crate::home::{CacheKey, Home};
 use crate::process::Cmd;
 use crate::userland::{ToolchainSpec, Userland};
@@ -150,7 +150,7 @@ pub fn ensure(
         .join("logs")
         .join(format!("tool-{}.log", tool.name()));
     let st = sink.stage(
-        "tools",
+        Stage::Tools,
         format!("make {} for linux {}", tool.target(), build.release),
     );
     let cmd = Cmd::new("make")

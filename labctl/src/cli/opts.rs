@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use labctl::build::CcWrapper;
+use labctl::build::{BuildOptions, CcWrapper};
 use labctl::source::{self, FetchOptions, NetOptions, SourceSpec, SourceTree};
 use labctl::VersionReq;
 
@@ -218,8 +218,9 @@ pub(crate) struct BuildOpts {
 }
 
 impl BuildOpts {
-    pub(crate) fn tuning(&self) -> labctl::lab::BuildTuning {
-        labctl::lab::BuildTuning {
+    /// The library's build knobs: the one place the flags become [`BuildOptions`].
+    pub(crate) fn options(&self) -> BuildOptions {
+        BuildOptions {
             jobs: self.jobs.unwrap_or(0),
             fixes: !self.no_fixes,
             cc_wrapper: self.cc_wrapper.into(),
@@ -227,6 +228,7 @@ impl BuildOpts {
             samples: !self.no_samples,
             preflight: !self.skip_doctor,
             toolchain: self.toolchain.clone(),
+            ..BuildOptions::default()
         }
     }
 }
@@ -243,7 +245,7 @@ pub(crate) fn lab_request(
         spec: source.spec()?,
         fetch: source.options()?,
         plan: config.plan()?,
-        tuning: build.tuning(),
+        options: build.options(),
     })
 }
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use labctl::events::{Event, EventSink, Level, SkipKind, TestResult, Unit};
+use labctl::events::{Event, EventSink, Level, SkipKind, Stage, TestResult, Unit};
 
 use super::{ColorChoice, Global};
 
@@ -25,9 +25,9 @@ pub struct Renderer {
 
 #[derive(Default)]
 struct State {
-    bar: Option<(String, ProgressBar)>,
+    bar: Option<(Stage, ProgressBar)>,
     /// Plain mode: last time/percentage a progress line was printed, per stage.
-    last_plain: Option<(String, Instant, u64)>,
+    last_plain: Option<(Stage, Instant, u64)>,
     /// Notice topics already shown in this run.
     noticed: std::collections::BTreeSet<String>,
 }
@@ -125,13 +125,13 @@ impl Renderer {
         self.quiet == 0 && (first || self.verbose >= 1)
     }
 
-    fn progress(&self, stage: &str, done: u64, total: Option<u64>, unit: Unit) {
+    fn progress(&self, stage: Stage, done: u64, total: Option<u64>, unit: Unit) {
         if self.quiet > 0 {
             return;
         }
         let mut st = self.state.lock().unwrap();
         if self.fancy {
-            let need_new = !matches!(&st.bar, Some((s, b)) if s == stage && b.length() == total);
+            let need_new = !matches!(&st.bar, Some((s, b)) if *s == stage && b.length() == total);
             if need_new {
                 if let Some((_, old)) = st.bar.take() {
                     old.finish_and_clear();
@@ -141,9 +141,9 @@ impl Renderer {
                     None => ProgressBar::no_length(),
                 });
                 bar.set_style(Self::bar_style(unit, total.is_some()));
-                bar.set_prefix(stage.to_string());
+                bar.set_prefix(stage.name());
                 bar.enable_steady_tick(Duration::from_millis(120));
-                st.bar = Some((stage.to_string(), bar));
+                st.bar = Some((stage, bar));
             }
             if let Some((_, b)) = &st.bar {
                 b.set_position(done);
@@ -153,7 +153,7 @@ impl Renderer {
         // Plain: a line every 10 s or every 10 %, and at the end.
         let pct = total.map(|t| (done * 100).checked_div(t).unwrap_or(100));
         let due = match &st.last_plain {
-            Some((s, at, last_pct)) if s == stage => {
+            Some((s, at, last_pct)) if *s == stage => {
                 at.elapsed() >= Duration::from_secs(10)
                     || pct.is_some_and(|p| p >= last_pct + 10)
                     || pct == Some(100) && *last_pct != 100
@@ -161,7 +161,7 @@ impl Renderer {
             _ => true,
         };
         if due {
-            st.last_plain = Some((stage.to_string(), Instant::now(), pct.unwrap_or(0)));
+            st.last_plain = Some((stage, Instant::now(), pct.unwrap_or(0)));
             drop(st);
             let amount = |n: u64| {
                 if unit == Unit::Bytes {
@@ -224,7 +224,7 @@ impl EventSink for Renderer {
                 done,
                 total,
                 unit,
-            } => self.progress(&stage, done, total, unit),
+            } => self.progress(stage, done, total, unit),
             Event::Message { level, text } => {
                 let show = match level {
                     Level::Warn => self.quiet < 2,

@@ -24,7 +24,7 @@ pub use profile::{default_fragments, embedded_fragment, embedded_fragments, Frag
 pub use verify::{Status, SymbolRow, CORE};
 
 use crate::arch::Arch;
-use crate::events::{EventSink, SinkExt};
+use crate::events::{EventSink, SinkExt, Stage};
 use crate::home::{write_atomic, CacheKey, Home};
 use crate::process::{Cmd, ProcessError};
 use crate::source::SourceTree;
@@ -465,7 +465,7 @@ pub fn configure_in(
     let _ = std::fs::remove_file(&dot);
 
     let stage = sink.stage(
-        "config",
+        Stage::Config,
         format!("linux-{version}: profile {}", plan.profile),
     );
     // 1. The base.

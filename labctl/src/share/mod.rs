@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use crate::build::metadata::{now_unix, BuildJson, BuildResult, Origin};
 use crate::build::BuildOutput;
-use crate::events::{EventSink, SinkExt, Unit};
+use crate::events::{EventSink, SinkExt, Stage, Unit};
 use crate::home::{CacheKey, Home};
 
 pub use artifact::{KernelConfig, Manifest};
@@ -358,7 +358,7 @@ pub fn push(
         }
     };
 
-    let t = sink.stage("pack", format!("packing build {key} into layers"));
+    let t = sink.stage(Stage::Pack, format!("packing build {key} into layers"));
     let mut packed: Vec<(String, artifact::Packed)> = Vec::new();
     {
         // Held while packing: the build pipeline and `cache prune` take the same lock.
@@ -487,14 +487,14 @@ pub fn push(
     let reg = access.connect(first)?;
     let total: u64 = packed.iter().map(|(_, p)| p.size).sum::<u64>() + config_bytes.len() as u64;
     let t = sink.stage(
-        "push",
+        Stage::Push,
         format!("uploading {} to {first}", crate::home::human_bytes(total)),
     );
     let up_start = Instant::now();
     let done = std::sync::atomic::AtomicU64::new(0);
     let report = |n: u64| {
         let d = done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
-        sink.progress("push", d, Some(total), Unit::Bytes);
+        sink.progress(Stage::Push, d, Some(total), Unit::Bytes);
     };
     let mut uploaded_bytes = 0;
     let mut layers_out = Vec::new();
@@ -704,7 +704,7 @@ pub fn pull(
     }
     let total: u64 = manifest.layers.iter().map(|l| l.size).sum();
     let t = sink.stage(
-        "pull",
+        Stage::Pull,
         format!(
             "downloading linux {} ({}) from {r}",
             kc.release,
@@ -714,7 +714,7 @@ pub fn pull(
     let done = std::sync::atomic::AtomicU64::new(0);
     let report = |n: u64| {
         let d = done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
-        sink.progress("pull", d, Some(total), Unit::Bytes);
+        sink.progress(Stage::Pull, d, Some(total), Unit::Bytes);
     };
     let free = crate::home::free_space(&tmp.0).unwrap_or(u64::MAX);
     // Compressed blobs plus what they unpack to (about 4x for vmlinux).

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::SourceError;
-use crate::events::{EventSink, SinkExt, Unit};
+use crate::events::{EventSink, SinkExt, Stage, Unit};
 
 /// Network limits (all configurable so tests can use short ones).
 #[derive(Debug, Clone)]
@@ -708,7 +708,7 @@ fn transfer(
         *total = body.head.content_length.map(|l| l + *have);
     }
     let mut last = Instant::now();
-    sink.progress("download", *have, *total, Unit::Bytes);
+    sink.progress(Stage::Download, *have, *total, Unit::Bytes);
     loop {
         let chunk = match body.next_chunk(*have) {
             Ok(Some(c)) => c,
@@ -737,12 +737,12 @@ fn transfer(
             });
         }
         if last.elapsed() >= Duration::from_millis(100) {
-            sink.progress("download", *have, *total, Unit::Bytes);
+            sink.progress(Stage::Download, *have, *total, Unit::Bytes);
             last = Instant::now();
         }
     }
     file.flush().map_err(io_err("write", part))?;
-    sink.progress("download", *have, *total, Unit::Bytes);
+    sink.progress(Stage::Download, *have, *total, Unit::Bytes);
     // The body ended. If the server promised more (Content-Length) hyper reports an
     // error instead, so reaching here means the server sent all it had.
     if total.is_some_and(|t| *have < t) {

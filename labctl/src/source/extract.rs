@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::SourceError;
-use crate::events::{EventSink, SinkExt, Unit};
+use crate::events::{EventSink, SinkExt, Stage, Unit};
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SourceError + 'a {
     move |source| SourceError::Io {
@@ -413,7 +413,7 @@ fn unpack_into<R: Read + Send + 'static>(
     let mut files = 0u64;
     let mut last = Instant::now();
     let mut pending = Pending::default();
-    sink.progress("extract", 0, Some(compressed), Unit::Bytes);
+    sink.progress(Stage::Extract, 0, Some(compressed), Unit::Bytes);
     // Raw entries: the long-name and PAX members are read here, each with a size cap
     // (the tar crate would read any size into memory).
     for (index, entry) in ar.entries().map_err(arch_err)?.raw(true).enumerate() {
@@ -535,7 +535,7 @@ fn unpack_into<R: Read + Send + 'static>(
         files += 1;
         if last.elapsed() >= Duration::from_millis(100) {
             sink.progress(
-                "extract",
+                Stage::Extract,
                 read_bytes.load(std::sync::atomic::Ordering::Relaxed),
                 Some(compressed),
                 Unit::Bytes,
@@ -554,7 +554,7 @@ fn unpack_into<R: Read + Send + 'static>(
         let t = std::fs::read_link(root.join(rel)).map_err(io_err("read link", &root.join(rel)))?;
         resolve_inside(root, rel, &t).map_err(|r| bad(rel, r))?;
     }
-    sink.progress("extract", compressed, Some(compressed), Unit::Bytes);
+    sink.progress(Stage::Extract, compressed, Some(compressed), Unit::Bytes);
     Ok(files)
 }
 

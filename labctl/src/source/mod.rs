@@ -36,7 +36,7 @@ pub mod signature;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::events::{EventSink, SinkExt};
+use crate::events::{EventSink, SinkExt, Stage};
 use crate::home::{CacheKey, Home};
 use crate::version::{KernelVersion, VersionReq};
 
@@ -536,7 +536,7 @@ pub fn fetch(
     opts: &FetchOptions,
     sink: &dyn EventSink,
 ) -> Result<SourceTree, SourceError> {
-    let timer = sink.stage("fetch", format!("linux {req} from {spec}"));
+    let timer = sink.stage(Stage::Fetch, format!("linux {req} from {spec}"));
     // Temporary files and folders of runs that were killed (their pid is gone).
     for dir in [home.src(), home.downloads(), home.indexes()] {
         for p in crate::home::clean_stale_temps(&dir) {
@@ -899,7 +899,7 @@ fn ensure_tarball(
                 return Ok((dest, sha));
             }
             let part = dl.join(format!("{sha}.tar.xz.part"));
-            let _t = sink.stage("download", rel.url.clone());
+            let _t = sink.stage(Stage::Download, rel.url.clone());
             let (p, s, _) =
                 download::download_verified(http, &expect, &part, |_| dest.clone(), sink)?;
             _t.ok();
@@ -910,7 +910,7 @@ fn ensure_tarball(
             let key = hex::encode(sha2::Sha256::digest(rel.url.as_bytes()));
             let _l = home.lock(&CacheKey::Download(format!("url-{}", &key[..16])))?;
             let part = dl.join(format!("url-{}.part", &key[..16]));
-            let _t = sink.stage("download", rel.url.clone());
+            let _t = sink.stage(Stage::Download, rel.url.clone());
             let (p, s, _) = download::download_verified(
                 http,
                 &expect,
@@ -943,7 +943,7 @@ fn extract_release(
     }
     let tree = fresh_tree(&dest, rel, sha)?;
     let timer = sink.stage(
-        "extract",
+        Stage::Extract,
         format!("{} → {}", tarball.display(), dest.display()),
     );
     let xo = extract::ExtractOptions {
@@ -1096,7 +1096,7 @@ fn obtain_streaming(
     let quiet_extract = NoExtractProgress(sink, &state);
     let extracted = std::thread::scope(|sc| {
         let timer = sink.stage(
-            "download",
+            Stage::Download,
             format!("{} (extracting as it arrives)", rel.url),
         );
         sc.spawn(|| {
@@ -1169,7 +1169,7 @@ impl EventSink for NoExtractProgress<'_> {
     fn emit(&self, event: crate::events::Event) {
         let downloading = self.1.done.load(std::sync::atomic::Ordering::SeqCst) == 0;
         if !(downloading
-            && matches!(&event, crate::events::Event::Progress { stage, .. } if stage == "extract"))
+            && matches!(&event, crate::events::Event::Progress { stage, .. } if *stage == Stage::Extract))
         {
             self.0.emit(event)
         }

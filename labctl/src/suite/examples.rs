@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::events::EventSink;
+use crate::events::{EventSink, Stage};
 use crate::home::Home;
 use crate::process::Cmd;
 
@@ -438,7 +438,7 @@ pub fn build(home: &Home, target: &Target, sink: &dyn EventSink) -> Result<Examp
         ));
     }
     let timer = sink.stage(
-        "examples",
+        Stage::Examples,
         "building examples-bpf (clang -target bpf; loaders static where that links, else dynamic)",
     );
     let tmp = root.join(format!(".tmp-{}", std::process::id()));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::qemu::{self, Accel};
 use super::VmError;
-use crate::events::EventSink;
+use crate::events::{EventSink, Stage};
 use crate::home::{write_atomic, Home};
 use crate::process::{Cmd, LineAction, ProcessError};
 
@@ -215,7 +215,7 @@ pub fn decide(home: &Home, d: &Decide, sink: &dyn EventSink) -> Result<AccelVerd
         }
     }
     let _stage = sink.stage(
-        "probe",
+        Stage::Probe,
         format!(
             "is KVM alive? (boot the kernel under KVM, {}s limit)",
             d.probe_timeout.as_secs()

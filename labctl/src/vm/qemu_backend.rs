@@ -11,7 +11,7 @@ use super::runner::{self, Backend};
 use super::{
     gdb, initramfs, memory_for, parse_results, qemu, share, AccelVerdict, VmError, VmSpec,
 };
-use crate::events::{EventSink, SinkExt};
+use crate::events::{EventSink, SinkExt, Stage};
 use crate::home::Home;
 use crate::process::{Cmd, ProcessError};
 
@@ -35,7 +35,10 @@ impl QemuBackend {
     ) -> Result<QemuBackend, VmError> {
         let busybox = initramfs::find_busybox_in(spec.guest_root.as_deref())?;
         let image = {
-            let st = sink.stage("image", "guest initramfs (busybox, init, modules, payload)");
+            let st = sink.stage(
+                Stage::Image,
+                "guest initramfs (busybox, init, modules, payload)",
+            );
             // Programs in the shares (a loader built on the host) bring their libraries.
             let share_programs = share::elf_programs(&spec.shares, 200);
             let img = initramfs::base_image(

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{default_timeouts, gdb, watchdog, Accel, AccelVerdict, Alarm, VmError, VmOutcome};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Stage};
 use crate::home::write_atomic;
 use crate::process::{Cmd, LineAction, ProcessError};
 
@@ -111,7 +111,7 @@ pub fn run(
         boot_time,
     };
     if run.interactive {
-        let st = sink.stage("boot", backend.boot_detail());
+        let st = sink.stage(Stage::Boot, backend.boot_detail());
         let out = backend
             .command()
             .inherit_stdio()
@@ -146,7 +146,7 @@ pub fn run(
     let watch = Mutex::new(Watch::default());
     let done = AtomicBool::new(false);
     let mut failure: Option<VmError> = None;
-    let stage = sink.stage("boot", backend.boot_detail());
+    let stage = sink.stage(Stage::Boot, backend.boot_detail());
     let spawned = Instant::now();
     let streamed = std::thread::scope(|s| {
         if phased {
