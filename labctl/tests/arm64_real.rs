@@ -74,7 +74,9 @@ fn an_arm64_lab_kernel_cross_built_here_passes_the_suite_under_qemu_system_aarch
     assert!(b.image.ends_with("Image"), "{}", b.image.display());
     let config = std::fs::read_to_string(&b.config).unwrap();
     assert!(config.lines().any(|l| l == "CONFIG_ARM64=y"));
-    assert!(config.lines().any(|l| l == "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"));
+    assert!(config
+        .lines()
+        .any(|l| l == "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"));
     let image = std::fs::read(&b.image).unwrap();
     // arm64's Image header: "ARM\x64" at offset 56.
     assert_eq!(&image[56..60], b"ARM\x64", "not an arm64 Image");
@@ -113,7 +115,10 @@ fn an_arm64_lab_kernel_cross_built_here_passes_the_suite_under_qemu_system_aarch
             (TestResult::Pass, _, false) => {}
             (TestResult::Skip, Some(SkipKind::NotApplicable), true)
                 if t.reason.contains("cannot execute") => {}
-            _ => bad.push(format!("{} {:?} {:?}: {}", t.name, t.result, t.skip, t.reason)),
+            _ => bad.push(format!(
+                "{} {:?} {:?}: {}",
+                t.name, t.result, t.skip, t.reason
+            )),
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));

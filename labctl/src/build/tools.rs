@@ -101,7 +101,11 @@ impl ToolError {
 fn cross_vars(build: &BuildOutput) -> Vec<String> {
     let mut v = crate::kconfig::arch_make_vars(build.arch);
     if let (false, Some(root)) = (v.is_empty(), &build.sysroot) {
-        v.push(format!("CC={} --sysroot={}", build.arch.gcc(), root.display()));
+        v.push(format!(
+            "CC={} --sysroot={}",
+            build.arch.gcc(),
+            root.display()
+        ));
     }
     v
 }
