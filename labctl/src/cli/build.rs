@@ -43,6 +43,7 @@ pub fn run(a: BuildArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         &a.source.version,
         a.config.is_default(),
         &a.build.toolchain,
+        a.config.arch()?,
     )?;
     let out = match pulled {
         Some(p) => {

@@ -106,6 +106,7 @@ impl RegistryOpts {
         version: &str,
         default_config: bool,
         toolchain: &labctl::userland::ToolchainSpec,
+        arch: &labctl::arch::Arch,
     ) -> anyhow::Result<Option<share::Pulled>> {
         let Some(repo) = self.registry.as_deref().filter(|r| !r.is_empty()) else {
             return Ok(None);
@@ -127,6 +128,7 @@ impl RegistryOpts {
             &repo,
             version,
             toolchain,
+            arch,
             &self.access.access()?,
             ctx.sink(),
         )?)
@@ -150,6 +152,9 @@ pub struct PushArgs {
     /// Which toolchain's build (`host` or `debian:<suite>`).
     #[arg(long, default_value = "host", value_name = "TOOLCHAIN")]
     pub toolchain: labctl::userland::ToolchainSpec,
+    /// Which architecture's build (x86_64, arm64) [default: this machine's].
+    #[arg(long, env = "LABCTL_ARCH", value_name = "ARCH")]
+    pub arch: Option<String>,
     #[command(flatten)]
     pub access: AccessOpts,
 }
@@ -166,9 +171,13 @@ pub struct PullArgs {
 
 pub fn run_push(a: PushArgs, ctx: &Ctx) -> anyhow::Result<u8> {
     let req: labctl::VersionReq = a.version.parse()?;
+    let arch = match &a.arch {
+        Some(n) => super::opts::parse_arch(n)?,
+        None => labctl::arch::Arch::host(),
+    };
     let out =
-        labctl::build::find_build_for(&ctx.home, &req, &a.toolchain, labctl::arch::Arch::host())
-            .ok_or_else(|| share::OciError::NoBuild {
+        labctl::build::find_build_for(&ctx.home, &req, &a.toolchain, arch).ok_or_else(|| {
+            share::OciError::NoBuild {
                 version: a.version.clone(),
                 toolchain: if a.toolchain.is_host() {
                     String::new()
@@ -176,7 +185,8 @@ pub fn run_push(a: PushArgs, ctx: &Ctx) -> anyhow::Result<u8> {
                     a.toolchain.to_string()
                 },
                 home: ctx.home.root().to_path_buf(),
-            })?;
+            }
+        })?;
     let mut refs: Vec<Reference> = a.refs.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
     if refs.is_empty() {
         let repo: Repository = a
@@ -196,9 +206,9 @@ pub fn run_push(a: PushArgs, ctx: &Ctx) -> anyhow::Result<u8> {
             ))
             .into());
         }
-        let mut tags = vec![share::lab_tag(&out.release)];
+        let mut tags = vec![share::lab_tag(&out.release, out.arch)];
         if a.version != out.release {
-            tags.push(share::lab_tag(&a.version));
+            tags.push(share::lab_tag(&a.version, out.arch));
         }
         refs = tags.iter().map(|t| repo.for_tag(t)).collect();
     }

@@ -154,6 +154,7 @@ pub(crate) fn obtain_build(
                 a.version.as_deref().unwrap_or("5.10"),
                 a.config.is_default(),
                 &a.build.toolchain,
+                a.config.arch()?,
             )?
             .map(|p| p.output),
         None => None,

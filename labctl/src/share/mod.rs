@@ -803,8 +803,10 @@ pub fn pull(
 /// The tag a lab kernel of `version` (as asked: `5.10.46` or `5.10`) has in a lookup
 /// registry: `<version>-lab-<8 hex>`, where the hex digits hash the lab profile's
 /// kconfig fragments this labctl carries. A change to `kconfig/` is a new tag, so a
-/// registry never hands out a kernel configured by other fragments.
-pub fn lab_tag(version: &str) -> String {
+/// registry never hands out a kernel configured by other fragments. Another
+/// architecture than x86_64 is named in the tag (`<version>-lab-arm64-<8 hex>`) and its
+/// file's fragment lines are hashed too, so the two never share a tag.
+pub fn lab_tag(version: &str, arch: &crate::arch::Arch) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for f in crate::kconfig::profile::default_fragments() {
@@ -813,11 +815,30 @@ pub fn lab_tag(version: &str) -> String {
         h.update(f.text.as_bytes());
         h.update([0]);
     }
-    format!("{version}-lab-{}", &hex::encode(h.finalize())[..8])
+    if arch.is_default() {
+        return format!("{version}-lab-{}", &hex::encode(h.finalize())[..8]);
+    }
+    h.update(arch.kconfig.fragment.as_bytes());
+    format!(
+        "{version}-lab-{}-{}",
+        arch.name,
+        &hex::encode(h.finalize())[..8]
+    )
 }
 
 /// Whether `b` is what a lookup of the lab profile with `toolchain` may hand out.
-fn fits_lookup(b: &BuildJson, toolchain: &crate::userland::ToolchainSpec) -> Result<(), String> {
+fn fits_lookup(
+    b: &BuildJson,
+    toolchain: &crate::userland::ToolchainSpec,
+    arch: &crate::arch::Arch,
+) -> Result<(), String> {
+    let built_for = b.output.as_ref().map(|o| o.arch.name.as_str());
+    if built_for != Some(arch.name.as_str()) {
+        return Err(format!(
+            "it was built for {}, not {arch}",
+            built_for.unwrap_or("an unknown architecture")
+        ));
+    }
     if b.profile != "lab" || !b.fragments.is_empty() {
         return Err(format!(
             "it was built with profile {} and fragments {:?}, not the lab profile",
@@ -842,15 +863,16 @@ pub fn lookup(
     repo: &Repository,
     version: &str,
     toolchain: &crate::userland::ToolchainSpec,
+    arch: &crate::arch::Arch,
     access: &Access,
     sink: &dyn EventSink,
 ) -> Result<Option<Pulled>, OciError> {
-    let r = repo.for_tag(&lab_tag(version));
+    let r = repo.for_tag(&lab_tag(version, arch));
     sink.info(format!("looking for linux {version} in {r}"));
     match pull(home, &r, access, sink) {
         Ok(p) => {
             let b = BuildJson::read(&p.output.dir);
-            match b.as_ref().map(|b| fits_lookup(b, toolchain)) {
+            match b.as_ref().map(|b| fits_lookup(b, toolchain, arch)) {
                 Some(Ok(())) => Ok(Some(p)),
                 Some(Err(why)) => {
                     sink.warn(format!(
@@ -877,12 +899,20 @@ mod tests {
 
     #[test]
     fn lab_tags_name_the_version_and_the_fragments() {
-        let t = lab_tag("5.10.46");
+        let t = lab_tag("5.10.46", crate::arch::Arch::x86_64());
         assert!(t.starts_with("5.10.46-lab-"), "{t}");
         assert_eq!(t.len(), "5.10.46-lab-".len() + 8);
         assert!(reference::is_tag(&t));
-        assert_eq!(t, lab_tag("5.10.46"));
-        assert_ne!(lab_tag("5.10"), t);
+        assert_eq!(t, lab_tag("5.10.46", crate::arch::Arch::x86_64()));
+        assert_ne!(lab_tag("5.10", crate::arch::Arch::x86_64()), t);
+        // Another architecture never shares a tag with x86_64's build of the version.
+        let arm = lab_tag("5.10.46", crate::arch::Arch::by_name("arm64").unwrap());
+        assert!(arm.starts_with("5.10.46-lab-arm64-"), "{arm}");
+        assert!(reference::is_tag(&arm));
+        assert!(
+            !t.contains("x86_64"),
+            "x86_64 tags keep their old form: {t}"
+        );
     }
 
     #[test]
