@@ -286,7 +286,10 @@ mod tests {
     #[test]
     fn docs_explain_every_fragment_line() {
         let doc = include_str!("../../../docs/kconfig.md");
-        for f in embedded_fragments() {
+        let arch_fragments = crate::arch::Arch::all()
+            .iter()
+            .map(crate::kconfig::arch_fragment);
+        for f in embedded_fragments().into_iter().chain(arch_fragments) {
             assert!(
                 doc.contains(&format!("### {}", f.name)),
                 "docs/kconfig.md has no section for {}",
