@@ -45,6 +45,8 @@ pub const FILES: &[(&str, &str)] = fixes![
     "samples-bpf-o-userprogs",
     "samples-bpf-ms-extensions",
     "samples-bpf-sockex3-prog-type",
+    "samples-bpf-arm64-syscall-prefix",
+    "samples-bpf-arm64-no-open-syscall",
     "ftrace-jmp-odd-callback",
     "gnu-stubs-32",
     "gcc12-libsubcmd-use-after-free",

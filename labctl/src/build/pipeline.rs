@@ -861,6 +861,14 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
         if let Some(root) = &cx.guest_root {
             // samples/bpf's own variable: --sysroot for its user programs and libbpf.
             vars.push(("SYSROOT".into(), root.display().to_string()));
+            // SYSROOT gives the links only `-L$(SYSROOT)/usr/lib`; without --sysroot the
+            // cross linker finds neither the root's crti.o nor its multiarch libelf and
+            // zlib (5.10 links libbpf.so: "cannot find crti.o", "cannot find -lelf"). One
+            // word: 5.10 passes it to libbpf's make unquoted (`LDFLAGS=$(TPROGS_LDFLAGS)`).
+            vars.push((
+                "TPROGS_LDFLAGS".into(),
+                format!("--sysroot={}", root.display()),
+            ));
         }
         match &cx.samples_src {
             None => steps.push(Step {

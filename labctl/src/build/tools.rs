@@ -100,6 +100,17 @@ impl ToolError {
 /// bootstrap bpftool that generates the skeletons is built with the host's compiler).
 fn cross_vars(build: &BuildOutput) -> Vec<String> {
     let mut v = crate::kconfig::arch_make_vars(build.arch);
+    // Before bpftool built its bootstrap with the host's compiler, a cross build ran a
+    // target-architecture bpftool-bootstrap to generate its BPF skeletons ("Exec format
+    // error" on 5.10.46; 6.12.107 builds). Without the skeletons bpftool lacks only
+    // `prog profile` and the pids column; what the suite runs is there. 6.0 is the first
+    // series assumed fixed (5.x measured broken, 6.12 measured fine).
+    let old = crate::version::KernelVersion::from_release(&build.release)
+        .is_some_and(|k| k < crate::version::KernelVersion::new(6, 0, 0));
+    if !v.is_empty() && old {
+        v.push("feature-clang-bpf-global-var=0".into());
+        v.push("feature-clang-bpf-co-re=0".into());
+    }
     if let (false, Some(root)) = (v.is_empty(), &build.sysroot) {
         v.push(format!(
             "CC={} --sysroot={}",

@@ -351,7 +351,7 @@ mod tests {
         q.append = kernel_cmdline(q.arch, true, &[]);
         let v = strs(&argv(&q));
         assert_eq!(after(&v, "-machine"), ["virt"]);
-        assert_eq!(after(&v, "-cpu"), ["max,pauth-impdef=on"]);
+        assert_eq!(after(&v, "-cpu"), ["max,pauth-impdef=on,lpa2=off"]);
         // One UART (the console); the results on a virtconsole backed by the file.
         assert_eq!(after(&v, "-serial"), ["stdio"]);
         assert_eq!(
