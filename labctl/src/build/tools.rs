@@ -100,17 +100,6 @@ impl ToolError {
 /// bootstrap bpftool that generates the skeletons is built with the host's compiler).
 fn cross_vars(build: &BuildOutput) -> Vec<String> {
     let mut v = crate::kconfig::arch_make_vars(build.arch);
-    // Before bpftool built its bootstrap with the host's compiler, a cross build ran a
-    // target-architecture bpftool-bootstrap to generate its BPF skeletons ("Exec format
-    // error" on 5.10.46; 6.12.107 builds). Without the skeletons bpftool lacks only
-    // `prog profile` and the pids column; what the suite runs is there. 6.0 is the first
-    // series assumed fixed (5.x measured broken, 6.12 measured fine).
-    let old = crate::version::KernelVersion::from_release(&build.release)
-        .is_some_and(|k| k < crate::version::KernelVersion::new(6, 0, 0));
-    if !v.is_empty() && old {
-        v.push("feature-clang-bpf-global-var=0".into());
-        v.push("feature-clang-bpf-co-re=0".into());
-    }
     if let (false, Some(root)) = (v.is_empty(), &build.sysroot) {
         v.push(format!(
             "CC={} --sysroot={}",
@@ -119,6 +108,24 @@ fn cross_vars(build: &BuildOutput) -> Vec<String> {
         ));
     }
     v
+}
+
+/// The environment of a foreign architecture's tool build. Before bpftool built its
+/// bootstrap with the host's compiler, a cross build ran a target-architecture
+/// `bpftool-bootstrap` to generate its BPF skeletons ("Exec format error" on 5.10.46;
+/// 6.12.107 builds). An empty `VMLINUX_BTF` in the environment turns the skeletons off
+/// (bpftool's Makefile sets it with `?=` and builds them only when it is non-empty; the
+/// kernel's `make tools/...` drops command-line variables for tools/, the environment
+/// stays). bpftool then lacks only `prog profile` and the pids column; what the suite
+/// runs is there. 6.0 is the first series assumed fixed (5.x measured broken).
+fn cross_env(build: &BuildOutput) -> Vec<(&'static str, &'static str)> {
+    let old = crate::version::KernelVersion::from_release(&build.release)
+        .is_some_and(|k| k < crate::version::KernelVersion::new(6, 0, 0));
+    if build.arch.cross_prefix().is_some() && old {
+        vec![("VMLINUX_BTF", "")]
+    } else {
+        Vec::new()
+    }
 }
 
 pub fn existing(build: &BuildOutput, tool: KernelTool) -> Option<PathBuf> {
@@ -168,7 +175,7 @@ pub fn ensure(
         Stage::Tools,
         format!("make {} for linux {}", tool.target(), build.release),
     );
-    let cmd = Cmd::new("make")
+    let mut cmd = Cmd::new("make")
         .cwd(&src)
         .env_remove("LC_ALL")
         .env("LANG", "C")
@@ -178,6 +185,9 @@ pub fn ensure(
         .args(cross_vars(build))
         .arg(tool.target())
         .timeout(Duration::from_secs(30 * 60));
+    for (k, v) in cross_env(build) {
+        cmd = cmd.env(k, v);
+    }
     let out = userland
         .wrap(cmd)
         .run_streaming(sink, &log, |_| crate::process::LineAction::Continue)
