@@ -16,6 +16,7 @@ pub mod initramfs;
 pub mod programs;
 pub mod qemu;
 pub mod share;
+pub mod tsc;
 pub mod vng;
 pub mod watchdog;
 
@@ -423,6 +424,7 @@ fn run_qemu(
         .map_err(|source| VmError::ImageHome { source })?;
 
     let mut args = qemu::accel_kernel_args(verdict.accel);
+    args.extend(tsc::kernel_args(verdict.accel));
     args.extend(spec.kernel_args.iter().cloned());
     if spec.gdb.is_some() {
         args.extend(gdb::kernel_args());

@@ -75,15 +75,23 @@ pub fn kernel_cmdline(quiet: bool, extra: &[String]) -> String {
     parts.join(" ")
 }
 
-/// Kernel arguments that depend on the accelerator. Under TCG the local APIC timer fails
-/// the kernel's calibration check ("APIC timer disabled due to verification failure")
-/// after ~0.25 s of measuring; `noapictimer` reaches the same state (PIT/HPET
-/// broadcast) without the wait. Under KVM the APIC timer works and stays.
+/// The data file of boot-time kernel words (`vm/kernel-args`: `<accel> <word>` lines).
+const KERNEL_ARGS: &str = include_str!("../../../vm/kernel-args");
+
+/// Kernel arguments that skip probes the guest does not need, for this accelerator:
+/// the `all` and the accelerator's lines of `vm/kernel-args` (why each is there is
+/// written next to it), e.g. `noapictimer` under TCG only.
 pub fn accel_kernel_args(accel: Accel) -> Vec<String> {
-    match accel {
-        Accel::Kvm => Vec::new(),
-        Accel::Tcg => vec!["noapictimer".to_string()],
-    }
+    parse_kernel_args(KERNEL_ARGS, accel)
+}
+
+fn parse_kernel_args(text: &str, accel: Accel) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .filter(|(scope, _)| *scope == "all" || *scope == accel.name())
+        .map(|(_, word)| word.trim().to_string())
+        .collect()
 }
 
 /// argv (without the program) for a guest run.
@@ -259,9 +267,22 @@ mod tests {
     }
 
     #[test]
-    fn tcg_skips_the_apic_timer_calibration() {
-        assert_eq!(accel_kernel_args(Accel::Tcg), ["noapictimer"]);
-        assert!(accel_kernel_args(Accel::Kvm).is_empty());
+    fn tcg_skips_the_apic_timer_calibration_and_no_guest_probes_ps2() {
+        assert_eq!(
+            accel_kernel_args(Accel::Tcg),
+            ["i8042.noaux", "i8042.nokbd", "noapictimer"]
+        );
+        assert_eq!(
+            accel_kernel_args(Accel::Kvm),
+            ["i8042.noaux", "i8042.nokbd"]
+        );
+    }
+
+    #[test]
+    fn kernel_args_lines_are_scoped_and_commented() {
+        let text = "# header\n\nall a=1   # why\ntcg b\nkvm c\n  all   d  \n";
+        assert_eq!(parse_kernel_args(text, Accel::Tcg), ["a=1", "b", "d"]);
+        assert_eq!(parse_kernel_args(text, Accel::Kvm), ["a=1", "c", "d"]);
     }
 
     #[test]
