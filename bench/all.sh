@@ -5,6 +5,7 @@
 #
 # usage: bench/all.sh [VERSION]      (default 5.10.46, fetched from Debian's archive)
 #   LABCTL_HOME   labctl home for the warm runs (default ~/.cache/labctl-bench)
+#   LABCTL        a labctl binary to measure (default: cargo build --release, that one)
 #   SKIP="config-build build"        leave out some sections (fetch config-build build
 #                                    boot vm suite)
 #   SUITE_VERSIONS="5.10.262 6.12.107"  the kernels the warm-suite section measures
@@ -13,8 +14,11 @@
 set -uo pipefail
 VERSION=${1:-5.10.46}
 cd "$(dirname "$0")/.."
-cargo build --release -q || exit 2
-export LABCTL=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/labctl
+if [ -z "${LABCTL:-}" ]; then
+  cargo build --release -q || exit 2
+  LABCTL=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/labctl
+fi
+export LABCTL
 export LABCTL_HOME=${LABCTL_HOME:-$HOME/.cache/labctl-bench}
 mkdir -p "$LABCTL_HOME"
 OUT=docs/benchmarks.md

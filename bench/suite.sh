@@ -9,7 +9,7 @@
 #   e.g. bench/suite.sh 5.10.46
 #        bench/suite.sh 5.10.46 --kernel obj/arch/x86/boot/bzImage --obj obj
 # env:   LABCTL (binary, default target/release/labctl or target/debug/labctl), RUNS (3),
-#        TARGET_S (the target in seconds; default from VERSION)
+#        TARGET_S (the target in seconds; default from VERSION), WHOLE=0 (no whole vm test)
 set -eu
 cd "$(dirname "$0")/.."
 LABCTL=${LABCTL:-}
@@ -59,7 +59,9 @@ for name, v in per.items():
     print(f"{name:32} {statistics.median(x for x, _ in v):7.2f}s  {','.join(sorted(set(r for _, r in v)))}")
 PY
 
-if { /usr/bin/python3 -c 'import bcc' 2>/dev/null || python3 -c 'import bcc' 2>/dev/null; } && command -v vng > /dev/null; then
+if [ "${WHOLE:-1}" = 0 ]; then
+  echo "whole vm test (vng tests included): not measured in this run (WHOLE=0)"
+elif { /usr/bin/python3 -c 'import bcc' 2>/dev/null || python3 -c 'import bcc' 2>/dev/null; } && command -v vng > /dev/null; then
   s=$(date +%s.%N)
   "$LABCTL" -q --json vm test "$VERSION" "$@" > "$TMP/full.json" || true
   e=$(date +%s.%N)
