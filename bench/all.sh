@@ -5,12 +5,20 @@
 #
 # usage: bench/all.sh [VERSION]      (default 5.10.46, fetched from Debian's archive)
 #   LABCTL_HOME   labctl home for the warm runs (default ~/.cache/labctl-bench)
-#   SKIP="config-build build"        leave out some sections
+#   LABCTL        a labctl binary to measure (default: cargo build --release, that one)
+#   SKIP="config-build build"        leave out some sections (fetch config-build build
+#                                    boot vm suite)
+#   SUITE_VERSIONS="5.10.262 6.12.107"  the kernels the warm-suite section measures
+#                                    (default VERSION); each is built first if needed
+#   SUITE_ARGS_<major>_<minor>="--kernel K --obj O"  extra vm test args for one of them
 set -uo pipefail
 VERSION=${1:-5.10.46}
 cd "$(dirname "$0")/.."
-cargo build --release -q || exit 2
-export LABCTL=$PWD/target/release/labctl
+if [ -z "${LABCTL:-}" ]; then
+  cargo build --release -q || exit 2
+  LABCTL=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/labctl
+fi
+export LABCTL
 export LABCTL_HOME=${LABCTL_HOME:-$HOME/.cache/labctl-bench}
 mkdir -p "$LABCTL_HOME"
 OUT=docs/benchmarks.md
@@ -21,14 +29,15 @@ section() { # name, title, command...
   local name=$1 title=$2; shift 2
   if skip "$name"; then return; fi
   echo "== $title: $*" >&2
-  local s e
+  local s e load
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
   s=$(date +%s)
   "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; local rc=$?
   e=$(date +%s)
   {
     echo "## $title"
     echo
-    echo "\`$*\` (exit $rc, $((e - s)) s wall)"
+    echo "\`$*\` (exit $rc, $((e - s)) s wall; load average before: $load)"
     echo
     echo '```text'
     cat "$TMP/$name.out"
@@ -45,14 +54,20 @@ section build "Cold, no-op and ccache-warm rebuild (lab profile)" env BENCH_HOME
 # The warm lab kernel the VM benchmarks boot.
 "$LABCTL" -q --json kernel build "$VERSION" --source debian >"$TMP/lab.json" 2>"$TMP/lab.err" || { cat "$TMP/lab.err" >&2; exit 2; }
 LAB=$(jq -r '.output.bzimage' "$TMP/lab.json")
-section vm "Boot to exit: labctl vm run vs vng vs a Debian kernel" bench/vm.sh "$LAB" 5
-section suite "Warm labctl vm test (full hermetic suite)" bench/suite.sh "$VERSION" --source debian
+section boot "Where a boot's time goes: labctl vm run $VERSION -- true" bench/boot.sh "$VERSION" 5
+section vm "Boot to exit: labctl vm run vs vng vs a Debian kernel" env LAB_VERSION="$VERSION" bench/vm.sh "$LAB" 5
+for v in ${SUITE_VERSIONS:-$VERSION}; do
+  key=SUITE_ARGS_$(echo "$v" | cut -d. -f1-2 | tr . _)
+  # shellcheck disable=SC2086
+  section "suite-$v" "Warm labctl vm test $v (hermetic suite)" bench/suite.sh "$v" ${!key:-}
+done
 
 {
   echo "# Benchmarks"
   echo
   echo "Written by \`bench/all.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Every number below was measured"
   echo "in that one run on the machine described here; rerun the script to refresh the page."
+  [ -n "${SKIP:-}" ] && echo "Sections left out of this run (SKIP): ${SKIP}."
   echo
   echo "## Machine"
   echo

@@ -52,8 +52,13 @@ pub struct QemuArch {
     pub results_device: ResultsDevice,
     /// The kernel argument that prints from the first instruction (the KVM probe).
     pub earlycon: String,
+    /// Kernel arguments every boot gets (probes the guest does not need).
+    pub boot_args: Vec<String>,
     /// Kernel arguments added under TCG.
     pub tcg_kernel_args: Vec<String>,
+    /// Under TCG, pass the host's TSC rate (`vm::tsc`) to a guest of the host's own
+    /// architecture.
+    pub tcg_host_tsc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -103,8 +103,9 @@ pub struct GuestArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = labctl::vm::DEFAULT_MEMORY_MB, value_name = "MIB")]
     pub memory: u32,
-    /// Guest CPUs.
-    #[arg(long, default_value_t = 2)]
+    /// Guest CPUs (default 1: under TCG a second vCPU's bring-up made `vm run -- true`
+    /// about 0.1-0.5 s slower, bench/boot.sh; the suite asks for its own).
+    #[arg(long, default_value_t = 1)]
     pub cpus: u32,
     /// Who boots the guest.
     #[arg(long, value_enum, default_value_t = BackendArg::Qemu)]

@@ -63,8 +63,10 @@ pub struct TestDef {
     pub timeout: Duration,
     /// One line for `--list`.
     pub about: String,
-    /// May run concurrently with the other parallel tests (after the serial ones):
-    /// mostly-sleeping samples and the CPU-bound test_bpf overlap on 2 vCPUs.
+    /// May run concurrently with every other test: the parallel batch starts first, in
+    /// the background, and the serial tests run one after another alongside it.
+    /// Mostly-sleeping samples (5 s loops of `sleep 1`) and the CPU-bound test_bpf
+    /// overlap on 2 vCPUs with the serial tests.
     pub parallel: bool,
     /// Data says this test cannot exist on this kernel version: why. Such a test is not
     /// run; it is reported as a [`SkipKind::NotApplicable`](crate::events::SkipKind) skip.
@@ -127,6 +129,10 @@ pub struct Sample {
     /// Safe to run concurrently with test_bpf and the other parallel samples.
     #[serde(default)]
     pub parallel: bool,
+    /// Runs (with `pre`) in a network namespace of its own whose lo is up: a program
+    /// that drops every packet on lo (xdp1) then leaves the other samples' lo alone.
+    #[serde(default)]
+    pub netns: bool,
 }
 
 impl Sample {
@@ -644,6 +650,7 @@ mod tests {
             reject: None,
             runs_forever: false,
             parallel: false,
+            netns: false,
         };
         assert!(s.exists_in(&v("5.10.46")).unwrap());
         assert!(!s.exists_in(&v("6.1.8")).unwrap());

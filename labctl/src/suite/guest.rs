@@ -51,6 +51,11 @@ run() { t=$1; shift; setsid timeout -s KILL "$t" "$@" > $OUT 2>&1 < /dev/null; r
 # detach on it), SIGKILL 5 s later. Two timeouts, not `-k`: Debian 11's busybox (1.30)
 # has no -k.
 run_int() { t=$1; shift; setsid timeout -s KILL $((t + 5)) timeout -s INT "$t" "$@" > $OUT 2>&1 < /dev/null; rc=$?; head -c 1000000 $OUT; return $rc; }
+# netns SECS: a network namespace held by a sleeping process $NS for SECS, its lo up.
+# Fails unless $NS really is in another namespace than this shell (never the shared lo).
+netns() { unshare -n sleep "$1" & NS=$!; i=0; me=$(readlink /proc/$$/ns/net)
+  while [ "$(readlink /proc/$NS/ns/net 2>/dev/null)" = "$me" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done
+  ns=$(readlink /proc/$NS/ns/net 2>/dev/null); [ -n "$ns" ] && [ "$ns" != "$me" ] && nsenter -t $NS -n ip link set lo up; }
 "#;
 
 /// A fault injected into the guest before the tests, to see the suite fail for a
@@ -159,9 +164,27 @@ else run {secs} insmod \"$M\"{}{} > /dev/null; rc=$?; dmesg | grep 'test_bpf:'; 
         Kind::Sample(s) => {
             let args: Vec<String> = s.args.iter().map(|a| q(a)).collect();
             let runner = if s.runs_forever { "run_int" } else { "run" };
+            let name = format!("./{}", s.name);
+            if s.netns {
+                // A namespace held by a sleeping process; `pre` and the program enter it.
+                let pre = s
+                    .pre
+                    .as_deref()
+                    .map(|p| format!("nsenter -t $NS -n sh -c {}\n", q(p)))
+                    .unwrap_or_default();
+                return format!(
+                    "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\n\
+elif ! netns {hold}; then echo \"labctl: no network namespace for {n} (CONFIG_NET_NS)\"; rc=127; kill $NS 2>/dev/null\n\
+else\n{pre}{runner} {secs} nsenter -t $NS -n {name}{sp}{args}; rc=$?; kill $NS 2>/dev/null\nfi\ncd /\n",
+                    n = s.name,
+                    hold = secs + 30,
+                    sp = if args.is_empty() { "" } else { " " },
+                    args = args.join(" ")
+                );
+            }
             let pre = s.pre.as_deref().map(|p| format!("{p}\n")).unwrap_or_default();
             format!(
-                "cd $S/samples\nif [ ! -x ./{n} ]; then echo \"labctl: missing {n}\"; rc=127\nelse\n{pre}{runner} {secs} ./{n}{sp}{args}; rc=$?\nfi\ncd /\n",
+                "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\nelse\n{pre}{runner} {secs} {name}{sp}{args}; rc=$?\nfi\ncd /\n",
                 n = s.name,
                 sp = if args.is_empty() { "" } else { " " },
                 args = args.join(" ")
@@ -238,39 +261,40 @@ fn serial(s: &mut String, t: &TestDef, ctx: &ScriptCtx) {
 }
 
 /// The whole runner script for `tests`. Names must pass [`safe_name`]. Order: the
-/// serial tests before the first parallel one, then the parallel batch (each in a
-/// background subshell with its own output file; frames printed in order once all
-/// finished), then the remaining serial tests.
+/// parallel batch starts first, each test in a background subshell with its own output
+/// file; the serial tests run one after another in the foreground meanwhile, their
+/// frames printed as they end; then the batch's frames, in order, once all finished.
 pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
     let mut s = String::from(PRELUDE);
     for f in &ctx.inject {
         s.push_str(&format!("if {}; then echo 'labctl: injected fault {n}'; else echo 'labctl: could not inject fault {n}'; fi\n", f.shell(), n = f.name()));
     }
-    let first_par = tests.iter().position(|t| t.parallel).unwrap_or(tests.len());
-    for t in &tests[..first_par] {
-        serial(&mut s, t, ctx);
-    }
     let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
     if !par.is_empty() {
-        s.push_str("\n# --- parallel batch ---\nP=/tmp/labctl-par\nmkdir -p $P\n");
+        s.push_str(
+            "\n# --- parallel batch (background) ---\nP=/tmp/labctl-par\nmkdir -p $P\nPIDS=\n",
+        );
         for (i, t) in par.iter().enumerate() {
             debug_assert!(safe_name(&t.name));
             s.push_str(&format!(
-                "( OUT=$P/{i}.run; t0=$(now); echo \"<2>labctl-suite: start {n}\" > /dev/kmsg 2>/dev/null\n{{\n{b}}} > $P/{i}.out 2>&1\necho \"$rc $t0 $(now)\" > $P/{i}.rc ) &\n",
+                "( OUT=$P/{i}.run; t0=$(now); echo \"<2>labctl-suite: start {n}\" > /dev/kmsg 2>/dev/null\n{{\n{b}}} > $P/{i}.out 2>&1\necho \"$rc $t0 $(now)\" > $P/{i}.rc ) &\nPIDS=\"$PIDS $!\"\n",
                 n = t.name,
                 b = body(t, ctx)
             ));
         }
-        s.push_str("wait\n");
+    }
+    for t in tests.iter().filter(|t| !t.parallel) {
+        serial(&mut s, t, ctx);
+    }
+    if !par.is_empty() {
+        // Only the batch's subshells: a serial test's leftovers (xdp1's ping) are not waited for.
+        s.push_str("\nfor p in $PIDS; do wait $p; done\n");
         for (i, t) in par.iter().enumerate() {
             s.push_str(&format!(
                 "rc=; t0=; t1=; read rc t0 t1 < $P/{i}.rc 2>/dev/null\necho \"@@LABCTL-BEGIN {n} t=$t0\"; cat $P/{i}.out 2>/dev/null\n[ -n \"$rc\" ] && echo \"@@LABCTL-END {n} rc=$rc t=$t1\"\n",
                 n = t.name
             ));
         }
-    }
-    for t in tests[first_par..].iter().filter(|t| !t.parallel) {
-        serial(&mut s, t, ctx);
     }
     s.push_str("\n[ -n \"$PRINTK\" ] && echo \"$PRINTK\" > /proc/sys/kernel/printk 2>/dev/null\necho @@LABCTL-DONE\nexit 0\n");
     s
@@ -384,23 +408,51 @@ mod tests {
         let s = runner_script(&tests, &ScriptCtx::default());
         let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
         assert!(par.len() >= 2, "test_bpf and some samples run in parallel");
-        assert_eq!(s.matches("\nwait\n").count(), 1);
-        let wait_at = s.find("\nwait\n").unwrap();
+        let wait = "\nfor p in $PIDS; do wait $p; done\n";
+        assert_eq!(s.matches(wait).count(), 1);
+        let wait_at = s.find(wait).unwrap();
+        let mut last_start = 0;
         for t in &par {
             let start = s
                 .find(&format!("labctl-suite: start {}\"", t.name))
                 .unwrap();
             let frame = s.find(&format!("@@LABCTL-BEGIN {} t=$t0", t.name)).unwrap();
             assert!(start < wait_at && wait_at < frame, "{}", t.name);
+            last_start = last_start.max(start);
         }
+        // The serial tests run in the foreground while the batch runs in the background.
         for t in tests.iter().filter(|t| !t.parallel) {
-            assert_eq!(
-                s.matches(&format!("\nbegin {}\n", t.name)).count(),
-                1,
-                "{}",
-                t.name
-            );
+            let begin = format!("\nbegin {}\n", t.name);
+            assert_eq!(s.matches(&begin).count(), 1, "{}", t.name);
+            let at = s.find(&begin).unwrap();
+            assert!(last_start < at && at < wait_at, "{}", t.name);
         }
+    }
+
+    #[test]
+    fn a_netns_sample_and_its_pre_run_in_their_own_network_namespace() {
+        let tests = all_510();
+        let xdp1 = tests.iter().find(|t| t.name == "samples/xdp1").unwrap();
+        assert!(
+            xdp1.parallel,
+            "xdp1 no longer shares lo, so it joins the batch"
+        );
+        let b = body(xdp1, &ScriptCtx::default());
+        assert!(b.contains("elif ! netns 36; then"), "{b}");
+        assert!(
+            b.contains(
+                "nsenter -t $NS -n sh -c '(ping -c 60 -i 0.2 127.0.0.1 > /dev/null 2>&1 &)'"
+            ),
+            "{b}"
+        );
+        assert!(
+            b.contains("run_int 6 nsenter -t $NS -n ./xdp1 -S lo; rc=$?"),
+            "{b}"
+        );
+        // The namespace must differ from the shell's before anything enters it.
+        assert!(PRELUDE.contains("[ \"$ns\" != \"$me\" ] && nsenter -t $NS -n ip link set lo up"));
+        let plain = tests.iter().find(|t| t.name == "samples/sockex1").unwrap();
+        assert!(!body(plain, &ScriptCtx::default()).contains("nsenter"));
     }
 
     #[test]
@@ -410,7 +462,10 @@ mod tests {
             inject: vec![Fault::JitOff, Fault::BtfHidden],
         };
         let s = runner_script(&all_510(), &ctx);
-        let first = s.find("\nbegin ").unwrap();
+        let first = s
+            .find("\nbegin ")
+            .unwrap()
+            .min(s.find("# --- parallel batch").unwrap());
         let jit = s
             .find("echo 0 > /proc/sys/net/core/bpf_jit_enable")
             .unwrap();

@@ -1070,6 +1070,7 @@ bpf_jit_enable=1
             reject: None,
             runs_forever: forever,
             parallel: false,
+            netns: false,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod qemu;
 pub mod qemu_backend;
 pub mod runner;
 pub mod share;
+pub mod tsc;
 pub mod vng;
 pub mod watchdog;
 

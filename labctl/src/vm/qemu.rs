@@ -84,16 +84,15 @@ pub fn kernel_cmdline(arch: &Arch, quiet: bool, extra: &[String]) -> String {
     parts.join(" ")
 }
 
-/// Kernel arguments that depend on the accelerator, from the architecture's file
-/// (`tcg_kernel_args`). On x86 under TCG the local APIC timer fails the kernel's
-/// calibration check ("APIC timer disabled due to verification failure") after ~0.25 s
-/// of measuring; `noapictimer` reaches the same state (PIT/HPET broadcast) without the
-/// wait. Under KVM the APIC timer works and stays.
+/// Kernel arguments that skip probes the guest does not need, from the architecture's
+/// file (why each is there is written next to it): `boot_args` for every boot, then
+/// `tcg_kernel_args` under TCG (x86's `noapictimer`).
 pub fn accel_kernel_args(arch: &Arch, accel: Accel) -> Vec<String> {
-    match accel {
-        Accel::Kvm => Vec::new(),
-        Accel::Tcg => arch.qemu.tcg_kernel_args.clone(),
+    let mut v = arch.qemu.boot_args.clone();
+    if accel == Accel::Tcg {
+        v.extend(arch.qemu.tcg_kernel_args.iter().cloned());
     }
+    v
 }
 
 /// argv (without the program) for a guest run.
@@ -310,8 +309,15 @@ mod tests {
     #[test]
     fn tcg_skips_the_apic_timer_calibration() {
         let x = Arch::x86_64();
-        assert_eq!(accel_kernel_args(x, Accel::Tcg), ["noapictimer"]);
-        assert!(accel_kernel_args(x, Accel::Kvm).is_empty());
+        assert_eq!(
+            accel_kernel_args(x, Accel::Tcg),
+            ["i8042.noaux", "i8042.nokbd", "noapictimer"]
+        );
+        assert_eq!(
+            accel_kernel_args(x, Accel::Kvm),
+            ["i8042.noaux", "i8042.nokbd"]
+        );
+        // arm64's virt machine has no PS/2 controller and no APIC.
         let a = Arch::by_name("arm64").unwrap();
         assert!(accel_kernel_args(a, Accel::Tcg).is_empty());
     }

@@ -78,6 +78,9 @@ impl QemuBackend {
         }
 
         let mut args = qemu::accel_kernel_args(spec.arch, verdict.accel);
+        if spec.arch.qemu.tcg_host_tsc && spec.arch.is_host() {
+            args.extend(super::tsc::kernel_args(verdict.accel));
+        }
         args.extend(spec.kernel_args.iter().cloned());
         if spec.gdb.is_some() {
             args.extend(gdb::kernel_args());
