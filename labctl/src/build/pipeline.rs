@@ -869,6 +869,14 @@ fn make_steps(cx: &Ctx, config: &str) -> Vec<Step> {
                 "TPROGS_LDFLAGS".into(),
                 format!("--sysroot={}", root.display()),
             ));
+            // The samples' own hook for user flags: xdp_sample_user.o (6.x) replaces
+            // TPROGS_CFLAGS with its own list, which keeps only TPROGS_USER_CFLAGS, so
+            // without it that file compiles against the host's headers ("asm/socket.h:
+            // No such file or directory" once the host has no /usr/include/asm).
+            vars.push((
+                "TPROGS_USER_CFLAGS".into(),
+                format!("--sysroot={}", root.display()),
+            ));
         }
         match &cx.samples_src {
             None => steps.push(Step {
