@@ -176,6 +176,12 @@ impl Arch {
         format!("{}gcc", self.cross_prefix().unwrap_or(""))
     }
 
+    /// The C compiler for this architecture's programs, linking against the userland
+    /// installed at `root` (`aarch64-linux-gnu-gcc --sysroot=ROOT`), as make's `CC`.
+    pub fn sysroot_cc(&self, root: &std::path::Path) -> String {
+        format!("{} --sysroot={}", self.gcc(), root.display())
+    }
+
     /// The part of a build key that names the architecture: empty for x86_64 (keys made
     /// before the arch axis stay valid), `-NAME` otherwise.
     pub fn key_part(&self) -> String {

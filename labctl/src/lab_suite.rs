@@ -115,6 +115,15 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// The guest userland root of a foreign architecture's kernel (its sysroot: busybox,
+    /// the C library, the loaders' libraries); None for the host's architecture, whose
+    /// guests take them from the host.
+    pub fn guest_root(&self) -> Option<PathBuf> {
+        self.sysroot.clone().filter(|_| !self.arch.is_host())
+    }
+}
+
 fn first_match(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
     let rd = std::fs::read_dir(dir).ok()?;
     let mut subdirs = Vec::new();
@@ -344,7 +353,7 @@ pub fn input(
         allow_skip: opts.allow_skip,
         examples: kernel.examples.clone(),
         arch: kernel.arch,
-        guest_root: kernel.sysroot.clone().filter(|_| !kernel.arch.is_host()),
+        guest_root: kernel.guest_root(),
     })
 }
 
@@ -390,11 +399,7 @@ impl VmGuest<'_> {
     pub fn spec(&self, req: &GuestRequest) -> VmSpec {
         let mut spec = VmSpec::new(&self.kernel.image, &req.run_dir, req.script.clone());
         spec.arch = self.kernel.arch;
-        spec.guest_root = self
-            .kernel
-            .sysroot
-            .clone()
-            .filter(|_| !self.kernel.arch.is_host());
+        spec.guest_root = self.kernel.guest_root();
         spec.modules = match req.backend {
             Backend::Vng => None,
             Backend::Qemu => self.kernel.modules.clone(),

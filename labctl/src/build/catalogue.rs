@@ -957,6 +957,12 @@ mod tests {
             let p = plan(c, &fx, true);
             let src = tmp.path().join("src");
             let obj = tmp.path().join("obj");
+            // This entry alone, applied to the fixture tree.
+            let only = FixPlan {
+                apply: vec![f.id.clone()],
+                notes: vec![],
+            };
+            let apply_only = || apply(c, &only, &src, &obj).unwrap();
             match &f.remedy {
                 Remedy::Edit {
                     file,
@@ -980,11 +986,7 @@ mod tests {
                     let pristine = tmp.path().join("pristine");
                     std::fs::write(&pristine, before).unwrap();
                     std::fs::hard_link(&pristine, &path).unwrap();
-                    let only = FixPlan {
-                        apply: vec![f.id.clone()],
-                        notes: vec![],
-                    };
-                    let a = apply(c, &only, &src, &obj).unwrap();
+                    let a = apply_only();
                     assert_eq!(a.log[0].1, "edited", "{}", f.id);
                     let after = std::fs::read_to_string(&path).unwrap();
                     assert!(
@@ -998,7 +1000,7 @@ mod tests {
                         "{}: pristine file was written through",
                         f.id
                     );
-                    let again = apply(c, &only, &src, &obj).unwrap();
+                    let again = apply_only();
                     assert_eq!(
                         again.log[0].1, "already in place",
                         "{}: not idempotent",
@@ -1007,16 +1009,7 @@ mod tests {
                 }
                 Remedy::MakeVar { name, step, .. } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(
-                        c,
-                        &FixPlan {
-                            apply: vec![f.id.clone()],
-                            notes: vec![],
-                        },
-                        &src,
-                        &obj,
-                    )
-                    .unwrap();
+                    let a = apply_only();
                     let vars = if step == "samples" {
                         &a.samples_vars
                     } else {
@@ -1035,44 +1028,17 @@ mod tests {
                 }
                 Remedy::PaholeFlags { flags } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(
-                        c,
-                        &FixPlan {
-                            apply: vec![f.id.clone()],
-                            notes: vec![],
-                        },
-                        &src,
-                        &obj,
-                    )
-                    .unwrap();
+                    let a = apply_only();
                     assert_eq!(&a.pahole_flags, flags);
                 }
                 Remedy::ClangFlags { flags } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(
-                        c,
-                        &FixPlan {
-                            apply: vec![f.id.clone()],
-                            notes: vec![],
-                        },
-                        &src,
-                        &obj,
-                    )
-                    .unwrap();
+                    let a = apply_only();
                     assert_eq!(&a.clang_flags, flags);
                 }
                 Remedy::Config { set } => {
                     assert!(p.apply.contains(&f.id), "{}: not planned", f.id);
-                    let a = apply(
-                        c,
-                        &FixPlan {
-                            apply: vec![f.id.clone()],
-                            notes: vec![],
-                        },
-                        &src,
-                        &obj,
-                    )
-                    .unwrap();
+                    let a = apply_only();
                     let merged = merge_config(&fx.config, &a.config);
                     for s in set {
                         let shown = if s.ends_with("=n") {

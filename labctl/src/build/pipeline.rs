@@ -699,10 +699,8 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
         cx.env.extend(wrapper_env(cx.home, w));
     }
     // A cross build: the kernel's ARCH and the cross compiler's prefix on every make.
-    for a in crate::kconfig::arch_make_vars(cx.req.config.arch) {
-        let (k, v) = a.split_once('=').expect("NAME=value");
-        cx.vars.push((k.to_string(), v.to_string()));
-    }
+    cx.vars
+        .extend(crate::kconfig::arch_make_vars(cx.req.config.arch));
     if !applied.pahole_flags.is_empty() {
         if let Some(real) = cx.req.userland.which("pahole") {
             let path = cx.dir.join("tools").join("pahole");
@@ -712,10 +710,7 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
                 applied.pahole_flags.join(" "),
                 q(&real)
             );
-            write_atomic(&path, script.as_bytes())?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| BuildError::io("chmod", &path, e))?;
+            write_wrapper(&path, &script)?;
             cx.vars
                 .push(("PAHOLE".into(), path.to_string_lossy().into_owned()));
         }
@@ -732,14 +727,20 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
                 q(&real),
                 applied.clang_flags.iter().map(|f| crate::process::shell_quote(std::ffi::OsStr::new(f))).collect::<Vec<_>>().join(" "),
             );
-            write_atomic(&path, script.as_bytes())?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| BuildError::io("chmod", &path, e))?;
+            write_wrapper(&path, &script)?;
             catalogue::add_var(&mut cx.samples_vars, "CLANG", &path.to_string_lossy());
         }
     }
     Ok(())
+}
+
+/// Write one of the build's tool wrappers (`tools/pahole`, `tools/clang`): atomically,
+/// executable.
+fn write_wrapper(path: &Path, script: &str) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    write_atomic(path, script.as_bytes())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| BuildError::io("chmod", path, e))
 }
 
 struct Step {

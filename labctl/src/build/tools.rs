@@ -93,21 +93,15 @@ impl ToolError {
     }
 }
 
-/// The tool's path in `build`, if it was made already (in the object folder), or came
-/// with a pulled build (`artifacts/tools/<name>`).
 /// For a build of a foreign architecture: its `ARCH=` and `CROSS_COMPILE=`, and a `CC`
 /// that links against its guest userland root (libelf and zlib for the target; the
 /// bootstrap bpftool that generates the skeletons is built with the host's compiler).
 fn cross_vars(build: &BuildOutput) -> Vec<String> {
     let mut v = crate::kconfig::arch_make_vars(build.arch);
     if let (false, Some(root)) = (v.is_empty(), &build.sysroot) {
-        v.push(format!(
-            "CC={} --sysroot={}",
-            build.arch.gcc(),
-            root.display()
-        ));
+        v.push(("CC".into(), build.arch.sysroot_cc(root)));
     }
-    v
+    v.into_iter().map(|(k, val)| format!("{k}={val}")).collect()
 }
 
 /// The environment of a foreign architecture's tool build. Before bpftool built its
@@ -128,6 +122,8 @@ fn cross_env(build: &BuildOutput) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// The tool's path in `build`, if it was made already (in the object folder), or came
+/// with a pulled build (`artifacts/tools/<name>`).
 pub fn existing(build: &BuildOutput, tool: KernelTool) -> Option<PathBuf> {
     [
         build.dir.join("obj").join(tool.output()),

@@ -289,7 +289,7 @@ fn make(tree: &Path, out: &Path, target: &str, arch: &Arch) -> Cmd {
         .arg("-C")
         .arg(tree)
         .arg(format!("O={}", out.display()))
-        .args(arch_make_vars(arch))
+        .args(arch_make_vars(arch).iter().map(|(k, v)| format!("{k}={v}")))
         .arg(target)
         // Only our .config: a stray KCONFIG_* in the caller's environment would redirect it.
         .env_remove("KCONFIG_CONFIG")
@@ -299,11 +299,11 @@ fn make(tree: &Path, out: &Path, target: &str, arch: &Arch) -> Cmd {
 
 /// `ARCH=` and `CROSS_COMPILE=` for make when `arch` is not this machine's (none for a
 /// native build: make's own default is the host's architecture).
-pub fn arch_make_vars(arch: &Arch) -> Vec<String> {
+pub fn arch_make_vars(arch: &Arch) -> Vec<(String, String)> {
     match arch.cross_prefix() {
         Some(prefix) => vec![
-            format!("ARCH={}", arch.kernel_arch),
-            format!("CROSS_COMPILE={prefix}"),
+            ("ARCH".into(), arch.kernel_arch.clone()),
+            ("CROSS_COMPILE".into(), prefix.to_string()),
         ],
         None => Vec::new(),
     }

@@ -173,7 +173,7 @@ impl Target<'_> {
     /// needed: make splits it).
     fn cc(&self) -> String {
         match (self.arch.cross_prefix(), self.root) {
-            (Some(_), Some(root)) => format!("{} --sysroot={}", self.arch.gcc(), root.display()),
+            (Some(_), Some(root)) => self.arch.sysroot_cc(root),
             _ => "cc".to_string(),
         }
     }
