@@ -49,7 +49,7 @@ section() { # name, title, command...
 }
 
 SOURCE=debian section fetch "Fetch + verify + extract vs curl + sha256sum + tar" bench/fetch.sh "$VERSION" "$LABCTL"
-SOURCE=debian section config-build "Cold build per profile: lab vs defconfig" bench/config-build.sh "$VERSION"
+SOURCE=debian section config-build "Cold build: lab vs a hand-made tinyconfig and defconfig kernel" bench/config-build.sh "$VERSION"
 section build "Cold, no-op and ccache-warm rebuild (lab profile)" env BENCH_HOME="$TMP/build-home" bench/build.sh "$VERSION" --source debian
 # The warm lab kernel the VM benchmarks boot.
 "$LABCTL" -q --json kernel build "$VERSION" --source debian >"$TMP/lab.json" 2>"$TMP/lab.err" || { cat "$TMP/lab.err" >&2; exit 2; }

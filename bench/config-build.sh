@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Cold kernel build per profile (`lab` vs `defconfig`, the same labctl fragments), side by
-# side on this machine in one run: wall time of `labctl kernel build` (fixes, compile, link,
-# BTF, modules; samples/bpf left out, ccache off so cold means cold), options set and object
-# files built. Prints one line per profile and the ratio (target: defconfig/lab >= 3.3).
-# Not a test: it takes 5-20 minutes per profile on 2 cores.
+# Cold kernel build per case, side by side on this machine in one run: wall time of
+# `labctl kernel build` (fixes, compile, link, BTF, modules; samples/bpf left out, ccache
+# off so cold means cold), options set and object files built. Prints one line per case
+# and the ratios against the lab build (targets: defconfig/lab >= 3.5, and the lab no
+# slower than a hand-made tinyconfig BPF kernel). Not a test: it takes 5-20 minutes per
+# case on 2 cores.
+#
+# The cases (CASES, in order; default all three):
+#   lab        what `labctl kernel build` does by default: tinyconfig + every lab fragment
+#              (lean.config included) + --debug-info lean
+#   tiny-hand  the hand-made floor: tinyconfig + the BPF, BTF, tracing, VM and samples
+#              fragments only (no lean.config), built with the kernel's own flags
+#              (--debug-info full)
+#   defconfig  the conventional VM kernel by hand: defconfig + kvm_guest.config + the same
+#              fragments, the kernel's own flags (--debug-info full)
 #
 # usage: bench/config-build.sh [VERSION]        (default 5.10.46, from Debian's archive)
-#   PROFILES="lab defconfig"  which profiles (in order)
+#   CASES="lab tiny-hand defconfig"  which cases (in order)
 #   BENCH_HOME=DIR            labctl home for the runs (default: a temp dir, removed unless KEEP=1)
 #   SOURCE=debian             --source for the fetch (auto, kernel.org, a tarball path, ...)
 #   LABCTL=path/to/labctl     the binary (default: target/release, else target/debug)
 set -euo pipefail
 VERSION=${1:-5.10.46}
-PROFILES=${PROFILES:-lab defconfig}
+CASES=${CASES:-${PROFILES:-lab tiny-hand defconfig}}
 SOURCE=${SOURCE:-debian}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 LABCTL=${LABCTL:-}
@@ -24,21 +34,36 @@ BENCH_HOME=${BENCH_HOME:-$(mktemp -d /var/tmp/labctl-bench.XXXXXX)}
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$BENCH_HOME"' EXIT
 # Fetch outside the timing (bench/fetch.sh measures it).
 "$LABCTL" -qq --home "$BENCH_HOME" kernel fetch "$VERSION" --source "$SOURCE" >/dev/null
-printf '%-10s %8s %8s %9s\n' profile options objects seconds
+case_args() {
+  case $1 in
+    lab) echo "--profile lab" ;;
+    tiny-hand) echo "--profile lab --debug-info full --no-default-fragments --fragment bpf --fragment btf --fragment tracing --fragment vm --fragment samples" ;;
+    defconfig) echo "--profile defconfig --debug-info full" ;;
+    *) echo "unknown case $1 (lab, tiny-hand, defconfig)" >&2; return 1 ;;
+  esac
+}
+printf '%-10s %8s %8s %9s\n' case options objects seconds
 declare -A SECS
-for p in $PROFILES; do
+for c in $CASES; do
+  args=$(case_args "$c")
   start=$(date +%s.%N)
-  if ! "$LABCTL" -qq --home "$BENCH_HOME" --json kernel build "$VERSION" --source "$SOURCE" --profile "$p" \
-      --cc-wrapper none --no-samples --skip-doctor >"$BENCH_HOME/$p.json" 2>"$BENCH_HOME/$p.err"; then
-    echo "$p: build failed, see $BENCH_HOME/$p.err" >&2; exit 1
+  # shellcheck disable=SC2086
+  if ! "$LABCTL" -qq --home "$BENCH_HOME" --json kernel build "$VERSION" --source "$SOURCE" $args \
+      --cc-wrapper none --no-samples --skip-doctor >"$BENCH_HOME/$c.json" 2>"$BENCH_HOME/$c.err"; then
+    echo "$c: build failed, see $BENCH_HOME/$c.err" >&2; exit 1
   fi
   secs=$(echo "$(date +%s.%N) - $start" | bc)
-  SECS[$p]=$secs
-  dir=$(jq -r '.output.dir' "$BENCH_HOME/$p.json")
+  SECS[$c]=$secs
+  dir=$(jq -r '.output.dir' "$BENCH_HOME/$c.json")
   options=$(grep -c '^CONFIG_.*=' "$dir/artifacts/config")
   objects=$(find "$dir/obj" -name '*.o' ! -name '*.mod.o' | wc -l)
-  printf '%-10s %8d %8d %9.0f\n' "$p" "$options" "$objects" "$secs"
+  printf '%-10s %8d %8d %9.0f\n' "$c" "$options" "$objects" "$secs"
 done
-if [ -n "${SECS[lab]:-}" ] && [ -n "${SECS[defconfig]:-}" ]; then
-  awk -v l="${SECS[lab]}" -v d="${SECS[defconfig]}" 'BEGIN{printf "defconfig/lab build time: %.2fx (target >= 3.3x)\n", d/l}'
+if [ -n "${SECS[lab]:-}" ]; then
+  for ref in defconfig tiny-hand; do
+    [ -n "${SECS[$ref]:-}" ] || continue
+    target=">= 3.5x"; [ "$ref" = tiny-hand ] && target=">= 1.0x"
+    awk -v l="${SECS[lab]}" -v d="${SECS[$ref]}" -v r="$ref" -v t="$target" \
+      'BEGIN{printf "%s/lab build time: %.2fx (target %s)\n", r, d/l, t}'
+  done
 fi

@@ -261,7 +261,7 @@ fn plan_build(req: &BuildRequest, sink: &dyn EventSink) -> Result<Planned, Build
     let key = format!(
         "{version}{}-{cfg8}-{}",
         arch.key_part(),
-        toolchain.key(&plan.apply)
+        toolchain.key_with(&plan.apply, req.options.debug_info.make_vars())
     );
     Ok(Planned {
         toolchain,
@@ -714,6 +714,9 @@ fn setup_vars(cx: &mut Ctx, applied: &Applied) -> Result<(), BuildError> {
             cx.vars
                 .push(("PAHOLE".into(), path.to_string_lossy().into_owned()));
         }
+    }
+    for (k, v) in cx.req.options.debug_info.make_vars() {
+        catalogue::add_var(&mut cx.vars, k, v);
     }
     for (k, v) in &applied.kernel_vars {
         catalogue::add_var(&mut cx.vars, k, v);

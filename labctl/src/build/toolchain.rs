@@ -92,6 +92,12 @@ impl Toolchain {
     /// The part of the build key that depends on the toolchain (gcc, binutils, pahole,
     /// clang) and on the applied fixes: 8 hex digits.
     pub fn key(&self, fixes: &[String]) -> String {
+        self.key_with(fixes, &[])
+    }
+
+    /// [`Toolchain::key`] with make variables that change what the compiler emits
+    /// (`--debug-info lean`'s `KCFLAGS`); none hashes exactly as [`Toolchain::key`].
+    pub fn key_with(&self, fixes: &[String], vars: &[(&str, &str)]) -> String {
         let mut h = Sha256::new();
         for (k, v) in [
             ("gcc", &self.gcc),
@@ -103,6 +109,9 @@ impl Toolchain {
         }
         for f in fixes {
             h.update(format!("fix={f}\n"));
+        }
+        for (k, v) in vars {
+            h.update(format!("var {k}={v}\n"));
         }
         // Only a non-host userland is hashed, so host keys stay what they always were.
         if !self.userland.is_host() {
@@ -202,6 +211,8 @@ mod tests {
         assert_eq!(k.len(), 8);
         assert_eq!(k, t.key(&[]));
         assert_ne!(k, t.key(&["pahole-enum64".into()]));
+        assert_eq!(k, t.key_with(&[], &[]));
+        assert_ne!(k, t.key_with(&[], &[("KCFLAGS", "-fno-var-tracking")]));
         let t2 = Toolchain {
             pahole: Some("1.25".into()),
             ..t.clone()

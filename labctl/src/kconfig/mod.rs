@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 
 pub use dotconfig::DotConfig;
 pub use merge::{BaseFix, Override};
-pub use profile::{default_fragments, embedded_fragment, embedded_fragments, Fragment, Profile};
+pub use profile::{
+    default_fragments, embedded_fragment, embedded_fragments, fragments_for, Fragment, Profile,
+};
 pub use verify::{Status, SymbolRow, CORE};
 
 use crate::arch::Arch;
@@ -318,13 +320,13 @@ pub fn arch_fragment(arch: &Arch) -> Fragment {
     }
 }
 
-/// Read the fragments of a plan: built-in defaults and the architecture's lines, then
-/// `--fragment`s (files, or built-in names).
+/// Read the fragments of a plan: the built-in ones for its profile and the architecture's
+/// lines, then `--fragment`s (files, or built-in names).
 pub fn plan_fragments(plan: &ConfigPlan) -> Result<Vec<Fragment>, KconfigError> {
     let mut out = if plan.no_default_fragments {
         Vec::new()
     } else {
-        let mut v = default_fragments();
+        let mut v = fragments_for(&plan.profile);
         v.push(arch_fragment(plan.arch));
         v
     };

@@ -163,62 +163,90 @@ impl Fragment {
     }
 }
 
-const EMBEDDED: &[(&str, &str, bool)] = &[
+/// Which configurations get an embedded fragment without being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    /// Every profile (the BPF options and what the VM needs).
+    Always,
+    /// The `lab` profile only: trims of tinyconfig's defaults that a conventional base
+    /// (defconfig, a distribution's config) should keep.
+    Lab,
+    /// Only with `--fragment NAME`.
+    OptIn,
+}
+
+const EMBEDDED: &[(&str, &str, Applies)] = &[
     (
         "bpf.config",
         include_str!("../../../kconfig/bpf.config"),
-        true,
+        Applies::Always,
     ),
     (
         "btf.config",
         include_str!("../../../kconfig/btf.config"),
-        true,
+        Applies::Always,
     ),
     (
         "tracing.config",
         include_str!("../../../kconfig/tracing.config"),
-        true,
+        Applies::Always,
     ),
     (
         "vm.config",
         include_str!("../../../kconfig/vm.config"),
-        true,
+        Applies::Always,
     ),
     (
         "samples.config",
         include_str!("../../../kconfig/samples.config"),
-        true,
+        Applies::Always,
+    ),
+    (
+        "lean.config",
+        include_str!("../../../kconfig/lean.config"),
+        Applies::Lab,
     ),
     (
         "bcc.config",
         include_str!("../../../kconfig/bcc.config"),
-        false,
+        Applies::OptIn,
     ),
 ];
 
-/// The fragments every configuration gets, in the order they apply.
+fn fragment(e: &(&str, &str, Applies)) -> Fragment {
+    Fragment {
+        name: e.0.to_string(),
+        path: None,
+        text: e.1.to_string(),
+    }
+}
+
+/// The fragments every configuration gets, whatever its profile, in the order they apply.
 pub fn default_fragments() -> Vec<Fragment> {
     EMBEDDED
         .iter()
-        .filter(|e| e.2)
-        .map(|(n, t, _)| Fragment {
-            name: n.to_string(),
-            path: None,
-            text: t.to_string(),
+        .filter(|e| e.2 == Applies::Always)
+        .map(fragment)
+        .collect()
+}
+
+/// The built-in fragments a configuration of `profile` gets, in the order they apply:
+/// [`default_fragments`], then for `lab` the trims of `lean.config`.
+pub fn fragments_for(profile: &Profile) -> Vec<Fragment> {
+    EMBEDDED
+        .iter()
+        .filter(|e| match e.2 {
+            Applies::Always => true,
+            Applies::Lab => *profile == Profile::Lab,
+            Applies::OptIn => false,
         })
+        .map(fragment)
         .collect()
 }
 
 /// Every embedded fragment (defaults and opt-in ones like `bcc.config`).
 pub fn embedded_fragments() -> Vec<Fragment> {
-    EMBEDDED
-        .iter()
-        .map(|(n, t, _)| Fragment {
-            name: n.to_string(),
-            path: None,
-            text: t.to_string(),
-        })
-        .collect()
+    EMBEDDED.iter().map(fragment).collect()
 }
 
 /// An embedded fragment by name: `bcc` or `bcc.config`.
@@ -278,6 +306,17 @@ mod tests {
                 "vm.config",
                 "samples.config"
             ]
+        );
+        let lab: Vec<String> = fragments_for(&Profile::Lab)
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(lab.last().map(String::as_str), Some("lean.config"));
+        assert_eq!(lab.len(), names.len() + 1);
+        assert_eq!(
+            fragments_for(&Profile::Defconfig).len(),
+            names.len(),
+            "defconfig keeps tinyconfig-only trims out"
         );
         assert!(embedded_fragment("bcc").is_some() && embedded_fragment("bcc.config").is_some());
         assert!(embedded_fragment("nope").is_none());

@@ -809,7 +809,7 @@ pub fn pull(
 pub fn lab_tag(version: &str, arch: &crate::arch::Arch) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for f in crate::kconfig::profile::default_fragments() {
+    for f in crate::kconfig::fragments_for(&crate::kconfig::Profile::Lab) {
         h.update(f.name.as_bytes());
         h.update([0]);
         h.update(f.text.as_bytes());
