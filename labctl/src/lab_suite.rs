@@ -244,9 +244,13 @@ pub fn bpftool_plan(
     sink: &dyn EventSink,
 ) -> ToolInput {
     let wanted = suite::selected(&kernel.version, opts.full, &opts.filter, kernel.arch)
-        .map(|ts| ts.iter().any(|t| t.name == "bpftool"))
-        .unwrap_or(false)
-        && (opts.skip.is_empty() || !suite::catalog::matches_filter("bpftool", &opts.skip));
+        .map(|ts| {
+            ts.iter().any(|t| {
+                t.needs().bpftool
+                    && (opts.skip.is_empty() || !suite::catalog::matches_filter(t.id(), &opts.skip))
+            })
+        })
+        .unwrap_or(false);
     if !wanted {
         return ToolInput::missing("not selected", "not selected by --filter");
     }

@@ -590,14 +590,14 @@ fn bullseye_builds_the_examples_and_they_pass_in_the_guest() {
         let r = frames
             .records
             .iter()
-            .find(|r| r.name == t.name)
-            .unwrap_or_else(|| panic!("{} did not run:\n{stdout}", t.name));
-        let v = labctl::suite::judge(t, r, &[]);
+            .find(|r| r.name == t.id())
+            .unwrap_or_else(|| panic!("{} did not run:\n{stdout}", t.id()));
+        let v = labctl::suite::judge(t.as_ref(), r, &[]);
         assert_eq!(
             v.result,
             labctl::events::TestResult::Pass,
             "bullseye-built {}: {v:?}\n{}",
-            t.name,
+            t.id(),
             r.output
         );
     }

@@ -491,3 +491,204 @@ fn a_foreign_architecture_makes_the_host_userland_tests_not_applicable_not_setup
     let res = suite::run(&home, &native, &g, &VecSink::default()).unwrap();
     assert_eq!(res.tests[0].skip, Some(SkipKind::Setup));
 }
+
+/// A suite test defined outside the library: the extension point is one `SuiteTest` impl.
+#[derive(Debug)]
+struct Answer {
+    /// What its judge says of a correct answer (false: it fails anyway).
+    pass: bool,
+}
+
+impl suite::SuiteTest for Answer {
+    fn id(&self) -> &str {
+        "extra/answer"
+    }
+    fn about(&self) -> &str {
+        "prints the answer"
+    }
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(7)
+    }
+    fn needs(&self) -> suite::Needs {
+        suite::Needs {
+            sample: Some(suite::SampleFiles {
+                program: "answer".into(),
+                objects: vec!["answer_kern.o".into()],
+            }),
+            ..suite::Needs::default()
+        }
+    }
+    fn guest_script(&self, _ctx: &suite::guest::ScriptCtx) -> String {
+        "printf 'answer=%s\\n' $((6 * 7)); rc=$?\n".into()
+    }
+    fn judge(&self, out: &str, rc: Option<i32>, _ctx: &suite::JudgeCtx) -> suite::parse::Verdict {
+        match (out.contains("answer=42") && rc == Some(0), self.pass) {
+            (true, true) => suite::parse::Verdict::pass("the answer is 42"),
+            (true, false) => suite::parse::Verdict::fail("the judge says no"),
+            (false, _) => suite::parse::Verdict::fail(format!("no answer: {out}")),
+        }
+    }
+}
+
+/// Runs one test's lines from the runner script with `sh` on the host: the lines between
+/// `begin ID` and `end ID $rc`, framed as the guest would frame them (none of the
+/// runner's guest set-up runs here).
+struct ShGuest {
+    id: &'static str,
+    seen: Mutex<Vec<GuestRequest>>,
+}
+
+impl Guest for ShGuest {
+    fn run(&self, req: &GuestRequest, _sink: &dyn EventSink) -> Result<GuestReply, SuiteError> {
+        self.seen.lock().unwrap().push(req.clone());
+        let begin = format!("\nbegin {}\n", self.id);
+        let end = format!("\nend {} $rc\n", self.id);
+        let from = req.script.find(&begin).expect("the test is in the script") + begin.len();
+        let to = from + req.script[from..].find(&end).expect("and its end");
+        let script = format!(
+            "begin() {{ echo \"@@LABCTL-BEGIN $1 t=1.0\"; }}\nend() {{ echo \"@@LABCTL-END $1 rc=$2 t=1.5\"; }}\nbegin {id}\n{body}\nend {id} $rc\necho @@LABCTL-DONE\n",
+            id = self.id,
+            body = &req.script[from..to],
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        Ok(GuestReply {
+            exit_code: out.status.code().unwrap_or(-1),
+            output: String::from_utf8_lossy(&out.stdout).into_owned(),
+            console_log: None,
+            accel: "tcg".into(),
+        })
+    }
+}
+
+#[test]
+fn a_test_defined_outside_the_library_is_planned_scripted_and_judged() {
+    for pass in [true, false] {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::new(d.path().join("home"));
+        let samples = d.path().join("samples");
+        std::fs::create_dir_all(&samples).unwrap();
+        std::fs::write(samples.join("answer"), b"\x7fELF").unwrap();
+        std::fs::write(samples.join("answer_kern.o"), b"obj").unwrap();
+        let g = ShGuest {
+            id: "extra/answer",
+            seen: Mutex::new(vec![]),
+        };
+        let inp = input(d.path(), "", Some(samples));
+        let tests: Vec<std::sync::Arc<dyn suite::SuiteTest>> =
+            vec![std::sync::Arc::new(Answer { pass })];
+        let res = suite::run_tests(&home, &inp, &tests, &g, &labctl::events::NullSink).unwrap();
+        assert_eq!(res.tests.len(), 1);
+        let t = &res.tests[0];
+        assert_eq!(t.name, "extra/answer");
+        assert!((t.duration_s - 0.5).abs() < 1e-6, "{t:?}");
+        if pass {
+            assert_eq!(t.result, TestResult::Pass, "{t:?}");
+            assert_eq!(t.reason, "the answer is 42");
+            assert_eq!(res.status(), SuiteStatus::Passed);
+        } else {
+            assert_eq!(t.result, TestResult::Fail, "{t:?}");
+            assert_eq!(t.reason, "the judge says no");
+            assert_eq!(res.status(), SuiteStatus::Failed);
+        }
+        // Planned from its needs: its program and object are the payload, its timeout
+        // bounds the boot, and its lines ran framed with their own id.
+        let reqs = g.seen.lock().unwrap();
+        assert_eq!(reqs.len(), 1);
+        let guests: Vec<&str> = reqs[0].files.iter().map(|f| f.guest.as_str()).collect();
+        assert_eq!(
+            guests,
+            [
+                "/labctl/suite/samples/answer",
+                "/labctl/suite/samples/answer_kern.o"
+            ]
+        );
+        assert_eq!(reqs[0].timeout, std::time::Duration::from_secs(7 + 120));
+        assert!(reqs[0].script.contains(
+            "\nbegin extra/answer\nprintf 'answer=%s\\n' $((6 * 7)); rc=$?\nend extra/answer $rc\n"
+        ));
+        let log = std::fs::read_to_string(t.log.as_ref().unwrap()).unwrap();
+        assert!(log.contains("answer=42"), "{log}");
+    }
+
+    // Its needs unmet (no program in the build): a setup skip, and no boot at all.
+    let d = tempfile::tempdir().unwrap();
+    let empty = d.path().join("samples");
+    std::fs::create_dir_all(&empty).unwrap();
+    let g = ShGuest {
+        id: "extra/answer",
+        seen: Mutex::new(vec![]),
+    };
+    let tests: Vec<std::sync::Arc<dyn suite::SuiteTest>> =
+        vec![std::sync::Arc::new(Answer { pass: true })];
+    let res = suite::run_tests(
+        &Home::new(d.path().join("home")),
+        &input(d.path(), "", Some(empty)),
+        &tests,
+        &g,
+        &labctl::events::NullSink,
+    )
+    .unwrap();
+    assert!(res.tests[0].is_setup_skip(), "{:?}", res.tests[0]);
+    assert!(g.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_host_program_tests_share_one_vng_boot_planned_from_their_needs() {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::new(d.path().join("home"));
+    let g = FakeGuest {
+        output: "\
+@@LABCTL-BEGIN hello-bcc t=1.0
+attached: kprobe do_sys_openat2
+trace: python3 Hello, World!
+result: ok
+@@LABCTL-END hello-bcc rc=0 t=3.0
+@@LABCTL-BEGIN bpftrace t=3.0
+== count
+@opens: 5
+== count rc=0
+== missing
+ERROR: Error attaching probe: 'kprobe:labctl_no_such_function'
+== missing rc=255
+@@LABCTL-END bpftrace rc=0 t=4.0
+@@LABCTL-DONE
+"
+        .into(),
+        fail: None,
+        seen: Mutex::new(vec![]),
+    };
+    let mut inp = input(d.path(), "hello-bcc,bpftrace", None);
+    inp.bcc = Bcc::Run {
+        python: "/usr/bin/python3".into(),
+        kernel_source: None,
+    };
+    inp.bpftrace = ToolInput::Ready {
+        path: "/usr/bin/bpftrace".into(),
+        sysroot: None,
+    };
+    let res = suite::run(&home, &inp, &g, &labctl::events::NullSink).unwrap();
+    assert_eq!(res.counts(), (2, 0, 0), "{:?}", res.tests);
+    let reqs = g.seen.lock().unwrap();
+    assert_eq!(reqs.len(), 1, "one vng boot, no hermetic one");
+    assert_eq!(reqs[0].backend, labctl::vm::Backend::Vng);
+    assert!(reqs[0]
+        .files
+        .iter()
+        .any(|f| f.guest == "/tmp/labctl/hello-bcc/hello.py"));
+    let s = &reqs[0].script;
+    assert!(
+        s.contains("timeout -s KILL 600 /usr/bin/python3 /tmp/labctl/hello-bcc/hello.py 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("timeout -s KILL 150 /usr/bin/bpftrace -e"),
+        "{s}"
+    );
+    assert_eq!(
+        reqs[0].timeout,
+        std::time::Duration::from_secs(600 + 300 + 120)
+    );
+}

@@ -206,12 +206,12 @@ pub fn run(a: TestArgs, ctx: &Ctx) -> anyhow::Result<u8> {
         };
         let tests = suite::selected(&v, a.full, &a.filter, a.config.arch()?)?;
         if ctx.global.json {
-            let list: Vec<_> = tests.iter().map(|t| serde_json::json!({"name": t.name, "timeout_s": t.timeout.as_secs(), "about": t.about})).collect();
+            let list: Vec<_> = tests.iter().map(|t| serde_json::json!({"name": t.id(), "timeout_s": t.timeout().as_secs(), "about": t.about()})).collect();
             ctx.print_json(&list)?;
         } else {
-            let w = tests.iter().map(|t| t.name.len()).max().unwrap_or(4);
+            let w = tests.iter().map(|t| t.id().len()).max().unwrap_or(4);
             for t in &tests {
-                ctx.out(format!("{:<w$}  {}", t.name, t.about));
+                ctx.out(format!("{:<w$}  {}", t.id(), t.about()));
             }
         }
         return Ok(EXIT_OK);

@@ -1,9 +1,8 @@
-//! The test list: the fixed tests (kernel checks, examples, test_bpf) and the samples/bpf
-//! programs read from `examples-bpf/samples.toml`, plus test_bpf's per-version
-//! expectations from `examples-bpf/test_bpf.toml`. Both data files are embedded, so an
-//! installed binary needs no checkout. A test the data marks as absent on a kernel
-//! version (a sample's `absent` ranges) stays in the list with
-//! [`TestDef::not_applicable`] set, so it is reported as a not-applicable skip. Also
+//! The suite's data: the samples/bpf programs read from `examples-bpf/samples.toml`
+//! ([`Sample`], with their version ranges and `absent` ranges), test_bpf's per-version
+//! expectations from `examples-bpf/test_bpf.toml`, and the options `kernel/config`
+//! checks (`examples-bpf/lab-config.frag`). The data files are embedded, so an installed
+//! binary needs no checkout. The tests themselves are the impls in `suite/tests/`. Also
 //! owns `--filter` matching.
 
 use std::time::Duration;
@@ -22,55 +21,6 @@ pub const LAB_CONFIG: &str = include_str!("../../../examples-bpf/lab-config.frag
 /// `SYMBOL=value` pairs (without `CONFIG_`) from fragment text; `# CONFIG_X is not set` is `n`.
 pub fn fragment_pairs(text: &str) -> Vec<(String, String)> {
     super::parse::parse_config(text).into_iter().collect()
-}
-
-/// What a test is, i.e. which guest command runs it and which judge decides it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
-    /// `/sys/kernel/btf/vmlinux` parses (btf-check).
-    Btf,
-    /// `net.core.bpf_jit_enable` is 1.
-    Jit,
-    /// `/proc/config.gz` agrees with the requested options.
-    Config,
-    /// `examples-bpf/hello`.
-    Hello,
-    /// `examples-bpf/cbpf-port80`.
-    CbpfPort80,
-    /// `examples-bpf/core-hello`.
-    CoreHello,
-    /// `examples-bpf/hello-bcc` (BCC on the host, vng backend).
-    HelloBcc,
-    /// The kernel's own bpftool: `prog list` shows the hello program while it is
-    /// attached and not after, `btf dump` finds task_struct, a missing id is an error.
-    Bpftool,
-    /// The host's bpftrace (vng backend, with hello-bcc): a one-liner counts the
-    /// openat calls the test makes; a kprobe on a missing symbol fails.
-    Bpftrace,
-    /// lib/test_bpf.ko.
-    TestBpf(TestBpfExpect),
-    /// One samples/bpf program.
-    Sample(Box<Sample>),
-}
-
-/// One test of the suite, as listed by `--list`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestDef {
-    /// Stable id: `kernel/btf`, `hello`, `samples/sockex1`, ...
-    pub name: String,
-    pub kind: Kind,
-    /// Per-test timeout inside the guest.
-    pub timeout: Duration,
-    /// One line for `--list`.
-    pub about: String,
-    /// May run concurrently with every other test: the parallel batch starts first, in
-    /// the background, and the serial tests run one after another alongside it.
-    /// Mostly-sleeping samples (5 s loops of `sleep 1`) and the CPU-bound test_bpf
-    /// overlap on 2 vCPUs with the serial tests.
-    pub parallel: bool,
-    /// Data says this test cannot exist on this kernel version: why. Such a test is not
-    /// run; it is reported as a [`SkipKind::NotApplicable`](crate::events::SkipKind) skip.
-    pub not_applicable: Option<String>,
 }
 
 /// A version range in which a sample is known to be absent (samples.toml `absent`).
@@ -321,130 +271,6 @@ pub fn test_bpf_expect(
     )))
 }
 
-/// Every test for kernel `v`, in run order. Samples outside their version range are
-/// left out (they do not exist in that kernel); samples in an `absent` range are kept
-/// with `not_applicable` set.
-pub fn tests_for(
-    v: &KernelVersion,
-    full: bool,
-    arch: &crate::arch::Arch,
-) -> Result<Vec<TestDef>, SuiteError> {
-    let secs = Duration::from_secs;
-    let mut out = vec![
-        TestDef {
-            name: "kernel/btf".into(),
-            kind: Kind::Btf,
-            timeout: secs(30),
-            about: "BTF at /sys/kernel/btf/vmlinux is present and parses".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "kernel/jit".into(),
-            kind: Kind::Jit,
-            timeout: secs(10),
-            about: "net.core.bpf_jit_enable is 1".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "kernel/config".into(),
-            kind: Kind::Config,
-            timeout: secs(10),
-            about: "/proc/config.gz agrees with the requested options".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "hello".into(),
-            kind: Kind::Hello,
-            timeout: secs(30),
-            about: "kprobe hello world: load, attach, Hello, World! in trace_pipe, detach".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "cbpf-port80".into(),
-            kind: Kind::CbpfPort80,
-            timeout: secs(30),
-            about: "tcpdump's `port 80` classic BPF filter on a raw socket; JIT report".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "core-hello".into(),
-            kind: Kind::CoreHello,
-            timeout: secs(30),
-            about: "CO-RE task_struct reads, one object for every kernel".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "bpftool".into(),
-            kind: Kind::Bpftool,
-            timeout: secs(60),
-            about: "the kernel's bpftool: prog list while hello is attached and after, btf dump"
-                .into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "hello-bcc".into(),
-            kind: Kind::HelloBcc,
-            timeout: secs(600),
-            about: "the notes' BCC hello.py (fixed), vng backend, needs BCC on the host".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-        TestDef {
-            name: "bpftrace".into(),
-            kind: Kind::Bpftrace,
-            timeout: secs(300),
-            about: "a bpftrace one-liner counts openat calls; a missing kprobe fails (vng)".into(),
-            parallel: false,
-            not_applicable: None,
-        },
-    ];
-    let (expect, timeout) = test_bpf_expect(TEST_BPF_TOML, v, full, arch)?.unwrap_or((
-        TestBpfExpect {
-            params: vec![],
-            jit: JitCount::All,
-            full,
-        },
-        secs(300),
-    ));
-    let about = if expect.params.is_empty() {
-        format!("lib/test_bpf.ko, whole set, expect {} JIT'ed", expect.jit)
-    } else {
-        format!(
-            "lib/test_bpf.ko {}, expect {} JIT'ed",
-            expect.params.join(" "),
-            expect.jit
-        )
-    };
-    out.push(TestDef {
-        name: "test_bpf".into(),
-        kind: Kind::TestBpf(expect),
-        timeout,
-        about,
-        parallel: true,
-        not_applicable: None,
-    });
-    for s in parse_samples(SAMPLES_TOML)? {
-        if s.exists_in(v)? {
-            out.push(TestDef {
-                name: format!("samples/{}", s.name),
-                timeout: secs(s.timeout_s),
-                about: format!("{}: {}", s.kind, s.trigger),
-                parallel: s.parallel,
-                not_applicable: s.absent_in(v)?.map(str::to_string),
-                kind: Kind::Sample(Box::new(s)),
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// `--filter`: comma-separated patterns; `*` matches any run of characters; a pattern
 /// without `*` matches the name exactly or as a `prefix/`. Empty filter keeps everything.
 pub fn matches_filter(name: &str, filter: &str) -> bool {
@@ -493,11 +319,12 @@ mod tests {
             in_510 >= 6,
             "samples.toml must list at least 6 programs for 5.10, has {in_510}"
         );
-        let names: Vec<String> = tests_for(&v("5.10.46"), false, crate::arch::Arch::x86_64())
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let names: Vec<String> =
+            crate::suite::tests::all(&v("5.10.46"), false, crate::arch::Arch::x86_64())
+                .unwrap()
+                .iter()
+                .map(|t| t.id().to_string())
+                .collect();
         for want in [
             "kernel/btf",
             "kernel/jit",

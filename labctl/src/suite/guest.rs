@@ -5,21 +5,19 @@
 //! `parse.rs` splits on the host. Every test also writes a start line to /dev/kmsg so
 //! the console shows live progress. Pure text generation, unit-tested.
 
-use crate::process::shell_quote;
+use std::sync::Arc;
 
-use super::catalog::{Kind, TestDef};
+use super::tests::SuiteTest;
 
 /// Where the payload lives in the guest.
 pub const GUEST_DIR: &str = "/labctl/suite";
 /// Where the kernel's own bpftool goes in the guest.
 pub const GUEST_BPFTOOL: &str = "/usr/local/sbin/bpftool";
+/// Where the vng boot's payload goes (the host root is read-only in a vng guest).
+pub const VNG_PAYLOAD: &str = "/tmp/labctl";
 
 /// A file to put into the guest: the VM harness's own type.
 pub use crate::vm::GuestFile;
-
-fn q(s: &str) -> String {
-    shell_quote(std::ffi::OsStr::new(s))
-}
 
 /// Test names and sample names become shell words and file names: keep them tame.
 pub fn safe_name(s: &str) -> bool {
@@ -99,192 +97,73 @@ impl std::str::FromStr for Fault {
     }
 }
 
-/// Extra facts the script needs.
+/// Extra facts the scripts need.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptCtx {
     /// test_bpf.ko payload path in the guest, if the host supplied one.
     pub test_bpf_ko: Option<String>,
     /// Faults to inject before the first test.
     pub inject: Vec<Fault>,
+    /// The vng boot: a python that imports bcc ([`HostTool::Bcc`](super::tests::HostTool)).
+    pub python: Option<String>,
+    /// The vng boot: the kernel build folder BCC takes its headers from
+    /// (`BCC_KERNEL_SOURCE`), when the kernel has no CONFIG_IKHEADERS.
+    pub bcc_kernel_source: Option<String>,
+    /// The vng boot: the host's bpftrace ([`HostTool::Bpftrace`](super::tests::HostTool)).
+    pub bpftrace: Option<String>,
 }
 
-/// The shell lines of one test (between begin and end). Sets `rc`.
-fn body(t: &TestDef, ctx: &ScriptCtx) -> String {
-    let secs = t.timeout.as_secs().max(1);
-    match &t.kind {
-        Kind::Btf => format!("run {secs} $S/bin/btf-check; rc=$?\n"),
-        Kind::Jit => "jit; rc=0\n".to_string(),
-        Kind::Config => format!("run {secs} zcat /proc/config.gz; rc=$?\n"),
-        Kind::Hello => format!("cd $S/bin && run {secs} ./hello hello.bpf.o; rc=$?; cd /\n"),
-        Kind::CbpfPort80 => format!(
-            "echo 1 > /proc/sys/kernel/printk 2>/dev/null\ncd $S/bin && run {secs} ./cbpf-port80; rc=$?; cd /\necho 4 > /proc/sys/kernel/printk 2>/dev/null\n"
-        ),
-        Kind::CoreHello => format!("cd $S/bin && run {secs} ./core-hello core_hello.bpf.o; rc=$?; cd /\n"),
-        Kind::HelloBcc => "echo 'labctl: hello-bcc runs in its own vng boot'; rc=0\n".to_string(),
-        Kind::Bpftrace => "echo 'labctl: bpftrace runs in the vng boot'; rc=0\n".to_string(),
-        Kind::Bpftool => format!(
-            r#"B={bpftool}
-if [ ! -x "$B" ]; then echo "labctl: missing bpftool"; rc=127
-else
-rm -f /tmp/labctl-hold /tmp/labctl-hold.out; mkfifo /tmp/labctl-hold
-(cd $S/bin && exec ./hello hello.bpf.o --hold < /tmp/labctl-hold > /tmp/labctl-hold.out 2>&1) &
-HP=$!
-exec 3> /tmp/labctl-hold
-i=0; while [ $i -lt 200 ] && ! grep -q '^holding:' /tmp/labctl-hold.out && kill -0 $HP 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-echo "== hello"; cat /tmp/labctl-hold.out
-echo "== attached"; run 20 "$B" prog list
-echo "== attached rc=$?"
-exec 3>&-
-wait $HP; echo "== hello rc=$?"
-echo "== detached"; run 20 "$B" prog list
-echo "== detached rc=$?"
-echo "== btf"; run {secs} "$B" btf dump file /sys/kernel/btf/vmlinux > /tmp/labctl-btf.txt; echo "== btf rc=$?"
-grep -c "STRUCT 'task_struct'" /tmp/labctl-btf.txt; rm -f /tmp/labctl-btf.txt
-echo "== missing"; run 20 "$B" prog show id 4000000000
-echo "== missing rc=$?"
-rc=0
-fi
-"#,
-            bpftool = GUEST_BPFTOOL,
-        ),
-        Kind::TestBpf(e) => {
-            let params: Vec<String> = e.params.iter().map(|p| q(p)).collect();
-            let find = match &ctx.test_bpf_ko {
-                Some(p) => format!("M={}\n[ -r \"$M\" ] || M=$(find /lib/modules -name 'test_bpf.ko*' 2>/dev/null | head -n 1)\n", q(p)),
-                None => "M=$(find /lib/modules -name 'test_bpf.ko*' 2>/dev/null | head -n 1)\n".to_string(),
-            };
-            format!(
-                "jit\ndmesg -c > /dev/null 2>&1\n{find}\
-if [ -z \"$M\" ]; then echo \"labctl: test_bpf.ko not found (kernel without CONFIG_TEST_BPF=m?)\"; rc=127\n\
-else run {secs} insmod \"$M\"{}{} > /dev/null; rc=$?; dmesg | grep 'test_bpf:'; rmmod test_bpf 2>/dev/null; fi\n",
-                if params.is_empty() { "" } else { " " },
-                params.join(" ")
-            )
-        }
-        Kind::Sample(s) => {
-            let args: Vec<String> = s.args.iter().map(|a| q(a)).collect();
-            let runner = if s.runs_forever { "run_int" } else { "run" };
-            let name = format!("./{}", s.name);
-            if s.netns {
-                // A namespace held by a sleeping process; `pre` and the program enter it.
-                let pre = s
-                    .pre
-                    .as_deref()
-                    .map(|p| format!("nsenter -t $NS -n sh -c {}\n", q(p)))
-                    .unwrap_or_default();
-                return format!(
-                    "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\n\
-elif ! netns {hold}; then echo \"labctl: no network namespace for {n} (CONFIG_NET_NS)\"; rc=127; kill $NS 2>/dev/null\n\
-else\n{pre}{runner} {secs} nsenter -t $NS -n {name}{sp}{args}; rc=$?; kill $NS 2>/dev/null\nfi\ncd /\n",
-                    n = s.name,
-                    hold = secs + 30,
-                    sp = if args.is_empty() { "" } else { " " },
-                    args = args.join(" ")
-                );
-            }
-            let pre = s.pre.as_deref().map(|p| format!("{p}\n")).unwrap_or_default();
-            format!(
-                "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\nelse\n{pre}{runner} {secs} {name}{sp}{args}; rc=$?\nfi\ncd /\n",
-                n = s.name,
-                sp = if args.is_empty() { "" } else { " " },
-                args = args.join(" ")
-            )
-        }
-    }
-}
-
-/// The vng boot's script (host userland): a small prelude, then each test's part.
-pub fn vng_script(parts: &[String]) -> String {
+/// The vng boot's script (host userland): a small prelude, then each test's lines
+/// framed like the runner's, one test after another.
+pub fn vng_script(tests: &[Arc<dyn SuiteTest>], ctx: &ScriptCtx) -> String {
     let mut s = String::from(
         "#!/bin/sh\nnow() { read u _ < /proc/uptime; echo \"$u\"; }\nmountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null\nmountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null\nulimit -l unlimited 2>/dev/null\n",
     );
-    for p in parts {
-        s.push_str(p);
+    for t in tests {
+        debug_assert!(safe_name(t.id()));
+        s.push_str(&format!("echo \"@@LABCTL-BEGIN {} t=$(now)\"\n", t.id()));
+        s.push_str(&t.guest_script(ctx));
+        s.push_str(&format!(
+            "echo \"@@LABCTL-END {} rc=$rc t=$(now)\"\n",
+            t.id()
+        ));
     }
     s.push_str("echo @@LABCTL-DONE\n");
     s
 }
 
-/// hello-bcc's part of the vng script. `kernel_source`: the kernel build folder for
-/// BCC's headers (`BCC_KERNEL_SOURCE`).
-pub fn bcc_part(
-    python: &str,
-    hello_py: &str,
-    kernel_source: Option<&str>,
-    timeout_s: u64,
-) -> String {
-    let env = kernel_source
-        .map(|k| format!("BCC_KERNEL_SOURCE={} ", q(k)))
-        .unwrap_or_default();
-    format!(
-        "echo \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\n{env}timeout -s KILL {timeout_s} {} {} 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\n",
-        q(python),
-        q(hello_py)
-    )
-}
-
-/// bpftrace's part of the vng script: a one-liner on `kprobe:do_sys_openat2` (5.6+; no
-/// headers needed, unlike tracepoint arguments on kernels whose bpftrace needs them)
-/// counts the openat calls of a marker file (the test makes exactly 5) and exits when
-/// the stop file is opened; then a kprobe
-/// on a symbol that does not exist must fail. Each bpftrace is bounded by `timeout`.
-pub fn bpftrace_part(bpftrace: &str, timeout_s: u64) -> String {
-    let b = q(bpftrace);
-    let half = (timeout_s / 2).max(10);
-    format!(
-        r#"echo "@@LABCTL-BEGIN bpftrace t=$(now)"
-D=/tmp/labctl-bpftrace; rm -rf $D; mkdir -p $D; echo x > $D/marker; echo x > $D/stop; echo x > $D/ping
-timeout -s KILL {half} {b} -B line -e 'kprobe:do_sys_openat2 /@ready == 0 && str(uptr(arg1)) == "'$D'/ping"/ {{ printf("labctl-ready\n"); @ready = 1; }} kprobe:do_sys_openat2 /str(uptr(arg1)) == "'$D'/marker"/ {{ @opens = count(); }} kprobe:do_sys_openat2 /str(uptr(arg1)) == "'$D'/stop"/ {{ exit(); }} END {{ clear(@ready); }}' > $D/out 2>&1 &
-BP=$!
-# Probes attach after bpftrace starts (BEGIN would fire before them): open the ping
-# file until a probe answers (a whole line: bpftrace echoes the program in warnings).
-i=0; while [ $i -lt {polls} ] && ! grep -qx labctl-ready $D/out 2>/dev/null && kill -0 $BP 2>/dev/null; do cat $D/ping > /dev/null 2>&1; sleep 0.2; i=$((i+1)); done
-for n in 1 2 3 4 5; do cat $D/marker > /dev/null; done
-cat $D/stop > /dev/null
-wait $BP; brc=$?
-echo "== count"; cat $D/out
-echo "== count rc=$brc"
-echo "== missing"; timeout -s KILL {half} {b} -e 'kprobe:labctl_no_such_function {{ exit(); }}' 2>&1 < /dev/null
-echo "== missing rc=$?"
-rc=0
-echo "@@LABCTL-END bpftrace rc=$rc t=$(now)"
-"#,
-        polls = half * 5,
-    )
-}
-
-fn serial(s: &mut String, t: &TestDef, ctx: &ScriptCtx) {
-    debug_assert!(safe_name(&t.name));
-    s.push_str(&format!("\n# --- {} ---\nbegin {}\n", t.name, t.name));
-    s.push_str(&body(t, ctx));
-    s.push_str(&format!("end {} $rc\n", t.name));
+fn serial(s: &mut String, t: &dyn SuiteTest, ctx: &ScriptCtx) {
+    debug_assert!(safe_name(t.id()));
+    s.push_str(&format!("\n# --- {} ---\nbegin {}\n", t.id(), t.id()));
+    s.push_str(&t.guest_script(ctx));
+    s.push_str(&format!("end {} $rc\n", t.id()));
 }
 
 /// The whole runner script for `tests`. Names must pass [`safe_name`]. Order: the
 /// parallel batch starts first, each test in a background subshell with its own output
 /// file; the serial tests run one after another in the foreground meanwhile, their
 /// frames printed as they end; then the batch's frames, in order, once all finished.
-pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
+pub fn runner_script(tests: &[Arc<dyn SuiteTest>], ctx: &ScriptCtx) -> String {
     let mut s = String::from(PRELUDE);
     for f in &ctx.inject {
         s.push_str(&format!("if {}; then echo 'labctl: injected fault {n}'; else echo 'labctl: could not inject fault {n}'; fi\n", f.shell(), n = f.name()));
     }
-    let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
+    let par: Vec<&Arc<dyn SuiteTest>> = tests.iter().filter(|t| t.parallel()).collect();
     if !par.is_empty() {
         s.push_str(
             "\n# --- parallel batch (background) ---\nP=/tmp/labctl-par\nmkdir -p $P\nPIDS=\n",
         );
         for (i, t) in par.iter().enumerate() {
-            debug_assert!(safe_name(&t.name));
+            debug_assert!(safe_name(t.id()));
             s.push_str(&format!(
                 "( OUT=$P/{i}.run; t0=$(now); echo \"<2>labctl-suite: start {n}\" > /dev/kmsg 2>/dev/null\n{{\n{b}}} > $P/{i}.out 2>&1\necho \"$rc $t0 $(now)\" > $P/{i}.rc ) &\nPIDS=\"$PIDS $!\"\n",
-                n = t.name,
-                b = body(t, ctx)
+                n = t.id(),
+                b = t.guest_script(ctx)
             ));
         }
     }
-    for t in tests.iter().filter(|t| !t.parallel) {
-        serial(&mut s, t, ctx);
+    for t in tests.iter().filter(|t| !t.parallel()) {
+        serial(&mut s, t.as_ref(), ctx);
     }
     if !par.is_empty() {
         // Only the batch's subshells: a serial test's leftovers (xdp1's ping) are not waited for.
@@ -292,7 +171,7 @@ pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
         for (i, t) in par.iter().enumerate() {
             s.push_str(&format!(
                 "rc=; t0=; t1=; read rc t0 t1 < $P/{i}.rc 2>/dev/null\necho \"@@LABCTL-BEGIN {n} t=$t0\"; cat $P/{i}.out 2>/dev/null\n[ -n \"$rc\" ] && echo \"@@LABCTL-END {n} rc=$rc t=$t1\"\n",
-                n = t.name
+                n = t.id()
             ));
         }
     }
@@ -304,12 +183,13 @@ pub fn runner_script(tests: &[TestDef], ctx: &ScriptCtx) -> String {
 mod tests {
     use std::time::Duration;
 
-    use super::super::catalog::{tests_for, JitCount, TestBpfExpect};
+    use super::super::catalog::{parse_samples, JitCount, TestBpfExpect, SAMPLES_TOML};
+    use super::super::tests::{all, samples::SampleTest, test_bpf::TestBpf};
     use super::*;
     use crate::version::KernelVersion;
 
-    fn all_510() -> Vec<TestDef> {
-        tests_for(
+    fn all_510() -> Vec<Arc<dyn SuiteTest>> {
+        all(
             &KernelVersion::new(5, 10, 46),
             false,
             crate::arch::Arch::x86_64(),
@@ -317,48 +197,48 @@ mod tests {
         .unwrap()
     }
 
+    fn find<'a>(tests: &'a [Arc<dyn SuiteTest>], id: &str) -> &'a dyn SuiteTest {
+        tests.iter().find(|t| t.id() == id).unwrap().as_ref()
+    }
+
     #[test]
     fn every_test_is_framed_once_and_the_script_ends_with_done() {
-        let mut tests = all_510();
-        tests.iter_mut().for_each(|t| t.parallel = false);
+        let tests = all_510();
         let s = runner_script(&tests, &ScriptCtx::default());
         assert!(s.starts_with("#!/bin/sh\n"));
         for t in &tests {
-            assert_eq!(
-                s.matches(&format!("\nbegin {}\n", t.name)).count(),
-                1,
-                "{}",
-                t.name
-            );
-            assert_eq!(
-                s.matches(&format!("\nend {} $rc\n", t.name)).count(),
-                1,
-                "{}",
-                t.name
-            );
+            let (begin, end) = if t.parallel() {
+                (
+                    format!("labctl-suite: start {}\"", t.id()),
+                    format!("echo \"@@LABCTL-END {} rc=$rc t=$t1\"", t.id()),
+                )
+            } else {
+                (
+                    format!("\nbegin {}\n", t.id()),
+                    format!("\nend {} $rc\n", t.id()),
+                )
+            };
+            assert_eq!(s.matches(&begin).count(), 1, "{}", t.id());
+            assert_eq!(s.matches(&end).count(), 1, "{}", t.id());
         }
         assert!(s.trim_end().ends_with("echo @@LABCTL-DONE\nexit 0"));
     }
 
     #[test]
     fn test_bpf_params_and_timeouts_reach_the_script() {
-        let t = TestDef {
-            name: "test_bpf".into(),
-            kind: Kind::TestBpf(TestBpfExpect {
+        let t: Arc<dyn SuiteTest> = Arc::new(TestBpf::new(
+            TestBpfExpect {
                 params: vec!["test_suite=test_bpf".into(), "test_range=0,299".into()],
                 jit: JitCount::All,
                 full: false,
-            }),
-            timeout: Duration::from_secs(120),
-            about: String::new(),
-            parallel: false,
-            not_applicable: None,
-        };
+            },
+            Duration::from_secs(120),
+        ));
         let s = runner_script(
             &[t],
             &ScriptCtx {
                 test_bpf_ko: Some("/labctl/suite/modules/test_bpf.ko".into()),
-                inject: vec![],
+                ..ScriptCtx::default()
             },
         );
         assert!(
@@ -370,26 +250,18 @@ mod tests {
 
     #[test]
     fn sample_args_are_quoted_and_forever_programs_get_sigint() {
-        let mut tests = all_510();
-        let sample = tests.iter_mut().find_map(|t| match &mut t.kind {
-            Kind::Sample(s) => Some(s),
-            _ => None,
-        });
-        let s = sample.expect("5.10 has samples");
+        let mut s = parse_samples(SAMPLES_TOML)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.exists_in(&KernelVersion::new(5, 10, 46)).unwrap())
+            .expect("5.10 has samples");
         s.args = vec!["-S".into(), "it's".into()];
         s.runs_forever = true;
-        let name = s.name.clone();
+        let (name, secs) = (s.name.clone(), s.timeout_s);
+        let tests: Vec<Arc<dyn SuiteTest>> = vec![Arc::new(SampleTest::new(s))];
         let script = runner_script(&tests, &ScriptCtx::default());
         assert!(
-            script.contains(&format!(
-                "run_int {} ./{name} -S 'it'\\''s'; rc=$?",
-                tests
-                    .iter()
-                    .find(|t| t.name == format!("samples/{name}"))
-                    .unwrap()
-                    .timeout
-                    .as_secs()
-            )),
+            script.contains(&format!("run_int {secs} ./{name} -S 'it'\\''s'; rc=$?")),
             "{script}"
         );
     }
@@ -406,38 +278,41 @@ mod tests {
     fn parallel_tests_run_in_one_background_batch_and_are_framed_in_order() {
         let tests = all_510();
         let s = runner_script(&tests, &ScriptCtx::default());
-        let par: Vec<&TestDef> = tests.iter().filter(|t| t.parallel).collect();
+        let par: Vec<&Arc<dyn SuiteTest>> = tests.iter().filter(|t| t.parallel()).collect();
         assert!(par.len() >= 2, "test_bpf and some samples run in parallel");
         let wait = "\nfor p in $PIDS; do wait $p; done\n";
         assert_eq!(s.matches(wait).count(), 1);
         let wait_at = s.find(wait).unwrap();
         let mut last_start = 0;
+        let mut last_frame = 0;
         for t in &par {
             let start = s
-                .find(&format!("labctl-suite: start {}\"", t.name))
+                .find(&format!("labctl-suite: start {}\"", t.id()))
                 .unwrap();
-            let frame = s.find(&format!("@@LABCTL-BEGIN {} t=$t0", t.name)).unwrap();
-            assert!(start < wait_at && wait_at < frame, "{}", t.name);
+            let frame = s.find(&format!("@@LABCTL-BEGIN {} t=$t0", t.id())).unwrap();
+            assert!(start < wait_at && wait_at < frame, "{}", t.id());
+            assert!(last_frame < frame, "{}: frames in list order", t.id());
             last_start = last_start.max(start);
+            last_frame = frame;
         }
         // The serial tests run in the foreground while the batch runs in the background.
-        for t in tests.iter().filter(|t| !t.parallel) {
-            let begin = format!("\nbegin {}\n", t.name);
-            assert_eq!(s.matches(&begin).count(), 1, "{}", t.name);
+        for t in tests.iter().filter(|t| !t.parallel()) {
+            let begin = format!("\nbegin {}\n", t.id());
+            assert_eq!(s.matches(&begin).count(), 1, "{}", t.id());
             let at = s.find(&begin).unwrap();
-            assert!(last_start < at && at < wait_at, "{}", t.name);
+            assert!(last_start < at && at < wait_at, "{}", t.id());
         }
     }
 
     #[test]
     fn a_netns_sample_and_its_pre_run_in_their_own_network_namespace() {
         let tests = all_510();
-        let xdp1 = tests.iter().find(|t| t.name == "samples/xdp1").unwrap();
+        let xdp1 = find(&tests, "samples/xdp1");
         assert!(
-            xdp1.parallel,
+            xdp1.parallel(),
             "xdp1 no longer shares lo, so it joins the batch"
         );
-        let b = body(xdp1, &ScriptCtx::default());
+        let b = xdp1.guest_script(&ScriptCtx::default());
         assert!(b.contains("elif ! netns 36; then"), "{b}");
         assert!(
             b.contains(
@@ -451,15 +326,17 @@ mod tests {
         );
         // The namespace must differ from the shell's before anything enters it.
         assert!(PRELUDE.contains("[ \"$ns\" != \"$me\" ] && nsenter -t $NS -n ip link set lo up"));
-        let plain = tests.iter().find(|t| t.name == "samples/sockex1").unwrap();
-        assert!(!body(plain, &ScriptCtx::default()).contains("nsenter"));
+        let plain = find(&tests, "samples/sockex1");
+        assert!(!plain
+            .guest_script(&ScriptCtx::default())
+            .contains("nsenter"));
     }
 
     #[test]
     fn faults_are_injected_before_the_first_test() {
         let ctx = ScriptCtx {
-            test_bpf_ko: None,
             inject: vec![Fault::JitOff, Fault::BtfHidden],
+            ..ScriptCtx::default()
         };
         let s = runner_script(&all_510(), &ctx);
         let first = s
@@ -485,6 +362,7 @@ mod tests {
             &ScriptCtx {
                 test_bpf_ko: Some("/x".into()),
                 inject: Fault::ALL.to_vec(),
+                ..ScriptCtx::default()
             },
         );
         let out = crate::process::Cmd::new("sh")
@@ -493,15 +371,34 @@ mod tests {
             .run(&crate::events::NullSink)
             .unwrap();
         assert!(out.success(), "sh -n: {}", out.stderr_str());
-        let b = vng_script(&[
-            bcc_part("/usr/bin/python3", "/x y/hello.py", Some("/o"), 600),
-            bpftrace_part("/usr/bin/bpftrace", 300),
-        ]);
+        let tests = all_510();
+        let vng: Vec<Arc<dyn SuiteTest>> = tests
+            .iter()
+            .filter(|t| t.needs().host.is_some())
+            .cloned()
+            .collect();
+        assert_eq!(vng.len(), 2, "hello-bcc and bpftrace boot under vng");
+        let b = vng_script(
+            &vng,
+            &ScriptCtx {
+                python: Some("/usr/bin/python3".into()),
+                bcc_kernel_source: Some("/o".into()),
+                bpftrace: Some("/usr/bin/bpftrace".into()),
+                ..ScriptCtx::default()
+            },
+        );
         assert!(
-            b.contains("BCC_KERNEL_SOURCE=/o timeout -s KILL 600 /usr/bin/python3 '/x y/hello.py'"),
+            b.contains("echo \"@@LABCTL-BEGIN hello-bcc t=$(now)\"\nBCC_KERNEL_SOURCE=/o timeout -s KILL 600 /usr/bin/python3 /tmp/labctl/hello-bcc/hello.py 2>&1; rc=$?\necho \"@@LABCTL-END hello-bcc rc=$rc t=$(now)\"\n"),
             "{b}"
         );
-        assert!(b.contains("@@LABCTL-BEGIN bpftrace"), "{b}");
+        assert!(
+            b.contains("echo \"@@LABCTL-BEGIN bpftrace t=$(now)\"\nD=/tmp/labctl-bpftrace;"),
+            "{b}"
+        );
+        assert!(
+            b.contains("rc=0\necho \"@@LABCTL-END bpftrace rc=$rc t=$(now)\"\n"),
+            "{b}"
+        );
         assert!(
             b.contains("timeout -s KILL 150 /usr/bin/bpftrace -e"),
             "{b}"

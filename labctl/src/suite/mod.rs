@@ -1,5 +1,7 @@
-//! The acceptance suite behind `labctl vm test`: which tests exist (data files in
-//! `examples-bpf/`, see [`catalog`]), building the examples for the guest
+//! The acceptance suite behind `labctl vm test`: which tests exist (one [`SuiteTest`]
+//! impl each, listed in [`tests::all`]; their data files in `examples-bpf/`, see
+//! [`catalog`]), the planner that turns each test's [`Needs`] into guest payload or a
+//! typed skip ([`run`]), building the examples for the guest
 //! ([`examples`]), the runner script that runs them all in ONE VM boot ([`guest`]),
 //! judging each test's framed output ([`parse`]), the skips decided on the host with
 //! what to do about them ([`skip`]), and reporting as a table, JSON and JUnit
@@ -17,8 +19,10 @@ pub mod guest;
 pub mod parse;
 pub mod report;
 pub mod skip;
+pub mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::events::{Event, EventSink, SinkExt, SkipKind, TestResult};
@@ -26,10 +30,10 @@ use crate::home::{write_atomic, Home};
 use crate::version::KernelVersion;
 use crate::vm::Backend;
 
-use catalog::{Kind, TestDef};
 pub use guest::GuestFile;
 use parse::Verdict;
 pub use skip::{BccMissing, SamplesFailure, ToolInput};
+pub use tests::{HostTool, JudgeCtx, Needs, SampleFiles, SuiteTest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -269,11 +273,10 @@ pub fn selected(
     full: bool,
     filter: &str,
     arch: &crate::arch::Arch,
-) -> Result<Vec<TestDef>, SuiteError> {
-    let all = catalog::tests_for(input_kernel, full, arch)?;
-    let sel: Vec<TestDef> = all
+) -> Result<Vec<Arc<dyn SuiteTest>>, SuiteError> {
+    let sel: Vec<Arc<dyn SuiteTest>> = tests::all(input_kernel, full, arch)?
         .into_iter()
-        .filter(|t| catalog::matches_filter(&t.name, filter))
+        .filter(|t| catalog::matches_filter(t.id(), filter))
         .collect();
     if sel.is_empty() {
         return Err(SuiteError::NoTests(filter.to_string()));
@@ -360,97 +363,113 @@ pub fn run(
     guest: &dyn Guest,
     sink: &dyn EventSink,
 ) -> Result<SuiteResult, SuiteError> {
-    let start = Instant::now();
     let tests = selected(&input.kernel, input.full, &input.filter, input.arch)?;
+    run_tests(home, input, &tests, guest, sink)
+}
+
+/// Why `t` cannot run with what the host has, as the skip to report; None: it can.
+fn host_verdict(t: &dyn SuiteTest, input: &SuiteInput) -> Option<Verdict> {
+    if let Some(why) = t.not_applicable(&input.kernel, input.arch) {
+        return Some(skip::not_applicable(&why));
+    }
+    if input.arch.needs_host_userland(t.id()) {
+        return Some(skip::not_on_arch(t.id(), input.arch));
+    }
+    if !input.skip.is_empty() && catalog::matches_filter(t.id(), &input.skip) {
+        return Some(skip::skip_requested());
+    }
+    let needs = t.needs();
+    if needs.bpftool {
+        if let Some(v) = input.bpftool.verdict() {
+            return Some(v);
+        }
+    }
+    if let Some(s) = &needs.sample {
+        let Some(dir) = &input.samples_dir else {
+            return Some(skip::no_samples_dir());
+        };
+        if !dir.join(&s.program).is_file() {
+            return Some(match &input.samples_failure {
+                Some(f) => f.verdict(),
+                None => skip::sample_not_built(dir),
+            });
+        }
+    }
+    match needs.host {
+        Some(HostTool::Bcc) => match &input.bcc {
+            Bcc::Run { .. } => None,
+            Bcc::NotRequested => Some(skip::bcc_not_requested()),
+            Bcc::Missing(m) => Some(m.verdict()),
+        },
+        Some(HostTool::Bpftrace) => match (input.bpftrace.verdict(), vng_ready(&input.bcc)) {
+            (None, Ok(())) => None,
+            (None, Err(v)) => Some(v),
+            (Some(v), _) => Some(v),
+        },
+        None => None,
+    }
+}
+
+/// [`run`] over a given list of tests (in report order), e.g. [`selected`]'s.
+pub fn run_tests(
+    home: &Home,
+    input: &SuiteInput,
+    tests: &[Arc<dyn SuiteTest>],
+    guest: &dyn Guest,
+    sink: &dyn EventSink,
+) -> Result<SuiteResult, SuiteError> {
+    let start = Instant::now();
     let tests_dir = input.run_dir.join("tests");
     std::fs::create_dir_all(&tests_dir).map_err(io_err("create directory", &tests_dir))?;
 
-    // Decide on the host what cannot run in the guest.
+    // Decide on the host what cannot run, and where the rest runs: the hermetic QEMU
+    // guest, or the vng boot for the tests that need a host program.
     let mut host_verdicts: Vec<(String, Verdict)> = Vec::new();
-    let mut in_guest: Vec<TestDef> = Vec::new();
-    let mut vng_tests: Vec<TestDef> = Vec::new();
-    let mut files: Vec<GuestFile> = Vec::new();
-    for t in &tests {
-        if let Some(why) = &t.not_applicable {
-            host_verdicts.push((t.name.clone(), skip::not_applicable(why)));
-            continue;
-        }
-        if input.arch.needs_host_userland(&t.name) {
-            host_verdicts.push((t.name.clone(), skip::not_on_arch(&t.name, input.arch)));
-            continue;
-        }
-        if !input.skip.is_empty() && catalog::matches_filter(&t.name, &input.skip) {
-            host_verdicts.push((t.name.clone(), skip::skip_requested()));
-            continue;
-        }
-        match &t.kind {
-            Kind::HelloBcc => match &input.bcc {
-                Bcc::Run { .. } => vng_tests.push(t.clone()),
-                Bcc::NotRequested => {
-                    host_verdicts.push((t.name.clone(), skip::bcc_not_requested()))
-                }
-                Bcc::Missing(m) => host_verdicts.push((t.name.clone(), m.verdict())),
-            },
-            Kind::Bpftool => match &input.bpftool {
-                ToolInput::Ready { path, sysroot } => {
-                    files.push(GuestFile {
-                        host: path.clone(),
-                        guest: guest::GUEST_BPFTOOL.into(),
-                        with_libs: true,
-                        sysroot: sysroot.clone(),
-                    });
-                    in_guest.push(t.clone());
-                }
-                missing => host_verdicts.push((t.name.clone(), missing.verdict().unwrap())),
-            },
-            Kind::Bpftrace => match (&input.bpftrace, vng_ready(&input.bcc)) {
-                (ToolInput::Ready { .. }, Ok(())) => vng_tests.push(t.clone()),
-                (ToolInput::Ready { .. }, Err(v)) => host_verdicts.push((t.name.clone(), v)),
-                (missing, _) => host_verdicts.push((t.name.clone(), missing.verdict().unwrap())),
-            },
-            Kind::Sample(s) => {
-                let Some(dir) = &input.samples_dir else {
-                    host_verdicts.push((t.name.clone(), skip::no_samples_dir()));
-                    continue;
-                };
-                let prog = dir.join(&s.name);
-                if !prog.is_file() {
-                    let v = match &input.samples_failure {
-                        Some(f) => f.verdict(),
-                        None => skip::sample_not_built(dir),
-                    };
-                    host_verdicts.push((t.name.clone(), v));
-                    continue;
-                }
-                files.push(GuestFile {
-                    host: prog,
-                    guest: format!("{}/samples/{}", guest::GUEST_DIR, s.name),
-                    with_libs: true,
-                    sysroot: input.samples_sysroot.clone(),
-                });
-                for o in &s.objects {
-                    let p = dir.join(o);
-                    if p.is_file() {
-                        files.push(GuestFile {
-                            host: p,
-                            guest: format!("{}/samples/{o}", guest::GUEST_DIR),
-                            with_libs: false,
-                            sysroot: None,
-                        });
-                    }
-                }
-                in_guest.push(t.clone());
-            }
-            _ => in_guest.push(t.clone()),
+    let mut in_guest: Vec<Arc<dyn SuiteTest>> = Vec::new();
+    let mut vng_tests: Vec<Arc<dyn SuiteTest>> = Vec::new();
+    for t in tests {
+        match host_verdict(t.as_ref(), input) {
+            Some(v) => host_verdicts.push((t.id().to_string(), v)),
+            None if t.needs().host.is_some() => vng_tests.push(t.clone()),
+            None => in_guest.push(t.clone()),
         }
     }
-    let needs_examples = in_guest.iter().any(|t| {
-        matches!(
-            t.kind,
-            Kind::Btf | Kind::Hello | Kind::CbpfPort80 | Kind::CoreHello | Kind::Bpftool
-        )
-    });
-    if needs_examples {
+
+    // The hermetic guest's payload, from what its tests need.
+    let needs: Vec<tests::Needs> = in_guest.iter().map(|t| t.needs()).collect();
+    let mut files: Vec<GuestFile> = Vec::new();
+    if needs.iter().any(|n| n.bpftool) {
+        if let ToolInput::Ready { path, sysroot } = &input.bpftool {
+            files.push(GuestFile {
+                host: path.clone(),
+                guest: guest::GUEST_BPFTOOL.into(),
+                with_libs: true,
+                sysroot: sysroot.clone(),
+            });
+        }
+    }
+    if let Some(dir) = &input.samples_dir {
+        for s in needs.iter().filter_map(|n| n.sample.as_ref()) {
+            files.push(GuestFile {
+                host: dir.join(&s.program),
+                guest: format!("{}/samples/{}", guest::GUEST_DIR, s.program),
+                with_libs: true,
+                sysroot: input.samples_sysroot.clone(),
+            });
+            for o in &s.objects {
+                let p = dir.join(o);
+                if p.is_file() {
+                    files.push(GuestFile {
+                        host: p,
+                        guest: format!("{}/samples/{o}", guest::GUEST_DIR),
+                        with_libs: false,
+                        sysroot: None,
+                    });
+                }
+            }
+        }
+    }
+    if needs.iter().any(|n| n.examples) {
         let (bin, sysroot) = match &input.examples {
             Some(p) => (p.bin.clone(), p.sysroot.clone()),
             None => {
@@ -477,11 +496,11 @@ pub fn run(
         }
     }
     let mut ctx = guest::ScriptCtx {
-        test_bpf_ko: None,
         inject: input.inject.clone(),
+        ..guest::ScriptCtx::default()
     };
     if let Some(ko) = &input.test_bpf_ko {
-        if in_guest.iter().any(|t| matches!(t.kind, Kind::TestBpf(_))) && ko.is_file() {
+        if needs.iter().any(|n| n.test_bpf_ko) && ko.is_file() {
             let g = format!("{}/modules/test_bpf.ko", guest::GUEST_DIR);
             files.push(GuestFile {
                 host: ko.clone(),
@@ -492,6 +511,9 @@ pub fn run(
             ctx.test_bpf_ko = Some(g);
         }
     }
+    let judge_ctx = tests::JudgeCtx {
+        expected_config: &input.expected_config,
+    };
 
     let mut outcomes: Vec<TestOutcome> = Vec::new();
     let mut accel = String::from("-");
@@ -501,7 +523,7 @@ pub fn run(
         let script = guest::runner_script(&in_guest, &ctx);
         write_atomic(&input.run_dir.join("runner.sh"), script.as_bytes())?;
         let timeout =
-            in_guest.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120);
+            in_guest.iter().map(|t| t.timeout()).sum::<Duration>() + Duration::from_secs(120);
         let req = GuestRequest {
             files,
             script,
@@ -537,10 +559,10 @@ pub fn run(
         let frames = parse::split_frames(&reply.output);
         let seen = tail.seen.lock().unwrap().clone();
         for t in &in_guest {
-            let rec = frames.records.iter().find(|r| r.name == t.name);
+            let rec = frames.records.iter().find(|r| r.name == t.id());
             let (verdict, dur, out) = match rec {
                 Some(r) => (
-                    judge(t, r, &input.expected_config),
+                    t.judge(&r.output, r.rc, &judge_ctx),
                     r.duration,
                     r.output.clone(),
                 ),
@@ -555,21 +577,21 @@ pub fn run(
             };
             let mut verdict = verdict;
             if !frames.done && incomplete.is_none() && rec.is_none_or(|r| r.rc.is_none()) {
-                incomplete = Some(t.name.clone());
+                incomplete = Some(t.id().to_string());
                 if let (Some(msg), Some(_)) = (&crashed, rec) {
                     verdict =
                         Verdict::fail("the guest kernel crashed while it ran").detail(msg.clone());
                 }
             }
-            let log = log_path(&input.run_dir, &t.name);
-            write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes())?;
-            if !seen.contains(&t.name) {
+            let log = log_path(&input.run_dir, t.id());
+            write_atomic(&log, log_text(t.id(), &verdict, &out).as_bytes())?;
+            if !seen.iter().any(|s| s == t.id()) {
                 sink.emit(Event::TestStarted {
-                    name: t.name.clone(),
+                    name: t.id().to_string(),
                 });
             }
-            sink.emit(finished(&t.name, &verdict, dur));
-            outcomes.push(TestOutcome::new(&t.name, verdict, dur, Some(log)));
+            sink.emit(finished(t.id(), &verdict, dur));
+            outcomes.push(TestOutcome::new(t.id(), verdict, dur, Some(log)));
         }
     }
 
@@ -590,7 +612,7 @@ pub fn run(
     outcomes.sort_by_key(|o| {
         tests
             .iter()
-            .position(|t| t.name == o.name)
+            .position(|t| t.id() == o.name)
             .unwrap_or(usize::MAX)
     });
     let res = SuiteResult {
@@ -638,24 +660,14 @@ fn round(d: Duration) -> f64 {
 }
 
 /// Apply the test's judge to its record.
-pub fn judge(t: &TestDef, r: &parse::Record, expected_config: &[(String, String)]) -> Verdict {
-    let (out, rc) = (r.output.as_str(), r.rc);
-    match &t.kind {
-        Kind::Btf => parse::judge_btf(out, rc),
-        Kind::Jit => parse::judge_jit(out),
-        Kind::Config => parse::judge_config(out, rc, expected_config),
-        Kind::Hello => parse::judge_hello(out, rc),
-        Kind::CbpfPort80 => parse::judge_cbpf(out, rc),
-        Kind::CoreHello => parse::judge_core(out, rc),
-        Kind::HelloBcc => parse::judge_bcc(out, rc),
-        Kind::Bpftool => parse::judge_bpftool(out, rc),
-        Kind::Bpftrace => parse::judge_bpftrace(out, rc),
-        Kind::TestBpf(e) => parse::judge_test_bpf(out, rc, e),
-        Kind::Sample(s) => parse::judge_sample(out, rc, s),
-    }
+pub fn judge(
+    t: &dyn SuiteTest,
+    r: &parse::Record,
+    expected_config: &[(String, String)],
+) -> Verdict {
+    t.judge(&r.output, r.rc, &JudgeCtx { expected_config })
 }
 
-/// Sets the flag when dropped.
 /// Whether the vng boot can happen: vng is there (hello-bcc's probe says so), or the
 /// setup skip that says why not. `--no-bcc` only skips hello-bcc.
 fn vng_ready(bcc: &Bcc) -> Result<(), Verdict> {
@@ -665,30 +677,38 @@ fn vng_ready(bcc: &Bcc) -> Result<(), Verdict> {
     }
 }
 
-/// The tests that need the host's userland (hello-bcc, bpftrace) in one vng boot: BCC,
-/// python and bpftrace come from the host over 9p; hello-bcc's two files go in as
-/// payload. Returns the outcomes and the accelerator.
+/// The tests that need a host program (hello-bcc's BCC, bpftrace) in one vng boot: the
+/// programs come from the host over 9p; hello-bcc's sources go in as payload. Returns
+/// the outcomes and the accelerator.
 fn run_vng(
     home: &Home,
     input: &SuiteInput,
-    tests: &[TestDef],
+    tests: &[Arc<dyn SuiteTest>],
     g: &dyn Guest,
     sink: &dyn EventSink,
 ) -> Result<(Vec<TestOutcome>, Option<String>), SuiteError> {
     let mut files: Vec<GuestFile> = Vec::new();
-    let mut parts: Vec<String> = Vec::new();
+    let mut ctx = guest::ScriptCtx::default();
+    let mut ready: Vec<HostTool> = Vec::new();
     for t in tests {
         sink.emit(Event::TestStarted {
-            name: t.name.clone(),
+            name: t.id().to_string(),
         });
-        match &t.kind {
-            Kind::HelloBcc => {
+        let Some(tool) = t.needs().host else {
+            unreachable!("only tests that need a host program boot under vng")
+        };
+        if ready.contains(&tool) {
+            continue;
+        }
+        ready.push(tool);
+        match tool {
+            HostTool::Bcc => {
                 let src = home.root().join("examples");
                 examples::write_sources(&src, examples::BCC_SOURCES)?;
                 // The host root is read-only in a vng guest: the payload goes under /tmp.
                 files.extend(examples::BCC_SOURCES.iter().map(|(rel, _)| GuestFile {
                     host: src.join(rel),
-                    guest: format!("/tmp/labctl/{rel}"),
+                    guest: format!("{}/{rel}", guest::VNG_PAYLOAD),
                     with_libs: false,
                     sysroot: None,
                 }));
@@ -697,41 +717,33 @@ fn run_vng(
                     kernel_source,
                 } = &input.bcc
                 else {
-                    unreachable!("hello-bcc in the vng boot without Bcc::Run")
+                    unreachable!("a BCC test in the vng boot without Bcc::Run")
                 };
-                let kernel_source = match kernel_source {
-                    Some(k) => Some(examples::bcc_headers(home, k, &input.release, sink)?),
+                ctx.python = Some(python.display().to_string());
+                ctx.bcc_kernel_source = match kernel_source {
+                    Some(k) => Some(
+                        examples::bcc_headers(home, k, &input.release, sink)?
+                            .display()
+                            .to_string(),
+                    ),
                     None => None,
                 };
-                parts.push(guest::bcc_part(
-                    &python.display().to_string(),
-                    "/tmp/labctl/hello-bcc/hello.py",
-                    kernel_source
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .as_deref(),
-                    t.timeout.as_secs(),
-                ));
             }
-            Kind::Bpftrace => {
+            HostTool::Bpftrace => {
                 let ToolInput::Ready { path, .. } = &input.bpftrace else {
                     unreachable!("bpftrace in the vng boot without the program")
                 };
-                parts.push(guest::bpftrace_part(
-                    &path.display().to_string(),
-                    t.timeout.as_secs(),
-                ));
+                ctx.bpftrace = Some(path.display().to_string());
             }
-            _ => unreachable!("only host-userland tests boot under vng"),
         }
     }
-    let script = guest::vng_script(&parts);
+    let script = guest::vng_script(tests, &ctx);
     let run_dir = input.run_dir.join("vng");
     std::fs::create_dir_all(&run_dir).map_err(io_err("create directory", &run_dir))?;
     let req = GuestRequest {
         files,
         script,
-        timeout: tests.iter().map(|t| t.timeout).sum::<Duration>() + Duration::from_secs(120),
+        timeout: tests.iter().map(|t| t.timeout()).sum::<Duration>() + Duration::from_secs(120),
         run_dir,
         backend: Backend::Vng,
         memory_mb: Some(2048),
@@ -748,21 +760,21 @@ fn run_vng(
         Err(e) => {
             sink.warn(format!(
                 "{}: the vng boot failed: {e}",
-                tests
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                tests.iter().map(|t| t.id()).collect::<Vec<_>>().join(", ")
             ));
             None
         }
     };
     for t in tests {
         let (verdict, dur, out) = match (&reply, &frames) {
-            (Ok(r), Some(f)) => match f.records.iter().find(|x| x.name == t.name) {
-                Some(rec) => (judge(t, rec, &[]), rec.duration, rec.output.clone()),
+            (Ok(r), Some(f)) => match f.records.iter().find(|x| x.name == t.id()) {
+                Some(rec) => (
+                    judge(t.as_ref(), rec, &[]),
+                    rec.duration,
+                    rec.output.clone(),
+                ),
                 None => (
-                    Verdict::fail(format!("{} produced no framed result under vng", t.name)),
+                    Verdict::fail(format!("{} produced no framed result under vng", t.id())),
                     Duration::ZERO,
                     r.output.clone(),
                 ),
@@ -774,16 +786,16 @@ fn run_vng(
             ),
             (Ok(r), None) => (Verdict::fail("no output"), Duration::ZERO, r.output.clone()),
         };
-        let log = log_path(&input.run_dir, &t.name);
-        write_atomic(&log, log_text(&t.name, &verdict, &out).as_bytes())?;
-        sink.emit(finished(&t.name, &verdict, dur));
-        outcomes.push(TestOutcome::new(&t.name, verdict, dur, Some(log)));
+        let log = log_path(&input.run_dir, t.id());
+        write_atomic(&log, log_text(t.id(), &verdict, &out).as_bytes())?;
+        sink.emit(finished(t.id(), &verdict, dur));
+        outcomes.push(TestOutcome::new(t.id(), verdict, dur, Some(log)));
     }
     Ok((outcomes, accel))
 }
 
 #[cfg(test)]
-mod tests {
+mod console_tail {
     use super::*;
     use crate::events::VecSink;
 

@@ -301,7 +301,6 @@ pub fn junit(res: &SuiteResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::catalog;
     use std::path::PathBuf;
 
     fn outcome(
@@ -356,7 +355,7 @@ mod tests {
     /// skipped because their build failed.
     fn full_run() -> SuiteResult {
         let long = "attach kprobe do_sys_openat2: No such file or directory (the kernel needs KPROBES and KPROBE_EVENTS) and a very long tail of text after it";
-        let tests = catalog::tests_for(
+        let tests = crate::suite::tests::all(
             &crate::KernelVersion::new(6, 12, 107),
             false,
             crate::arch::Arch::x86_64(),
@@ -365,10 +364,10 @@ mod tests {
             .into_iter()
             .enumerate()
             .map(|(i, t)| {
-                let mut o = match (t.name.as_str(), i % 3) {
+                let mut o = match (t.id(), i % 3) {
                     ("hello-bcc", _) => {
                         let v = crate::suite::BccMissing::PythonModule.verdict();
-                        let mut o = outcome(&t.name, v.result, v.skip, &v.reason);
+                        let mut o = outcome(t.id(), v.result, v.skip, &v.reason);
                         o.detail = v.detail;
                         o
                     }
@@ -379,12 +378,12 @@ mod tests {
                             catalogue: vec![("samples-bpf-o-userprogs".into(), "samples-bpf-o-userprogs".into())],
                         };
                         let v = f.verdict();
-                        let mut o = outcome(&t.name, v.result, v.skip, &v.reason);
+                        let mut o = outcome(t.id(), v.result, v.skip, &v.reason);
                         o.detail = v.detail;
                         o
                     }
-                    (_, 0) => outcome(&t.name, TestResult::Fail, None, long),
-                    _ => outcome(&t.name, TestResult::Pass, None, "port 80 only (TCP+UDP, IPv4+IPv6); JIT: no, interpreted"),
+                    (_, 0) => outcome(t.id(), TestResult::Fail, None, long),
+                    _ => outcome(t.id(), TestResult::Pass, None, "port 80 only (TCP+UDP, IPv4+IPv6); JIT: no, interpreted"),
                 };
                 o.duration_s = 150.25;
                 o

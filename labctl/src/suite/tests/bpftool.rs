@@ -1,0 +1,193 @@
+//! bpftool: the kernel's own bpftool (made from the build's tree, in the hermetic guest):
+//! `prog list` shows the hello program while it is attached and not after, `btf dump`
+//! finds task_struct, a missing id is an error.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::suite::guest::{ScriptCtx, GUEST_BPFTOOL};
+use crate::suite::parse::{tail, Verdict};
+
+use super::{JudgeCtx, Needs, SuiteTest};
+
+#[derive(Debug)]
+pub struct Bpftool;
+
+impl SuiteTest for Bpftool {
+    fn id(&self) -> &str {
+        "bpftool"
+    }
+    fn about(&self) -> &str {
+        "the kernel's bpftool: prog list while hello is attached and after, btf dump"
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    fn needs(&self) -> Needs {
+        Needs {
+            examples: true,
+            bpftool: true,
+            ..Needs::default()
+        }
+    }
+    fn guest_script(&self, _ctx: &ScriptCtx) -> String {
+        let secs = self.timeout().as_secs().max(1);
+        format!(
+            r#"B={bpftool}
+if [ ! -x "$B" ]; then echo "labctl: missing bpftool"; rc=127
+else
+rm -f /tmp/labctl-hold /tmp/labctl-hold.out; mkfifo /tmp/labctl-hold
+(cd $S/bin && exec ./hello hello.bpf.o --hold < /tmp/labctl-hold > /tmp/labctl-hold.out 2>&1) &
+HP=$!
+exec 3> /tmp/labctl-hold
+i=0; while [ $i -lt 200 ] && ! grep -q '^holding:' /tmp/labctl-hold.out && kill -0 $HP 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+echo "== hello"; cat /tmp/labctl-hold.out
+echo "== attached"; run 20 "$B" prog list
+echo "== attached rc=$?"
+exec 3>&-
+wait $HP; echo "== hello rc=$?"
+echo "== detached"; run 20 "$B" prog list
+echo "== detached rc=$?"
+echo "== btf"; run {secs} "$B" btf dump file /sys/kernel/btf/vmlinux > /tmp/labctl-btf.txt; echo "== btf rc=$?"
+grep -c "STRUCT 'task_struct'" /tmp/labctl-btf.txt; rm -f /tmp/labctl-btf.txt
+echo "== missing"; run 20 "$B" prog show id 4000000000
+echo "== missing rc=$?"
+rc=0
+fi
+"#,
+            bpftool = GUEST_BPFTOOL,
+        )
+    }
+    fn judge(&self, out: &str, rc: Option<i32>, _ctx: &JudgeCtx) -> Verdict {
+        judge_bpftool(out, rc)
+    }
+}
+
+/// The `== name` sections of a multi-step test's output (bpftool, bpftrace): name →
+/// its lines; `== name rc=N` lines become `name rc` → `N`.
+pub(crate) fn sections(out: &str) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    let mut cur = String::new();
+    for l in out.lines() {
+        if let Some(h) = l.strip_prefix("== ") {
+            match h.rsplit_once(" rc=") {
+                Some((name, rc)) => {
+                    m.insert(format!("{name} rc"), rc.trim().to_string());
+                }
+                None => {
+                    cur = h.trim().to_string();
+                    m.entry(cur.clone()).or_default();
+                }
+            }
+        } else if !cur.is_empty() {
+            let e = m.entry(cur.clone()).or_default();
+            e.push_str(l);
+            e.push('\n');
+        }
+    }
+    m
+}
+
+/// bpftool: the held hello program is in `prog list` (by id, as a kprobe named hello),
+/// gone after it detached; `btf dump` of vmlinux has task_struct; a missing id fails.
+pub fn judge_bpftool(out: &str, rc: Option<i32>) -> Verdict {
+    if rc.is_none() {
+        return Verdict::fail("bpftool did not finish (the guest stopped during this test)");
+    }
+    if out.contains("labctl: missing bpftool") {
+        return Verdict::fail("the kernel's bpftool is not in the guest");
+    }
+    let sec = sections(out);
+    let get = |k: &str| sec.get(k).map(String::as_str).unwrap_or("");
+    let Some(id) = get("hello").lines().find_map(|l| {
+        l.strip_prefix("holding: prog id ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_string)
+    }) else {
+        return Verdict::fail("hello did not stay attached for the listing")
+            .detail(format!("hello --hold printed: {}", tail(get("hello"), 5)));
+    };
+    let listed = |text: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{id}:")) && l.contains("name hello"))
+    };
+    if get("attached rc") != "0" {
+        return Verdict::fail(format!("bpftool prog list exited {}", get("attached rc")))
+            .detail(tail(get("attached"), 5));
+    }
+    if !listed(get("attached")) {
+        return Verdict::fail(format!(
+            "prog list does not show hello (id {id}) while attached"
+        ))
+        .detail(tail(get("attached"), 8));
+    }
+    if get("hello rc") != "0" {
+        return Verdict::fail(format!("hello exited {} after detaching", get("hello rc")))
+            .detail(tail(get("hello"), 5));
+    }
+    if get("detached rc") != "0" || listed(get("detached")) {
+        return Verdict::fail(format!(
+            "prog list still shows hello (id {id}) after detach"
+        ))
+        .detail(tail(get("detached"), 8));
+    }
+    let types: u32 = get("btf")
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    if get("btf rc") != "0" || types == 0 {
+        return Verdict::fail("bpftool btf dump of /sys/kernel/btf/vmlinux has no task_struct")
+            .detail(format!("rc {}: {}", get("btf rc"), tail(get("btf"), 3)));
+    }
+    let missing = get("missing");
+    if get("missing rc") == "0" || get("missing rc").is_empty() {
+        return Verdict::fail("bpftool prog show of a missing id did not fail")
+            .detail(tail(missing, 3));
+    }
+    Verdict::pass(format!(
+        "hello (id {id}) listed while attached, gone after; btf dump finds task_struct"
+    ))
+    .detail(format!(
+        "missing id: rc {}: {}",
+        get("missing rc"),
+        tail(missing, 1)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bpftool_judge_needs_the_listing_while_attached_and_its_absence_after() {
+        let good = "== hello\nloaded: prog id 7, jited 80 bytes\nholding: prog id 7 attached until standard input ends\n== attached\n3: tracing  name x\n7: kprobe  name hello  tag ab  gpl\n== attached rc=0\n== hello rc=0\n== detached\n3: tracing  name x\n== detached rc=0\n== btf\n1\n== btf rc=0\n== missing\nError: get by id (4000000000): No such file or directory\n== missing rc=255\n";
+        let v = judge_bpftool(good, Some(0));
+        assert_eq!(v.result, crate::events::TestResult::Pass, "{v:?}");
+        // Still listed after detach.
+        let still = good.replace(
+            "== detached\n3: tracing  name x\n",
+            "== detached\n7: kprobe  name hello\n",
+        );
+        assert!(judge_bpftool(&still, Some(0))
+            .reason
+            .contains("after detach"));
+        // Never listed while attached.
+        let never = good.replace("7: kprobe  name hello  tag ab  gpl\n", "");
+        assert!(judge_bpftool(&never, Some(0))
+            .reason
+            .contains("while attached"));
+        // A missing id that "works" is wrong.
+        let neg = good.replace("== missing rc=255", "== missing rc=0");
+        assert!(judge_bpftool(&neg, Some(0)).reason.contains("missing id"));
+        // No task_struct in the BTF dump.
+        let nobtf = good.replace("== btf\n1\n", "== btf\n0\n");
+        assert!(judge_bpftool(&nobtf, Some(0))
+            .reason
+            .contains("task_struct"));
+        assert_ne!(
+            judge_bpftool("labctl: missing bpftool\n", Some(0)).result,
+            crate::events::TestResult::Pass
+        );
+    }
+}
