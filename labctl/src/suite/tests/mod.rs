@@ -7,6 +7,7 @@
 //! one line in [`all`].
 
 pub mod bpftool;
+pub mod bpftool_btf;
 pub mod bpftrace;
 pub mod cbpf_port80;
 pub mod core_hello;
@@ -114,6 +115,7 @@ pub fn all(
         Arc::new(cbpf_port80::CbpfPort80),
         Arc::new(core_hello::CoreHello),
         Arc::new(bpftool::Bpftool),
+        Arc::new(bpftool_btf::BpftoolBtf),
         Arc::new(hello_bcc::HelloBcc),
         Arc::new(bpftrace::Bpftrace),
         Arc::new(test_bpf::TestBpf::for_kernel(v, full, arch)?),
