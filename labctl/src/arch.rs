@@ -88,12 +88,12 @@ pub struct Arch {
     pub image: String,
     pub image_name: String,
     pub cross_compile: String,
-    pub clang_target: String,
+    /// Debian's multiarch triplet (`x86_64-linux-gnu`): library and pkg-config dirs.
+    pub multiarch: String,
     pub debian_arch: String,
     pub elf_machine: u16,
     pub interpreter: String,
     pub kvm_guest_configs: Vec<String>,
-    pub host_userland_tests: Vec<String>,
     /// The Debian release and packages of the guest userland root (foreign builds).
     pub guest_suite: String,
     pub guest_packages: Vec<String>,
@@ -191,12 +191,6 @@ impl Arch {
             format!("-{}", self.name)
         }
     }
-
-    /// Whether suite test `name` runs the host's own userland in the guest, and so cannot
-    /// run on this architecture from this machine.
-    pub fn needs_host_userland(&self, test: &str) -> bool {
-        !self.is_host() && self.host_userland_tests.iter().any(|t| t == test)
-    }
 }
 
 impl std::fmt::Display for Arch {
@@ -293,8 +287,5 @@ mod tests {
         let other = if host.name == "arm64" { x } else { a };
         assert_eq!(other.cross_prefix(), Some(other.cross_compile.as_str()));
         assert!(other.gcc().ends_with("-gcc"));
-        assert!(other.needs_host_userland("hello-bcc"));
-        assert!(!other.needs_host_userland("hello"));
-        assert!(!host.needs_host_userland("hello-bcc"));
     }
 }

@@ -183,7 +183,7 @@ impl Target<'_> {
         match self.root.filter(|_| !self.arch.is_host()) {
             None => c,
             Some(root) => {
-                let triplet = self.arch.clang_target.as_str();
+                let triplet = self.arch.multiarch.as_str();
                 let libdir = format!(
                     "{0}/usr/lib/{triplet}/pkgconfig:{0}/usr/share/pkgconfig:{0}/usr/lib/pkgconfig",
                     root.display()
