@@ -3,10 +3,10 @@
 #   cargo install --path labctl && labctl doctor --install --yes && labctl vm test
 # run cold on a bare Debian minbase root filesystem (labctl::rootfs, cached under the test
 # home's rootfs/ like tests/fresh_machine.rs), each command timed, `vm test` split into
-# fetch / build / examples / suite. A benchmark: it prints numbers, the target (≤ 300 s)
-# and the ratio, and fails only when the main job itself fails (then the failing log's
-# tail is printed). The work is labctl/examples/zero_to_pass.rs; this script finds the
-# toolchain and runs it.
+# fetch / build (kernel, bpftool) / examples / suite. A benchmark: it prints numbers, the
+# target (≤ 300 s) and the ratio, and fails only when the main job itself fails (exit 1,
+# with the failing log's tail; 2 when the bench could not set up). The work is
+# labctl/examples/zero_to_pass.rs; this script finds the toolchain and runs it.
 #
 # Not timed as zero-to-pass, but printed: the root filesystem (unpacking the cached
 # tarball), the checkout (a `git clone` of CHECKOUT's HEAD into the chroot) and the
@@ -16,7 +16,8 @@
 # ccache start empty: crates and the kernel are downloaded, everything is compiled.
 #
 # Needs root (mount, chroot), mmdebstrap, git and the Debian archive of the host's apt
-# configuration; takes 15-25 minutes on 2 cores. Leaves no mount or chroot behind.
+# configuration, and ~10 GB free in $TMPDIR (the chroot is unpacked there); took 26 minutes
+# on 2 cores shared with other builds (load 5-6). Leaves no mount or chroot behind.
 #
 # usage: bench/zero.sh [CHECKOUT]    (default: this repository; its HEAD is cloned, so
 #                                     commit what you want measured)

@@ -16,7 +16,7 @@
 //!
 //! Each command runs inside with `chroot` and a cleared environment, as an argv (no
 //! shell): `env -C /root/labctl PATH=/root/.cargo/bin:... <command>`, the PATH rustup's
-//! setup gives a Rust user. `vm test` is split into fetch / build / examples / suite by
+//! setup gives a Rust user. `vm test` is split into fetch / build (kernel, bpftool) / examples / suite by
 //! the stage lines labctl prints (their `[ 12.3s]` stamps), the build further by the
 //! build's build.json `stages`; the pass count comes from the run's results.json.
 //!
@@ -122,7 +122,7 @@ fn stage_line(line: &str) -> Option<(f64, &str)> {
     STAGES.contains(&word).then_some((t, word))
 }
 
-/// fetch / build / examples / suite from the first stamp of each group's first stage.
+/// fetch / build (kernel, bpftool) / examples / suite from the first stamp of each group's first stage.
 fn split_vm_test(marks: &[(f64, String)], total: f64) -> Vec<(&'static str, Option<f64>)> {
     let first = |names: &[&str]| {
         marks
@@ -132,7 +132,8 @@ fn split_vm_test(marks: &[(f64, String)], total: f64) -> Vec<(&'static str, Opti
     };
     let starts = [
         ("fetch", Some(0.0)),
-        ("build", first(&["config", "fixes", "compile"])),
+        ("build (kernel)", first(&["config", "fixes", "compile"])),
+        ("build (bpftool)", first(&["tools"])),
         ("examples", first(&["examples"])),
         ("suite", first(&["probe", "image", "boot"])),
     ];
@@ -334,8 +335,8 @@ impl Bench {
                 "ca-certificates",
             ]),
         ];
-        for argv in &prereqs {
-            let log = self.logs.join("prerequisites.log");
+        for (argv, log) in prereqs.iter().zip(["apt-update.log", "apt-install.log"]) {
+            let log = self.logs.join(log);
             let out = session
                 .run(argv, Duration::from_secs(20 * 60), &log, &NullSink, |_| {
                     LineAction::Continue
@@ -625,6 +626,7 @@ mod tests {
         let marks: Vec<(f64, String)> = [
             (0.0, "fetch"),
             (14.0, "config"),
+            (92.3, "tools"),
             (111.4, "examples"),
             (112.2, "probe"),
         ]
@@ -633,7 +635,12 @@ mod tests {
         .collect();
         let s = split_vm_test(&marks, 151.0);
         assert_eq!(s[0], ("fetch", Some(14.0)));
-        assert_eq!(s[3].0, "suite");
-        assert!((s[3].1.unwrap() - 38.8).abs() < 1e-9);
+        assert_eq!(s[2].0, "build (bpftool)");
+        assert_eq!(s[4].0, "suite");
+        assert!((s[4].1.unwrap() - 38.8).abs() < 1e-9);
+        // Without a build (a cached one), its rows are empty and fetch runs to the next mark.
+        let s = split_vm_test(&marks[3..], 151.0);
+        assert_eq!(s[0], ("fetch", Some(111.4)));
+        assert_eq!(s[1], ("build (kernel)", None));
     }
 }
