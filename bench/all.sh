@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Every labctl benchmark, side by side in one run on this machine, and docs/benchmarks.md
 # written from what they print (with a description of the machine). Not part of .ci/run:
-# it takes 40-60 minutes on 2 cores. Each bench/*.sh script can also be run alone.
+# it takes 40-60 minutes on 2 cores, plus 20-30 for the zero section (bench/zero.sh: the
+# README's main job, cold, on a bare Debian 12 root filesystem; needs root and
+# mmdebstrap). Each bench/*.sh script can also be run alone.
 #
 # usage: bench/all.sh [VERSION]      (default 5.10.46, fetched from Debian's archive)
 #   LABCTL_HOME   labctl home for the warm runs (default ~/.cache/labctl-bench)
 #   LABCTL        a labctl binary to measure (default: cargo build --release, that one)
 #   SKIP="config-build build"        leave out some sections (fetch config-build build
-#                                    boot vm suite)
+#                                    boot vm suite-VERSION zero)
 #   SUITE_VERSIONS="5.10.262 6.12.107"  the kernels the warm-suite section measures
 #                                    (default VERSION); each is built first if needed
 #   SUITE_ARGS_<major>_<minor>="--kernel K --obj O"  extra vm test args for one of them
@@ -61,6 +63,8 @@ for v in ${SUITE_VERSIONS:-$VERSION}; do
   # shellcheck disable=SC2086
   section "suite-$v" "Warm labctl vm test $v (hermetic suite)" bench/suite.sh "$v" ${!key:-}
 done
+# Cold: its own chroot, CARGO_HOME, labctl home and ccache; the warm state above is unused.
+section zero "Zero to a passing suite: the README's main job, cold, on a bare Debian 12" bench/zero.sh
 
 {
   echo "# Benchmarks"
