@@ -1,5 +1,5 @@
 //! Benchmark: "zero to a passing suite" (issue 15, item 4). The README's main job,
-//! `cargo install --path labctl && labctl doctor --install --yes && labctl vm test`, run
+//! `cargo install --locked --path labctl && labctl doctor --install --yes && labctl vm test`, run
 //! cold on a bare Debian root filesystem and timed command by command. Run it through
 //! `bench/zero.sh`, which documents the knobs; it needs root (mount, chroot) and mmdebstrap.
 //!
@@ -412,8 +412,8 @@ impl Bench {
     ) -> Result<MainJob, String> {
         let install = self.phase(
             session,
-            "cargo install --path labctl",
-            &inside(&["cargo", "install", "--path", "labctl"]),
+            "cargo install --locked --path labctl",
+            &inside(&["cargo", "install", "--locked", "--path", "labctl"]),
             Duration::from_secs(45 * 60),
             "cargo-install.log",
             |_| {},

@@ -197,7 +197,7 @@ fn the_readme_commands_are_what_ci_runs_and_they_parse() {
     let main = readme_block("main job");
     assert_eq!(
         main,
-        "cargo install --path labctl && labctl doctor --install --yes && labctl vm test"
+        "cargo install --locked --path labctl && labctl doctor --install --yes && labctl vm test"
     );
     let tests = readme_block("tests");
     assert!(tests.ends_with("cargo test --workspace"), "{tests}");
