@@ -55,7 +55,7 @@ SOURCE=debian section config-build "Cold build: lab vs a hand-made tinyconfig an
 section build "Cold, no-op and ccache-warm rebuild (lab profile)" env BENCH_HOME="$TMP/build-home" bench/build.sh "$VERSION" --source debian
 # The warm lab kernel the VM benchmarks boot.
 "$LABCTL" -q --json kernel build "$VERSION" --source debian >"$TMP/lab.json" 2>"$TMP/lab.err" || { cat "$TMP/lab.err" >&2; exit 2; }
-LAB=$(jq -r '.output.bzimage' "$TMP/lab.json")
+LAB=$(jq -r '.output.image // .output.bzimage' "$TMP/lab.json")
 section boot "Where a boot's time goes: labctl vm run $VERSION -- true" bench/boot.sh "$VERSION" 5
 section vm "Boot to exit: labctl vm run vs vng vs a Debian kernel" env LAB_VERSION="$VERSION" bench/vm.sh "$LAB" 5
 for v in ${SUITE_VERSIONS:-$VERSION}; do
