@@ -18,7 +18,8 @@ Examples:
   labctl kernel config 5.10.46 --fragment my.config --set CONFIG_DEBUG_INFO_BTF=n --out .config
   labctl --json kernel config 5.10.46                the report as JSON
 
-Built-in fragments (always applied, in this order): bpf, btf, tracing, vm, samples.
+Built-in fragments (always applied, in this order): bpf, btf, tracing, vm, samples;
+with the lab profile also lean (tinyconfig defaults the lab never uses, switched off).
 Opt-in built-in fragments: bcc. `docs/kconfig.md` explains every line.
 The report lists every requested option with the value asked for, the final value after
 olddefconfig and, when they differ, the reason read from the tree's Kconfig files.
@@ -97,7 +98,12 @@ impl ConfigOpts {
         // A fragment file must be a regular file of sane size: a FIFO or a device
         // would hang the reader or never end.
         for f in &self.fragments {
-            if std::fs::symlink_metadata(f).is_ok() {
+            // A built-in name wins over a folder of that name here (`vm/` in this
+            // repository); the library reads it from the binary.
+            let builtin = f.components().count() == 1
+                && !f.is_file()
+                && labctl::kconfig::embedded_fragment(&f.to_string_lossy()).is_some();
+            if !builtin && std::fs::symlink_metadata(f).is_ok() {
                 labctl::home::regular_file(f, "--fragment", MAX_FRAGMENT)?;
             }
         }

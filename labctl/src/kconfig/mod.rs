@@ -34,7 +34,7 @@ use crate::version::KernelVersion;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KconfigError {
-    #[error("cannot read fragment {}: {source} (pass a readable file, or one of the built-in names: bpf, btf, tracing, vm, samples, bcc)", path.display())]
+    #[error("cannot read fragment {}: {source} (pass a readable file, or one of the built-in names: bpf, btf, tracing, vm, samples, lean, bcc)", path.display())]
     FragmentRead {
         path: PathBuf,
         #[source]
@@ -331,7 +331,10 @@ pub fn plan_fragments(plan: &ConfigPlan) -> Result<Vec<Fragment>, KconfigError> 
         v
     };
     for p in &plan.fragments {
-        let is_name = p.components().count() == 1 && !p.exists();
+        // A built-in name (`vm`, `bcc.config`) unless a regular file of that name is
+        // here: a folder `vm/` in the working directory (this repository has one) is
+        // never a fragment.
+        let is_name = p.components().count() == 1 && !p.is_file();
         if is_name {
             if let Some(f) = embedded_fragment(&p.to_string_lossy()) {
                 out.push(f);

@@ -352,6 +352,20 @@ mod tests {
         )
         .unwrap()
         .unwrap();
+        assert_eq!(e.jit, JitCount::All);
+        assert_eq!(
+            e.params,
+            ["test_range=0,285"],
+            "5.10 runs the classic tests by default"
+        );
+        let (e, _) = test_bpf_expect(
+            TEST_BPF_TOML,
+            &v("5.10.46"),
+            true,
+            crate::arch::Arch::x86_64(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             e.jit,
             JitCount::Exact {
@@ -359,7 +373,7 @@ mod tests {
                 total: 366
             }
         );
-        assert!(e.params.is_empty());
+        assert!(e.params.is_empty(), "--full: the whole set");
         let (e, _) = test_bpf_expect(
             TEST_BPF_TOML,
             &v("6.12.95"),
