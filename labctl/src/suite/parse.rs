@@ -172,12 +172,20 @@ pub(crate) fn timed_out(rc: Option<i32>) -> bool {
     rc == Some(RC_KILLED)
 }
 
+/// The failure of a test whose END marker never came (`rc` None): the guest stopped
+/// during `what`.
+pub(crate) fn unfinished(rc: Option<i32>, what: &str) -> Option<Verdict> {
+    rc.is_none().then(|| {
+        Verdict::fail(format!(
+            "{what} did not finish (the guest stopped during this test)"
+        ))
+    })
+}
+
 /// Common shape of the example loaders: `result: ok` + exit 0, else the `error:` line.
 pub(crate) fn loader_verdict(out: &str, rc: Option<i32>, what: &str) -> Result<(), Verdict> {
-    if rc.is_none() {
-        return Err(Verdict::fail(format!(
-            "{what} did not finish (the guest stopped during this test)"
-        )));
+    if let Some(v) = unfinished(rc, what) {
+        return Err(v);
     }
     if timed_out(rc) {
         return Err(Verdict::fail(format!("{what} timed out")));

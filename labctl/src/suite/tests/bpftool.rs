@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::suite::guest::{ScriptCtx, GUEST_BPFTOOL};
+use crate::suite::guest::ScriptCtx;
 use crate::suite::parse::{tail, Verdict};
 
-use super::{JudgeCtx, Needs, SuiteTest};
+use super::{bpftool_missing, with_bpftool, JudgeCtx, Needs, SuiteTest};
 
 #[derive(Debug)]
 pub struct Bpftool;
@@ -31,11 +31,8 @@ impl SuiteTest for Bpftool {
         }
     }
     fn guest_script(&self, _ctx: &ScriptCtx) -> String {
-        format!(
-            r#"B={bpftool}
-if [ ! -x "$B" ]; then echo "labctl: missing bpftool"; rc=127
-else
-rm -f /tmp/labctl-hold /tmp/labctl-hold.out; mkfifo /tmp/labctl-hold
+        with_bpftool(
+            r#"rm -f /tmp/labctl-hold /tmp/labctl-hold.out; mkfifo /tmp/labctl-hold
 (cd $S/bin && exec ./hello hello.bpf.o --hold < /tmp/labctl-hold > /tmp/labctl-hold.out 2>&1) &
 HP=$!
 exec 3> /tmp/labctl-hold
@@ -49,10 +46,7 @@ echo "== detached"; run 20 "$B" prog list
 echo "== detached rc=$?"
 echo "== missing"; run 20 "$B" prog show id 4000000000
 echo "== missing rc=$?"
-rc=0
-fi
 "#,
-            bpftool = GUEST_BPFTOOL,
         )
     }
     fn judge(&self, out: &str, rc: Option<i32>, _ctx: &JudgeCtx) -> Verdict {
@@ -88,11 +82,8 @@ pub(crate) fn sections(out: &str) -> BTreeMap<String, String> {
 /// bpftool: the held hello program is in `prog list` (by id, as a kprobe named hello),
 /// gone after it detached; a missing id fails.
 pub fn judge_bpftool(out: &str, rc: Option<i32>) -> Verdict {
-    if rc.is_none() {
-        return Verdict::fail("bpftool did not finish (the guest stopped during this test)");
-    }
-    if out.contains("labctl: missing bpftool") {
-        return Verdict::fail("the kernel's bpftool is not in the guest");
+    if let Some(v) = bpftool_missing(out, rc, "bpftool") {
+        return v;
     }
     let sec = sections(out);
     let get = |k: &str| sec.get(k).map(String::as_str).unwrap_or("");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::process::shell_quote;
 use crate::suite::guest::ScriptCtx;
-use crate::suite::parse::{tail, Verdict};
+use crate::suite::parse::{tail, unfinished, Verdict};
 
 use super::bpftool::sections;
 use super::{HostTool, JudgeCtx, Needs, SuiteTest};
@@ -76,8 +76,8 @@ rc=0
 /// and exited on the stop file; a kprobe on a missing symbol failed with bpftrace's own
 /// error.
 pub fn judge_bpftrace(out: &str, rc: Option<i32>) -> Verdict {
-    if rc.is_none() {
-        return Verdict::fail("bpftrace did not finish (the guest stopped during this test)");
+    if let Some(v) = unfinished(rc, "bpftrace") {
+        return v;
     }
     let sec = sections(out);
     let get = |k: &str| sec.get(k).map(String::as_str).unwrap_or("");

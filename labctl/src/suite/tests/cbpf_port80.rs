@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::suite::guest::ScriptCtx;
 use crate::suite::parse::{field, loader_verdict, Verdict};
 
-use super::{JudgeCtx, Needs, SuiteTest};
+use super::{run_example, JudgeCtx, Needs, SuiteTest};
 
 #[derive(Debug)]
 pub struct CbpfPort80;
@@ -21,16 +21,15 @@ impl SuiteTest for CbpfPort80 {
         Duration::from_secs(30)
     }
     fn needs(&self) -> Needs {
-        Needs {
-            examples: true,
-            ..Needs::default()
-        }
+        Needs::examples()
     }
     fn guest_script(&self, _ctx: &ScriptCtx) -> String {
-        let secs = self.timeout().as_secs().max(1);
+        // Console loglevel 1 while it runs: the JIT image it has the kernel log
+        // (bpf_jit_enable=2) stays in kmsg, off the serial console.
         format!(
-        "echo 1 > /proc/sys/kernel/printk 2>/dev/null\ncd $S/bin && run {secs} ./cbpf-port80; rc=$?; cd /\necho 4 > /proc/sys/kernel/printk 2>/dev/null\n"
-    )
+            "echo 1 > /proc/sys/kernel/printk 2>/dev/null\n{}echo 4 > /proc/sys/kernel/printk 2>/dev/null\n",
+            run_example(self.timeout().as_secs().max(1), "./cbpf-port80")
+        )
     }
     fn judge(&self, out: &str, rc: Option<i32>, _ctx: &JudgeCtx) -> Verdict {
         judge_cbpf(out, rc)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::suite::guest::ScriptCtx;
 use crate::suite::parse::{field, loader_verdict, Verdict};
 
-use super::{JudgeCtx, Needs, SuiteTest};
+use super::{run_example, JudgeCtx, Needs, SuiteTest};
 
 #[derive(Debug)]
 pub struct CoreHello;
@@ -21,14 +21,13 @@ impl SuiteTest for CoreHello {
         Duration::from_secs(30)
     }
     fn needs(&self) -> Needs {
-        Needs {
-            examples: true,
-            ..Needs::default()
-        }
+        Needs::examples()
     }
     fn guest_script(&self, _ctx: &ScriptCtx) -> String {
-        let secs = self.timeout().as_secs().max(1);
-        format!("cd $S/bin && run {secs} ./core-hello core_hello.bpf.o; rc=$?; cd /\n")
+        run_example(
+            self.timeout().as_secs().max(1),
+            "./core-hello core_hello.bpf.o",
+        )
     }
     fn judge(&self, out: &str, rc: Option<i32>, _ctx: &JudgeCtx) -> Verdict {
         judge_core(out, rc)

@@ -26,6 +26,10 @@ impl SuiteTest for KernelBtf {
             ..Needs::default()
         }
     }
+    /// btf-check only reads /sys/kernel/btf/vmlinux: no shared state.
+    fn parallel(&self) -> bool {
+        true
+    }
     fn guest_script(&self, _ctx: &ScriptCtx) -> String {
         let secs = self.timeout().as_secs().max(1);
         format!("run {secs} $S/bin/btf-check; rc=$?\n")

@@ -21,6 +21,10 @@ impl SuiteTest for KernelConfig {
     fn timeout(&self) -> Duration {
         Duration::from_secs(10)
     }
+    /// It only reads /proc/config.gz: no shared state.
+    fn parallel(&self) -> bool {
+        true
+    }
     fn guest_script(&self, _ctx: &ScriptCtx) -> String {
         let secs = self.timeout().as_secs().max(1);
         format!("run {secs} zcat /proc/config.gz; rc=$?\n")

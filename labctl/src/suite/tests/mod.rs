@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::arch::Arch;
 use crate::version::KernelVersion;
 
-use super::guest::ScriptCtx;
+use super::guest::{ScriptCtx, GUEST_BPFTOOL};
 use super::parse::Verdict;
 use super::SuiteError;
 
@@ -73,6 +73,43 @@ pub struct Needs {
     pub sample: Option<SampleFiles>,
     /// Runs in the virtme-ng boot on the host's userland, with this host program.
     pub host: Option<HostTool>,
+}
+
+impl Needs {
+    /// Only the examples-bpf programs (hello, cbpf-port80, core-hello).
+    pub fn examples() -> Needs {
+        Needs {
+            examples: true,
+            ..Needs::default()
+        }
+    }
+}
+
+/// The guest lines that run one examples-bpf program (`argv`, from `$S/bin`) under
+/// `run`'s `secs` timeout and set `rc` to its exit code.
+pub(crate) fn run_example(secs: u64, argv: &str) -> String {
+    format!("cd $S/bin && run {secs} {argv}; rc=$?; cd /\n")
+}
+
+/// The guest lines of a bpftool test: `body` (newline-terminated) runs only when the
+/// kernel's bpftool is at `$B`; without it the test prints `labctl: missing bpftool` and
+/// sets rc=127, which [`bpftool_missing`] turns into the failure.
+pub(crate) fn with_bpftool(body: &str) -> String {
+    format!(
+        "B={GUEST_BPFTOOL}\nif [ ! -x \"$B\" ]; then echo \"labctl: missing bpftool\"; rc=127\nelse\n{body}rc=0\nfi\n"
+    )
+}
+
+/// The failures every bpftool test shares: the guest stopped during `what`, or the
+/// kernel's bpftool was not in the guest ([`with_bpftool`]).
+pub(crate) fn bpftool_missing(out: &str, rc: Option<i32>, what: &str) -> Option<Verdict> {
+    if let Some(v) = super::parse::unfinished(rc, what) {
+        return Some(v);
+    }
+    if out.contains("labctl: missing bpftool") {
+        return Some(Verdict::fail("the kernel's bpftool is not in the guest"));
+    }
+    None
 }
 
 /// A samples/bpf program and the files it opens, by name in the build's samples folder.
