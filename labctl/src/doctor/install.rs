@@ -527,15 +527,12 @@ fn backports_plan(
     }
     // Which requested packages cause a removal on their own?
     let mut group = Vec::new();
-    let mut rest = Vec::new();
-    for p in pkgs {
-        let s = simulate(tool, &[], None, std::slice::from_ref(p))?;
-        if s.removes.is_empty() {
-            rest.push(p.clone());
-        } else {
-            group.push(p.clone());
-        }
-    }
+    removal_causes(tool, pkgs, &mut group)?;
+    let rest: Vec<String> = pkgs
+        .iter()
+        .filter(|p| !group.contains(p))
+        .cloned()
+        .collect();
     if group.is_empty() {
         return Ok(None);
     }
@@ -578,6 +575,29 @@ fn backports_plan(
         argv: apt_install_argv(Some(&suite), &group),
     });
     Ok(Some(plan))
+}
+
+/// The packages of `set` (whose install as a whole removes something) that remove
+/// something on their own, found by halving: a half whose simulation removes nothing
+/// holds none (more packages in one apt install do not take a removal back), so only
+/// removing halves are split. One culprit among the 18 packages of a bookworm host takes
+/// 10 simulations instead of 18, at about 1.7 s each.
+fn removal_causes(
+    tool: &dyn PackageTool,
+    set: &[String],
+    out: &mut Vec<String>,
+) -> Result<(), InstallError> {
+    if let [one] = set {
+        out.push(one.clone());
+        return Ok(());
+    }
+    let (a, b) = set.split_at(set.len() / 2);
+    for half in [a, b] {
+        if !half.is_empty() && !simulate(tool, &[], None, half)?.removes.is_empty() {
+            removal_causes(tool, half, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// `argv` as root (through sudo when labctl is not), apt non-interactive.
@@ -1040,10 +1060,22 @@ mod tests {
                 "Inst x (1 Debian [amd64])\n".into()
             }
         });
+        let many = pkgs(&[
+            "make",
+            "flex",
+            "bison",
+            "rsync",
+            "cpio",
+            "kmod",
+            "clang",
+            "qemu-system-x86",
+            "llvm",
+            "busybox-static",
+        ]);
         let p = plan(
             &apt,
             &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["make", "qemu-system-x86", "busybox-static"]),
+            &many,
             &[],
             &NullSink,
         )
@@ -1051,10 +1083,15 @@ mod tests {
         assert_eq!(
             installs(&p),
             [
-                "apt-get install -y --no-install-recommends make busybox-static",
+                "apt-get install -y --no-install-recommends make flex bison rsync cpio kmod clang llvm busybox-static",
                 "apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86"
             ]
         );
+        // The culprit was found by halving, not one simulation per package: the whole
+        // set, 6 for the halving (5+5, then 2+3, then 1+2), the rest together and the
+        // group from backports: 9, where one per package made 13.
+        let sims = apt.calls.borrow().iter().filter(|c| c.contains(" -s ")).count();
+        assert_eq!(sims, 9, "{:#?}", apt.calls.borrow());
         let Step::AddSource { path, text, .. } = &p.steps[0] else {
             panic!("{:?}", p.steps)
         };
