@@ -1090,7 +1090,12 @@ mod tests {
         // The culprit was found by halving, not one simulation per package: the whole
         // set, 6 for the halving (5+5, then 2+3, then 1+2), the rest together and the
         // group from backports: 9, where one per package made 13.
-        let sims = apt.calls.borrow().iter().filter(|c| c.contains(" -s ")).count();
+        let sims = apt
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.contains(" -s "))
+            .count();
         assert_eq!(sims, 9, "{:#?}", apt.calls.borrow());
         let Step::AddSource { path, text, .. } = &p.steps[0] else {
             panic!("{:?}", p.steps)
