@@ -544,7 +544,6 @@ fn run(
     Ok(out)
 }
 
-/// Rough disk need: debug info dominates (measured: lab ≈ 3 GiB, defconfig ≈ 8 GiB).
 /// The environment of every kernel make before the compiler wrapper's own
 /// ([`BUILD_ENV`]).
 pub(super) fn base_env() -> Vec<(String, String)> {
@@ -565,12 +564,19 @@ pub(super) fn wrapper_env(home: &Home, wrapper: &str) -> Vec<(String, String)> {
             ("CCACHE_BASEDIR".into(), path(home.builds())),
             ("CCACHE_NOHASHDIR".into(), "true".into()),
             ("CCACHE_MAXSIZE".into(), "10G".into()),
+            // Depend mode: a miss hashes the compiler's own -MMD list (kbuild's
+            // `-Wp,-MMD,…`) instead of preprocessing every file a second time. Measured
+            // on 122 objects of 5.10 (kernel/bpf, net/core, net/ipv4), cold, -j2: 57-62 s,
+            // against 82-85 s in ccache's default mode and 64-70 s without ccache; a
+            // second build of the same sources hits every object (3.7 s).
+            ("CCACHE_DEPEND".into(), "true".into()),
         ],
         "sccache" => vec![("SCCACHE_DIR".into(), path(home.root().join("sccache")))],
         _ => Vec::new(),
     }
 }
 
+/// Rough disk need: debug info dominates (measured: lab ≈ 3 GiB, defconfig ≈ 8 GiB).
 fn disk_need(config: &str, samples: bool) -> u64 {
     let opts = config
         .lines()
