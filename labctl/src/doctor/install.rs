@@ -248,9 +248,19 @@ pub struct Simulation {
     pub unknown: Vec<String>,
     /// apt's own error lines (E: ...), when it found no solution.
     pub errors: Vec<String>,
+    /// When it found no solution: the installed backports builds (`~bpo`) in its way,
+    /// from its "unmet dependencies" lines (`qemu-system-arm : Depends:
+    /// qemu-system-common (= 1:7.2…) but 1:10.0.2+ds-2+deb13u1~bpo12+1 is to be
+    /// installed`): (package, version).
+    pub bpo_blockers: Vec<(String, String)>,
 }
 
 impl Simulation {
+    /// It would remove something or found no solution: what makes a package one of
+    /// those that need installing from backports.
+    fn blocked(&self) -> bool {
+        !self.removes.is_empty() || !self.errors.is_empty()
+    }
     pub fn is_clean(&self) -> bool {
         self.removes.is_empty()
             && self.downgrades.is_empty()
@@ -263,7 +273,17 @@ impl Simulation {
 pub fn parse_apt_simulation(text: &str) -> Simulation {
     let mut s = Simulation::default();
     let mut in_downgrades = false;
+    let unmet = regex::Regex::new(
+        r"(?:Pre-Depends|Depends|Breaks|Conflicts): (\S+)[^\n]* but (\S+~bpo\S*) is (?:to be )?installed",
+    )
+    .expect("valid regex");
     for line in text.lines() {
+        if let Some(c) = unmet.captures(line) {
+            let item = (c[1].to_string(), c[2].to_string());
+            if !s.bpo_blockers.contains(&item) {
+                s.bpo_blockers.push(item);
+            }
+        }
         if in_downgrades {
             if line.starts_with("  ") {
                 s.downgrades
@@ -397,7 +417,7 @@ fn plan_apt(
             notes: vec![],
         });
     }
-    if sim.removes.is_empty() && sim.downgrades.is_empty() {
+    if sim.removes.is_empty() && sim.downgrades.is_empty() && sim.bpo_blockers.is_empty() {
         return Err(InstallError::Failed {
             command: shell_line(&apt_sim_argv(&[], None, pkgs), false),
             status: "apt found no solution".into(),
@@ -406,6 +426,11 @@ fn plan_apt(
     }
     match backports_plan(tool, distro, pkgs, &sim, sink)? {
         Some(p) => Ok(p),
+        None if sim.removes.is_empty() && sim.downgrades.is_empty() => Err(InstallError::Failed {
+            command: shell_line(&apt_sim_argv(&[], None, pkgs), false),
+            status: "apt found no solution".into(),
+            tail: sim.errors.join("\n"),
+        }),
         None => Err(conflict(pkgs, &sim, distro)),
     }
 }
@@ -495,7 +520,17 @@ fn backports_plan(
     let Some(codename) = distro.codename.as_deref() else {
         return Ok(None);
     };
-    if !sim.removes.iter().all(|(_, v)| v.contains("~bpo")) || !sim.downgrades.is_empty() {
+    // What is in the way: the builds apt would remove, or (no solution) the installed
+    // builds the new packages' dependencies do not match. All must be backports builds.
+    let in_the_way = if sim.removes.is_empty() {
+        &sim.bpo_blockers
+    } else {
+        &sim.removes
+    };
+    if in_the_way.is_empty()
+        || !in_the_way.iter().all(|(_, v)| v.contains("~bpo"))
+        || !sim.downgrades.is_empty()
+    {
         return Ok(None);
     }
     let suite = format!("{codename}-backports");
@@ -519,7 +554,7 @@ fn backports_plan(
     };
     let opts = private.as_ref().map(PrivateApt::opts).unwrap_or_default();
     if private.is_some() {
-        sink.emit(Event::Message { level: Level::Info, text: format!("checking {suite} on your mirror for packages that match the installed {} (private package lists; nothing changes yet)", sim.removes.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")) });
+        sink.emit(Event::Message { level: Level::Info, text: format!("checking {suite} on your mirror for packages that match the installed {} (private package lists; nothing changes yet)", in_the_way.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")) });
         let out = tool.query(&apt_update_argv(&opts))?;
         if !out.success() {
             return Ok(None);
@@ -543,15 +578,12 @@ fn backports_plan(
         return Ok(None);
     }
     let mut plan = Plan::default();
-    let removed: Vec<String> = sim
-        .removes
-        .iter()
-        .map(|(p, v)| format!("{p} {v}"))
-        .collect();
+    let installed: Vec<String> = in_the_way.iter().map(|(p, v)| format!("{p} {v}")).collect();
     plan.notes.push(format!(
-        "{} from {codename} would remove the installed {} (a {suite} build); labctl installs {} from {suite} instead, which removes nothing.",
+        "{} from {codename} would {} the installed {} (a {suite} build); labctl installs {} from {suite} instead, which removes nothing.",
         group.join(", "),
-        removed.join(", "),
+        if sim.removes.is_empty() { "not install beside" } else { "remove" },
+        installed.join(", "),
         group.join(", ")
     ));
     if !configured {
@@ -577,10 +609,10 @@ fn backports_plan(
     Ok(Some(plan))
 }
 
-/// The packages of `set` (whose install as a whole removes something) that remove
-/// something on their own, found by halving: a half whose simulation removes nothing
-/// holds none (more packages in one apt install do not take a removal back), so only
-/// removing halves are split. One culprit among the 18 packages of a bookworm host takes
+/// The packages of `set` (whose install as a whole removes something or finds no
+/// solution) that do so on their own, found by halving: a half whose simulation is not
+/// blocked holds none (more packages in one apt install do not take a removal or a
+/// conflict back), so only blocked halves are split. One culprit among the 18 packages of a bookworm host takes
 /// 10 simulations instead of 18, at about 1.7 s each.
 fn removal_causes(
     tool: &dyn PackageTool,
@@ -593,7 +625,7 @@ fn removal_causes(
     }
     let (a, b) = set.split_at(set.len() / 2);
     for half in [a, b] {
-        if !half.is_empty() && !simulate(tool, &[], None, half)?.removes.is_empty() {
+        if !half.is_empty() && simulate(tool, &[], None, half)?.blocked() {
             removal_causes(tool, half, out)?;
         }
     }
@@ -1130,6 +1162,86 @@ mod tests {
                 .all(|c| c.contains("Dir::State::Lists=")),
             "{calls:?}"
         );
+    }
+
+    #[test]
+    fn a_package_that_cannot_install_beside_a_backports_build_comes_from_backports() {
+        // qemu-x86 came from bookworm-backports (the main job's doctor did that); the
+        // test group's qemu-system-arm from bookworm needs bookworm's qemu-system-common,
+        // and apt finds no solution: it comes from backports too. Backports is already
+        // in the sources here, so there is no private list and no new source.
+        let mut apt = FakeApt::new(|argv, _| {
+            let from_bpo = argv
+                .windows(2)
+                .any(|w| w[0] == "-t" && w[1] == "bookworm-backports");
+            if argv.iter().any(|a| a == "qemu-system-arm") && !from_bpo {
+                "The following packages have unmet dependencies:\n qemu-system-arm : Depends: qemu-system-common (= 1:7.2+dfsg-7+deb12u18+b3) but 1:10.0.2+ds-2+deb13u1~bpo12+1 is to be installed\nE: Unable to correct problems, you have held broken packages.\n".into()
+            } else {
+                "Inst x (1 Debian [amd64])\n".into()
+            }
+        });
+        apt.entries = crate::source::apt::parse_deb822("Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates bookworm-backports\nComponents: main\n");
+        let s = parse_apt_simulation(&(apt.answer)(
+            &pkgs(&["apt-get", "-s", "install", "qemu-system-arm"]),
+            true,
+        ));
+        assert_eq!(
+            s.bpo_blockers,
+            [(
+                "qemu-system-common".to_string(),
+                "1:10.0.2+ds-2+deb13u1~bpo12+1".to_string()
+            )]
+        );
+        let p = plan(
+            &apt,
+            &super::super::parse_os_release(BOOKWORM, false),
+            &pkgs(&[
+                "rpm",
+                "docker-registry",
+                "mmdebstrap",
+                "gcc-aarch64-linux-gnu",
+                "qemu-system-arm",
+            ]),
+            &[],
+            &NullSink,
+        )
+        .unwrap();
+        assert_eq!(
+            installs(&p),
+            [
+                "apt-get install -y --no-install-recommends rpm docker-registry mmdebstrap gcc-aarch64-linux-gnu",
+                "apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-arm"
+            ]
+        );
+        assert!(
+            !p.steps.iter().any(|s| matches!(s, Step::AddSource { .. })),
+            "{:?}",
+            p.steps
+        );
+        assert!(
+            p.notes[0].contains(
+                "not install beside the installed qemu-system-common 1:10.0.2+ds-2+deb13u1~bpo12+1"
+            ),
+            "{:?}",
+            p.notes
+        );
+        // No solution without a backports build in the way stays apt's error.
+        let stuck = FakeApt::new(|argv, _| {
+            if argv.iter().any(|a| a == "qemu-system-arm") {
+                "E: Unable to correct problems, you have held broken packages.\n".into()
+            } else {
+                String::new()
+            }
+        });
+        let e = plan(
+            &stuck,
+            &super::super::parse_os_release(BOOKWORM, false),
+            &pkgs(&["qemu-system-arm"]),
+            &[],
+            &NullSink,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("apt found no solution"), "{e}");
     }
 
     #[test]
