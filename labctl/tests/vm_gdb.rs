@@ -7,9 +7,9 @@
 //! deletes the breakpoint and detaches; the guest then finishes and labctl exits 0 with
 //! hello's output. On the 5.10.46 lab build (host toolchain) and the newest 6.12.y lab
 //! build made with the debian:trixie toolchain (the very build tests/toolchain_real.rs
-//! makes: both ask for `6.12`, so a cold test home builds it once, not a second 6.12.y
-//! as when this test named 6.12.107), both in the persistent test home and built there
-//! when missing (`labctl kernel build`, which is a no-op when the build exists).
+//! makes: both ask for `6.12`, so they name one build whichever 6.12.y the mirror
+//! serves), both in the persistent test home and built there when missing (`labctl
+//! kernel build`, which is a no-op when the build exists).
 //!
 //! Without a kernel: a fake QEMU records its argv, so the stub's arguments, `nokaslr`
 //! and the printed command are checked in a second; `--backend vng` is refused.
