@@ -417,13 +417,7 @@ fn plan_apt(
             notes: vec![],
         });
     }
-    if sim.removes.is_empty() && sim.downgrades.is_empty() && sim.bpo_blockers.is_empty() {
-        return Err(InstallError::Failed {
-            command: shell_line(&apt_sim_argv(&[], None, pkgs), false),
-            status: "apt found no solution".into(),
-            tail: sim.errors.join("\n"),
-        });
-    }
+    // backports_plan says None at once when no backports build is in the way.
     match backports_plan(tool, distro, pkgs, &sim, sink)? {
         Some(p) => Ok(p),
         None if sim.removes.is_empty() && sim.downgrades.is_empty() => Err(InstallError::Failed {
@@ -560,9 +554,9 @@ fn backports_plan(
             return Ok(None);
         }
     }
-    // Which requested packages cause a removal on their own?
+    // Which requested packages cause the removal or the conflict on their own?
     let mut group = Vec::new();
-    removal_causes(tool, pkgs, &mut group)?;
+    blocking_packages(tool, pkgs, &mut group)?;
     let rest: Vec<String> = pkgs
         .iter()
         .filter(|p| !group.contains(p))
@@ -612,9 +606,9 @@ fn backports_plan(
 /// The packages of `set` (whose install as a whole removes something or finds no
 /// solution) that do so on their own, found by halving: a half whose simulation is not
 /// blocked holds none (more packages in one apt install do not take a removal or a
-/// conflict back), so only blocked halves are split. One culprit among the 18 packages of a bookworm host takes
-/// 10 simulations instead of 18, at about 1.7 s each.
-fn removal_causes(
+/// conflict back), so only blocked halves are split. One culprit among the 18 packages
+/// of a bookworm host takes 10 simulations instead of 18, at about 1.7 s each.
+fn blocking_packages(
     tool: &dyn PackageTool,
     set: &[String],
     out: &mut Vec<String>,
@@ -626,7 +620,7 @@ fn removal_causes(
     let (a, b) = set.split_at(set.len() / 2);
     for half in [a, b] {
         if !half.is_empty() && simulate(tool, &[], None, half)?.blocked() {
-            removal_causes(tool, half, out)?;
+            blocking_packages(tool, half, out)?;
         }
     }
     Ok(())
@@ -881,6 +875,17 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    /// `plan` for the apt packages `p` on Debian 12, no Python tools.
+    fn plan_bookworm(apt: &FakeApt, p: &[&str]) -> Result<Plan, InstallError> {
+        plan(
+            apt,
+            &super::super::parse_os_release(BOOKWORM, false),
+            &pkgs(p),
+            &[],
+            &NullSink,
+        )
+    }
+
     fn installs(p: &Plan) -> Vec<String> {
         p.steps
             .iter()
@@ -961,14 +966,7 @@ mod tests {
     #[test]
     fn a_clean_plan_installs_without_recommends() {
         let apt = FakeApt::new(|_, _| "Inst libbpf-dev (1:1.1.2 Debian [amd64])\n".into());
-        let p = plan(
-            &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["libbpf-dev", "python3-bpfcc"]),
-            &[],
-            &NullSink,
-        )
-        .unwrap();
+        let p = plan_bookworm(&apt, &["libbpf-dev", "python3-bpfcc"]).unwrap();
         assert_eq!(
             installs(&p),
             ["apt-get install -y --no-install-recommends libbpf-dev python3-bpfcc"]
@@ -996,14 +994,7 @@ mod tests {
             }
         });
         *apt.lists.borrow_mut() = false;
-        let p = plan(
-            &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["make"]),
-            &[],
-            &NullSink,
-        )
-        .unwrap();
+        let p = plan_bookworm(&apt, &["make"]).unwrap();
         assert_eq!(*apt.refreshes.borrow(), 1);
         assert_eq!(installs(&p).len(), 1);
         // Lists present but stale: the unknown package triggers one refresh, then it is found.
@@ -1017,25 +1008,11 @@ mod tests {
                 "Inst bpftool (7 Debian [amd64])\n".into()
             }
         });
-        plan(
-            &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["bpftool"]),
-            &[],
-            &NullSink,
-        )
-        .unwrap();
+        plan_bookworm(&apt, &["bpftool"]).unwrap();
         assert_eq!(*apt.refreshes.borrow(), 1);
         // Still unknown after the refresh: a clear error naming it.
         let apt = FakeApt::new(|_, _| "E: Unable to locate package nosuchpkg\n".into());
-        let e = plan(
-            &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["nosuchpkg"]),
-            &[],
-            &NullSink,
-        )
-        .unwrap_err();
+        let e = plan_bookworm(&apt, &["nosuchpkg"]).unwrap_err();
         assert!(
             matches!(&e, InstallError::Unknown { packages } if packages == &["nosuchpkg"]),
             "{e}"
@@ -1053,14 +1030,7 @@ mod tests {
                 "Inst make (4.3 Debian [amd64])\n".into()
             }
         });
-        let e = plan(
-            &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["make", "qemu-system-x86"]),
-            &[],
-            &NullSink,
-        )
-        .unwrap_err();
+        let e = plan_bookworm(&apt, &["make", "qemu-system-x86"]).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, InstallError::Conflict { .. }), "{msg}");
         assert!(
@@ -1092,7 +1062,7 @@ mod tests {
                 "Inst x (1 Debian [amd64])\n".into()
             }
         });
-        let many = pkgs(&[
+        let many = [
             "make",
             "flex",
             "bison",
@@ -1103,15 +1073,8 @@ mod tests {
             "qemu-system-x86",
             "llvm",
             "busybox-static",
-        ]);
-        let p = plan(
-            &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &many,
-            &[],
-            &NullSink,
-        )
-        .unwrap();
+        ];
+        let p = plan_bookworm(&apt, &many).unwrap();
         assert_eq!(
             installs(&p),
             [
@@ -1192,18 +1155,15 @@ mod tests {
                 "1:10.0.2+ds-2+deb13u1~bpo12+1".to_string()
             )]
         );
-        let p = plan(
+        let p = plan_bookworm(
             &apt,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&[
+            &[
                 "rpm",
                 "docker-registry",
                 "mmdebstrap",
                 "gcc-aarch64-linux-gnu",
                 "qemu-system-arm",
-            ]),
-            &[],
-            &NullSink,
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -1233,14 +1193,7 @@ mod tests {
                 String::new()
             }
         });
-        let e = plan(
-            &stuck,
-            &super::super::parse_os_release(BOOKWORM, false),
-            &pkgs(&["qemu-system-arm"]),
-            &[],
-            &NullSink,
-        )
-        .unwrap_err();
+        let e = plan_bookworm(&stuck, &["qemu-system-arm"]).unwrap_err();
         assert!(e.to_string().contains("apt found no solution"), "{e}");
     }
 
