@@ -7,7 +7,7 @@
 //!   src/linux-<ver>-<sha8>/           extracted trees, renamed into place when complete
 //!   configs/                          `kernel config` outputs
 //!   builds/<ver>-<cfg8>-<tool8>/      build tree, artifacts/, build.json, build.log, reproduce.sh
-//!   guests/<hash>.cpio.gz             initramfs images
+//!   guests/<hash>.cpio                initramfs images
 //!   runs/<time>-<ver>/                console.log, results.json, junit.xml, per-test logs
 //!   examples/<key>/, bcc-headers/     host-side builds of examples-bpf/, merged BCC headers
 //!   toolchains/tarballs/, <name>/root `--toolchain debian:<suite>` tarballs and unpacked roots
@@ -109,7 +109,7 @@ pub enum CacheKey {
     Config(String),
     /// `builds/<key>/`: one build folder.
     Build(String),
-    /// `guests/<hash16>.cpio.gz`: one guest image.
+    /// `guests/<hash16>.cpio`: one guest image.
     Guest(String),
     /// `runs/<name>/`: one `vm test` / `vm run` folder, held while the run writes it.
     Run(String),

@@ -89,7 +89,11 @@ pub fn entry_key(kind: &str, name: &str) -> Option<CacheKey> {
             None => CacheKey::Config(base.to_string()),
         },
         "builds" => CacheKey::Build(base.to_string()),
-        "guests" => match base.strip_suffix(".cpio.gz") {
+        // `.cpio.gz`: the gzip images of labctl before 2026-12-02.
+        "guests" => match base
+            .strip_suffix(".cpio")
+            .or_else(|| base.strip_suffix(".cpio.gz"))
+        {
             Some(h) => CacheKey::Guest(h.to_string()),
             None => return None,
         },
@@ -410,7 +414,11 @@ mod tests {
             CacheKey::Guest("0123456789abcdef".into())
         );
         assert_eq!(
-            k("guests", ".0123456789abcdef.cpio.gz.tmp-5-0"),
+            k("guests", "0123456789abcdef.cpio"),
+            CacheKey::Guest("0123456789abcdef".into())
+        );
+        assert_eq!(
+            k("guests", ".0123456789abcdef.cpio.tmp-5-0"),
             CacheKey::Guest("0123456789abcdef".into())
         );
         assert_eq!(entry_key("guests", "accel.json"), None);

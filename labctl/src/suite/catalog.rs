@@ -76,9 +76,18 @@ pub struct Sample {
     /// The program runs until killed: reaching the timeout is fine if `expect` matched.
     #[serde(default)]
     pub runs_forever: bool,
+    /// An extended regex (busybox `grep -E` in the guest): once the output matches, the
+    /// program gets SIGINT, which it must handle by printing its totals and exiting 0.
+    /// The judge is unchanged; the program just stops once it has shown its result.
+    #[serde(default)]
+    pub stop_on: Option<String>,
     /// Safe to run concurrently with test_bpf and the other parallel samples.
     #[serde(default)]
     pub parallel: bool,
+    /// CPU-bound with nothing timed: runs at nice 19 in the parallel batch
+    /// ([`SuiteTest::nice`](super::tests::SuiteTest::nice)).
+    #[serde(default)]
+    pub nice: bool,
     /// Runs (with `pre`) in a network namespace of its own whose lo is up: a program
     /// that drops every packet on lo (xdp1) then leaves the other samples' lo alone.
     #[serde(default)]
@@ -124,6 +133,23 @@ pub fn parse_samples(text: &str) -> Result<Vec<Sample>, SuiteError> {
             regex::Regex::new(r).map_err(|e| SuiteError::Data {
                 file: "samples.toml",
                 message: format!("{}: bad reject regex: {e}", s.name),
+            })?;
+        }
+        if let Some(r) = &s.stop_on {
+            // POSIX ERE in the guest: no Perl classes (\d, \s), which glibc's ERE lacks.
+            let perl = ["\\d", "\\s", "\\w", "\\D", "\\S", "\\W"];
+            if r.is_empty() || perl.iter().any(|c| r.contains(c)) {
+                return Err(SuiteError::Data {
+                    file: "samples.toml",
+                    message: format!(
+                        "{}: stop_on {r:?} must be a non-empty POSIX extended regex (use [0-9], [[:space:]])",
+                        s.name
+                    ),
+                });
+            }
+            regex::Regex::new(r).map_err(|e| SuiteError::Data {
+                file: "samples.toml",
+                message: format!("{}: bad stop_on regex: {e}", s.name),
             })?;
         }
         if !super::guest::safe_name(&s.name) || s.name.contains('/') {
@@ -490,12 +516,32 @@ mod tests {
             absent: vec![],
             reject: None,
             runs_forever: false,
+            stop_on: None,
             parallel: false,
+            nice: false,
             netns: false,
         };
         assert!(s.exists_in(&v("5.10.46")).unwrap());
         assert!(!s.exists_in(&v("6.1.8")).unwrap());
         assert!(!s.exists_in(&v("4.19")).unwrap());
+    }
+
+    #[test]
+    fn stop_on_must_be_a_posix_extended_regex() {
+        let base =
+            "[[sample]]\nname='a'\nkind='k'\nsince='5.4'\ntrigger='t'\ntimeout_s=1\nexpect='x'\n";
+        let ok = parse_samples(&format!(
+            "{base}stop_on='proto 1:[[:space:]]+[1-9][0-9]*'\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok[0].stop_on.as_deref(),
+            Some("proto 1:[[:space:]]+[1-9][0-9]*")
+        );
+        for bad in [r"count \d+", r"a\s+b", ""] {
+            let e = parse_samples(&format!("{base}stop_on='{bad}'\n")).unwrap_err();
+            assert!(e.to_string().contains("POSIX extended regex"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "checks/btf_check.c",
         include_str!("../../../examples-bpf/checks/btf_check.c"),
     ),
+    (
+        "checks/ptyrun.c",
+        include_str!("../../../examples-bpf/checks/ptyrun.c"),
+    ),
 ];
 
 /// BCC's hello world (run from the host's filesystem over vng's 9p root).
@@ -94,6 +98,7 @@ pub const OUTPUTS: &[&str] = &[
     "core-hello",
     "core_hello.bpf.o",
     "btf-check",
+    "ptyrun",
 ];
 
 /// How a loader is linked.

@@ -196,7 +196,7 @@ pub enum VmError {
         excerpt: String,
         log: PathBuf,
     },
-    #[error("the guest did not finish booting within {}s (no `labctl-init: up` on the console); raise --boot-timeout or check the kernel's console options (SERIAL_8250_CONSOLE, BLK_DEV_INITRD, RD_GZIP, DEVTMPFS). Console excerpt:\n{excerpt}\n(full console: {})", timeout.as_secs(), log.display())]
+    #[error("the guest did not finish booting within {}s (no `labctl-init: up` on the console); raise --boot-timeout or check the kernel's console options (SERIAL_8250_CONSOLE, BLK_DEV_INITRD, DEVTMPFS). Console excerpt:\n{excerpt}\n(full console: {})", timeout.as_secs(), log.display())]
     BootTimeout {
         timeout: Duration,
         excerpt: String,

@@ -143,7 +143,7 @@ fn prune_and_dry_run_skip_entries_whose_writer_holds_the_lock() {
         &s.home.join(format!("runs/{run_name}/console.log")),
         "booting",
     );
-    put(&s.home.join("guests/0123456789abcdef.cpio.gz"), "img");
+    put(&s.home.join("guests/0123456789abcdef.cpio"), "img");
     put(
         &s.home.join("configs/.work/5.10.46-0a0b0c0d/.config"),
         "CONFIG_BPF=y\n",
@@ -164,7 +164,7 @@ fn prune_and_dry_run_skip_entries_whose_writer_holds_the_lock() {
     let busy = [
         format!("builds/{build}"),
         format!("runs/{run_name}"),
-        "guests/0123456789abcdef.cpio.gz".into(),
+        "guests/0123456789abcdef.cpio".into(),
         "configs/.work/5.10.46-0a0b0c0d".into(),
         "examples/abcd".into(),
     ];

@@ -27,6 +27,10 @@ impl SuiteTest for BpftoolBtf {
     fn parallel(&self) -> bool {
         true
     }
+    /// Parses all of vmlinux's BTF: CPU, nothing timed.
+    fn nice(&self) -> bool {
+        true
+    }
     fn needs(&self) -> Needs {
         Needs {
             bpftool: true,

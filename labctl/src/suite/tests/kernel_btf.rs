@@ -30,6 +30,10 @@ impl SuiteTest for KernelBtf {
     fn parallel(&self) -> bool {
         true
     }
+    /// Parses all of vmlinux's BTF: CPU, nothing timed.
+    fn nice(&self) -> bool {
+        true
+    }
     fn guest_script(&self, _ctx: &ScriptCtx) -> String {
         let secs = self.timeout().as_secs().max(1);
         format!("run {secs} $S/bin/btf-check; rc=$?\n")

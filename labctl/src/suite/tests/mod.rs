@@ -43,6 +43,14 @@ pub trait SuiteTest: Send + Sync + std::fmt::Debug {
     fn parallel(&self) -> bool {
         false
     }
+    /// CPU-bound with nothing timed: in the parallel batch it runs at nice 19, so the
+    /// tests that sleep between steps (the samples' one-second loops) and the serial
+    /// tests get the CPU as soon as they wake; it takes the rest. The lab kernels are
+    /// uniprocessor, so the batch shares one CPU (bench/suite.sh on 5.10.262: 8.9 → 8.1
+    /// s). Ignored for serial tests.
+    fn nice(&self) -> bool {
+        false
+    }
     /// What the host must provide for it (payload, tools, the vng boot).
     fn needs(&self) -> Needs {
         Needs::default()

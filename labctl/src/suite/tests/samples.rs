@@ -65,12 +65,17 @@ impl SuiteTest for SampleTest {
     fn parallel(&self) -> bool {
         self.sample.parallel
     }
+    fn nice(&self) -> bool {
+        self.sample.nice
+    }
+    /// A sample stopped on its output (`stop_on`) needs examples-bpf's ptyrun.
     fn needs(&self) -> Needs {
         Needs {
             sample: Some(SampleFiles {
                 program: self.sample.name.clone(),
                 objects: self.sample.objects.clone(),
             }),
+            examples: self.sample.stop_on.is_some(),
             ..Needs::default()
         }
     }
@@ -87,7 +92,11 @@ impl SuiteTest for SampleTest {
         let s = &self.sample;
         {
             let args: Vec<String> = s.args.iter().map(|a| q(a)).collect();
-            let runner = if s.runs_forever { "run_int" } else { "run" };
+            let runner = match (&s.stop_on, s.runs_forever) {
+                (Some(re), _) => format!("run_until {secs} {}", q(re)),
+                (None, true) => format!("run_int {secs}"),
+                (None, false) => format!("run {secs}"),
+            };
             let name = format!("./{}", s.name);
             if s.netns {
                 // A namespace held by a sleeping process; `pre` and the program enter it.
@@ -99,7 +108,7 @@ impl SuiteTest for SampleTest {
                 return format!(
                     "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\n\
 elif ! netns {hold}; then echo \"labctl: no network namespace for {n} (CONFIG_NET_NS)\"; rc=127; kill $NS 2>/dev/null\n\
-else\n{pre}{runner} {secs} nsenter -t $NS -n {name}{sp}{args}; rc=$?; kill $NS 2>/dev/null\nfi\ncd /\n",
+else\n{pre}{runner} nsenter -t $NS -n {name}{sp}{args}; rc=$?; kill $NS 2>/dev/null\nfi\ncd /\n",
                     n = s.name,
                     hold = secs + 30,
                     sp = if args.is_empty() { "" } else { " " },
@@ -112,7 +121,7 @@ else\n{pre}{runner} {secs} nsenter -t $NS -n {name}{sp}{args}; rc=$?; kill $NS 2
                 .map(|p| format!("{p}\n"))
                 .unwrap_or_default();
             format!(
-                "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\nelse\n{pre}{runner} {secs} {name}{sp}{args}; rc=$?\nfi\ncd /\n",
+                "cd $S/samples\nif [ ! -x {name} ]; then echo \"labctl: missing {n}\"; rc=127\nelse\n{pre}{runner} {name}{sp}{args}; rc=$?\nfi\ncd /\n",
                 n = s.name,
                 sp = if args.is_empty() { "" } else { " " },
                 args = args.join(" ")
@@ -238,7 +247,9 @@ mod tests {
             absent: vec![],
             reject: None,
             runs_forever: forever,
+            stop_on: None,
             parallel: false,
+            nice: false,
             netns: false,
         }
     }

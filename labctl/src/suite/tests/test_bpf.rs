@@ -74,6 +74,10 @@ impl SuiteTest for TestBpf {
     fn parallel(&self) -> bool {
         true
     }
+    /// Hundreds of programs JIT-compiled and run in the kernel: CPU, nothing timed.
+    fn nice(&self) -> bool {
+        true
+    }
     fn needs(&self) -> Needs {
         Needs {
             test_bpf_ko: true,
