@@ -294,6 +294,15 @@ pub struct LockGuard {
 /// whatever `path` is (a symlink included) instead of writing through it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
+    write_atomic_with(path, |f| f.write_all(data))
+}
+
+/// [`write_atomic`] with `fill` writing the temporary file, for contents streamed from
+/// elsewhere (a copy of another file) rather than held in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).ctx("create directory", dir)?;
     // pid + a per-process counter: two threads writing the same path never share a temp file.
@@ -315,7 +324,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         }
         r => r.ctx("create", &tmp)?,
     };
-    f.write_all(data).ctx("write", &tmp)?;
+    fill(&mut f).ctx("write", &tmp)?;
     f.sync_all().ctx("fsync", &tmp)?;
     std::fs::rename(&tmp, path).ctx("rename into place", path)?;
     Ok(())

@@ -273,12 +273,14 @@ impl Simulation {
 pub fn parse_apt_simulation(text: &str) -> Simulation {
     let mut s = Simulation::default();
     let mut in_downgrades = false;
-    let unmet = regex::Regex::new(
-        r"(?:Pre-Depends|Depends|Breaks|Conflicts): (\S+)[^\n]* but (\S+~bpo\S*) is (?:to be )?installed",
-    )
-    .expect("valid regex");
+    static UNMET: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?:Pre-Depends|Depends|Breaks|Conflicts): (\S+)[^\n]* but (\S+~bpo\S*) is (?:to be )?installed",
+        )
+        .expect("valid regex")
+    });
     for line in text.lines() {
-        if let Some(c) = unmet.captures(line) {
+        if let Some(c) = UNMET.captures(line) {
             let item = (c[1].to_string(), c[2].to_string());
             if !s.bpo_blockers.contains(&item) {
                 s.bpo_blockers.push(item);
@@ -661,12 +663,14 @@ fn system_ca_bundle() -> Option<PathBuf> {
 /// Packages whose file the mirror answered with 404 in apt's output (`Failed to fetch
 /// …/pool/…/libbpf-dev_0.3-2%2bdeb11u1_amd64.deb  404  Not Found`): (package, version).
 pub fn unserved_packages(apt_output: &str) -> Vec<(String, String)> {
-    let re = regex::Regex::new(
-        r"Failed to fetch \S*/([A-Za-z0-9.+-]+)_([^_/\s]+)_[A-Za-z0-9]+\.deb\s+404",
-    )
-    .expect("valid regex");
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"Failed to fetch \S*/([A-Za-z0-9.+-]+)_([^_/\s]+)_[A-Za-z0-9]+\.deb\s+404",
+        )
+        .expect("valid regex")
+    });
     let mut out: Vec<(String, String)> = Vec::new();
-    for c in re.captures_iter(apt_output) {
+    for c in RE.captures_iter(apt_output) {
         let version = c[2]
             .replace("%2b", "+")
             .replace("%2B", "+")

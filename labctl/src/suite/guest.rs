@@ -51,11 +51,14 @@ end() { echo "@@LABCTL-END $1 rc=$2 t=$(now)"; }
 # left running in its session (tracex2's dd of 5M writes) is killed when it ends, so it
 # cannot slow the tests after it: $! is the session's leader (setsid only forks when it
 # is a process group leader, and a shell without job control never makes one).
-run() { t=$1; shift; setsid timeout -s KILL "$t" "$@" > $OUT 2>&1 < /dev/null & p=$!; wait $p; rc=$?; kill -KILL -$p 2>/dev/null; head -c 1000000 $OUT; return $rc; }
+run() { t=$1; shift; setsid timeout -s KILL "$t" "$@" > $OUT 2>&1 < /dev/null & reap $!; }
+# reap PID: every runner's end: wait for the session leader PID, kill what is left in its
+# session, print the captured output, return its exit status.
+reap() { wait $1; rc=$?; kill -KILL -$1 2>/dev/null; head -c 1000000 $OUT; return $rc; }
 # run_int SECS CMD...: for programs that run until stopped: SIGINT (they flush and
 # detach on it), SIGKILL 5 s later. Two timeouts, not `-k`: Debian 11's busybox (1.30)
 # has no -k.
-run_int() { t=$1; shift; setsid timeout -s KILL $((t + 5)) timeout -s INT "$t" "$@" > $OUT 2>&1 < /dev/null & p=$!; wait $p; rc=$?; kill -KILL -$p 2>/dev/null; head -c 1000000 $OUT; return $rc; }
+run_int() { t=$1; shift; setsid timeout -s KILL $((t + 5)) timeout -s INT "$t" "$@" > $OUT 2>&1 < /dev/null & reap $!; }
 # run_until SECS ERE CMD...: run_int, and SIGINT as soon as the output matches the
 # extended regex ERE: for programs whose SIGINT handler prints their totals and exits 0
 # (xdp1, tracex2), so they stop once they have shown what they are judged on instead of
@@ -66,7 +69,7 @@ gone() { [ ! -e /proc/$1/status ] || grep -q '^State:[[:space:]]*Z' /proc/$1/sta
 run_until() { t=$1; re=$2; shift 2; pty=; [ -x $S/bin/ptyrun ] && pty=$S/bin/ptyrun
   setsid timeout -s KILL $((t + 5)) timeout -s INT "$t" $pty "$@" > $OUT 2>&1 < /dev/null & p=$!
   while ! gone $p && ! grep -Eq -- "$re" $OUT; do sleep 0.1; done
-  gone $p || kill -INT $p 2>/dev/null; wait $p; rc=$?; kill -KILL -$p 2>/dev/null; head -c 1000000 $OUT; return $rc; }
+  gone $p || kill -INT $p 2>/dev/null; reap $p; }
 # netns SECS: a network namespace held by a sleeping process $NS for SECS, its lo up.
 # Fails unless $NS really is in another namespace than this shell (never the shared lo).
 netns() { unshare -n sleep "$1" & NS=$!; i=0; me=$(readlink /proc/$$/ns/net)
